@@ -1,0 +1,167 @@
+"""A function's configuration and Lambda's limits on it.
+
+Values out of Lambda's ranges are refused with the error Lambda gives
+(``ValidationException`` with its "1 validation error detected" text), never clamped.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import warnings
+from pathlib import Path
+
+import msgspec
+
+from .errors import InvalidParameterValueException, ValidationException
+
+MIN_MEMORY_MB = 128
+MAX_MEMORY_MB = 10_240
+MIN_TIMEOUT_S = 1
+MAX_TIMEOUT_S = 900
+MAX_ENV_BYTES = 4 * 1024
+SYNC_PAYLOAD_LIMIT = 6 * 1024 * 1024
+ASYNC_PAYLOAD_LIMIT = 1024 * 1024
+RESPONSE_PAYLOAD_LIMIT = 6 * 1024 * 1024 + 100
+
+LOCAL_PYTHON = f"python{sys.version_info.major}.{sys.version_info.minor}"
+_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+_PYTHON_RUNTIME = re.compile(r"^python3\.(\d+)$")
+_RESERVED_ENV = frozenset(
+    {
+        "_HANDLER",
+        "AWS_REGION",
+        "AWS_DEFAULT_REGION",
+        "AWS_EXECUTION_ENV",
+        "AWS_LAMBDA_FUNCTION_NAME",
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+        "AWS_LAMBDA_FUNCTION_VERSION",
+        "AWS_LAMBDA_INITIALIZATION_TYPE",
+        "AWS_LAMBDA_LOG_GROUP_NAME",
+        "AWS_LAMBDA_LOG_STREAM_NAME",
+        "AWS_LAMBDA_RUNTIME_API",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "LAMBDA_TASK_ROOT",
+        "LAMBDA_RUNTIME_DIR",
+    }
+)
+
+
+class FunctionConfig(msgspec.Struct, kw_only=True):
+    """What a function is: its code, handler and the resources Lambda would give it.
+
+    ``code`` is a directory holding the handler module.  ``reserved_concurrency``
+    caps (and reserves) concurrent executions; ``provisioned`` keeps that many
+    workers initialised and ready.  ``prefork=False`` starts every worker as a fresh
+    interpreter instead of a fork of the template, for code that is not fork-safe.
+    """
+
+    name: str
+    handler: str
+    code: str = "."
+    runtime: str = LOCAL_PYTHON
+    memory_mb: int = MIN_MEMORY_MB
+    timeout_s: int = 3
+    env: dict[str, str] = {}
+    reserved_concurrency: int | None = None
+    provisioned: int = 0
+    role: str | None = None
+    description: str = ""
+    architecture: str = "x86_64"
+    prefork: bool = True
+
+    def validate(self) -> FunctionConfig:
+        """Check Lambda's limits; return self so calls can chain."""
+        _check_name(self.name)
+        _check_range(self.memory_mb, "memorySize", MIN_MEMORY_MB, MAX_MEMORY_MB)
+        _check_range(self.timeout_s, "timeout", MIN_TIMEOUT_S, MAX_TIMEOUT_S)
+        if self.reserved_concurrency is not None:
+            _check_range(self.reserved_concurrency, "reservedConcurrentExecutions", 0, 1_000_000)
+        _check_range(self.provisioned, "provisionedConcurrentExecutions", 0, 1_000_000)
+        if self.architecture not in ("x86_64", "arm64"):
+            raise ValidationException(
+                f"1 validation error detected: Value '[{self.architecture}]' at 'architectures' "
+                "failed to satisfy constraint: Member must satisfy enum value set: [x86_64, arm64]"
+            )
+        if not self.handler:
+            raise InvalidParameterValueException("Handler is required for Zip packages.")
+        _check_env(self.env)
+        python_minor(self.runtime)  # refuses runtimes this machine cannot run
+        if not Path(self.code).is_dir():
+            raise InvalidParameterValueException(
+                f"Code for function '{self.name}' not found: '{self.code}' is not a directory. "
+                "Give the directory that holds the handler module."
+            )
+        return self
+
+
+def python_minor(runtime: str) -> int:
+    """The Python minor version a ``python3.X`` runtime asks for.
+
+    A runtime newer than this machine's Python runs on this machine's Python, with a
+    warning that says so; other runtime families are refused until they are supported.
+    """
+    match = _PYTHON_RUNTIME.match(runtime)
+    if match is None:
+        raise InvalidParameterValueException(
+            f"The runtime parameter of {runtime} is not supported by this fastinvoke: "
+            f"use a Python runtime (python3.8 to python3.14; this machine runs {LOCAL_PYTHON})."
+        )
+    minor = int(match.group(1))
+    if minor != sys.version_info.minor:
+        warnings.warn(
+            f"runtime {runtime} runs on this machine's {LOCAL_PYTHON}; "
+            f"install Python 3.{minor} and run fastinvoke with it for an exact match",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+    return minor
+
+
+def _check_name(name: str) -> None:
+    if len(name) > 64:
+        raise ValidationException(
+            f"1 validation error detected: Value '{name}' at 'functionName' failed to satisfy "
+            "constraint: Member must have length less than or equal to 64"
+        )
+    if not _NAME.match(name):
+        raise ValidationException(
+            f"1 validation error detected: Value '{name}' at 'functionName' failed to satisfy "
+            "constraint: Member must satisfy regular expression pattern: [a-zA-Z0-9-_]+"
+        )
+
+
+def _check_range(value: int, field: str, low: int, high: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValidationException(
+            f"1 validation error detected: Value '{value}' at '{field}' failed to satisfy "
+            "constraint: Member must be an integer"
+        )
+    if value < low:
+        raise ValidationException(
+            f"1 validation error detected: Value '{value}' at '{field}' failed to satisfy "
+            f"constraint: Member must have value greater than or equal to {low}"
+        )
+    if value > high:
+        raise ValidationException(
+            f"1 validation error detected: Value '{value}' at '{field}' failed to satisfy "
+            f"constraint: Member must have value less than or equal to {high}"
+        )
+
+
+def _check_env(env: dict[str, str]) -> None:
+    reserved = sorted(_RESERVED_ENV.intersection(env))
+    if reserved:
+        raise InvalidParameterValueException(
+            "Lambda was unable to configure your environment variables because the environment "
+            f"variables you have provided contains reserved keys that are currently not supported "
+            f"for modification. Reserved keys used in this request: {', '.join(reserved)}"
+        )
+    size = len(msgspec.json.encode(env))
+    if size > MAX_ENV_BYTES:
+        raise InvalidParameterValueException(
+            "Lambda was unable to configure your environment variables because the environment "
+            f"variables you have provided exceeded the 4KB limit. String measured: {size} bytes"
+        )

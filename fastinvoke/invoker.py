@@ -1,0 +1,363 @@
+"""The embedded API: create functions and invoke them, synchronously or with asyncio.
+
+``Invoker`` owns a state directory, the dispatcher (the ZeroMQ ROUTER the workers talk
+to) and the supervisor (templates, workers, deadlines).  ``invoke`` follows Lambda's
+semantics: a function error is a result (``function_error="Unhandled"``), never an
+exception; only caller errors (unknown function, bad payload, throttling) raise, as the
+``ServiceError`` Lambda would answer with.  ``call`` is the convenience that decodes the
+result and raises ``FunctionError`` instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import os
+import shutil
+import tempfile
+import threading
+import uuid
+from types import TracebackType
+from typing import Any
+
+import msgspec
+
+from . import logs
+from .config import ASYNC_PAYLOAD_LIMIT, SYNC_PAYLOAD_LIMIT, FunctionConfig
+from .dispatch import Dispatcher, Invocation
+from .errors import (
+    FunctionError,
+    InvalidRequestContentException,
+    RequestEntityTooLargeException,
+    ResourceConflictException,
+    ResourceNotFoundException,
+    ServiceException,
+    TooManyRequestsException,
+    ValidationException,
+)
+from .metering import OUT_OF_MEMORY, TIMEOUT, new_meter, snapshot
+from .pool.supervisor import Supervisor
+from .pool.workers import FunctionPool
+
+ACCOUNT_LIMIT = 1000
+_INVOCATION_TYPES = ("RequestResponse", "Event", "DryRun")
+_validate_json = msgspec.json.decode
+_encode_json = msgspec.json.encode
+
+
+class InvokeResult(msgspec.Struct, frozen=True):
+    """What Lambda's Invoke answers (botocore's field names in snake case).
+
+    ``payload`` holds the result bytes exactly as the function produced them, or the
+    error document when ``function_error`` is set.
+    """
+
+    status_code: int
+    payload: bytes = b""
+    function_error: str | None = None
+    log_result: str | None = None
+    executed_version: str | None = None
+    request_id: str = ""
+
+
+class Invoker:
+    """Run Lambda-style functions in warm pools of isolated worker processes.
+
+    Parameters
+    ----------
+    state_dir:
+        Where sockets and logs live.  None: a private temporary directory, removed on
+        ``close``.
+    keep_warm_s:
+        How long an idle worker is kept before it is stopped (Lambda keeps environments
+        for minutes; default 10 minutes).
+    max_workers:
+        Most workers one function may have; invocations beyond it wait for a free
+        worker.  None: the function's concurrency limit.
+    billing:
+        ``classic`` (100 ms units, Init not billed) or ``current`` (1 ms, Init billed).
+    region, account_id:
+        Used in ARNs and in the functions' environment.
+    """
+
+    def __init__(
+        self,
+        state_dir: str | os.PathLike[str] | None = None,
+        *,
+        keep_warm_s: float = 600.0,
+        max_workers: int | None = None,
+        billing: str = "classic",
+        region: str = "us-east-1",
+        account_id: str = "123456789012",
+    ) -> None:
+        new_meter(billing)  # refuse an unknown preset before anything starts
+        self._own_state_dir = state_dir is None
+        self.state_dir = (tempfile.mkdtemp(prefix="fastinvoke-") if state_dir is None
+                          else os.fspath(state_dir))
+        os.makedirs(self.state_dir, exist_ok=True)
+        self.region = region
+        self.account_id = account_id
+        self.billing = billing
+        self._max_workers = max_workers
+        self._pools: dict[str, FunctionPool] = {}
+        self._logbook = logs.LogBook()
+        self._closed = False
+        self._admin = threading.Lock()
+        self._dispatcher = Dispatcher(f"ipc://{self.state_dir}/workers")
+        self._dispatcher.account = self._account
+        self._supervisor = Supervisor(self._dispatcher, self.state_dir, region, keep_warm_s)
+
+    # -- functions --------------------------------------------------------------------------
+
+    def create_function(self, config: FunctionConfig) -> FunctionConfig:
+        """Add a function and start its Init in the background."""
+        config.validate()
+        with self._admin:
+            self._check_open()
+            if config.name in self._pools:
+                raise ResourceConflictException(f"Function already exist: {config.name}")
+            limit = ACCOUNT_LIMIT if config.reserved_concurrency is None \
+                else config.reserved_concurrency
+            if self._max_workers is not None:
+                limit = min(limit, self._max_workers)
+            pool = FunctionPool(config, new_meter(self.billing), limit)
+            self._pools[config.name] = pool
+            with self._dispatcher.lock:
+                self._supervisor.add(pool)
+        return config
+
+    def delete_function(self, name: str) -> None:
+        """Remove a function; invocations still waiting for it fail."""
+        with self._admin:
+            pool = self._pool(name)
+            del self._pools[name]
+            with self._dispatcher.lock:
+                self._supervisor.remove(pool)
+        self._logbook.forget(name)
+
+    def get_function(self, name: str) -> FunctionConfig:
+        return self._pool(name).config
+
+    def list_functions(self) -> list[FunctionConfig]:
+        return [pool.config for pool in self._pools.values()]
+
+    def function_arn(self, name: str) -> str:
+        return f"arn:aws:lambda:{self.region}:{self.account_id}:function:{name}"
+
+    # -- invoking ---------------------------------------------------------------------------
+
+    def invoke(
+        self,
+        function_name: str,
+        event: Any = None,
+        *,
+        invocation_type: str = "RequestResponse",
+        log_type: str | None = None,
+        client_context: dict[str, Any] | str | None = None,
+        qualifier: str | None = None,
+    ) -> InvokeResult:
+        """Invoke a function as Lambda's Invoke API does (thread-safe).
+
+        ``event`` is any JSON-serialisable value, or ``bytes`` holding JSON as it came
+        off the wire (validated).  ``client_context`` is a dict, or Lambda's base64 of a
+        JSON object.  Raises ``ServiceError`` subclasses for what Lambda answers with an
+        HTTP error; a function error is returned in the result.
+        """
+        invocation = self._prepare(function_name, event, invocation_type, client_context,
+                                   qualifier)
+        if type(invocation) is InvokeResult:
+            return invocation
+        self._dispatcher.submit(invocation)
+        self._dispatcher.wait(invocation)
+        return self._result(invocation, log_type)
+
+    async def ainvoke(
+        self,
+        function_name: str,
+        event: Any = None,
+        *,
+        invocation_type: str = "RequestResponse",
+        log_type: str | None = None,
+        client_context: dict[str, Any] | str | None = None,
+        qualifier: str | None = None,
+    ) -> InvokeResult:
+        """``invoke`` for asyncio: awaits the result on the running loop (uvloop too)."""
+        invocation = self._prepare(function_name, event, invocation_type, client_context,
+                                   qualifier)
+        if type(invocation) is InvokeResult:
+            return invocation
+        loop = asyncio.get_running_loop()
+        invocation.loop = loop
+        invocation.loop_thread = threading.get_ident()
+        invocation.future = loop.create_future()
+        self._dispatcher.submit(invocation)
+        await self._dispatcher.wait_async(invocation)
+        return self._result(invocation, log_type)
+
+    def call(self, function_name: str, event: Any = None) -> Any:
+        """Invoke synchronously and return the decoded result; raise ``FunctionError``."""
+        result = self.invoke(function_name, event)
+        if result.function_error is not None:
+            raise FunctionError(_validate_json(result.payload), result.payload, result.request_id)
+        return _validate_json(result.payload) if result.payload else None
+
+    def _prepare(self, function_name: str, event: Any, invocation_type: str,
+                 client_context: dict[str, Any] | str | None,
+                 qualifier: str | None) -> Invocation | InvokeResult:
+        if invocation_type not in _INVOCATION_TYPES:
+            raise ValidationException(
+                f"1 validation error detected: Value '{invocation_type}' at 'invocationType' "
+                "failed to satisfy constraint: Member must satisfy enum value set: "
+                "[Event, RequestResponse, DryRun]"
+            )
+        pool = self._invocable(function_name, qualifier)
+        limit = ASYNC_PAYLOAD_LIMIT if invocation_type == "Event" else SYNC_PAYLOAD_LIMIT
+        body = _event_bytes(event, invocation_type, limit)
+        request_id = str(uuid.uuid4())
+        if invocation_type == "DryRun":
+            return InvokeResult(204, request_id=request_id)
+        if pool.config.reserved_concurrency == 0:
+            pool.meter.throttled()
+            raise TooManyRequestsException("ReservedFunctionConcurrentInvocationLimitExceeded")
+        context = _client_context(client_context) if invocation_type != "Event" else None
+        invocation = Invocation(request_id, pool, body, self.function_arn(pool.name), context)
+        if invocation_type == "Event":
+            invocation.callback = _ignore_result
+            self._dispatcher.submit(invocation)
+            return InvokeResult(202, request_id=request_id)
+        return invocation
+
+    def _result(self, invocation: Invocation, log_type: str | None) -> InvokeResult:
+        return InvokeResult(
+            200,
+            invocation.payload,
+            None if invocation.error_type is None else "Unhandled",
+            logs.tail(invocation.log_text) if log_type == "Tail" else None,
+            "$LATEST",
+            invocation.request_id,
+        )
+
+    def _account(self, invocation: Invocation) -> None:
+        """Meter a finished invocation and write its log lines (dispatcher lock held)."""
+        pool = invocation.pool
+        memory_mb = pool.config.memory_mb
+        invocation.billed_ms = pool.meter.record(invocation.duration_ns, invocation.init_ns,
+                                                 memory_mb, invocation.outcome, invocation.cold)
+        status = error_type = None
+        if invocation.outcome == TIMEOUT:
+            status = "timeout"
+        elif invocation.outcome >= OUT_OF_MEMORY:
+            status = "error"
+            error_type = ("Runtime.OutOfMemory" if invocation.outcome == OUT_OF_MEMORY
+                          else invocation.error_type)
+        request_id = invocation.request_id
+        invocation.log_text = text = (
+            logs.start_line(request_id)
+            + invocation.log.decode("utf-8", "replace")
+            + logs.end_line(request_id)
+            + logs.report_line(
+                request_id, invocation.duration_ns, invocation.billed_ms, memory_mb,
+                -(-invocation.max_rss_kb // 1024),
+                invocation.init_ns if invocation.cold else None, status, error_type,
+            )
+        )
+        self._logbook.add(pool.name, request_id, text)
+
+    # -- observing --------------------------------------------------------------------------
+
+    def meter(self, name: str) -> dict[str, Any]:
+        """The function's exact counters and GB-seconds."""
+        figures = snapshot(self._pool(name).meter)
+        figures["function"] = name
+        figures["billing"] = self.billing
+        return figures
+
+    def logs(self, name: str) -> list[logs.LogRecord]:
+        """The function's log records, newest last: one per invocation, START to REPORT."""
+        self._pool(name)
+        return self._logbook.records(name)
+
+    # -- lifetime ---------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Stop every worker and template; remove a private state directory.  Idempotent."""
+        with self._admin:
+            if self._closed:
+                return
+            self._closed = True
+        self._supervisor.stop()
+        self._dispatcher.close()
+        if self._own_state_dir:
+            shutil.rmtree(self.state_dir, ignore_errors=True)
+
+    def __enter__(self) -> Invoker:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ServiceException("This Invoker is closed; create a new one.")
+
+    def _pool(self, name: str) -> FunctionPool:
+        pool = self._pools.get(name)
+        if pool is None:
+            raise ResourceNotFoundException(f"Function not found: {self.function_arn(name)}")
+        return pool
+
+    def _invocable(self, name: str, qualifier: str | None) -> FunctionPool:
+        self._check_open()
+        pool = self._pools.get(name)
+        if pool is None or qualifier not in (None, "$LATEST"):
+            raise ResourceNotFoundException(
+                f"Function not found: {self.function_arn(name)}:{qualifier or '$LATEST'}")
+        return pool
+
+
+def _event_bytes(event: Any, invocation_type: str, limit: int) -> bytes:
+    """The event as JSON bytes, validated once here; the worker decodes it."""
+    if isinstance(event, (bytes, bytearray, memoryview)):
+        body = bytes(event)
+        if not body:
+            body = b"{}"  # Lambda runs an empty payload as {}
+        else:
+            try:
+                _validate_json(body)
+            except msgspec.DecodeError as exc:
+                raise InvalidRequestContentException(
+                    f"Could not parse request body into json: Could not parse payload into "
+                    f"json: {exc}") from None
+    elif event is None:
+        body = b"{}"
+    else:
+        try:
+            body = _encode_json(event)
+        except (TypeError, msgspec.EncodeError) as exc:
+            raise InvalidRequestContentException(
+                f"Could not parse request body into json: {exc}") from None
+    if len(body) > limit:
+        raise RequestEntityTooLargeException(
+            f"{len(body)} byte payload is too large for the {invocation_type} invocation type "
+            f"(limit {limit} bytes)")
+    return body
+
+
+def _client_context(value: dict[str, Any] | str | None) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, dict):
+        return _encode_json(value).decode()
+    try:
+        text = base64.b64decode(value, validate=True).decode()
+        _validate_json(text)
+    except (binascii.Error, UnicodeDecodeError, msgspec.DecodeError):
+        raise InvalidRequestContentException(
+            "Client context must be a valid Base64-encoded JSON object.") from None
+    return text
+
+
+def _ignore_result(invocation: Invocation) -> None:
+    """Event invocations: the result is metered and logged; nobody waits for it."""

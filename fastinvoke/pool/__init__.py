@@ -1,0 +1,1 @@
+"""The worker pools: templates, workers and the supervisor that keeps them healthy."""

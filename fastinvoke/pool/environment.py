@@ -1,0 +1,46 @@
+"""The environment a function's processes start with: Lambda's variables and the user's.
+
+Nothing else of the host's environment leaks in, except what a process needs to start
+(``PATH``, ``HOME``) and the caller's AWS credentials, so that a function can reach AWS
+services as it would with its execution role (SAM local does the same).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from ..config import FunctionConfig
+
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_PACKAGE_PARENT = os.path.dirname(_PACKAGE_DIR)
+_RUNTIME_DIR = os.path.join(_PACKAGE_DIR, "runtime")
+_PASSED_THROUGH = ("PATH", "HOME", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
+                   "AWS_SESSION_TOKEN", "SYSTEMROOT")
+
+
+def function_environment(config: FunctionConfig, region: str, code_dir: str) -> dict[str, str]:
+    """Lambda's reserved variables (lambda-spec §3.1), then the function's own."""
+    env = {name: os.environ[name] for name in _PASSED_THROUGH if name in os.environ}
+    env.update({
+        "LANG": "en_US.UTF-8",
+        "TZ": ":UTC",
+        "PYTHONPATH": _PACKAGE_PARENT,
+        "PYTHONUNBUFFERED": "1",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "_HANDLER": config.handler,
+        "LAMBDA_TASK_ROOT": code_dir,
+        "LAMBDA_RUNTIME_DIR": _RUNTIME_DIR,
+        "AWS_EXECUTION_ENV": f"AWS_Lambda_{config.runtime}",
+        "AWS_LAMBDA_FUNCTION_NAME": config.name,
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(config.memory_mb),
+        "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+        "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{config.name}",
+        "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
+        "AWS_REGION": region,
+        "AWS_DEFAULT_REGION": region,
+    })
+    if sys.flags.dev_mode:
+        env["PYTHONDEVMODE"] = "1"
+    env.update(config.env)
+    return env

@@ -1,0 +1,451 @@
+"""The supervisor: templates, workers, deadlines and healing — the pool's policy.
+
+One thread, started with the Invoker, does everything that must happen even when no
+caller is waiting: it starts template processes (from this one long-lived thread, so
+their parent-death signal is tied to the Invoker, not to whichever caller thread asked),
+reads what templates report (Init outcome, forks, exits), kills workers that pass their
+deadline, stops workers idle for longer than the keep-warm time, and replaces what died.
+Growing a pool (``grow``) is also called by callers, under the dispatcher's lock, when an
+invocation finds no idle worker.
+
+Failure policy.  A worker that dies mid-invocation fails that invocation with Lambda's
+``Runtime.ExitError`` and is replaced on demand.  Init failing is reported to every
+invocation waiting for it; the next invocation retries Init (as Lambda does) — nothing
+retries in the background, so a broken function never spins.  Workers that keep dying
+before they are ready trip a breaker: waiting invocations fail instead of re-forking.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import selectors
+import signal
+import subprocess
+import sys
+import threading
+from collections import deque
+
+import msgspec
+
+from .. import wire
+from .._core import monotonic_ns
+from ..dispatch import Dispatcher, Invocation
+from ..logs import timeout_line
+from ..metering import CRASH, FUNCTION_ERROR, TIMEOUT
+from ..runtime.faults import error_log_line
+from .environment import function_environment
+from .workers import FunctionPool, WorkerRecord
+
+MAX_BOOT_FAILURES = 3
+_SHUTDOWN_GRACE_S = 5.0
+_SIGNAL_TEXT = {
+    signal.SIGKILL: "killed",
+    signal.SIGSEGV: "segmentation fault",
+    signal.SIGABRT: "aborted",
+    signal.SIGTERM: "terminated",
+    signal.SIGBUS: "bus error",
+    signal.SIGFPE: "floating point exception",
+    signal.SIGILL: "illegal instruction",
+    signal.SIGINT: "interrupt",
+    signal.SIGHUP: "hangup",
+    signal.SIGPIPE: "broken pipe",
+    signal.SIGQUIT: "quit",
+    signal.SIGXCPU: "CPU time limit exceeded",
+}
+
+
+def exit_reason(exit_status: int, signum: int) -> str:
+    """How Lambda words a runtime's end: ``signal: killed``, ``exit status 1``..."""
+    if signum:
+        return "Runtime exited with error: signal: " + _SIGNAL_TEXT.get(signum, f"signal {signum}")
+    if exit_status == 0:
+        return "Runtime exited without providing a reason"
+    return f"Runtime exited with error: exit status {exit_status}"
+
+
+class Supervisor:
+    """Invariants: every live worker has a record in ``workers`` and in its pool; a
+    record's pid is known once the template reported the fork or the worker said Hello;
+    ``wake_at_ns`` is when the supervisor thread will next look at deadlines unless woken."""
+
+    def __init__(self, dispatcher: Dispatcher, state_dir: str, region: str,
+                 keep_warm_s: float) -> None:
+        self.dispatcher = dispatcher
+        dispatcher.supervisor = self
+        self.lock = dispatcher.lock
+        self.log_dir = os.path.join(state_dir, "logs")
+        os.makedirs(self.log_dir, exist_ok=True)
+        self.region = region
+        self.keep_warm_ns = int(keep_warm_s * 1e9)
+        self.pools: dict[str, FunctionPool] = {}
+        self.workers: dict[bytes, WorkerRecord] = {}
+        self._by_pid: dict[int, WorkerRecord] = {}
+        self._worker_ids = itertools.count(1)
+        self._to_spawn: deque[FunctionPool] = deque()
+        self._buffers: dict[int, bytes] = {}
+        self._wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        self._selector = selectors.DefaultSelector()
+        self._selector.register(self._wake_fd, selectors.EVENT_READ, None)
+        self._stopping = False
+        self.wake_at_ns = 0
+        self._thread = threading.Thread(target=self._run, name="fastinvoke-supervisor",
+                                        daemon=True)
+        self._thread.start()
+
+    def wake(self) -> None:
+        os.eventfd_write(self._wake_fd, 1)
+
+    # -- pools (lock held) ------------------------------------------------------------------
+
+    def add(self, pool: FunctionPool) -> None:
+        """Take ``pool`` under supervision and start its Init."""
+        self.pools[pool.name] = pool
+        self.boot(pool)
+
+    def boot(self, pool: FunctionPool) -> None:
+        """Have the supervisor thread start ``pool``'s template (Init)."""
+        pool.state = "booting"
+        self._to_spawn.append(pool)
+        self.wake()
+
+    def grow(self, pool: FunctionPool) -> None:
+        """Fork as many workers as queued invocations and provisioned concurrency need."""
+        if pool.state in ("failed", "dead"):
+            if pool.queue or pool.config.provisioned:
+                self.boot(pool)
+            return
+        if pool.state != "ready":
+            return
+        live = len(pool.workers)
+        wanted = max(len(pool.queue) - pool.starting, pool.config.provisioned - live)
+        count = min(wanted, pool.max_workers - live)
+        if count <= 0:
+            return
+        if pool.boot_failures >= MAX_BOOT_FAILURES:
+            pool.boot_failures = 0  # the next invocation may try again
+            self._fail_queue(pool, "Runtime.ExitError",
+                             f"workers of {pool.name} died {MAX_BOOT_FAILURES} times before "
+                             f"becoming ready; read {self.log_dir} for their output")
+            return
+        for _ in range(count):
+            provisioned = len(pool.workers) < pool.config.provisioned
+            self._fork(pool, provisioned)
+
+    def _fork(self, pool: FunctionPool, provisioned: bool) -> None:
+        name = f"{pool.name}.{next(self._worker_ids)}"
+        record = WorkerRecord(name.encode(), pool, os.path.join(self.log_dir, name + ".log"),
+                              provisioned)
+        pool.workers[record.id] = record
+        self.workers[record.id] = record
+        pool.starting += 1
+        try:
+            os.write(pool.control, wire.encode_line(wire.Fork(name, provisioned)))
+        except OSError:
+            pass  # the template is gone; its end of the pipe reports it to _on_template_eof
+
+    def worker_ready(self, worker: bytes, hello: wire.Hello) -> WorkerRecord | None:
+        """A worker said Hello: make it idle.  None means it must be stopped."""
+        record = self.workers.get(worker)
+        if record is None or record.state != "starting" or hello.protocol != wire.PROTOCOL:
+            return None
+        record.state = "idle"
+        record.pid = hello.pid
+        record.init_ns = hello.init_ns
+        record.last_used_ns = monotonic_ns()
+        self._by_pid[hello.pid] = record
+        record.pool.starting -= 1
+        record.pool.boot_failures = 0
+        return record
+
+    def lost(self, worker: bytes) -> None:
+        """The socket says ``worker`` is gone; its exit report will clean up."""
+        record = self.workers.get(worker)
+        if record is not None:
+            record.state = "killed"
+
+    def remove(self, pool: FunctionPool) -> None:
+        """Stop ``pool``'s template and workers (lock held)."""
+        self.pools.pop(pool.name, None)
+        pool.deleted = True
+        self._fail_queue(pool, "Runtime.ExitError", "the function was deleted")
+        for record in list(pool.workers.values()):
+            found = self.dispatcher.core.drop_worker(record.id)
+            if found is not None:
+                self._finish_crashed(found[1], record, "the function was deleted")
+            self._forget(record)
+        self._close_template(pool)
+
+    # -- the supervisor thread -------------------------------------------------------------
+
+    def _run(self) -> None:
+        while True:
+            with self.lock:
+                if self._stopping:
+                    return
+                timeout = self._plan()
+            events = self._selector.select(timeout)
+            while self._to_spawn:
+                self._spawn(self._to_spawn.popleft())
+            with self.lock:
+                for key, _ in events:
+                    if key.data is None:
+                        os.eventfd_read(self._wake_fd)
+                    else:
+                        self._read_template(key.fd, key.data)
+                now = monotonic_ns()
+                self._expire(now)
+                self._stop_idle(now)
+                self.dispatcher._drain()
+
+    def _plan(self) -> float | None:
+        """When to wake next: the nearest deadline or keep-warm expiry (lock held)."""
+        wake_at = self.dispatcher.core.next_deadline()
+        for record in self.workers.values():
+            if record.state == "idle" and not record.provisioned:
+                expiry = record.last_used_ns + self.keep_warm_ns
+                if wake_at < 0 or expiry < wake_at:
+                    wake_at = expiry
+        if wake_at < 0:
+            self.wake_at_ns = 1 << 62
+            return None
+        self.wake_at_ns = wake_at
+        return max(0.0, (wake_at - monotonic_ns()) / 1e9)
+
+    def _spawn(self, pool: FunctionPool) -> None:
+        """Start ``pool``'s template process (supervisor thread, lock not held)."""
+        config = pool.config
+        code_dir = os.path.abspath(config.code)
+        to_template, control = os.pipe2(os.O_CLOEXEC)
+        reports, from_template = os.pipe2(os.O_CLOEXEC)
+        boot = wire.Boot(config.name, config.handler, code_dir, self.dispatcher.endpoint,
+                         self.log_dir, to_template, from_template, os.getpid(), config.prefork)
+        init_log = os.path.join(self.log_dir, f"{config.name}.init.log")
+        with open(init_log, "ab") as output:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "fastinvoke.runtime.template",
+                 wire.encode_boot(boot).decode()],
+                cwd=code_dir, env=function_environment(config, self.region, code_dir),
+                stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
+                pass_fds=(to_template, from_template), start_new_session=True,
+            )
+        os.close(to_template)
+        os.close(from_template)
+        with self.lock:
+            pool.template = process
+            pool.control = control
+            self._buffers[reports] = b""
+            self._selector.register(reports, selectors.EVENT_READ, pool)
+
+    def _read_template(self, fd: int, pool: FunctionPool) -> None:
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            self._on_template_eof(fd, pool)
+            return
+        *lines, self._buffers[fd] = (self._buffers[fd] + chunk).split(b"\n")
+        for line in lines:
+            self._on_template_message(pool, wire.decode_from_template(line))
+
+    def _on_template_message(self, pool: FunctionPool, message: msgspec.Struct) -> None:
+        kind = type(message)
+        if kind is wire.Exited:
+            self._on_exit(message)
+        elif kind is wire.Forked:
+            record = self.workers.get(message.worker.encode())
+            if record is not None:
+                record.pid = message.pid
+                self._by_pid[message.pid] = record
+        elif kind is wire.Ready:
+            pool.state = "ready"
+            pool.init_ns = message.init_ns
+            pool.init_error = None
+            self.grow(pool)
+        elif kind is wire.InitFailed:
+            pool.state = "failed"
+            pool.init_ns = message.init_ns
+            pool.init_error = message.error
+            while pool.queue:
+                self._finish_init_failed(pool.queue.popleft())
+        elif kind is wire.ForkFailed:
+            record = self.workers.get(message.worker.encode())
+            if record is not None:
+                self._forget(record)
+                pool.starting -= 1
+                pool.boot_failures += 1
+            self.grow(pool)
+
+    def _on_template_eof(self, fd: int, pool: FunctionPool) -> None:
+        self._selector.unregister(fd)
+        os.close(fd)
+        del self._buffers[fd]
+        self._close_template(pool)
+        if pool.state == "booting":  # it ended before Init finished: an Init failure
+            status = pool.template.wait() if pool.template is not None else 1
+            reason = exit_reason(-1, -status) if status < 0 else exit_reason(status, 0)
+            pool.state = "failed"
+            pool.init_error = {
+                "errorType": "Runtime.ExitError",
+                "errorMessage": f"RequestId:  Error: {reason} (its output is in "
+                                f"{self.log_dir}/{pool.name}.init.log)",
+            }
+            while pool.queue:
+                self._finish_init_failed(pool.queue.popleft())
+        elif pool.state != "failed":
+            pool.state = "dead"
+            for record in list(pool.workers.values()):  # they die with their template
+                found = self.dispatcher.core.drop_worker(record.id)
+                if found is not None:
+                    self._finish_crashed(found[1], record, exit_reason(-1, signal.SIGKILL))
+                self._forget(record)
+            pool.starting = 0
+        if not pool.deleted and not self._stopping:
+            self.grow(pool)
+
+    def _on_exit(self, exited: wire.Exited) -> None:
+        record = self._by_pid.get(exited.pid)
+        if record is None:
+            return
+        pool = record.pool
+        if record.state == "starting":
+            pool.starting -= 1
+            pool.boot_failures += 1
+        found = self.dispatcher.core.drop_worker(record.id)
+        if found is not None:
+            self._finish_crashed(found[1], record,
+                                 exit_reason(exited.exit_status, exited.signal))
+        self._forget(record)
+        self.grow(pool)
+
+    def _expire(self, now: int) -> None:
+        """Kill the workers whose invocation passed its deadline."""
+        for _, worker, invocation in self.dispatcher.core.expired(now):
+            self.dispatcher.core.drop_worker(worker)
+            record = self.workers[worker]
+            record.state = "killed"
+            _kill(record.pid)
+            timeout_s = invocation.pool.config.timeout_s
+            invocation.outcome = TIMEOUT
+            invocation.error_type = "Sandbox.Timedout"
+            invocation.duration_ns = invocation.timeout_ns
+            invocation.payload = msgspec.json.encode({
+                "errorType": "Sandbox.Timedout",
+                "errorMessage": f"RequestId: {invocation.request_id} Error: Task timed out "
+                                f"after {timeout_s:.2f} seconds",
+            })
+            invocation.log = _unread_output(record) + timeout_line(
+                invocation.request_id, timeout_s).encode()
+            self._take_cold_start(record, invocation)
+            self.dispatcher.complete(invocation)
+
+    def _stop_idle(self, now: int) -> None:
+        for record in list(self.workers.values()):
+            if (record.state == "idle" and not record.provisioned
+                    and now - record.last_used_ns >= self.keep_warm_ns):
+                self.dispatcher.core.drop_worker(record.id)
+                record.state = "stopping"
+                self.dispatcher.send_stop(record.id)
+
+    # -- finishing invocations that did not get a reply (lock held) -------------------------
+
+    def _finish_crashed(self, invocation: Invocation, record: WorkerRecord, reason: str) -> None:
+        invocation.outcome = CRASH
+        invocation.error_type = "Runtime.ExitError"
+        invocation.duration_ns = monotonic_ns() - invocation.started_ns
+        invocation.payload = msgspec.json.encode({
+            "errorType": "Runtime.ExitError",
+            "errorMessage": f"RequestId: {invocation.request_id} Error: {reason}",
+        })
+        invocation.log = _unread_output(record) + (
+            f"RequestId: {invocation.request_id} Error: {reason}\nRuntime.ExitError\n").encode()
+        self._take_cold_start(record, invocation)
+        self.dispatcher.complete(invocation)
+
+    def _finish_init_failed(self, invocation: Invocation) -> None:
+        document = invocation.pool.init_error or {}
+        invocation.outcome = FUNCTION_ERROR
+        invocation.error_type = document.get("errorType")
+        invocation.payload = msgspec.json.encode(document)
+        invocation.log = error_log_line(document).encode()
+        invocation.cold = True
+        invocation.init_ns = invocation.pool.init_ns
+        self.dispatcher.complete(invocation)
+
+    def _fail_queue(self, pool: FunctionPool, error_type: str, message: str) -> None:
+        while pool.queue:
+            invocation = pool.queue.popleft()
+            invocation.outcome = CRASH
+            invocation.error_type = error_type
+            invocation.payload = msgspec.json.encode({
+                "errorType": error_type,
+                "errorMessage": f"RequestId: {invocation.request_id} Error: {message}",
+            })
+            self.dispatcher.complete(invocation)
+
+    @staticmethod
+    def _take_cold_start(record: WorkerRecord, invocation: Invocation) -> None:
+        if record.cold:
+            record.cold = False
+            invocation.cold = True
+            invocation.init_ns = record.init_ns
+
+    # -- bookkeeping and shutdown -----------------------------------------------------------
+
+    def _forget(self, record: WorkerRecord) -> None:
+        self.workers.pop(record.id, None)
+        record.pool.workers.pop(record.id, None)
+        if record.pid is not None:
+            self._by_pid.pop(record.pid, None)
+        try:
+            os.unlink(record.log_path)
+        except FileNotFoundError:
+            pass
+
+    def _close_template(self, pool: FunctionPool) -> None:
+        if pool.control >= 0:
+            os.close(pool.control)  # EOF tells the template to kill its workers and exit
+            pool.control = -1
+
+    def stop(self) -> None:
+        """Stop every template and worker; fail what still waits.  Idempotent."""
+        with self.lock:
+            if self._stopping:
+                return
+            self._stopping = True
+        self.wake()
+        self._thread.join()
+        with self.lock:
+            pools = list(self.pools.values())
+            for pool in pools:
+                self.remove(pool)
+            self._to_spawn.clear()
+        for pool in pools:
+            if pool.template is not None:
+                try:
+                    pool.template.wait(_SHUTDOWN_GRACE_S)
+                except subprocess.TimeoutExpired:
+                    pool.template.kill()
+                    pool.template.wait()
+        for key in list(self._selector.get_map().values()):
+            if key.data is not None:
+                os.close(key.fd)
+        self._selector.close()
+        os.close(self._wake_fd)
+
+
+def _kill(pid: int | None) -> None:
+    if pid is None:
+        return
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def _unread_output(record: WorkerRecord) -> bytes:
+    """What the worker printed since its last reply: it never got to send it."""
+    try:
+        with open(record.log_path, "rb") as log:
+            log.seek(record.log_offset)
+            return log.read()
+    except FileNotFoundError:
+        return b""

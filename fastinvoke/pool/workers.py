@@ -1,0 +1,63 @@
+"""The front-end's records of functions' pools and of their workers."""
+
+from __future__ import annotations
+
+import subprocess
+from collections import deque
+from typing import TYPE_CHECKING
+
+from .._core import Meter
+
+if TYPE_CHECKING:
+    from ..config import FunctionConfig
+    from ..dispatch import Invocation
+
+
+class WorkerRecord:
+    """One worker process as the front-end sees it.
+
+    ``state`` moves starting -> idle <-> busy -> (stopping | killed) -> gone.  ``cold``
+    stays True until the worker's first invocation ends: that one reports Init Duration.
+    """
+
+    __slots__ = ("id", "pool", "pid", "state", "cold", "init_ns", "log_path", "log_offset",
+                 "last_used_ns", "provisioned")
+
+    def __init__(self, worker_id: bytes, pool: FunctionPool, log_path: str,
+                 provisioned: bool) -> None:
+        self.id = worker_id
+        self.pool = pool
+        self.pid: int | None = None
+        self.state = "starting"
+        self.cold = True
+        self.init_ns = 0
+        self.log_path = log_path
+        self.log_offset = 0
+        self.last_used_ns = 0
+        self.provisioned = provisioned
+
+
+class FunctionPool:
+    """Everything the front-end keeps for one function.
+
+    ``state``: booting (template running Init) -> ready | failed (Init raised; the next
+    invocation retries it, as Lambda does) | dead (the template itself ended).  ``queue``
+    holds invocations waiting for a worker; ``starting`` counts workers forked but not yet
+    ready, so the pool never forks more than the queue needs.
+    """
+
+    def __init__(self, config: FunctionConfig, meter: Meter, max_workers: int) -> None:
+        self.config = config
+        self.name = config.name
+        self.meter = meter
+        self.max_workers = max_workers
+        self.state = "booting"
+        self.template: subprocess.Popen[bytes] | None = None
+        self.control: int = -1  # write end of the template's control pipe
+        self.init_ns = 0
+        self.init_error: dict | None = None
+        self.workers: dict[bytes, WorkerRecord] = {}
+        self.starting = 0
+        self.boot_failures = 0
+        self.queue: deque[Invocation] = deque()
+        self.deleted = False

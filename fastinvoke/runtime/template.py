@@ -1,0 +1,168 @@
+"""The template process of one function: Init once, then fork warm workers on request.
+
+Started by the front-end as ``python -m fastinvoke.runtime.template BOOT`` in the code
+directory with the function's environment.  It imports the handler (the Init phase; its
+duration is what every worker's first REPORT shows), reports Ready or InitFailed, then
+serves Fork requests from the control pipe and reports every child that ends (``wait4``
+status and rusage) until the pipe closes or Shutdown arrives; then it kills its workers.
+
+It dies with the front-end (parent-death signal) and its workers die with it.  It never
+creates a ZeroMQ context: each worker makes its own after the fork.
+"""
+
+from __future__ import annotations
+
+import os
+import selectors
+import signal
+import sys
+import traceback
+
+from .. import wire
+from .._core import fork_worker, monotonic_ns, reap, set_parent_death_signal
+from .faults import error_document
+from .handler import resolve
+from .worker import run as run_worker
+
+
+class Template:
+    """Invariant: ``workers`` maps the pid of every live child to its worker id."""
+
+    def __init__(self, boot: wire.Boot) -> None:
+        self.boot = boot
+        self.workers: dict[int, str] = {}
+        self.handler: object = None
+        self.init_ns = 0
+        self.out = boot.control_out
+
+    def send(self, message: object) -> None:
+        os.write(self.out, wire.encode_line(message))
+
+    def init(self) -> bool:
+        """Run Init; report the outcome.  Returns False when Init failed."""
+        if not self.boot.prefork:
+            self.send(wire.Ready(0))
+            return True
+        started = monotonic_ns()
+        try:
+            self.handler = resolve(self.boot.handler)
+        except Exception as exc:
+            self.init_ns = monotonic_ns() - started
+            document = error_document(exc, "")
+            traceback.print_exc()
+            self.send(wire.InitFailed(document, self.init_ns))
+            return False
+        self.init_ns = monotonic_ns() - started
+        self.send(wire.Ready(self.init_ns))
+        return True
+
+    def serve(self) -> None:
+        wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        signal.signal(signal.SIGCHLD, lambda signum, frame: None)
+        signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
+        selector = selectors.DefaultSelector()
+        selector.register(self.boot.control_in, selectors.EVENT_READ, "control")
+        selector.register(wake_r, selectors.EVENT_READ, "signal")
+        pending = b""
+        while True:
+            for key, _ in selector.select():
+                if key.data == "signal":
+                    while _drain(wake_r):
+                        pass
+                    self.report_exits()
+                    continue
+                chunk = os.read(self.boot.control_in, 65536)
+                if not chunk:
+                    return
+                pending += chunk
+                *lines, pending = pending.split(b"\n")
+                for line in lines:
+                    message = wire.decode_to_template(line)
+                    if type(message) is wire.Shutdown:
+                        return
+                    self.fork(message, (wake_r, wake_w))
+
+    def fork(self, request: wire.Fork, private_fds: tuple[int, int]) -> None:
+        try:
+            pid = fork_worker()
+        except OSError as exc:
+            self.send(wire.ForkFailed(request.worker, str(exc)))
+            return
+        if pid == 0:
+            self.become_worker(request, private_fds)
+        self.workers[pid] = request.worker
+        self.send(wire.Forked(request.worker, pid))
+
+    def become_worker(self, request: wire.Fork, private_fds: tuple[int, int]) -> None:
+        """In the child: drop the template's fds and signal handling, run the worker."""
+        status = 0
+        try:
+            signal.set_wakeup_fd(-1)
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+            for fd in (self.boot.control_in, self.boot.control_out, *private_fds):
+                os.close(fd)
+            if request.provisioned:
+                os.environ["AWS_LAMBDA_INITIALIZATION_TYPE"] = "provisioned-concurrency"
+            handler, init_ns = self.handler, self.init_ns
+            if not self.boot.prefork:
+                handler, init_ns = _init_in_worker(self.boot.handler)
+            log_path = os.path.join(self.boot.log_dir, request.worker + ".log")
+            run_worker(request.worker.encode(), self.boot.endpoint, log_path, handler, init_ns)
+        except BaseException:
+            traceback.print_exc()
+            status = 1
+        finally:
+            os._exit(status)
+
+    def report_exits(self) -> None:
+        for pid, exit_status, signum, max_rss_kb, user_us, system_us in reap():
+            if self.workers.pop(pid, None) is not None:
+                self.send(wire.Exited(pid, exit_status, signum, max_rss_kb, user_us, system_us))
+
+    def stop(self) -> None:
+        """Kill every worker and wait for each, so none outlives the template."""
+        for pid in self.workers:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        for pid in self.workers:
+            try:
+                os.waitpid(pid, 0)
+            except ChildProcessError:
+                pass
+
+
+def _init_in_worker(handler: str) -> tuple[object, int]:
+    started = monotonic_ns()
+    try:
+        function: object = resolve(handler)
+    except Exception as exc:
+        function = exc
+    return function, monotonic_ns() - started
+
+
+def _drain(fd: int) -> bool:
+    try:
+        return bool(os.read(fd, 4096))
+    except BlockingIOError:
+        return False
+
+
+def main() -> None:
+    boot = wire.decode_boot(sys.argv[1])
+    set_parent_death_signal(signal.SIGKILL)
+    if os.getppid() != boot.parent:  # the front-end died before the signal was armed
+        sys.exit(1)
+    sys.path.insert(0, boot.code)
+    template = Template(boot)
+    if not template.init():
+        sys.exit(0)
+    try:
+        template.serve()
+    finally:
+        template.stop()
+
+
+if __name__ == "__main__":
+    main()

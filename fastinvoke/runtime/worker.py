@@ -1,0 +1,181 @@
+"""A worker process: one warm execution environment running one invocation at a time.
+
+It starts as a fork of its function's template (Init already done), opens its own ZeroMQ
+DEALER (a context never crosses a fork), says Hello, then loops: receive an Invoke and the
+event bytes, call the handler, send a Reply with the result bytes and this invocation's
+log output.  Module state survives between invocations, as in a warm Lambda environment.
+
+Output: fds 1 and 2 go to the worker's own log file (``O_APPEND``), so everything the
+function prints — ``print``, ``logging``, C extensions, child processes — is kept, and
+whatever a crashed worker printed can still be read by the front-end.  After each
+invocation the worker reads its file from where it stopped and sends those bytes along.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import resource
+import secrets
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
+import zmq
+
+from .. import wire
+from .._core import monotonic_ns
+from ..config import RESPONSE_PAYLOAD_LIMIT
+from .context import LambdaContext
+from .faults import Fault, error_document, error_log_line
+
+_LOG_ROTATE_BYTES = 1 << 20
+_request_id = ""
+
+
+def _marshal_hook(value: Any) -> Any:
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+_encode_result = msgspec.json.Encoder(enc_hook=_marshal_hook, decimal_format="number").encode
+_decode_event = msgspec.json.decode
+_encode_json = msgspec.json.encode
+
+
+class _RequestIdFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.aws_request_id = _request_id
+        return True
+
+
+def install_logging() -> None:
+    """Format the root logger as Lambda's Python runtime does (UTC times, request id)."""
+    formatter = logging.Formatter(
+        "[%(levelname)s]\t%(asctime)s.%(msecs)03dZ\t%(aws_request_id)s\t%(message)s\n",
+        "%Y-%m-%dT%H:%M:%S",
+    )
+    formatter.converter = time.gmtime
+    handler = logging.StreamHandler(sys.stdout)
+    handler.terminator = ""
+    handler.setFormatter(formatter)
+    handler.addFilter(_RequestIdFilter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+
+
+def redirect_output(log_path: str) -> int:
+    """Point fds 1 and 2 at the worker's log file; make sys.stdout/stderr unbuffered."""
+    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+    for name, number in (("stdout", 1), ("stderr", 2)):
+        raw = io.FileIO(number, "w", closefd=False)
+        setattr(sys, name, io.TextIOWrapper(raw, encoding="utf-8", errors="backslashreplace",
+                                            write_through=True))
+    return os.open(log_path, os.O_RDWR | os.O_CLOEXEC)
+
+
+def log_stream_name() -> str:
+    """``YYYY/MM/DD/[$LATEST]<32 hex>``: one stream per execution environment."""
+    day = time.strftime("%Y/%m/%d", time.gmtime())
+    version = os.environ.get("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+    return f"{day}/[{version}]{secrets.token_hex(16)}"
+
+
+def run(
+    worker_id: bytes,
+    endpoint: str,
+    log_path: str,
+    handler: Callable[[Any, Any], Any] | Exception,
+    init_ns: int,
+) -> None:
+    """Serve invocations until told to stop.  ``handler`` is the Init's outcome: the
+    resolved function, or the exception Init raised (reported on every invocation)."""
+    os.environ["AWS_LAMBDA_LOG_STREAM_NAME"] = log_stream_name()
+    reader = redirect_output(log_path)
+    install_logging()
+    context = zmq.Context(1)
+    sock = context.socket(zmq.DEALER)
+    sock.setsockopt(zmq.IDENTITY, worker_id)
+    sock.setsockopt(zmq.LINGER, 1000)
+    sock.connect(endpoint)
+    sock.send(wire.encode_header(wire.Hello(wire.PROTOCOL, os.getpid(), init_ns)))
+    try:
+        _serve(sock, handler, reader)
+    finally:
+        sock.close()
+        context.term()
+
+
+def _serve(sock: zmq.Socket, handler: Any, reader: int) -> None:
+    global _request_id
+    recv, send = sock.recv_multipart, sock.send_multipart
+    decode, encode = wire.decode_to_worker, wire.encode_header
+    getrusage, self_usage = resource.getrusage, resource.RUSAGE_SELF
+    offset = 0
+    while True:
+        frames = recv()
+        message = decode(frames[0])
+        if type(message) is wire.Stop:
+            return
+        _request_id = request_id = message.request_id
+        if message.trace_id:
+            os.environ["_X_AMZN_TRACE_ID"] = message.trace_id
+        else:
+            os.environ.pop("_X_AMZN_TRACE_ID", None)
+        started = monotonic_ns()
+        payload, error_type = _invoke(handler, message, frames[1])
+        duration = monotonic_ns() - started
+        if error_type is None and len(payload) > RESPONSE_PAYLOAD_LIMIT:
+            payload, error_type = _too_large()
+        end = os.fstat(reader).st_size
+        log = os.pread(reader, end - offset, offset) if end > offset else b""
+        offset = end
+        if offset > _LOG_ROTATE_BYTES:
+            os.ftruncate(reader, 0)
+            offset = 0
+        header = wire.Reply(request_id, duration, error_type, getrusage(self_usage).ru_maxrss,
+                            offset)
+        send([encode(header), payload, log], copy=len(payload) < 65536)
+        _request_id = ""
+        if isinstance(handler, Exception):
+            return  # a failed Init is retried by a fresh worker, as Lambda re-inits
+
+
+def _invoke(handler: Any, message: wire.Invoke, event_bytes: bytes) -> tuple[bytes, str | None]:
+    """Run the handler once; return (result or error document bytes, errorType or None)."""
+    if isinstance(handler, Exception):  # Init failed in this worker (prefork=False)
+        document = error_document(handler, "")
+        sys.stdout.write(error_log_line(document))
+        return _encode_json(document), document["errorType"]
+    try:
+        try:
+            event = _decode_event(event_bytes)
+        except msgspec.DecodeError as exc:
+            raise Fault("Runtime.UnmarshalError", f"Unable to unmarshal input: {exc}") from None
+        context = LambdaContext(message.request_id, message.deadline_ms, message.invoked_arn,
+                                message.client_context, message.identity)
+        result = handler(event, context)
+        if type(result) is bytes:
+            return result, None
+        try:
+            return _encode_result(result), None
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise Fault("Runtime.MarshalError", f"Unable to marshal response: {exc}") from None
+    except Exception as exc:
+        document = error_document(exc, message.request_id)
+        sys.stdout.write(error_log_line(document))
+        return _encode_json(document), document["errorType"]
+
+
+def _too_large() -> tuple[bytes, str]:
+    document = {
+        "errorMessage": "Response payload size exceeded maximum allowed payload size "
+        f"({RESPONSE_PAYLOAD_LIMIT} bytes).",
+        "errorType": "Function.ResponseSizeTooLarge",
+    }
+    return _encode_json(document), document["errorType"]

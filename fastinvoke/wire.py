@@ -1,0 +1,128 @@
+"""Every message fastinvoke sends between its processes, and the codecs for them.
+
+Two channels carry them:
+
+* **front-end <-> worker** (ZeroMQ, ROUTER in the front-end, one DEALER per worker whose
+  identity is the worker id).  Multipart messages; the event and the result never get
+  decoded on the way, they travel as their own frames::
+
+      worker -> front-end   [Hello]
+      front-end -> worker   [Invoke, event bytes]          [Stop]
+      worker -> front-end   [Reply, result bytes, log bytes]
+
+* **front-end <-> template** (a pipe pair, one JSON message a line; ids are ``str`` there)::
+
+      front-end -> template  Fork(worker) | Shutdown
+      template -> front-end  Ready(init_ns) | InitFailed(error, init_ns)
+                             | Forked(worker, pid) | ForkFailed(worker, message) | Exited(...)
+
+Headers are array-like tagged Structs: small on the wire, decoded by one prebuilt decoder.
+``PROTOCOL`` goes in every Hello so a mismatched worker is refused, not misread.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+PROTOCOL = 1
+
+
+class Hello(msgspec.Struct, tag="hello", array_like=True, gc=False):
+    protocol: int
+    pid: int
+    init_ns: int  # the Init duration this worker's first invocation reports
+
+
+class Invoke(msgspec.Struct, tag="invoke", array_like=True, gc=False):
+    request_id: str
+    deadline_ms: int  # Unix epoch milliseconds, as Lambda-Runtime-Deadline-Ms
+    invoked_arn: str
+    client_context: str | None = None  # decoded JSON text
+    identity: str | None = None  # Cognito identity JSON text
+    trace_id: str | None = None
+
+
+class Stop(msgspec.Struct, tag="stop", array_like=True, gc=False):
+    pass
+
+
+class Reply(msgspec.Struct, tag="reply", array_like=True, gc=False):
+    request_id: str
+    duration_ns: int
+    error_type: str | None  # None on success; the errorType of the error document otherwise
+    max_rss_kb: int
+    log_offset: int  # where the worker's log file stands after this invocation's output
+
+
+class Boot(msgspec.Struct, gc=False):
+    """What a template process is started with (its one command-line argument)."""
+
+    function: str
+    handler: str
+    code: str  # absolute path of the code directory, the template's working directory
+    endpoint: str  # the front-end's ROUTER address
+    log_dir: str  # where each worker keeps its log file, <worker id>.log
+    control_in: int  # fd: front-end -> template
+    control_out: int  # fd: template -> front-end
+    parent: int  # the front-end's pid: the template exits if it is not its parent
+    prefork: bool = True  # False: Init runs in each worker after the fork
+
+
+class Fork(msgspec.Struct, tag="fork", gc=False):
+    worker: str
+    provisioned: bool = False
+
+
+class Shutdown(msgspec.Struct, tag="shutdown", gc=False):
+    pass
+
+
+class Ready(msgspec.Struct, tag="ready", gc=False):
+    init_ns: int
+
+
+class InitFailed(msgspec.Struct, tag="init_failed", gc=False):
+    error: dict
+    init_ns: int
+
+
+class Forked(msgspec.Struct, tag="forked", gc=False):
+    worker: str
+    pid: int
+
+
+class ForkFailed(msgspec.Struct, tag="fork_failed", gc=False):
+    worker: str
+    message: str
+
+
+class Exited(msgspec.Struct, tag="exited", gc=False):
+    pid: int
+    exit_status: int  # -1 when killed by a signal
+    signal: int
+    max_rss_kb: int
+    user_us: int
+    system_us: int
+
+
+ToWorker = Invoke | Stop
+FromWorker = Hello | Reply
+ToTemplate = Fork | Shutdown
+FromTemplate = Ready | InitFailed | Forked | ForkFailed | Exited
+
+encode_header = msgspec.msgpack.Encoder().encode
+decode_to_worker = msgspec.msgpack.Decoder(ToWorker).decode
+decode_from_worker = msgspec.msgpack.Decoder(FromWorker).decode
+
+_json_encode = msgspec.json.Encoder().encode
+decode_to_template = msgspec.json.Decoder(ToTemplate).decode
+decode_from_template = msgspec.json.Decoder(FromTemplate).decode
+
+
+encode_boot = _json_encode
+decode_boot = msgspec.json.Decoder(Boot).decode
+
+
+def encode_line(message: msgspec.Struct) -> bytes:
+    """A control message as one line for the template pipe."""
+    return _json_encode(message) + b"\n"
