@@ -36,11 +36,20 @@ from ._core import Dispatcher as CoreDispatcher
 from ._core import monotonic_ns
 
 if TYPE_CHECKING:
+    from .logs import InvocationLog
     from .pool.supervisor import Supervisor
     from .pool.workers import FunctionPool
 
-_POLLIN = zmq.POLLIN
-_EVENTS = zmq.EVENTS
+# The hot path calls pyzmq's Cython socket methods directly, with plain int flags: the
+# Python-level wrappers and their enum conversions cost more than the calls themselves.
+_send = zmq.backend.Socket.send
+_recv = zmq.backend.Socket.recv
+_get = zmq.backend.Socket.get
+_POLLIN = int(zmq.POLLIN)
+_EVENTS = int(zmq.EVENTS)
+_RCVMORE = int(zmq.RCVMORE)
+_SNDMORE = int(zmq.SNDMORE)
+_NOBLOCK = int(zmq.NOBLOCK)
 _ZERO_COPY_BYTES = 65536
 
 
@@ -55,7 +64,7 @@ class Invocation:
     __slots__ = (
         "request_id", "pool", "event", "timeout_ns", "invoked_arn", "client_context",
         "identity", "trace_id", "done", "payload", "error_type", "outcome", "log",
-        "duration_ns", "max_rss_kb", "init_ns", "cold", "billed_ms", "log_text",
+        "duration_ns", "max_rss_kb", "init_ns", "cold", "billed_ms", "log_entry",
         "sem", "waiting", "future", "loop", "loop_thread", "callback", "started_ns",
     )
 
@@ -79,7 +88,7 @@ class Invocation:
         self.init_ns = 0
         self.cold = False
         self.billed_ms = 0
-        self.log_text = ""
+        self.log_entry: InvocationLog | None = None
         self.sem: threading.Lock | None = None
         self.waiting = False
         self.future: asyncio.Future[Invocation] | None = None
@@ -107,6 +116,7 @@ class Dispatcher:
         self.supervisor: Supervisor  # set by the supervisor, which needs us too
         self.account: Callable[[Invocation], None] = _ignore  # meters and logs a finished one
         self._reader: Invocation | None = None
+        self._reader_thread = 0
         self._followers: deque[Invocation] = deque()
         self._wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         self._poller = select.poll()
@@ -145,9 +155,9 @@ class Dispatcher:
         ))
         self.core.begin(invocation.request_id, worker, deadline_ns, invocation)
         event = invocation.event
+        router = self.router
         try:
-            self.router.send_multipart([worker, header, event],
-                                       copy=len(event) < _ZERO_COPY_BYTES)
+            _send(router, worker, _SNDMORE)
         except zmq.ZMQError as exc:
             if exc.errno != zmq.EHOSTUNREACH:
                 raise
@@ -156,6 +166,8 @@ class Dispatcher:
             self.supervisor.lost(worker)
             self._route(invocation)
             return
+        _send(router, header, _SNDMORE)
+        _send(router, event, 0, len(event) < _ZERO_COPY_BYTES)
         if deadline_ns < self.supervisor.wake_at_ns:
             self.supervisor.wake()
 
@@ -180,23 +192,28 @@ class Dispatcher:
 
     def _drain(self) -> None:
         router = self.router
-        while router.getsockopt(_EVENTS) & _POLLIN:
-            frames = router.recv_multipart(zmq.NOBLOCK)
-            worker = frames[0]
-            message = wire.decode_from_worker(frames[1])
+        while _get(router, _EVENTS) & _POLLIN:
+            worker = _recv(router, _NOBLOCK)
+            try:
+                message = wire.decode_from_worker(_recv(router, _NOBLOCK))
+            except (ValueError, zmq.ZMQError):
+                message = None  # not one of ours: drop it whole
             if type(message) is wire.Reply:
-                self._on_reply(worker, message, frames)
-            else:
+                payload = _recv(router, _NOBLOCK)
+                self._on_reply(worker, message, payload, _recv(router, _NOBLOCK))
+            elif type(message) is wire.Hello:
                 self._on_hello(worker, message)
+            while _get(router, _RCVMORE):
+                _recv(router, _NOBLOCK)
 
-    def _on_reply(self, worker: bytes, reply: wire.Reply, frames: list[bytes]) -> None:
+    def _on_reply(self, worker: bytes, reply: wire.Reply, payload: bytes, log: bytes) -> None:
         invocation = self.core.finish(reply.request_id, worker)
         if invocation is None:
             return  # timed out already, or its worker was killed: nobody waits for it
         pool = invocation.pool
         record = pool.workers.get(worker)
-        invocation.payload = frames[2]
-        invocation.log = frames[3]
+        invocation.payload = payload
+        invocation.log = log
         invocation.error_type = reply.error_type
         invocation.outcome = 0 if reply.error_type is None else 1
         invocation.duration_ns = reply.duration_ns
@@ -226,7 +243,8 @@ class Dispatcher:
         self.account(invocation)
         invocation.done = True
         if invocation is self._reader:
-            os.eventfd_write(self._wake_fd, 1)
+            if self._reader_thread != threading.get_ident():
+                os.eventfd_write(self._wake_fd, 1)
         elif invocation.waiting:
             invocation.waiting = False
             invocation.sem.release()
@@ -243,15 +261,18 @@ class Dispatcher:
     def wait(self, invocation: Invocation) -> None:
         """Block until ``invocation`` is done (any thread)."""
         lock = self.lock
-        invocation.sem = sem = threading.Lock()
-        sem.acquire()
+        sem = None
         while True:
             with lock:
                 if invocation.done:
                     return
                 if self._reader is None:
                     self._reader = invocation
+                    self._reader_thread = threading.get_ident()
                 else:
+                    if sem is None:
+                        invocation.sem = sem = threading.Lock()
+                        sem.acquire()
                     invocation.waiting = True
                     self._followers.append(invocation)
             if self._reader is invocation:

@@ -17,7 +17,7 @@ import os
 import shutil
 import tempfile
 import threading
-import uuid
+import time
 from types import TracebackType
 from typing import Any
 
@@ -39,6 +39,7 @@ from .errors import (
 from .metering import OUT_OF_MEMORY, TIMEOUT, new_meter, snapshot
 from .pool.supervisor import Supervisor
 from .pool.workers import FunctionPool
+from .requests import new_request_id
 
 ACCOUNT_LIMIT = 1000
 _INVOCATION_TYPES = ("RequestResponse", "Event", "DryRun")
@@ -214,7 +215,7 @@ class Invoker:
         pool = self._invocable(function_name, qualifier)
         limit = ASYNC_PAYLOAD_LIMIT if invocation_type == "Event" else SYNC_PAYLOAD_LIMIT
         body = _event_bytes(event, invocation_type, limit)
-        request_id = str(uuid.uuid4())
+        request_id = new_request_id()
         if invocation_type == "DryRun":
             return InvokeResult(204, request_id=request_id)
         if pool.config.reserved_concurrency == 0:
@@ -233,7 +234,7 @@ class Invoker:
             200,
             invocation.payload,
             None if invocation.error_type is None else "Unhandled",
-            logs.tail(invocation.log_text) if log_type == "Tail" else None,
+            logs.tail(invocation.log_entry.text()) if log_type == "Tail" else None,
             "$LATEST",
             invocation.request_id,
         )
@@ -251,18 +252,12 @@ class Invoker:
             status = "error"
             error_type = ("Runtime.OutOfMemory" if invocation.outcome == OUT_OF_MEMORY
                           else invocation.error_type)
-        request_id = invocation.request_id
-        invocation.log_text = text = (
-            logs.start_line(request_id)
-            + invocation.log.decode("utf-8", "replace")
-            + logs.end_line(request_id)
-            + logs.report_line(
-                request_id, invocation.duration_ns, invocation.billed_ms, memory_mb,
-                -(-invocation.max_rss_kb // 1024),
-                invocation.init_ns if invocation.cold else None, status, error_type,
-            )
+        invocation.log_entry = entry = logs.InvocationLog(
+            time.time_ns() // 1_000_000, invocation.request_id, invocation.log,
+            invocation.duration_ns, invocation.billed_ms, memory_mb, invocation.max_rss_kb,
+            invocation.init_ns if invocation.cold else None, status, error_type,
         )
-        self._logbook.add(pool.name, request_id, text)
+        self._logbook.add(pool.name, entry)
 
     # -- observing --------------------------------------------------------------------------
 

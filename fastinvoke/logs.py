@@ -69,20 +69,48 @@ def tail(text: str) -> str:
     return base64.b64encode(text.encode()[-TAIL_BYTES:]).decode()
 
 
+class InvocationLog(msgspec.Struct, gc=False):
+    """What one invocation logged, kept compact; its text is built when someone reads it
+    (formatting every REPORT line on the hot path would cost more than the call)."""
+
+    timestamp_ms: int
+    request_id: str
+    output: bytes  # what the function printed
+    duration_ns: int
+    billed_ms: int
+    memory_mb: int
+    max_rss_kb: int
+    init_ns: int | None = None
+    status: str | None = None
+    error_type: str | None = None
+
+    def text(self) -> str:
+        """START, the function's output, END and REPORT, as Lambda writes them."""
+        return (
+            start_line(self.request_id)
+            + self.output.decode("utf-8", "replace")
+            + end_line(self.request_id)
+            + report_line(self.request_id, self.duration_ns, self.billed_ms, self.memory_mb,
+                          -(-self.max_rss_kb // 1024), self.init_ns, self.status,
+                          self.error_type)
+        )
+
+
 class LogBook:
-    """The newest log records of every function, oldest first."""
+    """The newest invocation logs of every function, oldest first."""
 
     def __init__(self) -> None:
-        self._books: dict[str, deque[LogRecord]] = {}
+        self._books: dict[str, deque[InvocationLog]] = {}
 
-    def add(self, function: str, request_id: str, text: str) -> None:
+    def add(self, function: str, entry: InvocationLog) -> None:
         book = self._books.get(function)
         if book is None:
             book = self._books[function] = deque(maxlen=_KEEP_RECORDS)
-        book.append(LogRecord(time.time_ns() // 1_000_000, request_id, text))
+        book.append(entry)
 
     def records(self, function: str) -> list[LogRecord]:
-        return list(self._books.get(function, ()))
+        return [LogRecord(entry.timestamp_ms, entry.request_id, entry.text())
+                for entry in list(self._books.get(function, ()))]
 
     def forget(self, function: str) -> None:
         self._books.pop(function, None)

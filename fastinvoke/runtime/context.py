@@ -51,6 +51,23 @@ class LambdaContext:
     counts down to the invocation's real deadline, the one the supervisor enforces.
     """
 
+    # The function's own fields: read from the environment once per worker (configure).
+    function_name: str | None = None
+    function_version: str | None = None
+    memory_limit_in_mb: str | None = None
+    log_group_name: str | None = None
+    log_stream_name: str | None = None
+
+    @classmethod
+    def configure(cls) -> None:
+        """Read the function's fields from the environment (at worker start)."""
+        env = os.environ
+        cls.function_name = env.get("AWS_LAMBDA_FUNCTION_NAME")
+        cls.function_version = env.get("AWS_LAMBDA_FUNCTION_VERSION")
+        cls.memory_limit_in_mb = env.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
+        cls.log_group_name = env.get("AWS_LAMBDA_LOG_GROUP_NAME")
+        cls.log_stream_name = env.get("AWS_LAMBDA_LOG_STREAM_NAME")
+
     def __init__(
         self,
         request_id: str,
@@ -60,14 +77,8 @@ class LambdaContext:
         identity: str | None = None,
         tenant_id: str | None = None,
     ) -> None:
-        env = os.environ
         self.aws_request_id = request_id
         self.invoked_function_arn = invoked_function_arn
-        self.function_name = env.get("AWS_LAMBDA_FUNCTION_NAME")
-        self.function_version = env.get("AWS_LAMBDA_FUNCTION_VERSION")
-        self.memory_limit_in_mb = env.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
-        self.log_group_name = env.get("AWS_LAMBDA_LOG_GROUP_NAME")
-        self.log_stream_name = env.get("AWS_LAMBDA_LOG_STREAM_NAME")
         self.tenant_id = tenant_id
         self._deadline_ms = deadline_ms
         self.identity = _identity(identity)

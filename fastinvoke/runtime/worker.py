@@ -98,6 +98,7 @@ def run(
     os.environ["AWS_LAMBDA_LOG_STREAM_NAME"] = log_stream_name()
     reader = redirect_output(log_path)
     install_logging()
+    LambdaContext.configure()
     context = zmq.Context(1)
     sock = context.socket(zmq.DEALER)
     sock.setsockopt(zmq.IDENTITY, worker_id)
@@ -113,26 +114,31 @@ def run(
 
 def _serve(sock: zmq.Socket, handler: Any, reader: int) -> None:
     global _request_id
-    recv, send = sock.recv_multipart, sock.send_multipart
+    # pyzmq's Cython methods directly, with int flags: the wrappers cost more than the I/O.
+    send, recv, more = zmq.backend.Socket.send, zmq.backend.Socket.recv, int(zmq.SNDMORE)
     decode, encode = wire.decode_to_worker, wire.encode_header
     getrusage, self_usage = resource.getrusage, resource.RUSAGE_SELF
+    fstat, environ = os.fstat, os.environ
     offset = 0
+    trace_id = None
     while True:
-        frames = recv()
-        message = decode(frames[0])
+        message = decode(recv(sock))
         if type(message) is wire.Stop:
             return
+        event = recv(sock)
         _request_id = request_id = message.request_id
-        if message.trace_id:
-            os.environ["_X_AMZN_TRACE_ID"] = message.trace_id
-        else:
-            os.environ.pop("_X_AMZN_TRACE_ID", None)
+        if message.trace_id != trace_id:
+            trace_id = message.trace_id
+            if trace_id:
+                environ["_X_AMZN_TRACE_ID"] = trace_id
+            else:
+                environ.pop("_X_AMZN_TRACE_ID", None)
         started = monotonic_ns()
-        payload, error_type = _invoke(handler, message, frames[1])
+        payload, error_type = _invoke(handler, message, event)
         duration = monotonic_ns() - started
         if error_type is None and len(payload) > RESPONSE_PAYLOAD_LIMIT:
             payload, error_type = _too_large()
-        end = os.fstat(reader).st_size
+        end = fstat(reader).st_size
         log = os.pread(reader, end - offset, offset) if end > offset else b""
         offset = end
         if offset > _LOG_ROTATE_BYTES:
@@ -140,7 +146,9 @@ def _serve(sock: zmq.Socket, handler: Any, reader: int) -> None:
             offset = 0
         header = wire.Reply(request_id, duration, error_type, getrusage(self_usage).ru_maxrss,
                             offset)
-        send([encode(header), payload, log], copy=len(payload) < 65536)
+        send(sock, encode(header), more)
+        send(sock, payload, more, len(payload) < 65536)
+        send(sock, log, 0)
         _request_id = ""
         if isinstance(handler, Exception):
             return  # a failed Init is retried by a fresh worker, as Lambda re-inits

@@ -1,0 +1,329 @@
+"""Read Lambda functions from an AWS SAM or CloudFormation template.
+
+Values that exist only in a deployed stack are never guessed: what is read but not used
+goes to ``Template.notes``, and functions that cannot run here to ``Template.skipped``.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .config import LOCAL_PYTHON, FunctionConfig
+from .errors import InvalidParameterValueException, ValidationException
+
+StrPath = str | os.PathLike[str]
+_TYPES = SERVERLESS, LAMBDA = "AWS::Serverless::Function", "AWS::Lambda::Function"
+PSEUDO_PARAMETERS = {
+    "AWS::Region": "us-east-1", "AWS::AccountId": "123456789012", "AWS::StackName": "fastinvoke",
+    "AWS::Partition": "aws", "AWS::URLSuffix": "amazonaws.com",
+}  # fmt: skip
+# The keys SAM accepts in Globals.Function, in SAM's order; SAM rejects any other.
+GLOBAL_FUNCTION_KEYS = tuple(
+    "Handler Runtime CodeUri DeadLetterQueue Description MemorySize Timeout VpcConfig Environment "
+    "Tags PropagateTags Tracing KmsKeyArn AutoPublishAlias AutoPublishAliasAllProperties Layers "
+    "DeploymentPreference RolePath PermissionsBoundary ReservedConcurrentExecutions "
+    "ProvisionedConcurrencyConfig AssumeRolePolicyDocument EventInvokeConfig FileSystemConfigs "
+    "CodeSigningConfigArn Architectures SnapStart EphemeralStorage FunctionUrlConfig "
+    "RuntimeManagementConfig LoggingConfig RecursiveLoop SourceKMSKeyArn TenancyConfig "
+    "DurableConfig CapacityProviderConfig FunctionScalingConfig PublishToLatestPublished "
+    "VersionDeletionPolicy".split()
+)
+_NOT_YET, _NO = "not applied yet", "not emulated locally"
+_IGNORED = {  # property (SAM and CloudFormation names) -> why it has no effect here
+    "Layers": "layers are not mounted locally; put dependencies in the code directory",
+    "VpcConfig": "there is no VPC locally; the function uses this machine's network",
+    "Policies": "IAM policies are not enforced locally; code runs with this machine's credentials",
+    "DeadLetterQueue": _NOT_YET, "DeadLetterConfig": _NOT_YET, "EventInvokeConfig": _NOT_YET,
+    "Tracing": _NO, "TracingConfig": _NO, "FileSystemConfigs": _NO, "SnapStart": _NO,
+    "AutoPublishAlias": _NO, "DeploymentPreference": _NO, "FunctionUrlConfig": _NO,
+}  # fmt: skip
+_SCALARS = {  # property -> FunctionConfig field; absent or dropped keeps the field's default
+    "MemorySize": "memory_mb", "Timeout": "timeout_s", "Role": "role",
+    "ReservedConcurrentExecutions": "reserved_concurrency", "Description": "description",
+}  # fmt: skip
+_SHORT_TAGS = "Ref Sub GetAtt If Join Select Split FindInMap Base64 ImportValue Equals Not And Or"
+_SHORT_TAGS += " Condition GetAZs Cidr"
+_NO_VALUE = object()  # AWS::NoValue: the property, key or list item is removed
+_Loader = type("_Loader", (yaml.SafeLoader,), {})  # + CloudFormation tags, timestamps as text
+
+
+@dataclass
+class Template:
+    """Functions read from a template, and what of the template could not be used here."""
+
+    functions: list[FunctionConfig] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)
+
+
+class _NotLocal(Exception):
+    """A value only a deployed stack has, or a function that cannot run here: says which."""
+
+
+def _short_tag(loader: yaml.SafeLoader, node: Any) -> dict[str, Any]:
+    tag, plain = node.tag[1:], {yaml.ScalarNode: "str", yaml.SequenceNode: "seq"}
+    untagged = type(node)(f"tag:yaml.org,2002:{plain.get(type(node), 'map')}", node.value)
+    value = loader.construct_object(untagged, deep=True)  # as if the tag were not there
+    if tag == "GetAtt" and isinstance(value, str):
+        value = value.split(".", 1)
+    return {tag if tag in ("Ref", "Condition") else f"Fn::{tag}": value}
+
+
+for _tag in _SHORT_TAGS.split():
+    _Loader.add_constructor(f"!{_tag}", _short_tag)
+# CloudFormation reads `AWSTemplateFormatVersion: 2010-09-09` as text, not as a date.
+_Loader.add_constructor("tag:yaml.org,2002:timestamp", yaml.SafeLoader.construct_scalar)
+
+
+def _text(value: Any) -> str:
+    """A scalar as CloudFormation writes it (booleans lower-case)."""
+    if isinstance(value, str | int | float):
+        return ("true" if value else "false") if isinstance(value, bool) else str(value)
+    raise _NotLocal(f"value {value!r} is not a string")
+
+
+def _int(value: Any) -> Any:
+    """Numbers from parameters arrive as text; anything else is left for validate() to refuse."""
+    return int(value) if isinstance(value, str) and re.fullmatch(r"-?\d+", value) else value
+
+
+def _is_intrinsic(value: Any) -> bool:
+    key = next(iter(value)) if isinstance(value, dict) and len(value) == 1 else ""
+    return key in ("Ref", "Condition") or key.startswith("Fn::")
+
+
+def _merge(glob: Any, local: Any) -> Any:
+    """SAM's Globals rule: maps merge (resource wins), lists concatenate, else resource wins."""
+    if isinstance(glob, list) and isinstance(local, list):
+        return glob + local
+    if not isinstance(glob, dict) or not isinstance(local, dict):
+        return local
+    if _is_intrinsic(glob) or _is_intrinsic(local):  # SAM merges intrinsics as scalars
+        return local
+    return {**glob, **{k: _merge(glob[k], v) if k in glob else v for k, v in local.items()}}
+
+
+class _Stack:
+    """One template's values as far as they are known without deploying it."""
+
+    def __init__(self, doc: dict[str, Any], overrides: dict[str, str], base: Path,
+                 inline_root: Path | None) -> None:  # fmt: skip
+        self.resources, self.mappings = doc["Resources"], doc.get("Mappings") or {}
+        self.conditions, self.declared = doc.get("Conditions") or {}, doc.get("Parameters") or {}
+        self.known = {k: overrides.get(k, v) for k, v in PSEUDO_PARAMETERS.items()}
+        for name, spec in self.declared.items():
+            if name in overrides or "Default" in (spec := spec or {}):
+                value, kind = overrides.get(name, spec.get("Default")), str(spec.get("Type", ""))
+                is_list = kind == "CommaDelimitedList" or kind.startswith("List<")
+                self.known[name] = value.split(",") if is_list and isinstance(value, str) else value
+        self.base, self.inline_root, self.notes = base, inline_root, []
+        v, cond = self.value, self._cond
+        self._fns = {
+            "Ref": self.ref, "Fn::Sub": self._sub, "Fn::Not": lambda a: not cond(a[0]),
+            "Fn::Join": lambda a: a[0].join(_text(x) for x in v(a[1])),
+            "Fn::Select": lambda a: v(a[1])[int(_text(v(a[0])))],
+            "Fn::Split": lambda a: _text(v(a[1])).split(a[0]),
+            "Fn::If": lambda a: v(a[1] if self.condition(a[0]) else a[2]),
+            "Fn::Base64": lambda a: base64.b64encode(_text(v(a)).encode()).decode(),
+            "Fn::FindInMap": lambda a: v(self.mappings[v(a[0])][v(a[1])][v(a[2])]),
+            "Fn::Equals": lambda a: _text(v(a[0])) == _text(v(a[1])),
+            "Fn::And": lambda a: all(cond(c) for c in a), "Fn::Or": lambda a: any(map(cond, a)),
+        }  # fmt: skip
+
+    def value(self, node: Any) -> Any:
+        if isinstance(node, list):
+            return [v for v in map(self.value, node) if v is not _NO_VALUE]
+        if not isinstance(node, dict):
+            return node
+        key, arg = next(iter(node.items())) if len(node) == 1 else ("", None)
+        shown = f"{key} {'.'.join(map(str, arg)) if isinstance(arg, list) else arg}"
+        if key.startswith("Fn::") and key not in self._fns:  # GetAtt, ImportValue, GetAZs, Cidr
+            raise _NotLocal(f"{shown} has no value until the stack is deployed")
+        if key in self._fns:
+            try:
+                return self._fns[key](arg)
+            except (TypeError, ValueError, IndexError, KeyError, AttributeError) as exc:
+                raise _NotLocal(f"{shown} cannot be evaluated ({exc!r})") from None
+        out = {k: self.value(v) for k, v in node.items()}
+        return {k: v for k, v in out.items() if v is not _NO_VALUE}
+
+    def ref(self, name: Any) -> Any:
+        if name in self.known or name == "AWS::NoValue":
+            return self.known.get(name, _NO_VALUE)
+        if name in self.declared:
+            raise _NotLocal(f"parameter {name} has no Default; pass it in parameters=")
+        where = "a resource that exists only when deployed" if name in self.resources else "unknown"
+        raise _NotLocal(f"Ref {name} is {where}")
+
+    def condition(self, name: Any) -> bool:
+        if name not in self.conditions:
+            raise _NotLocal(f"condition {name} is not defined")
+        return self._cond(self.conditions[name])
+
+    def _cond(self, node: Any) -> bool:
+        if isinstance(node, dict) and list(node) == ["Condition"]:
+            return self.condition(node["Condition"])
+        if not isinstance(value := self.value(node), bool):
+            raise _NotLocal(f"condition {node!r} is not true or false")
+        return value
+
+    def _sub(self, arg: Any) -> str:
+        text, names = (arg, {}) if isinstance(arg, str) else arg
+
+        def one(match: re.Match[str]) -> str:
+            var = match.group(1)
+            if var.startswith("!"):  # ${!Literal} is written as ${Literal}
+                return "${" + var[1:] + "}"
+            kind = "Ref" if "." not in var else "Fn::GetAtt"  # ${Res.Attr} is a GetAtt
+            return _text(self.value(names[var] if var in names else {kind: var}))
+
+        return re.sub(r"\$\{([^}]*)\}", one, text)
+
+    def note(self, lid: str, text: str) -> None:
+        self.notes.append(f"{lid}: {text}")
+
+    def get(self, lid: str, props: dict[str, Any], key: str, required: bool = False) -> Any:
+        """The property's local value; None when absent or dropped (with a note)."""
+        try:
+            value = self.value(props[key]) if key in props else None
+        except _NotLocal as why:
+            if required:  # the function cannot run without it
+                raise _NotLocal(f"{key} cannot be resolved locally: {why}") from None
+            self.note(lid, f"{key} dropped: {why}; using the default")
+            return None
+        return None if value is _NO_VALUE else value
+
+    def function(self, lid: str, kind: str, props: dict[str, Any]) -> FunctionConfig:
+        for key in _IGNORED.keys() & {k for k, v in props.items() if v is not None}:
+            self.note(lid, f"{key} ignored: {_IGNORED[key]}")
+        if isinstance(events := props.get("Events"), dict) and events:
+            types = {n: e.get("Type") for n, e in events.items() if isinstance(e, dict)}
+            shown = ", ".join(f"{n} ({t})" for n, t in types.items())
+            self.note(lid, f"Events {shown} ignored: events are not wired locally; "
+                      "invoke the function directly")  # fmt: skip
+        if props.get("PackageType") == "Image":
+            raise _NotLocal("PackageType Image: container images are not supported locally")
+        runtime = self.get(lid, props, "Runtime", True) or LOCAL_PYTHON  # none: this machine's
+        if not re.fullmatch(r"python3\.\d+", str(runtime)):
+            raise _NotLocal(f"runtime {runtime} is not supported by this fastinvoke yet")
+        if not isinstance(name := props.get("FunctionName", lid), str):
+            self.note(lid, f"FunctionName is computed at deploy time; named '{lid}' here")
+            name = lid
+        handler = _text(self.get(lid, props, "Handler", True) or "")
+        code, inline = self._code(lid, kind, props)
+        config = FunctionConfig(name=name, handler=handler, code=code, runtime=runtime)
+        config.env = self._env(lid, props)
+        for key, attr in _SCALARS.items():
+            if (value := self.get(lid, props, key)) is not None:
+                setattr(config, attr, _text(value) if attr == "description" else _int(value))
+        if isinstance(pcc := self.get(lid, props, "ProvisionedConcurrencyConfig"), dict):
+            config.provisioned = _int(pcc.get("ProvisionedConcurrentExecutions", 0))
+        if isinstance(arch := self.get(lid, props, "Architectures"), list) and arch:
+            config.architecture = _text(arch[0])
+        config.role = config.role if isinstance(config.role, str) else None
+        try:
+            config.validate()
+        except (ValidationException, InvalidParameterValueException) as exc:
+            raise type(exc)(f"{lid}: {exc.message}", **exc.fields) from exc
+        if inline is not None:  # written only once the name and handler are known valid
+            config.code = self._write_inline(lid, config.name, config.handler, inline)
+        return config
+
+    def _code(self, lid: str, kind: str, props: dict[str, Any]) -> tuple[str, str | None]:
+        if kind == LAMBDA:
+            code = props.get("Code")
+            if not isinstance(code, dict) or "ZipFile" not in code:
+                raise _NotLocal("Code is not inline (S3 or image); fastinvoke runs local code only")
+            inline = self.get(lid, {"Code.ZipFile": code["ZipFile"]}, "Code.ZipFile", True)
+        else:
+            inline = self.get(lid, props, "InlineCode", True)
+        if inline is not None:
+            return str(self.base), _text(inline)
+        uri = self.get(lid, props, "CodeUri", True) or "."
+        if isinstance(uri, dict) or str(uri).startswith("s3://"):
+            raise _NotLocal(f"CodeUri {uri} is in S3; point CodeUri at the local source directory")
+        return str(self.base / _text(uri)), None  # validate() refuses a missing directory
+
+    def _env(self, lid: str, props: dict[str, Any]) -> dict[str, str]:
+        environment = props.get("Environment")
+        variables = environment.get("Variables") if isinstance(environment, dict) else None
+        if _is_intrinsic(variables):  # computed as a whole: all or nothing
+            variables = self.get(lid, {"Environment.Variables": variables}, "Environment.Variables")
+        env: dict[str, str] = {}
+        for key, raw in (variables if isinstance(variables, dict) else {}).items():
+            try:  # one unresolvable variable costs only itself
+                if (value := self.value(raw)) is not _NO_VALUE:
+                    env[str(key)] = _text(value)
+            except _NotLocal as why:
+                self.note(lid, f"environment variable {key} dropped: {why}")
+        return env
+
+    def _write_inline(self, lid: str, name: str, handler: str, source: str) -> str:
+        module = handler.rpartition(".")[0]
+        if not all(part.isidentifier() for part in module.split(".")):  # no path tricks
+            raise _NotLocal(f"handler {handler} is not module.function, so the code has no file")
+        if not self.inline_root:  # created only when a template has inline code
+            self.inline_root = Path(tempfile.mkdtemp(prefix="fastinvoke-inline-"))
+        target = self.inline_root / name / (module.replace(".", "/") + ".py")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(source, encoding="utf-8")
+        self.note(lid, f"InlineCode written to {target} (SAM CLI refuses InlineCode for local "
+                  "runs; fastinvoke runs it)")  # fmt: skip
+        return str(self.inline_root / name)
+
+
+def load_template(
+    path: StrPath, *, inline_dir: StrPath | None = None, parameters: dict[str, str] | None = None
+) -> Template:
+    """Read a template's functions, in template order.
+
+    ``parameters`` override Parameter defaults and pseudo parameters such as ``AWS::Region``;
+    inline code is written under ``inline_dir`` (default: a fresh temporary directory).
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        why = getattr(exc, "strerror", None) or exc
+        raise _bad(path, f"cannot be read ({why}); give the path of your SAM template") from None
+    try:  # YAML reads JSON too, but not JSON indented with tabs
+        json_ = text.lstrip().startswith("{")
+        doc = json.loads(text) if json_ else yaml.load(text, Loader=_Loader)  # noqa: S506
+    except (ValueError, yaml.YAMLError) as exc:
+        raise _bad(path, f"is not valid {'JSON' if json_ else 'YAML'}: {exc}\nFix it") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("Resources"), dict):
+        raise _bad(path, "has no Resources: add `Resources:` with an AWS::Serverless::Function")
+    glob = (doc.get("Globals") or {}).get("Function") or {}
+    for key in (k for k in glob if k not in GLOBAL_FUNCTION_KEYS):
+        raise InvalidParameterValueException(
+            f"'{key}' is not a supported property of 'Function'. Must be one of the "
+            f"following values - [{', '.join(GLOBAL_FUNCTION_KEYS)}]"
+        )
+    stack = _Stack(doc, parameters or {}, path.resolve().parent, inline_dir and Path(inline_dir))
+    out = Template(notes=stack.notes)
+    for lid, resource in doc["Resources"].items():
+        if (kind := isinstance(resource, dict) and resource.get("Type")) not in _TYPES:
+            continue  # not a function
+        props = resource.get("Properties") or {}
+        try:  # a resource whose Condition is false (or unknown here) may not exist when deployed
+            if "Condition" in resource and not stack.condition(cond := resource["Condition"]):
+                raise _NotLocal(f"its Condition {cond} is false, so the stack would not have it")
+            out.functions.append(
+                stack.function(lid, kind, _merge(glob, props) if kind == SERVERLESS else props)
+            )
+        except _NotLocal as why:
+            out.skipped[lid] = str(why)
+    return out
+
+
+def _bad(path: Path, problem: str) -> InvalidParameterValueException:
+    return InvalidParameterValueException(f"Template file '{path}' {problem}.")
