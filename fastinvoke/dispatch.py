@@ -123,12 +123,19 @@ class Dispatcher:
         self._poller.register(self.fd, select.POLLIN)
         self._poller.register(self._wake_fd, select.POLLIN)
         self._loops: dict[asyncio.AbstractEventLoop, int] = {}
+        # Invocations nobody waits for (Event): while there are any, the supervisor
+        # thread reads the socket too, since no caller will.
+        self.unattended = 0
 
     # -- submitting (lock held in the underscored methods) --------------------------------
 
     def submit(self, invocation: Invocation) -> None:
         """Send ``invocation`` to an idle worker, or queue it for one."""
         with self.lock:
+            if invocation.callback is not None:
+                self.unattended += 1
+                if self.unattended == 1:
+                    self.supervisor.wake()
             self._route(invocation)
             self._drain()
 
@@ -254,6 +261,7 @@ class Dispatcher:
             else:
                 invocation.loop.call_soon_threadsafe(_resolve, invocation)
         elif invocation.callback is not None:
+            self.unattended -= 1
             invocation.callback(invocation)
 
     # -- waiting --------------------------------------------------------------------------

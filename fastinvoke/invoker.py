@@ -137,6 +137,20 @@ class Invoker:
                 self._supervisor.remove(pool)
         self._logbook.forget(name)
 
+    def recycle(self, name: str) -> int:
+        """Stop the function's idle workers, so the next invocation is a cold start.
+
+        The template stays initialised: the new worker is a fork of it, as after Lambda
+        recycles an execution environment.  Returns how many workers were stopped.
+        """
+        pool = self._pool(name)
+        with self._dispatcher.lock:
+            idle = [record for record in pool.workers.values() if record.state == "idle"]
+            for record in idle:
+                self._supervisor.stop_worker(record)
+            self._dispatcher._drain()
+        return len(idle)
+
     def get_function(self, name: str) -> FunctionConfig:
         return self._pool(name).config
 

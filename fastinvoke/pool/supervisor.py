@@ -38,6 +38,7 @@ from .environment import function_environment
 from .workers import FunctionPool, WorkerRecord
 
 MAX_BOOT_FAILURES = 3
+_ROUTER = "router"  # selector key data of the dispatcher's socket
 _SHUTDOWN_GRACE_S = 5.0
 _SIGNAL_TEXT = {
     signal.SIGKILL: "killed",
@@ -88,6 +89,7 @@ class Supervisor:
         self._selector = selectors.DefaultSelector()
         self._selector.register(self._wake_fd, selectors.EVENT_READ, None)
         self._stopping = False
+        self._watching_router = False
         self.wake_at_ns = 0
         self._thread = threading.Thread(target=self._run, name="fastinvoke-supervisor",
                                         daemon=True)
@@ -191,7 +193,7 @@ class Supervisor:
                 for key, _ in events:
                     if key.data is None:
                         os.eventfd_read(self._wake_fd)
-                    else:
+                    elif key.data is not _ROUTER:
                         self._read_template(key.fd, key.data)
                 now = monotonic_ns()
                 self._expire(now)
@@ -199,7 +201,17 @@ class Supervisor:
                 self.dispatcher._drain()
 
     def _plan(self) -> float | None:
-        """When to wake next: the nearest deadline or keep-warm expiry (lock held)."""
+        """When to wake next: the nearest deadline or keep-warm expiry (lock held).
+
+        Also watch the dispatcher's socket while Event invocations are outstanding:
+        nobody else reads their replies (or the Hello of the worker forked for them)."""
+        watch = self.dispatcher.unattended > 0
+        if watch != self._watching_router:
+            if watch:
+                self._selector.register(self.dispatcher.fd, selectors.EVENT_READ, _ROUTER)
+            else:
+                self._selector.unregister(self.dispatcher.fd)
+            self._watching_router = watch
         wake_at = self.dispatcher.core.next_deadline()
         for record in self.workers.values():
             if record.state == "idle" and not record.provisioned:
@@ -341,9 +353,13 @@ class Supervisor:
         for record in list(self.workers.values()):
             if (record.state == "idle" and not record.provisioned
                     and now - record.last_used_ns >= self.keep_warm_ns):
-                self.dispatcher.core.drop_worker(record.id)
-                record.state = "stopping"
-                self.dispatcher.send_stop(record.id)
+                self.stop_worker(record)
+
+    def stop_worker(self, record: WorkerRecord) -> None:
+        """Ask an idle worker to exit; it is no longer given work (lock held)."""
+        self.dispatcher.core.drop_worker(record.id)
+        record.state = "stopping"
+        self.dispatcher.send_stop(record.id)
 
     # -- finishing invocations that did not get a reply (lock held) -------------------------
 
@@ -426,7 +442,7 @@ class Supervisor:
                     pool.template.kill()
                     pool.template.wait()
         for key in list(self._selector.get_map().values()):
-            if key.data is not None:
+            if key.data is not None and key.data is not _ROUTER:
                 os.close(key.fd)
         self._selector.close()
         os.close(self._wake_fd)

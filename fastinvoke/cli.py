@@ -1,0 +1,103 @@
+"""The ``fastinvoke`` command line (``python -m fastinvoke`` is the same program).
+
+Subcommands take their functions from a SAM template and run them embedded, in this
+process's own warm pool.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from .errors import FastInvokeError
+from .invoker import Invoker
+from .sam import Template, load_template
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.run(args))
+    except FastInvokeError as exc:
+        print(f"fastinvoke: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fastinvoke",
+        description="Run AWS-Lambda-style functions on this machine: warm, isolated, metered.",
+    )
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    invoke = commands.add_parser(
+        "invoke", help="invoke a function from a SAM template",
+        description="Invoke a function of a SAM template embedded, as `aws lambda invoke` "
+        "would; prints the response payload, then the log tail with --log-type Tail.",
+    )
+    invoke.add_argument("name", help="the function's name (FunctionName or logical id)")
+    invoke.add_argument("--template", required=True, type=Path, metavar="FILE",
+                        help="SAM template.yaml holding the function")
+    invoke.add_argument("--payload", default="{}", metavar="JSON|@FILE",
+                        help="the event: JSON text, or @FILE to read it from a file")
+    invoke.add_argument("--invocation-type", default="RequestResponse",
+                        choices=("RequestResponse", "Event", "DryRun"))
+    invoke.add_argument("--log-type", default="None", choices=("None", "Tail"))
+    invoke.set_defaults(run=_invoke)
+    return parser
+
+
+def _invoke(args: argparse.Namespace) -> int:
+    template = load_template(args.template)
+    _print_notes(template)
+    payload = _read_payload(args.payload)
+    with Invoker() as invoker:
+        for config in template.functions:
+            if config.name == args.name:
+                invoker.create_function(config)
+                break
+        else:
+            reason = template.skipped.get(args.name)
+            known = ", ".join(c.name for c in template.functions) or "none"
+            print(f"fastinvoke: function '{args.name}' "
+                  + (f"cannot run here: {reason}" if reason else
+                     f"is not in {args.template} (functions: {known})"), file=sys.stderr)
+            return 2
+        result = invoker.invoke(args.name, payload, invocation_type=args.invocation_type,
+                                log_type=args.log_type)
+        if args.invocation_type == "Event":
+            # The call returned at once (202); the function still runs: let it finish
+            # before this process, and the pool with it, ends.
+            while invoker.meter(args.name)["invocations"] == 0:
+                time.sleep(0.01)
+        print(f"StatusCode: {result.status_code}" + (
+            f"  FunctionError: {result.function_error}" if result.function_error else ""),
+            file=sys.stderr)
+        if result.payload:
+            sys.stdout.write(result.payload.decode("utf-8", "replace") + "\n")
+        if result.log_result:
+            sys.stdout.write(base64.b64decode(result.log_result).decode("utf-8", "replace"))
+    return 0
+
+
+def _read_payload(value: str) -> bytes:
+    if value.startswith("@"):
+        try:
+            return Path(value[1:]).read_bytes()
+        except OSError as exc:
+            raise SystemExit(f"fastinvoke: cannot read the payload file {value[1:]}: {exc}")
+    return value.encode()
+
+
+def _print_notes(template: Template) -> None:
+    for note in template.notes:
+        print(f"note: {note}", file=sys.stderr)
+    for name, reason in template.skipped.items():
+        print(f"note: {name} skipped: {reason}", file=sys.stderr)
