@@ -152,16 +152,17 @@ class Dispatcher:
         now = monotonic_ns()
         deadline_ns = now + invocation.timeout_ns
         invocation.started_ns = now
-        header = wire.encode_header(wire.Invoke(
+        event = invocation.event
+        message = wire.encode_header(wire.Invoke(
             invocation.request_id,
             (time.time_ns() + invocation.timeout_ns) // 1_000_000,
             invocation.invoked_arn,
+            event,
             invocation.client_context,
             invocation.identity,
             invocation.trace_id,
         ))
         self.core.begin(invocation.request_id, worker, deadline_ns, invocation)
-        event = invocation.event
         router = self.router
         try:
             _send(router, worker, _SNDMORE)
@@ -173,8 +174,7 @@ class Dispatcher:
             self.supervisor.lost(worker)
             self._route(invocation)
             return
-        _send(router, header, _SNDMORE)
-        _send(router, event, 0, len(event) < _ZERO_COPY_BYTES)
+        _send(router, message, 0, len(event) < _ZERO_COPY_BYTES)
         if deadline_ns < self.supervisor.wake_at_ns:
             self.supervisor.wake()
 
@@ -204,23 +204,22 @@ class Dispatcher:
             try:
                 message = wire.decode_from_worker(_recv(router, _NOBLOCK))
             except (ValueError, zmq.ZMQError):
-                message = None  # not one of ours: drop it whole
+                while _get(router, _RCVMORE):  # not one of ours: drop it whole
+                    _recv(router, _NOBLOCK)
+                continue
             if type(message) is wire.Reply:
-                payload = _recv(router, _NOBLOCK)
-                self._on_reply(worker, message, payload, _recv(router, _NOBLOCK))
-            elif type(message) is wire.Hello:
+                self._on_reply(worker, message)
+            else:
                 self._on_hello(worker, message)
-            while _get(router, _RCVMORE):
-                _recv(router, _NOBLOCK)
 
-    def _on_reply(self, worker: bytes, reply: wire.Reply, payload: bytes, log: bytes) -> None:
+    def _on_reply(self, worker: bytes, reply: wire.Reply) -> None:
         invocation = self.core.finish(reply.request_id, worker)
         if invocation is None:
             return  # timed out already, or its worker was killed: nobody waits for it
         pool = invocation.pool
         record = pool.workers.get(worker)
-        invocation.payload = payload
-        invocation.log = log
+        invocation.payload = reply.payload
+        invocation.log = reply.log
         invocation.error_type = reply.error_type
         invocation.outcome = 0 if reply.error_type is None else 1
         invocation.duration_ns = reply.duration_ns

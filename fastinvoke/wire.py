@@ -3,12 +3,13 @@
 Two channels carry them:
 
 * **front-end <-> worker** (ZeroMQ, ROUTER in the front-end, one DEALER per worker whose
-  identity is the worker id).  Multipart messages; the event and the result never get
-  decoded on the way, they travel as their own frames::
+  identity is the worker id).  One frame per message (each frame costs a send and a
+  receive on both sides of the round trip); the event and the result travel inside it as
+  opaque ``bin`` fields, never decoded on the way::
 
-      worker -> front-end   [Hello]
-      front-end -> worker   [Invoke, event bytes]          [Stop]
-      worker -> front-end   [Reply, result bytes, log bytes]
+      worker -> front-end   Hello
+      front-end -> worker   Invoke(..., event bytes)  |  Stop
+      worker -> front-end   Reply(..., result bytes, log bytes)
 
 * **front-end <-> template** (a pipe pair, one JSON message a line; ids are ``str`` there)::
 
@@ -37,6 +38,7 @@ class Invoke(msgspec.Struct, tag="invoke", array_like=True, gc=False):
     request_id: str
     deadline_ms: int  # Unix epoch milliseconds, as Lambda-Runtime-Deadline-Ms
     invoked_arn: str
+    event: bytes  # JSON, validated by the front-end, decoded only by the worker
     client_context: str | None = None  # decoded JSON text
     identity: str | None = None  # Cognito identity JSON text
     trace_id: str | None = None
@@ -52,6 +54,8 @@ class Reply(msgspec.Struct, tag="reply", array_like=True, gc=False):
     error_type: str | None  # None on success; the errorType of the error document otherwise
     max_rss_kb: int
     log_offset: int  # where the worker's log file stands after this invocation's output
+    payload: bytes  # the result, or the error document when error_type is set
+    log: bytes  # what the function printed during this invocation
 
 
 class Boot(msgspec.Struct, gc=False):

@@ -39,6 +39,7 @@ from .workers import FunctionPool, WorkerRecord
 
 MAX_BOOT_FAILURES = 3
 _ROUTER = "router"  # selector key data of the dispatcher's socket
+_MAX_SLEEP_NS = 1_000_000_000  # = Lambda's shortest timeout (1 s)
 _SHUTDOWN_GRACE_S = 5.0
 _SIGNAL_TEXT = {
     signal.SIGKILL: "killed",
@@ -212,17 +213,19 @@ class Supervisor:
             else:
                 self._selector.unregister(self.dispatcher.fd)
             self._watching_router = watch
-        wake_at = self.dispatcher.core.next_deadline()
+        # Never sleep longer than the shortest function timeout: then a new invocation's
+        # deadline is never earlier than the planned wake-up, and sending it need not
+        # wake this thread (which would cost the caller a thread switch on every call).
+        now = monotonic_ns()
+        wake_at = now + _MAX_SLEEP_NS
+        deadline = self.dispatcher.core.next_deadline()
+        if 0 <= deadline < wake_at:
+            wake_at = deadline
         for record in self.workers.values():
             if record.state == "idle" and not record.provisioned:
-                expiry = record.last_used_ns + self.keep_warm_ns
-                if wake_at < 0 or expiry < wake_at:
-                    wake_at = expiry
-        if wake_at < 0:
-            self.wake_at_ns = 1 << 62
-            return None
+                wake_at = min(wake_at, record.last_used_ns + self.keep_warm_ns)
         self.wake_at_ns = wake_at
-        return max(0.0, (wake_at - monotonic_ns()) / 1e9)
+        return max(0.0, (wake_at - now) / 1e9)
 
     def _spawn(self, pool: FunctionPool) -> None:
         """Start ``pool``'s template process (supervisor thread, lock not held)."""

@@ -115,7 +115,7 @@ def run(
 def _serve(sock: zmq.Socket, handler: Any, reader: int) -> None:
     global _request_id
     # pyzmq's Cython methods directly, with int flags: the wrappers cost more than the I/O.
-    send, recv, more = zmq.backend.Socket.send, zmq.backend.Socket.recv, int(zmq.SNDMORE)
+    send, recv = zmq.backend.Socket.send, zmq.backend.Socket.recv
     decode, encode = wire.decode_to_worker, wire.encode_header
     getrusage, self_usage = resource.getrusage, resource.RUSAGE_SELF
     fstat, environ = os.fstat, os.environ
@@ -125,7 +125,6 @@ def _serve(sock: zmq.Socket, handler: Any, reader: int) -> None:
         message = decode(recv(sock))
         if type(message) is wire.Stop:
             return
-        event = recv(sock)
         _request_id = request_id = message.request_id
         if message.trace_id != trace_id:
             trace_id = message.trace_id
@@ -134,7 +133,7 @@ def _serve(sock: zmq.Socket, handler: Any, reader: int) -> None:
             else:
                 environ.pop("_X_AMZN_TRACE_ID", None)
         started = monotonic_ns()
-        payload, error_type = _invoke(handler, message, event)
+        payload, error_type = _invoke(handler, message)
         duration = monotonic_ns() - started
         if error_type is None and len(payload) > RESPONSE_PAYLOAD_LIMIT:
             payload, error_type = _too_large()
@@ -144,17 +143,15 @@ def _serve(sock: zmq.Socket, handler: Any, reader: int) -> None:
         if offset > _LOG_ROTATE_BYTES:
             os.ftruncate(reader, 0)
             offset = 0
-        header = wire.Reply(request_id, duration, error_type, getrusage(self_usage).ru_maxrss,
-                            offset)
-        send(sock, encode(header), more)
-        send(sock, payload, more, len(payload) < 65536)
-        send(sock, log, 0)
+        reply = wire.Reply(request_id, duration, error_type, getrusage(self_usage).ru_maxrss,
+                           offset, payload, log)
+        send(sock, encode(reply), 0, len(payload) < 65536)
         _request_id = ""
         if isinstance(handler, Exception):
             return  # a failed Init is retried by a fresh worker, as Lambda re-inits
 
 
-def _invoke(handler: Any, message: wire.Invoke, event_bytes: bytes) -> tuple[bytes, str | None]:
+def _invoke(handler: Any, message: wire.Invoke) -> tuple[bytes, str | None]:
     """Run the handler once; return (result or error document bytes, errorType or None)."""
     if isinstance(handler, Exception):  # Init failed in this worker (prefork=False)
         document = error_document(handler, "")
@@ -162,7 +159,7 @@ def _invoke(handler: Any, message: wire.Invoke, event_bytes: bytes) -> tuple[byt
         return _encode_json(document), document["errorType"]
     try:
         try:
-            event = _decode_event(event_bytes)
+            event = _decode_event(message.event)
         except msgspec.DecodeError as exc:
             raise Fault("Runtime.UnmarshalError", f"Unable to unmarshal input: {exc}") from None
         context = LambdaContext(message.request_id, message.deadline_ms, message.invoked_arn,
