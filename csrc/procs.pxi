@@ -101,3 +101,18 @@ def set_parent_death_signal(int sig):
     """Ask the kernel to send ``sig`` to this process when its parent thread ends."""
     if prctl(PR_SET_PDEATHSIG, <unsigned long>sig, 0, 0, 0) != 0:
         raise os_error(errno, "prctl(PR_SET_PDEATHSIG)")
+
+
+cpdef long max_rss_kb():
+    """This process's peak resident set size in KiB (getrusage without the Python struct)."""
+    cdef rusage ru
+    getrusage(RUSAGE_SELF, &ru)
+    return ru.ru_maxrss
+
+
+cpdef long long file_size(int fd) except -1:
+    """The size of the open file ``fd`` (fstat without the Python stat result)."""
+    cdef stat_t st
+    if fstat(fd, &st) != 0:
+        raise os_error(errno, "fstat")
+    return st.st_size

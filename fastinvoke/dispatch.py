@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 
 import zmq
 
-from . import wire
+from . import channel, wire
 from ._core import Dispatcher as CoreDispatcher
 from ._core import monotonic_ns
 
@@ -40,17 +40,8 @@ if TYPE_CHECKING:
     from .pool.supervisor import Supervisor
     from .pool.workers import FunctionPool
 
-# The hot path calls pyzmq's Cython socket methods directly, with plain int flags: the
-# Python-level wrappers and their enum conversions cost more than the calls themselves.
-_send = zmq.backend.Socket.send
-_recv = zmq.backend.Socket.recv
-_get = zmq.backend.Socket.get
-_POLLIN = int(zmq.POLLIN)
-_EVENTS = int(zmq.EVENTS)
-_RCVMORE = int(zmq.RCVMORE)
-_SNDMORE = int(zmq.SNDMORE)
-_NOBLOCK = int(zmq.NOBLOCK)
-_ZERO_COPY_BYTES = 65536
+_SNDMORE = channel.SNDMORE
+_DONTWAIT = channel.DONTWAIT
 
 
 class Invocation:
@@ -111,6 +102,7 @@ class Dispatcher:
         self.router.bind(endpoint)
         self.endpoint = endpoint
         self.fd: int = self.router.getsockopt(zmq.FD)
+        self.channel = channel.open_channel(self.router)
         self.lock = threading.Lock()
         self.core = CoreDispatcher()
         self.supervisor: Supervisor  # set by the supervisor, which needs us too
@@ -163,9 +155,9 @@ class Dispatcher:
             invocation.trace_id,
         ))
         self.core.begin(invocation.request_id, worker, deadline_ns, invocation)
-        router = self.router
+        send = self.channel.send
         try:
-            _send(router, worker, _SNDMORE)
+            send(worker, _SNDMORE)
         except zmq.ZMQError as exc:
             if exc.errno != zmq.EHOSTUNREACH:
                 raise
@@ -174,17 +166,19 @@ class Dispatcher:
             self.supervisor.lost(worker)
             self._route(invocation)
             return
-        _send(router, message, 0, len(event) < _ZERO_COPY_BYTES)
+        send(message)
         if deadline_ns < self.supervisor.wake_at_ns:
             self.supervisor.wake()
 
     def send_stop(self, worker: bytes) -> None:
         """Ask an idle worker to exit (lock held)."""
         try:
-            self.router.send_multipart([worker, wire.encode_header(wire.Stop())])
+            self.channel.send(worker, _SNDMORE)
         except zmq.ZMQError as exc:
             if exc.errno != zmq.EHOSTUNREACH:
                 raise
+            return
+        self.channel.send(wire.encode_header(wire.Stop()))
 
     def dispatch_queued(self, pool: FunctionPool) -> None:
         """Give queued invocations of ``pool`` to its idle workers (lock held)."""
@@ -198,14 +192,14 @@ class Dispatcher:
     # -- receiving (lock held) ------------------------------------------------------------
 
     def _drain(self) -> None:
-        router = self.router
-        while _get(router, _EVENTS) & _POLLIN:
-            worker = _recv(router, _NOBLOCK)
+        readable, recv = self.channel.readable, self.channel.recv
+        while readable():
+            worker = recv(_DONTWAIT)
             try:
-                message = wire.decode_from_worker(_recv(router, _NOBLOCK))
+                message = wire.decode_from_worker(recv(_DONTWAIT))
             except (ValueError, zmq.ZMQError):
-                while _get(router, _RCVMORE):  # not one of ours: drop it whole
-                    _recv(router, _NOBLOCK)
+                while self.router.get(zmq.RCVMORE):  # not one of ours: drop it whole
+                    recv(_DONTWAIT)
                 continue
             if type(message) is wire.Reply:
                 self._on_reply(worker, message)

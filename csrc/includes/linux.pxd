@@ -17,6 +17,15 @@ cdef extern from "<sys/resource.h>" nogil:
         timeval ru_stime
         long ru_maxrss
 
+cdef extern from "<sys/resource.h>" nogil:
+    int RUSAGE_SELF
+    int getrusage(int who, rusage *usage)
+
+cdef extern from "<sys/stat.h>" nogil:
+    ctypedef struct stat_t "struct stat":
+        long long st_size
+    int fstat(int fd, stat_t *buf)
+
 cdef extern from "<sys/wait.h>" nogil:
     int WNOHANG
     bint WIFEXITED(int status)

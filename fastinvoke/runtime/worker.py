@@ -16,7 +16,6 @@ from __future__ import annotations
 import io
 import logging
 import os
-import resource
 import secrets
 import sys
 import time
@@ -27,7 +26,8 @@ import msgspec
 import zmq
 
 from .. import wire
-from .._core import monotonic_ns
+from .._core import Channel, file_size, max_rss_kb, monotonic_ns
+from ..channel import PyzmqChannel, open_channel
 from ..config import RESPONSE_PAYLOAD_LIMIT
 from .context import LambdaContext
 from .faults import Fault, error_document, error_log_line
@@ -104,25 +104,24 @@ def run(
     sock.setsockopt(zmq.IDENTITY, worker_id)
     sock.setsockopt(zmq.LINGER, 1000)
     sock.connect(endpoint)
-    sock.send(wire.encode_header(wire.Hello(wire.PROTOCOL, os.getpid(), init_ns)))
+    link = open_channel(sock)
+    link.send(wire.encode_header(wire.Hello(wire.PROTOCOL, os.getpid(), init_ns)))
     try:
-        _serve(sock, handler, reader)
+        _serve(link, handler, reader)
     finally:
         sock.close()
         context.term()
 
 
-def _serve(sock: zmq.Socket, handler: Any, reader: int) -> None:
+def _serve(link: Channel | PyzmqChannel, handler: Any, reader: int) -> None:
     global _request_id
-    # pyzmq's Cython methods directly, with int flags: the wrappers cost more than the I/O.
-    send, recv = zmq.backend.Socket.send, zmq.backend.Socket.recv
+    send, recv = link.send, link.recv
     decode, encode = wire.decode_to_worker, wire.encode_header
-    getrusage, self_usage = resource.getrusage, resource.RUSAGE_SELF
-    fstat, environ = os.fstat, os.environ
+    environ = os.environ
     offset = 0
     trace_id = None
     while True:
-        message = decode(recv(sock))
+        message = decode(recv())
         if type(message) is wire.Stop:
             return
         _request_id = request_id = message.request_id
@@ -137,15 +136,14 @@ def _serve(sock: zmq.Socket, handler: Any, reader: int) -> None:
         duration = monotonic_ns() - started
         if error_type is None and len(payload) > RESPONSE_PAYLOAD_LIMIT:
             payload, error_type = _too_large()
-        end = fstat(reader).st_size
+        end = file_size(reader)
         log = os.pread(reader, end - offset, offset) if end > offset else b""
         offset = end
         if offset > _LOG_ROTATE_BYTES:
             os.ftruncate(reader, 0)
             offset = 0
-        reply = wire.Reply(request_id, duration, error_type, getrusage(self_usage).ru_maxrss,
-                           offset, payload, log)
-        send(sock, encode(reply), 0, len(payload) < 65536)
+        reply = wire.Reply(request_id, duration, error_type, max_rss_kb(), offset, payload, log)
+        send(encode(reply))
         _request_id = ""
         if isinstance(handler, Exception):
             return  # a failed Init is retried by a fresh worker, as Lambda re-inits
