@@ -116,3 +116,43 @@ cpdef long long file_size(int fd) except -1:
     if fstat(fd, &st) != 0:
         raise os_error(errno, "fstat")
     return st.st_size
+
+
+from decimal import Decimal as _Decimal
+
+cdef int _MAX_DEPTH = 1000
+
+
+cpdef object first_unsupported(object value, int depth=0):
+    """The first value in ``value`` that Lambda's Python runtime could not marshal, or None.
+
+    Lambda encodes a handler's result with simplejson: dicts, lists, tuples, strings,
+    numbers (``Decimal`` included), booleans and None.  msgspec, which encodes it here,
+    also accepts sets, datetimes, UUIDs, dataclasses...; checking first keeps Lambda's
+    ``Runtime.MarshalError`` for those.  A walk in C costs nanoseconds per value.
+    """
+    cdef type kind = type(value)
+    if value is None or kind is str or kind is int or kind is float or kind is bool:
+        return None
+    if depth > _MAX_DEPTH:
+        return None  # the encoder reports the recursion itself
+    if kind is dict:
+        for key, item in (<dict>value).items():
+            if not (key is None or isinstance(key, (str, int, float))):
+                return key
+            found = first_unsupported(item, depth + 1)
+            if found is not None:
+                return found
+        return None
+    if kind is list or kind is tuple:
+        for item in value:
+            found = first_unsupported(item, depth + 1)
+            if found is not None:
+                return found
+        return None
+    if isinstance(value, (str, int, float, _Decimal)):
+        return None
+    if isinstance(value, (dict, list, tuple)):
+        return first_unsupported(dict(value) if isinstance(value, dict) else list(value),
+                                 depth + 1)
+    return value

@@ -218,7 +218,9 @@ class Dispatcher:
         invocation.outcome = 0 if reply.error_type is None else 1
         invocation.duration_ns = reply.duration_ns
         invocation.max_rss_kb = reply.max_rss_kb
-        if record is not None:
+        if reply.retire and record is not None:
+            self.supervisor.stop_worker(record)
+        elif record is not None:
             record.state = "idle"
             record.log_offset = reply.log_offset
             record.last_used_ns = monotonic_ns()

@@ -236,7 +236,10 @@ class Invoker:
             pool.meter.throttled()
             raise TooManyRequestsException("ReservedFunctionConcurrentInvocationLimitExceeded")
         context = _client_context(client_context) if invocation_type != "Event" else None
-        invocation = Invocation(request_id, pool, body, self.function_arn(pool.name), context)
+        arn = self.function_arn(pool.name)
+        if qualifier is not None:  # the context shows the ARN the caller used
+            arn += ":" + qualifier
+        invocation = Invocation(request_id, pool, body, arn, context)
         if invocation_type == "Event":
             invocation.callback = _ignore_result
             self._dispatcher.submit(invocation)

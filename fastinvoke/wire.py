@@ -56,6 +56,7 @@ class Reply(msgspec.Struct, tag="reply", array_like=True, gc=False):
     log_offset: int  # where the worker's log file stands after this invocation's output
     payload: bytes  # the result, or the error document when error_type is set
     log: bytes  # what the function printed during this invocation
+    retire: bool = False  # the worker must not be reused (its Init failed)
 
 
 class Boot(msgspec.Struct, gc=False):

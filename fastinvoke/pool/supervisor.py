@@ -38,6 +38,7 @@ from .environment import function_environment
 from .workers import FunctionPool, WorkerRecord
 
 MAX_BOOT_FAILURES = 3
+INIT_TIMEOUT_NS = 10_000_000_000  # Lambda's limit on the Init phase of on-demand functions
 _ROUTER = "router"  # selector key data of the dispatcher's socket
 _MAX_SLEEP_NS = 1_000_000_000  # = Lambda's shortest timeout (1 s)
 _SHUTDOWN_GRACE_S = 5.0
@@ -109,6 +110,7 @@ class Supervisor:
     def boot(self, pool: FunctionPool) -> None:
         """Have the supervisor thread start ``pool``'s template (Init)."""
         pool.state = "booting"
+        pool.init_deadline_ns = monotonic_ns() + INIT_TIMEOUT_NS
         self._to_spawn.append(pool)
         self.wake()
 
@@ -184,9 +186,12 @@ class Supervisor:
     def _run(self) -> None:
         while True:
             with self.lock:
-                if self._stopping:
-                    return
-                timeout = self._plan()
+                stopping = self._stopping
+                if not stopping:
+                    timeout = self._plan()
+            if stopping:
+                self._shut_down()
+                return
             events = self._selector.select(timeout)
             while self._to_spawn:
                 self._spawn(self._to_spawn.popleft())
@@ -195,9 +200,10 @@ class Supervisor:
                     if key.data is None:
                         os.eventfd_read(self._wake_fd)
                     elif key.data is not _ROUTER:
-                        self._read_template(key.fd, key.data)
+                        self._read_template(key.fd, *key.data)
                 now = monotonic_ns()
                 self._expire(now)
+                self._expire_init(now)
                 self._stop_idle(now)
                 self.dispatcher._drain()
 
@@ -224,6 +230,9 @@ class Supervisor:
         for record in self.workers.values():
             if record.state == "idle" and not record.provisioned:
                 wake_at = min(wake_at, record.last_used_ns + self.keep_warm_ns)
+        for pool in self.pools.values():
+            if pool.state == "booting":
+                wake_at = min(wake_at, pool.init_deadline_ns)
         self.wake_at_ns = wake_at
         return max(0.0, (wake_at - now) / 1e9)
 
@@ -250,12 +259,13 @@ class Supervisor:
             pool.template = process
             pool.control = control
             self._buffers[reports] = b""
-            self._selector.register(reports, selectors.EVENT_READ, pool)
+            self._selector.register(reports, selectors.EVENT_READ, (pool, process))
 
-    def _read_template(self, fd: int, pool: FunctionPool) -> None:
+    def _read_template(self, fd: int, pool: FunctionPool,
+                       process: subprocess.Popen[bytes]) -> None:
         chunk = os.read(fd, 65536)
         if not chunk:
-            self._on_template_eof(fd, pool)
+            self._on_template_eof(fd, pool, process)
             return
         *lines, self._buffers[fd] = (self._buffers[fd] + chunk).split(b"\n")
         for line in lines:
@@ -289,13 +299,16 @@ class Supervisor:
                 pool.boot_failures += 1
             self.grow(pool)
 
-    def _on_template_eof(self, fd: int, pool: FunctionPool) -> None:
+    def _on_template_eof(self, fd: int, pool: FunctionPool,
+                         process: subprocess.Popen[bytes]) -> None:
         self._selector.unregister(fd)
         os.close(fd)
         del self._buffers[fd]
+        status = process.wait()
+        if process is not pool.template:
+            return  # an earlier template (its Init failed); a newer one is running
         self._close_template(pool)
         if pool.state == "booting":  # it ended before Init finished: an Init failure
-            status = pool.template.wait() if pool.template is not None else 1
             reason = exit_reason(-1, -status) if status < 0 else exit_reason(status, 0)
             pool.state = "failed"
             pool.init_error = {
@@ -303,6 +316,10 @@ class Supervisor:
                 "errorMessage": f"RequestId:  Error: {reason} (its output is in "
                                 f"{self.log_dir}/{pool.name}.init.log)",
             }
+            if pool.init_timed_out:
+                pool.init_timed_out = False
+                pool.init_error = {"errorType": "Sandbox.Timedout",
+                                   "errorMessage": "Init timed out after 10.00 seconds"}
             while pool.queue:
                 self._finish_init_failed(pool.queue.popleft())
         elif pool.state != "failed":
@@ -351,6 +368,14 @@ class Supervisor:
                 invocation.request_id, timeout_s).encode()
             self._take_cold_start(record, invocation)
             self.dispatcher.complete(invocation)
+
+    def _expire_init(self, now: int) -> None:
+        """Kill templates whose Init ran past 10 s; their end reports the failure."""
+        for pool in self.pools.values():
+            if pool.state == "booting" and pool.template is not None \
+                    and now >= pool.init_deadline_ns:
+                pool.init_timed_out = True
+                pool.template.kill()
 
     def _stop_idle(self, now: int) -> None:
         for record in list(self.workers.values()):
@@ -427,28 +452,34 @@ class Supervisor:
     def stop(self) -> None:
         """Stop every template and worker; fail what still waits.  Idempotent."""
         with self.lock:
-            if self._stopping:
-                return
             self._stopping = True
         self.wake()
         self._thread.join()
+
+    def _shut_down(self) -> None:
+        """The supervisor thread's last act.  It must be this thread: the templates'
+        parent-death signal fires when the thread that started them ends, which would
+        kill them before they could kill and reap their workers."""
         with self.lock:
-            pools = list(self.pools.values())
-            for pool in pools:
+            for pool in list(self.pools.values()):
                 self.remove(pool)
             self._to_spawn.clear()
-        for pool in pools:
-            if pool.template is not None:
-                try:
-                    pool.template.wait(_SHUTDOWN_GRACE_S)
-                except subprocess.TimeoutExpired:
-                    pool.template.kill()
-                    pool.template.wait()
+        # Closing the control pipes told every template to kill its workers and exit;
+        # one still in Init does not read it, so after a grace period it is killed.
         for key in list(self._selector.get_map().values()):
             if key.data is not None and key.data is not _ROUTER:
                 os.close(key.fd)
+                _end(key.data[1])
         self._selector.close()
         os.close(self._wake_fd)
+
+
+def _end(process: subprocess.Popen[bytes]) -> None:
+    try:
+        process.wait(_SHUTDOWN_GRACE_S)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def _kill(pid: int | None) -> None:

@@ -55,6 +55,8 @@ class FunctionPool:
         self.template: subprocess.Popen[bytes] | None = None
         self.control: int = -1  # write end of the template's control pipe
         self.init_ns = 0
+        self.init_deadline_ns = 0
+        self.init_timed_out = False
         self.init_error: dict | None = None
         self.workers: dict[bytes, WorkerRecord] = {}
         self.starting = 0

@@ -26,7 +26,7 @@ import msgspec
 import zmq
 
 from .. import wire
-from .._core import Channel, file_size, max_rss_kb, monotonic_ns
+from .._core import Channel, file_size, first_unsupported, max_rss_kb, monotonic_ns
 from ..channel import PyzmqChannel, open_channel
 from ..config import RESPONSE_PAYLOAD_LIMIT
 from .context import LambdaContext
@@ -142,11 +142,13 @@ def _serve(link: Channel | PyzmqChannel, handler: Any, reader: int) -> None:
         if offset > _LOG_ROTATE_BYTES:
             os.ftruncate(reader, 0)
             offset = 0
-        reply = wire.Reply(request_id, duration, error_type, max_rss_kb(), offset, payload, log)
+        # A worker whose Init failed asks to be retired: the next invocation gets a
+        # fresh worker that retries Init, as Lambda re-initialises.  (Exiting here
+        # instead would race the reply against the template's exit report.)
+        reply = wire.Reply(request_id, duration, error_type, max_rss_kb(), offset, payload, log,
+                           isinstance(handler, Exception))
         send(encode(reply))
         _request_id = ""
-        if isinstance(handler, Exception):
-            return  # a failed Init is retried by a fresh worker, as Lambda re-inits
 
 
 def _invoke(handler: Any, message: wire.Invoke) -> tuple[bytes, str | None]:
@@ -165,6 +167,10 @@ def _invoke(handler: Any, message: wire.Invoke) -> tuple[bytes, str | None]:
         result = handler(event, context)
         if type(result) is bytes:
             return result, None
+        unsupported = first_unsupported(result)
+        if unsupported is not None:
+            raise Fault("Runtime.MarshalError", "Unable to marshal response: Object of type "
+                        f"{type(unsupported).__name__} is not JSON serializable")
         try:
             return _encode_result(result), None
         except (TypeError, ValueError, OverflowError) as exc:
