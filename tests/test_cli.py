@@ -1,0 +1,67 @@
+"""The command line, run as a subprocess the way a user runs it."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+TEMPLATE = ROOT / "examples" / "template.yaml"
+REPORT = re.compile(
+    r"^REPORT RequestId: [0-9a-f-]{36}\tDuration: \d+\.\d\d ms\tBilled Duration: \d+ ms\t"
+    r"Memory Size: 128 MB\tMax Memory Used: \d+ MB\t(Init Duration: \d+\.\d\d ms\t)?$",
+    re.MULTILINE,
+)
+
+
+def fastinvoke(*args: str) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONWARNINGS="ignore::RuntimeWarning")
+    return subprocess.run([sys.executable, "-m", "fastinvoke", *args], capture_output=True,
+                          text=True, env=env, timeout=60)
+
+
+def test_invoke_prints_the_result_and_the_log_tail() -> None:
+    done = fastinvoke("invoke", "add", "--template", str(TEMPLATE), "--payload",
+                      '{"value1": 10, "value2": 20}', "--log-type", "Tail")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[0] == "30"
+    assert REPORT.search(done.stdout), done.stdout
+    assert "StatusCode: 200" in done.stderr
+
+
+def test_the_logger_example_logs_its_message(tmp_path: Path) -> None:
+    event = tmp_path / "event.json"
+    event.write_text('{"message": "hello from a file"}')
+    done = fastinvoke("invoke", "log", "--template", str(TEMPLATE), "--payload", f"@{event}",
+                      "--log-type", "Tail")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == "null"
+    assert lines[1].startswith("START RequestId: ")
+    assert lines[2] == "hello from a file"
+
+
+def test_event_invocation_returns_202_and_still_runs() -> None:
+    done = fastinvoke("invoke", "log", "--template", str(TEMPLATE), "--payload",
+                      '{"message": "later"}', "--invocation-type", "Event")
+    assert done.returncode == 0, done.stderr
+    assert "StatusCode: 202" in done.stderr
+    assert done.stdout == ""
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["nope"], "function 'nope' is not in"),
+        (["add", "--payload", "{bad"], "InvalidRequestContentException: Could not parse"),
+    ],
+)
+def test_bad_input_gets_a_clear_error(args: list[str], message: str) -> None:
+    done = fastinvoke("invoke", args[0], "--template", str(TEMPLATE), *args[1:])
+    assert done.returncode == 2
+    assert message in done.stderr
