@@ -1,7 +1,7 @@
 # The dispatcher's bookkeeping on the hot path: idle workers per function, the table of
 # requests in flight, and their deadlines.  No I/O and no locking: the Python dispatcher
 # calls it under its own lock.
-from heapq import heappush as _heappush, heappop as _heappop
+from heapq import heapify as _heapify, heappop as _heappop, heappush as _heappush
 
 
 cdef class Dispatcher:
@@ -17,7 +17,7 @@ cdef class Dispatcher:
 
     cdef dict _idle            # function -> [worker id], LIFO
     cdef dict _function_of     # worker id -> function
-    cdef dict _pending         # request id -> (worker id, entry)
+    cdef dict _pending         # request id -> (worker id, entry, deadline_ns)
     cdef dict _busy            # worker id -> request id
     cdef list _heap            # [(deadline_ns, request id)]
 
@@ -46,9 +46,15 @@ cdef class Dispatcher:
 
     cpdef begin(self, str request_id, bytes worker, long long deadline_ns, object entry):
         """Record that ``request_id`` was sent to ``worker`` and must end by ``deadline_ns``."""
-        self._pending[request_id] = (worker, entry)
+        self._pending[request_id] = (worker, entry, deadline_ns)
         self._busy[worker] = request_id
-        _heappush(self._heap, (deadline_ns, request_id))
+        heap = self._heap
+        if len(heap) > 2 * len(self._pending) + 64:
+            # Ended requests stay in the heap until they surface; while one long
+            # invocation sits on top, rebuild it now and then so it cannot grow unbounded.
+            heap[:] = [(item[2], rid) for rid, item in self._pending.items()]
+            _heapify(heap)
+        _heappush(heap, (deadline_ns, request_id))
 
     cpdef object finish(self, str request_id, bytes worker):
         """End ``request_id`` on a reply from ``worker``; the worker becomes idle.
@@ -121,6 +127,11 @@ cdef class Dispatcher:
         """The worker ``request_id`` runs on, or None."""
         item = self._pending.get(request_id)
         return None if item is None else item[0]
+
+    @property
+    def deadlines(self):
+        """How many deadlines the heap holds, ended requests' included (bounded)."""
+        return len(self._heap)
 
     @property
     def in_flight(self):

@@ -25,7 +25,6 @@ import os
 import select
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -109,7 +108,9 @@ class Dispatcher:
         self.account: Callable[[Invocation], None] = _ignore  # meters and logs a finished one
         self._reader: Invocation | None = None
         self._reader_thread = 0
-        self._followers: deque[Invocation] = deque()
+        # Waiting threads in arrival order; an entry leaves as soon as its invocation
+        # completes, so a long-running reader never makes them pile up.
+        self._followers: dict[Invocation, None] = {}
         self._wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         self._poller = select.poll()
         self._poller.register(self.fd, select.POLLIN)
@@ -249,6 +250,7 @@ class Dispatcher:
                 os.eventfd_write(self._wake_fd, 1)
         elif invocation.waiting:
             invocation.waiting = False
+            del self._followers[invocation]
             invocation.sem.release()
         elif invocation.future is not None:
             if invocation.loop_thread == threading.get_ident():
@@ -277,7 +279,7 @@ class Dispatcher:
                         invocation.sem = sem = threading.Lock()
                         sem.acquire()
                     invocation.waiting = True
-                    self._followers.append(invocation)
+                    self._followers[invocation] = None
             if self._reader is invocation:
                 self._read_until(invocation)
                 return
@@ -287,6 +289,7 @@ class Dispatcher:
                 with lock:
                     if invocation.waiting:
                         invocation.waiting = False
+                        del self._followers[invocation]
                     elif self._reader is None:
                         self._hand_off()
                 raise
@@ -310,13 +313,11 @@ class Dispatcher:
 
     def _hand_off(self) -> None:
         """Pass the reader's role to a thread still waiting (lock held)."""
-        followers = self._followers
-        while followers:
-            follower = followers.popleft()
-            if follower.waiting:
-                follower.waiting = False
-                follower.sem.release()
-                return
+        for follower in self._followers:
+            del self._followers[follower]
+            follower.waiting = False
+            follower.sem.release()
+            return
 
     async def wait_async(self, invocation: Invocation) -> Invocation:
         """Await ``invocation`` (its ``future`` was set before it was submitted)."""
