@@ -1,0 +1,210 @@
+"""python -m bench [core|latency|throughput|coldstart] [--json] [--versions] [--rounds N]
+[--quick]
+
+Runs every contender of the chosen groups in its own fresh subprocess
+(``python -m bench._runner NAME``), alternating the order round by round so slow
+moments of this noisy machine fall on every contender alike, then prints the medians
+with ratios against each group's baseline (``bench._report``).  The group defaults to
+``core`` (all three); ``--versions`` puts the machine facts above the figures.
+
+Cleanup is enforced, not hoped for: each runner gets its own process group and a time
+limit, and this process is a child subreaper (prctl PR_SET_CHILD_SUBREAPER), so anything
+a runner leaves behind is reparented here, reported on stderr and killed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import ctypes
+import os
+import select
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import msgspec
+
+from . import _report
+from ._runner import CONTENDERS, Contender
+
+GROUPS = {
+    "latency": ["latency"],
+    "throughput": ["throughput"],
+    "coldstart": ["coldstart"],
+    "core": ["latency", "throughput", "coldstart"],
+}
+ROOT = str(Path(__file__).resolve().parent.parent)
+RUN_TIMEOUT_S = 90
+_PR_SET_CHILD_SUBREAPER = 36
+
+
+def run_contender(contender: Contender, quick: bool) -> dict:
+    """One fresh interpreter for one measurement; its JSON line, parsed."""
+    env = {
+        **os.environ,
+        "PYTHONHASHSEED": "0",
+        "PYTHONPATH": os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")])),
+    }
+    argv = [sys.executable, "-m", "bench._runner", contender.name] + (["--quick"] * quick)
+    proc = subprocess.Popen(
+        argv,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        out, err = proc.communicate(timeout=RUN_TIMEOUT_S)
+    except BaseException as exc:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        if isinstance(exc, subprocess.TimeoutExpired):
+            raise SystemExit(f"bench: {contender.name} ran over {RUN_TIMEOUT_S} s") from None
+        raise
+    finally:
+        reap_leftovers(contender.name)
+    if proc.returncode != 0:
+        sys.stderr.write(err.decode(errors="replace"))
+        raise SystemExit(f"bench: {contender.name} failed (exit {proc.returncode})")
+    return msgspec.json.decode(out.splitlines()[-1])
+
+
+def reap_leftovers(name: str, grace_s: float = 3.0) -> None:
+    """Reap what a runner left (reparented here); kill whatever outlives ``grace_s``."""
+    while children := _children():
+        for pid in children:
+            try:
+                fd = os.pidfd_open(pid)
+            except ProcessLookupError:
+                continue
+            try:
+                if not select.select([fd], [], [], grace_s)[0]:  # exit, or the grace ends
+                    sys.stderr.write(f"bench: {name} left pid {pid} running: {_cmdline(pid)}\n")
+                    os.kill(pid, signal.SIGKILL)
+            finally:
+                os.close(fd)
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, 0)
+
+
+def _children() -> list[int]:
+    pids = []
+    for task in os.listdir("/proc/self/task"):
+        with open(f"/proc/self/task/{task}/children") as listing:
+            pids += [int(pid) for pid in listing.read().split()]
+    return pids
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+            return cmdline.read().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        return "?"
+
+
+def summarize(contenders: list[Contender], outcomes: dict[str, list[dict]]) -> list:
+    """One row per contender and metric; ratios paired round by round."""
+    rows = []
+    for group in dict.fromkeys(c.group for c in contenders):
+        members = sorted((c for c in contenders if c.group == group), key=lambda c: not c.baseline)
+        base = outcomes[members[0].name]
+        for contender in members:
+            runs = outcomes[contender.name]
+            for metric in runs[0]["metrics"]:
+                values = [run["metrics"][metric] for run in runs]
+                ratios = [v / b["metrics"][metric] for v, b in zip(values, base, strict=True)]
+                samples = sum(run["samples"] for run in runs)
+                rows.append(
+                    _report.Row(
+                        group,
+                        contender.name,
+                        contender.label,
+                        metric,
+                        statistics.median(values),
+                        statistics.median(ratios),
+                        values,
+                        samples,
+                        contender.baseline,
+                    )
+                )
+    return rows
+
+
+def checks(rows: list[_report.Row]) -> list[_report.Check]:
+    """The targets of the core issue, each a median of per-round ratios."""
+    values = {(row.name, row.metric): row.per_round for row in rows}
+    specs = [
+        ("latency p50: fastinvoke / raw", "latency.fastinvoke", "latency.raw", "p50_us", "<=", 1.3),
+        ("latency p99: fastinvoke / raw", "latency.fastinvoke", "latency.raw", "p99_us", "<=", 1.3),
+        ("latency p50: PPE / fastinvoke", "latency.ppe", "latency.fastinvoke", "p50_us", ">=", 2),
+        (
+            "throughput: fastinvoke async / raw",
+            "throughput.fastinvoke_async",
+            "throughput.raw",
+            "inv_per_s",
+            ">=",
+            0.8,
+        ),
+        (
+            "throughput: fastinvoke threads / raw",
+            "throughput.fastinvoke_threads",
+            "throughput.raw",
+            "inv_per_s",
+            ">=",
+            0.8,
+        ),
+        (
+            "cold start p50: fresh python / fastinvoke",
+            "coldstart.fresh",
+            "coldstart.fastinvoke",
+            "p50_ms",
+            ">=",
+            20,
+        ),
+    ]
+    return [
+        _report.Check(title, _paired(values[top, metric], values[bottom, metric]), op, target)
+        for title, top, bottom, metric, op, target in specs
+        if (top, metric) in values and (bottom, metric) in values
+    ]
+
+
+def _paired(top: list[float], bottom: list[float]) -> float:
+    return statistics.median(t / b for t, b in zip(top, bottom, strict=True))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[1])
+    parser.add_argument("group", nargs="?", default="core", choices=sorted(GROUPS))
+    parser.add_argument("--json", action="store_true", help="JSON lines instead of a table")
+    parser.add_argument("--versions", action="store_true", help="print the machine facts")
+    parser.add_argument("--rounds", type=int, help="rounds per contender (default 7, quick 3)")
+    parser.add_argument("--quick", action="store_true", help="small sizes, for iterating")
+    args = parser.parse_args(argv)
+    machine = _report.facts() if args.versions else None
+    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_CHILD_SUBREAPER, 1)
+    contenders = [c for c in CONTENDERS if c.group in GROUPS[args.group]]
+    rounds = args.rounds or (3 if args.quick else 7)
+    outcomes: dict[str, list[dict]] = {c.name: [] for c in contenders}
+    started = time.monotonic()
+    for round_ in range(rounds):
+        for contender in contenders if round_ % 2 == 0 else contenders[::-1]:
+            outcomes[contender.name].append(run_contender(contender, args.quick))
+            print(f"bench: round {round_ + 1}/{rounds} {contender.name} done", file=sys.stderr)
+    rows = summarize(contenders, outcomes)
+    title = (
+        f"python -m bench {args.group}{' --quick' * args.quick}: {rounds} rounds, "
+        f"{time.monotonic() - started:.0f} s; values: medians over rounds; "
+        "vs. baseline: medians of per-round ratios"
+    )
+    print(_report.render(rows, checks(rows), as_json=args.json, machine=machine, title=title))
+
+
+if __name__ == "__main__":
+    main()

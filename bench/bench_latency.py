@@ -1,0 +1,84 @@
+"""Latency of one warm synchronous call of the add handler: p50 and p99.
+
+Contenders: the raw DEALER/ROUTER round trip (baseline, the floor of this design),
+fastinvoke's embedded ``Invoker.invoke``, and ``ProcessPoolExecutor(1)``.  Every one
+encodes the same event, crosses a process boundary, runs the handler and returns.
+"""
+
+from __future__ import annotations
+
+import gc
+import tempfile
+import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import zmq
+
+from . import rawzmq
+from .data import ADD_EVENT, ADD_RESULT, Sizes
+from .functions.add import lambda_handler
+from .stats import latency_us
+
+FUNCTIONS_DIR = str(Path(__file__).parent / "functions")
+
+
+def _time_calls(call: Callable[[], Any], expected: Any, sizes: Sizes) -> dict[str, Any]:
+    for _ in range(sizes.warmup_calls):
+        if call() != expected:
+            raise AssertionError(f"wrong answer: {call()!r} != {expected!r}")
+    gc.collect()
+    clock = time.perf_counter_ns
+    samples = []
+    cpu_started = time.process_time_ns()
+    for _ in range(sizes.latency_calls):
+        started = clock()
+        call()
+        samples.append(clock() - started)
+    # The caller's own CPU per call (every thread, ZeroMQ's I/O thread too): what the
+    # front-end costs, apart from the wait for the worker.
+    cpu_us = (time.process_time_ns() - cpu_started) / len(samples) / 1e3
+    return {"metrics": {**latency_us(samples), "cpu_us": cpu_us}, "samples": len(samples)}
+
+
+def raw_zmq(sizes: Sizes) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+        endpoint = f"ipc://{tmp}/echo"
+        with rawzmq.forked(rawzmq.serve_echo, endpoint):
+            context = zmq.Context(1)
+            sock = context.socket(zmq.DEALER)
+            sock.setsockopt(zmq.LINGER, 0)
+            sock.connect(endpoint)
+            send, recv, encode = rawzmq.send, rawzmq.recv, rawzmq.encode
+            # Readiness by probe: the first round trip, bounded in time.
+            send(sock, encode(ADD_EVENT), 0)
+            rawzmq.recv_within(sock, 10_000)
+
+            def call() -> bytes:
+                send(sock, encode(ADD_EVENT), 0)
+                return recv(sock)
+
+            try:
+                return _time_calls(call, ADD_RESULT, sizes)
+            finally:
+                sock.close()
+                context.term()
+
+
+def fastinvoke_invoke(sizes: Sizes) -> dict[str, Any]:
+    from fastinvoke import FunctionConfig, Invoker
+
+    with Invoker() as inv:
+        inv.create_function(
+            FunctionConfig(name="add", handler="add.lambda_handler", code=FUNCTIONS_DIR)
+        )
+        invoke = inv.invoke
+        return _time_calls(lambda: invoke("add", ADD_EVENT).payload, ADD_RESULT, sizes)
+
+
+def process_pool(sizes: Sizes) -> dict[str, Any]:
+    with ProcessPoolExecutor(1) as pool:
+        submit = pool.submit
+        return _time_calls(lambda: submit(lambda_handler, ADD_EVENT, None).result(), 3, sizes)

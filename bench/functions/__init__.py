@@ -1,0 +1,1 @@
+"""Handler modules the benchmarks invoke (also fastinvoke's code directory for them)."""

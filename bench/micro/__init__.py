@@ -1,0 +1,1 @@
+"""pytest-benchmark microbenchmarks of fastinvoke._core and the wire (opt-in)."""
