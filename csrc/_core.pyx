@@ -8,9 +8,11 @@ order (mechanism first, bookkeeping after).
 
 from posix.types cimport pid_t
 from includes.linux cimport *
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 
 include "errors.pxi"
 include "procs.pxi"
 include "dispatch.pxi"
 include "meter.pxi"
 include "zmqfast.pxi"
+include "marshal.pxi"

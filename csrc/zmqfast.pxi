@@ -4,7 +4,6 @@
 # per-call Python work (option lookups, enum conversions, Frame objects) that costs more
 # than libzmq itself on a ~50 us round trip.  The symbols come from the libzmq pyzmq has
 # already loaded, so both always agree on the library.
-from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 
 cdef extern from "<dlfcn.h>" nogil:
     void *dlopen(const char *filename, int flags)

@@ -14,6 +14,7 @@ invocation the worker reads its file from where it stopped and sends those bytes
 from __future__ import annotations
 
 import io
+import json
 import logging
 import os
 import secrets
@@ -26,7 +27,15 @@ import msgspec
 import zmq
 
 from .. import wire
-from .._core import Channel, file_size, first_unsupported, max_rss_kb, monotonic_ns
+from .._core import (
+    STDLIB,
+    Channel,
+    check_result,
+    file_size,
+    lambda_layout,
+    max_rss_kb,
+    monotonic_ns,
+)
 from ..channel import PyzmqChannel, open_channel
 from ..config import RESPONSE_PAYLOAD_LIMIT
 from .context import LambdaContext
@@ -43,6 +52,19 @@ def _marshal_hook(value: Any) -> Any:
 _encode_result = msgspec.json.Encoder(enc_hook=_marshal_hook, decimal_format="number").encode
 _decode_event = msgspec.json.decode
 _encode_json = msgspec.json.encode
+# Lambda's Python runtimes before 3.12 escape every non-ASCII character (ensure_ascii).
+_ascii = sys.version_info < (3, 12)
+
+
+def marshal(value: Any) -> bytes:
+    """``value`` as the bytes Lambda's Python runtime would send (simplejson's layout)."""
+    found = check_result(value)
+    if found is None:
+        return lambda_layout(_encode_result(value), _ascii)
+    if found is STDLIB:  # NaN, exponent-form floats, None/bool keys: exact via json
+        return json.dumps(value, ensure_ascii=_ascii, default=float).encode()
+    raise Fault("Runtime.MarshalError", "Unable to marshal response: Object of type "
+                f"{type(found).__name__} is not JSON serializable")
 
 
 class _RequestIdFilter(logging.Filter):
@@ -96,9 +118,13 @@ def run(
     """Serve invocations until told to stop.  ``handler`` is the Init's outcome: the
     resolved function, or the exception Init raised (reported on every invocation)."""
     os.environ["AWS_LAMBDA_LOG_STREAM_NAME"] = log_stream_name()
+    global _ascii
     reader = redirect_output(log_path)
     install_logging()
     LambdaContext.configure()
+    runtime = os.environ.get("AWS_EXECUTION_ENV", "").removeprefix("AWS_Lambda_python3.")
+    if runtime.isdigit():
+        _ascii = int(runtime) < 12
     context = zmq.Context(1)
     sock = context.socket(zmq.DEALER)
     sock.setsockopt(zmq.IDENTITY, worker_id)
@@ -156,7 +182,7 @@ def _invoke(handler: Any, message: wire.Invoke) -> tuple[bytes, str | None]:
     if isinstance(handler, Exception):  # Init failed in this worker (prefork=False)
         document = error_document(handler, "")
         sys.stdout.write(error_log_line(document))
-        return _encode_json(document), document["errorType"]
+        return marshal(document), document["errorType"]
     try:
         try:
             event = _decode_event(message.event)
@@ -167,18 +193,14 @@ def _invoke(handler: Any, message: wire.Invoke) -> tuple[bytes, str | None]:
         result = handler(event, context)
         if type(result) is bytes:
             return result, None
-        unsupported = first_unsupported(result)
-        if unsupported is not None:
-            raise Fault("Runtime.MarshalError", "Unable to marshal response: Object of type "
-                        f"{type(unsupported).__name__} is not JSON serializable")
         try:
-            return _encode_result(result), None
-        except (TypeError, ValueError, OverflowError) as exc:
+            return marshal(result), None
+        except (TypeError, ValueError, OverflowError, RecursionError) as exc:
             raise Fault("Runtime.MarshalError", f"Unable to marshal response: {exc}") from None
     except Exception as exc:
         document = error_document(exc, message.request_id)
         sys.stdout.write(error_log_line(document))
-        return _encode_json(document), document["errorType"]
+        return marshal(document), document["errorType"]
 
 
 def _too_large() -> tuple[bytes, str]:

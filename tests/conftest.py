@@ -1,0 +1,133 @@
+"""Fixtures: Invokers that must leave nothing behind, and functions made from tests/functions."""
+
+from __future__ import annotations
+
+import ctypes
+import gc
+import itertools
+import os
+import re
+import sys
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from helpers import FUNCTIONS, MakeFunction, MakeInvoker, alive, descendants, describe, parent_of
+
+from fastinvoke import FunctionConfig, Invoker
+
+
+@pytest.fixture
+def make_invoker() -> Iterator[MakeInvoker]:
+    """A factory of Invokers (private state dirs).  After the test each is closed, and
+    the test fails if a process it started survives (a zombie too: a child nobody waited
+    for is a leak), if a child was dropped without being waited for, or if a state dir
+    remains."""
+    before = descendants(os.getpid(), include_zombies=True)
+    made: list[Invoker] = []
+    unwaited: list[str] = []
+    previous_hook = sys.unraisablehook
+
+    def hook(unraisable: Any) -> None:
+        # Popen.__del__ warns "subprocess N is still running" for a child never waited
+        # for.  It may run in any thread at any time; keep it for this test's report
+        # (pytest would report it in whichever test is running when it is collected).
+        if isinstance(unraisable.exc_value, ResourceWarning) and UNWAITED.match(
+                str(unraisable.exc_value)):
+            unwaited.append(str(unraisable.exc_value))
+        else:
+            previous_hook(unraisable)
+
+    def make(**kwargs: Any) -> Invoker:
+        invoker = Invoker(**kwargs)
+        made.append(invoker)
+        return invoker
+
+    sys.unraisablehook = hook
+    try:
+        yield make
+        state_dirs = [invoker.state_dir for invoker in made]
+        while made:
+            made.pop().close()
+        leaked = descendants(os.getpid(), include_zombies=True) - before
+        leaked_text = describe(leaked)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ResourceWarning)
+            gc.collect()  # Popens dropped by the Invokers warn now, in this test
+        unwaited += [str(w.message) for w in caught if UNWAITED.match(str(w.message))]
+    finally:
+        sys.unraisablehook = previous_hook
+    _reap_zombie_children(leaked)  # reported below; do not leave them to later tests
+    assert not leaked, f"processes left after close(): {leaked_text} ({unwaited})"
+    assert not unwaited, f"child processes never waited for: {unwaited}"
+    for state_dir in state_dirs:
+        assert not os.path.exists(state_dir), f"state dir left: {state_dir}"
+
+
+UNWAITED = re.compile(r"subprocess \d+ is still running")
+
+
+def _reap_zombie_children(pids: set[int]) -> None:
+    for pid in pids:
+        if parent_of(pid) == os.getpid() and not alive(pid):
+            try:
+                os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                pass
+
+
+@pytest.fixture
+def invoker(make_invoker: MakeInvoker) -> Invoker:
+    """An Invoker with default settings and a private state dir, checked after the test."""
+    return make_invoker()
+
+
+@pytest.fixture
+def make_function(request: pytest.FixtureRequest, tmp_path: Path) -> MakeFunction:
+    """``make_function("module.function", **config)`` creates a function on the test's
+    ``invoker`` (or on ``invoker=``) and returns its unique name.
+
+    ``code`` defaults to tests/functions; ``source="..."`` writes the handler's module
+    into a fresh directory first.  Other keywords go to ``FunctionConfig``.
+    """
+    numbers = itertools.count()
+
+    def make(handler: str, *, invoker: Invoker | None = None, name: str | None = None,
+             source: str | None = None, code: str = FUNCTIONS, **config: Any) -> str:
+        if invoker is None:
+            invoker = request.getfixturevalue("invoker")
+        number = next(numbers)
+        if name is None:
+            name = re.sub(r"[^a-zA-Z0-9_-]", "-", handler)[:50] + f"-{number}"
+        if source is not None:
+            code_dir = tmp_path / f"code{number}"
+            code_dir.mkdir()
+            path = code_dir / (handler.rsplit(".", 1)[0].replace(".", "/") + ".py")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(source)
+            code = str(code_dir)
+        invoker.create_function(FunctionConfig(name=name, handler=handler, code=code, **config))
+        return name
+
+    return make
+
+
+_PR_SET_CHILD_SUBREAPER = 36
+
+
+@pytest.fixture
+def subreaper() -> Iterator[None]:
+    """Make this process a child subreaper for the test: a process orphaned by its parent
+    (a worker whose template died before it) is re-parented here instead of to init, so
+    it stays visible as a descendant (alive or zombie) and cannot escape the leak checks.
+    Adopted zombies are reaped afterwards."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+        pytest.skip(f"prctl(PR_SET_CHILD_SUBREAPER): {os.strerror(ctypes.get_errno())}")
+    try:
+        yield
+    finally:
+        libc.prctl(_PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0)
+        _reap_zombie_children(descendants(os.getpid(), include_zombies=True))

@@ -1,0 +1,7 @@
+"""Returns the worker's pid."""
+
+import os
+
+
+def handler(event, context):
+    return os.getpid()

@@ -1,0 +1,5 @@
+"""Raises ValueError("boom")."""
+
+
+def handler(event, context):
+    raise ValueError("boom")

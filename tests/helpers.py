@@ -1,0 +1,190 @@
+"""Helpers shared by the tests: waiting on a condition, processes seen through /proc, logs."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import selectors
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+FUNCTIONS = str(Path(__file__).resolve().parent / "functions")
+
+# The conftest fixtures' types: make_invoker(**Invoker kwargs), make_function(handler, ...).
+MakeInvoker = Callable[..., Any]
+MakeFunction = Callable[..., str]
+
+T = TypeVar("T")
+
+UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}"
+# lambda-spec §5.1: tab-separated fields, each followed by a tab, in this order.
+REPORT_RE = re.compile(
+    rf"^REPORT RequestId: (?P<request_id>{UUID})\t"
+    r"Duration: (?P<duration>\d+\.\d{2}) ms\t"
+    r"Billed Duration: (?P<billed>\d+) ms\t"
+    r"Memory Size: (?P<memory>\d+) MB\t"
+    r"Max Memory Used: (?P<max_used>\d+) MB\t"
+    r"(?:Init Duration: (?P<init>\d+\.\d{2}) ms\t)?"
+    r"(?:Status: (?P<status>[a-z]+)\t(?:Error Type: (?P<error_type>[A-Za-z.]+)\t)?)?$"
+)
+
+
+def wait_until(predicate: Callable[[], T], timeout: float = 10.0, interval: float = 0.005,
+               message: str | Callable[[], str] = "") -> T:
+    """Poll ``predicate`` until it returns something truthy (returned) or ``timeout``
+    seconds pass (AssertionError).  For what has no event to wait on, like a process
+    ending that is not our child."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            text = message() if callable(message) else message
+            raise AssertionError(f"condition not met within {timeout} s: {text or predicate}")
+        time.sleep(interval)
+
+
+# -- processes ---------------------------------------------------------------------------
+
+def _stat(pid: int) -> tuple[str, int] | None:
+    """(state, ppid) of ``pid`` from /proc, or None when there is no such process."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as file:
+            text = file.read()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    fields = text[text.rindex(b")") + 2:].split()  # the name may hold spaces and parens
+    return fields[0].decode(), int(fields[1])
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` is a running process (a zombie has ended: it is not alive)."""
+    stat = _stat(pid)
+    return stat is not None and stat[0] not in ("Z", "X", "x")
+
+
+def parent_of(pid: int) -> int | None:
+    stat = _stat(pid)
+    return None if stat is None else stat[1]
+
+
+def descendants(pid: int, include_zombies: bool = False) -> set[int]:
+    """Every transitive child of ``pid`` (from a scan of /proc), without ``pid``."""
+    children: dict[int, list[int]] = {}
+    states: dict[int, str] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        stat = _stat(int(entry))
+        if stat is not None:
+            states[int(entry)] = stat[0]
+            children.setdefault(stat[1], []).append(int(entry))
+    found: set[int] = set()
+    todo = [pid]
+    while todo:
+        for child in children.get(todo.pop(), ()):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    if not include_zombies:
+        found = {p for p in found if states.get(p) not in ("Z", "X", "x")}
+    return found
+
+
+def describe(pids: set[int]) -> str:
+    """``pid (cmdline)`` for each pid, for assertion messages."""
+    out = []
+    for pid in sorted(pids):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as file:
+                cmd = file.read().replace(b"\0", b" ").decode(errors="replace")[:150]
+            if not cmd:  # a zombie has no command line left, only its name
+                with open(f"/proc/{pid}/comm") as file:
+                    cmd = file.read().strip()
+        except OSError:
+            cmd = "?"
+        out.append(f"{pid} [{(_stat(pid) or ('gone',))[0]}] {cmd}")
+    return "; ".join(out)
+
+
+def kill_all(pids: set[int] | list[int]) -> None:
+    """SIGKILL whatever of ``pids`` still exists (cleanup after a failed test)."""
+    for pid in pids:
+        try:
+            os.kill(pid, 9)
+        except ProcessLookupError:
+            pass
+
+
+def read_line(process: subprocess.Popen[bytes], timeout: float = 30.0) -> bytes:
+    """The next line ``process`` writes to its stdout pipe, waiting at most ``timeout``."""
+    assert process.stdout is not None
+    line = b""
+    deadline = time.monotonic() + timeout
+    with selectors.DefaultSelector() as selector:
+        selector.register(process.stdout, selectors.EVENT_READ)
+        while not line.endswith(b"\n"):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not selector.select(remaining):
+                raise AssertionError(f"no line from pid {process.pid} within {timeout} s: {line!r}")
+            chunk = os.read(process.stdout.fileno(), 1)
+            if not chunk:
+                raise AssertionError(f"pid {process.pid} closed stdout: {line!r}")
+            line += chunk
+    return line
+
+
+@contextmanager
+def notify_socket(timeout: float = 15.0) -> Iterator[tuple[socket.socket, str]]:
+    """A Unix datagram socket a handler can send to (``sleeper`` with ``notify``): the
+    test learns that an invocation is running by receiving, never by sleeping."""
+    directory = tempfile.mkdtemp(prefix="fi-", dir="/tmp")  # short: sun_path is 108 bytes
+    path = os.path.join(directory, "n")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    try:
+        sock.bind(path)
+        sock.settimeout(timeout)
+        yield sock, path
+    finally:
+        sock.close()
+        os.unlink(path)
+        os.rmdir(directory)
+
+
+# -- results and logs --------------------------------------------------------------------
+
+def document(result: Any) -> Any:
+    """The JSON payload of an ``InvokeResult`` (key order kept)."""
+    return json.loads(result.payload)
+
+
+def tail_text(result: Any) -> str:
+    """The decoded ``X-Amz-Log-Result`` of an invocation made with ``log_type="Tail"``."""
+    assert result.log_result is not None
+    return base64.b64decode(result.log_result).decode()
+
+
+def report_of(text: str) -> re.Match[str]:
+    """The parsed REPORT line of one invocation's log text (START ... REPORT)."""
+    lines = [line for line in text.split("\n") if line.startswith("REPORT ")]
+    assert len(lines) == 1, text
+    match = REPORT_RE.match(lines[0])
+    assert match is not None, f"REPORT line not in Lambda's format: {lines[0]!r}"
+    return match
+
+
+def log_of(invoker: Any, function: str, request_id: str) -> str | None:
+    """The log text (START to REPORT) of one invocation, or None when not logged yet."""
+    for record in invoker.logs(function):
+        if record.request_id == request_id:
+            return record.message
+    return None
