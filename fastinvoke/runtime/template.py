@@ -22,6 +22,7 @@ from .. import wire
 from .._core import fork_worker, monotonic_ns, reap, set_parent_death_signal
 from .faults import error_document
 from .handler import resolve
+from .worker import prepare as prepare_worker
 from .worker import run as run_worker
 
 
@@ -155,6 +156,7 @@ def main() -> None:
     if os.getppid() != boot.parent:  # the front-end died before the signal was armed
         sys.exit(1)
     sys.path.insert(0, boot.code)
+    prepare_worker()
     template = Template(boot)
     if not template.init():
         sys.exit(0)

@@ -88,16 +88,29 @@ def install_logging() -> None:
     root.handlers[:] = [handler]
 
 
-def redirect_output(log_path: str) -> int:
-    """Point fds 1 and 2 at the worker's log file; make sys.stdout/stderr unbuffered."""
-    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
-    os.dup2(fd, 1)
-    os.dup2(fd, 2)
-    os.close(fd)
+def prepare() -> None:
+    """Set up what every worker shares, once, in the template before Init (so Init's own
+    output and logging already look as on Lambda, and a fork inherits it all ready):
+    unbuffered sys.stdout/stderr over fds 1 and 2, Lambda's logging format, the
+    function's context fields, the result encoding of this runtime."""
+    global _ascii
     for name, number in (("stdout", 1), ("stderr", 2)):
         raw = io.FileIO(number, "w", closefd=False)
         setattr(sys, name, io.TextIOWrapper(raw, encoding="utf-8", errors="backslashreplace",
                                             write_through=True))
+    install_logging()
+    LambdaContext.configure()
+    runtime = os.environ.get("AWS_EXECUTION_ENV", "").removeprefix("AWS_Lambda_python3.")
+    if runtime.isdigit():
+        _ascii = int(runtime) < 12
+
+
+def redirect_output(log_path: str) -> int:
+    """Point fds 1 and 2 at the worker's own log file; return an fd to read it back."""
+    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
     return os.open(log_path, os.O_RDWR | os.O_CLOEXEC)
 
 
@@ -115,16 +128,12 @@ def run(
     handler: Callable[[Any, Any], Any] | Exception,
     init_ns: int,
 ) -> None:
-    """Serve invocations until told to stop.  ``handler`` is the Init's outcome: the
-    resolved function, or the exception Init raised (reported on every invocation)."""
-    os.environ["AWS_LAMBDA_LOG_STREAM_NAME"] = log_stream_name()
-    global _ascii
+    """Serve invocations until told to stop (``prepare`` ran in the template).
+    ``handler`` is the Init's outcome: the resolved function, or the exception Init
+    raised (reported on every invocation)."""
+    stream = log_stream_name()
+    os.environ["AWS_LAMBDA_LOG_STREAM_NAME"] = LambdaContext.log_stream_name = stream
     reader = redirect_output(log_path)
-    install_logging()
-    LambdaContext.configure()
-    runtime = os.environ.get("AWS_EXECUTION_ENV", "").removeprefix("AWS_Lambda_python3.")
-    if runtime.isdigit():
-        _ascii = int(runtime) < 12
     context = zmq.Context(1)
     sock = context.socket(zmq.DEALER)
     sock.setsockopt(zmq.IDENTITY, worker_id)
