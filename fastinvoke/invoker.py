@@ -42,6 +42,7 @@ from .pool.workers import FunctionPool
 from .requests import new_request_id
 
 ACCOUNT_LIMIT = 1000
+_RECYCLE_WAIT_S = 10.0
 _INVOCATION_TYPES = ("RequestResponse", "Event", "DryRun")
 _validate_json = msgspec.json.decode
 _encode_json = msgspec.json.encode
@@ -141,7 +142,8 @@ class Invoker:
         """Stop the function's idle workers, so the next invocation is a cold start.
 
         The template stays initialised: the new worker is a fork of it, as after Lambda
-        recycles an execution environment.  Returns how many workers were stopped.
+        recycles an execution environment.  Returns, once they have ended, how many
+        workers were stopped.
         """
         pool = self._pool(name)
         with self._dispatcher.lock:
@@ -149,6 +151,9 @@ class Invoker:
             for record in idle:
                 self._supervisor.stop_worker(record)
             self._dispatcher._drain()
+            self._supervisor.ended.wait_for(
+                lambda: not any(record.id in pool.workers for record in idle),
+                timeout=_RECYCLE_WAIT_S)
         return len(idle)
 
     def get_function(self, name: str) -> FunctionConfig:

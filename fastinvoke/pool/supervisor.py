@@ -77,6 +77,7 @@ class Supervisor:
         self.dispatcher = dispatcher
         dispatcher.supervisor = self
         self.lock = dispatcher.lock
+        self.ended = threading.Condition(self.lock)  # notified when workers are forgotten
         self.log_dir = os.path.join(state_dir, "logs")
         os.makedirs(self.log_dir, exist_ok=True)
         self.region = region
@@ -435,6 +436,7 @@ class Supervisor:
     # -- bookkeeping and shutdown -----------------------------------------------------------
 
     def _forget(self, record: WorkerRecord) -> None:
+        self.ended.notify_all()
         self.workers.pop(record.id, None)
         record.pool.workers.pop(record.id, None)
         if record.pid is not None:

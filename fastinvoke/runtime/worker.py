@@ -24,7 +24,6 @@ from collections.abc import Callable
 from typing import Any
 
 import msgspec
-import zmq
 
 from .. import wire
 from .._core import (
@@ -36,7 +35,7 @@ from .._core import (
     max_rss_kb,
     monotonic_ns,
 )
-from ..channel import PyzmqChannel, open_channel
+from ..channel import PyzmqChannel, dealer
 from ..config import RESPONSE_PAYLOAD_LIMIT
 from .context import LambdaContext
 from .faults import Fault, error_document, error_log_line
@@ -134,18 +133,12 @@ def run(
     stream = log_stream_name()
     os.environ["AWS_LAMBDA_LOG_STREAM_NAME"] = LambdaContext.log_stream_name = stream
     reader = redirect_output(log_path)
-    context = zmq.Context(1)
-    sock = context.socket(zmq.DEALER)
-    sock.setsockopt(zmq.IDENTITY, worker_id)
-    sock.setsockopt(zmq.LINGER, 1000)
-    sock.connect(endpoint)
-    link = open_channel(sock)
+    link = dealer(worker_id, endpoint)
     link.send(wire.encode_header(wire.Hello(wire.PROTOCOL, os.getpid(), init_ns)))
     try:
         _serve(link, handler, reader)
     finally:
-        sock.close()
-        context.term()
+        link.close()
 
 
 def _serve(link: Channel | PyzmqChannel, handler: Any, reader: int) -> None:
