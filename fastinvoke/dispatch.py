@@ -168,6 +168,7 @@ class Dispatcher:
             self._route(invocation)
             return
         send(message)
+        invocation.pool.meter.began()
         if deadline_ns < self.supervisor.wake_at_ns:
             self.supervisor.wake()
 
@@ -229,9 +230,9 @@ class Dispatcher:
                 record.cold = False
                 invocation.cold = True
                 invocation.init_ns = record.init_ns
+        self.complete(invocation)  # first: it ends this one's concurrency before the next
         if pool.queue:
             self.dispatch_queued(pool)
-        self.complete(invocation)
 
     def _on_hello(self, worker: bytes, hello: wire.Hello) -> None:
         record = self.supervisor.worker_ready(worker, hello)

@@ -36,7 +36,7 @@ from .errors import (
     TooManyRequestsException,
     ValidationException,
 )
-from .metering import OUT_OF_MEMORY, TIMEOUT, new_meter, snapshot
+from .metering import OUT_OF_MEMORY, TIMEOUT, Bill, Prices, make_bill, new_meter, snapshot
 from .pool.supervisor import Supervisor
 from .pool.workers import FunctionPool
 from .requests import new_request_id
@@ -266,7 +266,8 @@ class Invoker:
         pool = invocation.pool
         memory_mb = pool.config.memory_mb
         invocation.billed_ms = pool.meter.record(invocation.duration_ns, invocation.init_ns,
-                                                 memory_mb, invocation.outcome, invocation.cold)
+                                                 memory_mb, invocation.outcome, invocation.cold,
+                                                 invocation.started_ns != 0)
         status = error_type = None
         if invocation.outcome == TIMEOUT:
             status = "timeout"
@@ -289,6 +290,14 @@ class Invoker:
         figures["function"] = name
         figures["billing"] = self.billing
         return figures
+
+    def bill(self, prices: dict[str, Prices] | None = None) -> Bill:
+        """What the invocations so far would cost on Lambda, free tier applied, exact.
+
+        ``prices`` maps an architecture to its ``Prices`` (AWS's us-east-1 defaults)."""
+        usage = [(pool.name, pool.config.architecture, pool.meter.invocations,
+                  pool.meter.mb_ms) for pool in list(self._pools.values())]
+        return make_bill(usage, prices)
 
     def logs(self, name: str) -> list[logs.LogRecord]:
         """The function's log records, newest last: one per invocation, START to REPORT."""
