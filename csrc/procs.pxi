@@ -6,22 +6,32 @@
 cdef int _CHILD_SETUP_FAILED = 127
 
 
-def fork_worker(int pdeathsig=9, int cgroup_procs_fd=-1):
+DEF _MAX_GROUPS = 4
+
+
+def fork_worker(int pdeathsig=9, cgroup_procs_fds=()):
     """Fork this process; return 0 in the child and the child's pid in the parent.
 
     The interpreter's fork hooks run around the fork (``os.register_at_fork`` handlers,
     the import lock, the GIL state), exactly as ``os.fork`` runs them.  In the child:
     ``prctl(PR_SET_PDEATHSIG, pdeathsig)`` so it dies with its parent (re-checking the
     parent afterwards closes the race with a parent that died first), then, if
-    ``cgroup_procs_fd`` is given, ``write("0")`` to that open ``cgroup.procs`` file,
-    which moves the child into the group (v1 and v2 alike).  Raises OSError in the
+    ``cgroup_procs_fds`` are given, ``write("0")`` to each of those open ``cgroup.procs``
+    files, which moves the child into each group (v2 has one; v1 one per hierarchy).  Raises OSError in the
     parent when the child could not be set up; the child then exits with status 127.
     """
     cdef int fds[2]
+    cdef int groups[_MAX_GROUPS]
+    cdef int group_count = len(cgroup_procs_fds)
+    cdef int i
     cdef int err = 0
     cdef pid_t parent = getpid()
     cdef pid_t pid
     cdef ssize_t n
+    if group_count > _MAX_GROUPS:
+        raise ValueError(f"fork_worker: at most {_MAX_GROUPS} cgroups")
+    for i in range(group_count):
+        groups[i] = cgroup_procs_fds[i]
     if pipe2(fds, O_CLOEXEC) != 0:
         raise os_error(errno, "fork_worker: pipe2")
     PyOS_BeforeFork()
@@ -33,8 +43,11 @@ def fork_worker(int pdeathsig=9, int cgroup_procs_fd=-1):
             err = errno
         elif pdeathsig and getppid() != parent:
             err = ESRCH
-        elif cgroup_procs_fd >= 0 and write(cgroup_procs_fd, b"0", 1) != 1:
-            err = errno
+        else:
+            for i in range(group_count):
+                if write(groups[i], b"0", 1) != 1:
+                    err = errno
+                    break
         if err:
             write(fds[1], &err, sizeof(int))
             _exit(_CHILD_SETUP_FAILED)

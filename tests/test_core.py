@@ -337,7 +337,7 @@ def test_fork_worker_reports_a_failed_child_setup() -> None:
     try:
         with pytest.raises(OSError) as excinfo:
             # Writing "0" to a read-only fd fails in the child: it must not run on.
-            pid = _core.fork_worker(signal.SIGKILL, read_only)
+            pid = _core.fork_worker(signal.SIGKILL, (read_only,))
             if pid == 0:  # pragma: no cover - the child of a broken fork_worker
                 os._exit(0)
     finally:
