@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .bench_latency import FUNCTIONS_DIR
-from .data import ADD_EVENT, ADD_EVENT_BYTES, ADD_RESULT, Sizes
+from .data import ADD_EVENT, ADD_EVENT_BYTES, ADD_RESULT, MEMORY_MB, Sizes
 
 SCRIPT = str(Path(FUNCTIONS_DIR) / "imports.py")
 
@@ -57,7 +57,8 @@ def fastinvoke_fork(sizes: Sizes) -> dict[str, Any]:
     samples = []
     with Invoker() as inv:
         inv.create_function(
-            FunctionConfig(name="add", handler="add.lambda_handler", code=FUNCTIONS_DIR)
+            FunctionConfig(name="add", handler="add.lambda_handler", code=FUNCTIONS_DIR,
+                           memory_mb=MEMORY_MB)
         )
         inv.invoke("add", ADD_EVENT)  # waits for the template's Init: not a measurement
         gc.collect()

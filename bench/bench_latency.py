@@ -18,7 +18,7 @@ from typing import Any
 import zmq
 
 from . import rawzmq
-from .data import ADD_EVENT, ADD_RESULT, Sizes
+from .data import ADD_EVENT, ADD_RESULT, MEMORY_MB, Sizes
 from .functions.add import lambda_handler
 from .stats import latency_us
 
@@ -72,7 +72,8 @@ def fastinvoke_invoke(sizes: Sizes) -> dict[str, Any]:
 
     with Invoker() as inv:
         inv.create_function(
-            FunctionConfig(name="add", handler="add.lambda_handler", code=FUNCTIONS_DIR)
+            FunctionConfig(name="add", handler="add.lambda_handler", code=FUNCTIONS_DIR,
+                           memory_mb=MEMORY_MB)
         )
         invoke = inv.invoke
         return _time_calls(lambda: invoke("add", ADD_EVENT).payload, ADD_RESULT, sizes)

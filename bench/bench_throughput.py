@@ -22,7 +22,7 @@ import zmq
 
 from . import rawzmq
 from .bench_latency import FUNCTIONS_DIR
-from .data import ADD_EVENT, IN_FLIGHT, WORKERS, Sizes, add_answers, add_events
+from .data import ADD_EVENT, IN_FLIGHT, MEMORY_MB, WORKERS, Sizes, add_answers, add_events
 
 WARM_BATCHES = 50
 
@@ -97,7 +97,8 @@ def _invoker() -> Any:
 
     inv = Invoker(max_workers=WORKERS)
     inv.create_function(
-        FunctionConfig(name="add", handler="add.lambda_handler", code=FUNCTIONS_DIR)
+        FunctionConfig(name="add", handler="add.lambda_handler", code=FUNCTIONS_DIR,
+                           memory_mb=MEMORY_MB)
     )
     return inv
 

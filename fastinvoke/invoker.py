@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import itertools
 import os
 import shutil
 import tempfile
@@ -37,11 +38,13 @@ from .errors import (
     ValidationException,
 )
 from .metering import OUT_OF_MEMORY, TIMEOUT, Bill, Prices, make_bill, new_meter, snapshot
+from .pool.cgroups import CPU_MODES, detect
 from .pool.supervisor import Supervisor
 from .pool.workers import FunctionPool
 from .requests import new_request_id
 
 ACCOUNT_LIMIT = 1000
+_INSTANCES = itertools.count(1)  # several Invokers in one process get their own groups
 _RECYCLE_WAIT_S = 10.0
 _INVOCATION_TYPES = ("RequestResponse", "Event", "DryRun")
 _validate_json = msgspec.json.decode
@@ -81,6 +84,13 @@ class Invoker:
         ``classic`` (100 ms units, Init not billed) or ``current`` (1 ms, Init billed).
     region, account_id:
         Used in ARNs and in the functions' environment.
+    cpu_limits:
+        ``proportional`` (a hard CPU quota of 1 vCPU per 1,769 MB, as Lambda gives),
+        ``weighted`` (shares in that proportion, idle CPU usable) or ``off``.
+    memory_limits:
+        Each worker's memory limit is its function's memory size (an out-of-memory kill
+        is reported as Lambda reports it); False measures memory without limiting it.
+        With ``cpu_limits="off"`` and ``memory_limits=False`` no cgroup is made at all.
     """
 
     def __init__(
@@ -92,6 +102,8 @@ class Invoker:
         billing: str = "classic",
         region: str = "us-east-1",
         account_id: str = "123456789012",
+        cpu_limits: str = "proportional",
+        memory_limits: bool = True,
     ) -> None:
         new_meter(billing)  # refuse an unknown preset before anything starts
         self._own_state_dir = state_dir is None
@@ -108,7 +120,14 @@ class Invoker:
         self._admin = threading.Lock()
         self._dispatcher = Dispatcher(f"ipc://{self.state_dir}/workers")
         self._dispatcher.account = self._account
-        self._supervisor = Supervisor(self._dispatcher, self.state_dir, region, keep_warm_s)
+        if cpu_limits not in CPU_MODES:
+            raise ValidationException(
+                f"cpu_limits must be one of {', '.join(CPU_MODES)}, not '{cpu_limits}'")
+        groups = None
+        if memory_limits or cpu_limits != "off":
+            groups = detect().instance(f"{os.getpid()}.{next(_INSTANCES)}")
+        self._supervisor = Supervisor(self._dispatcher, self.state_dir, region, keep_warm_s,
+                                      groups, cpu_limits, memory_limits)
 
     # -- functions --------------------------------------------------------------------------
 

@@ -76,6 +76,9 @@ class Boot(msgspec.Struct, gc=False):
 class Fork(msgspec.Struct, tag="fork", gc=False):
     worker: str
     provisioned: bool = False
+    cgroup_procs: list[str] = []  # cgroup.procs files the child joins before it runs
+    memory_peak: str | None = None  # the file holding the group's peak memory, in bytes
+    rlimit_mb: int = 0  # where no cgroup is writable: the memory limit, applied as RLIMIT_AS
 
 
 class Shutdown(msgspec.Struct, tag="shutdown", gc=False):

@@ -25,8 +25,9 @@ def report_of(invoker: Invoker, name: str) -> tuple[float, int]:
 @pytest.mark.parametrize(("billing", "unit"), [("classic", 100), ("current", 1)])
 def test_a_known_duration_is_billed_to_the_next_unit(billing: str, unit: int) -> None:
     with Invoker(billing=billing) as invoker:
+        # 1,769 MB is one whole vCPU: the CPU quota never stretches the busy loop.
         invoker.create_function(FunctionConfig(name="busy", handler="busy.handler",
-                                               code=FUNCTIONS, memory_mb=256))
+                                               code=FUNCTIONS, memory_mb=1769))
         invoker.call("busy", {"ms": 1})  # the cold start (Init billed under "current")
         cold = invoker.meter("busy")["billed_ms"]
         for ms in (30, 130):
@@ -37,8 +38,8 @@ def test_a_known_duration_is_billed_to_the_next_unit(billing: str, unit: int) ->
         figures = invoker.meter("busy")
         assert figures["invocations"] == 3 and figures["cold_starts"] == 1
         warm_billed = figures["billed_ms"] - cold
-        assert figures["mb_ms"] == 256 * figures["billed_ms"]
-        assert figures["gb_seconds"] == Decimal(256 * figures["billed_ms"]) / (1024 * 1000)
+        assert figures["mb_ms"] == 1769 * figures["billed_ms"]
+        assert figures["gb_seconds"] == Decimal(1769 * figures["billed_ms"]) / (1024 * 1000)
         if billing == "classic":
             assert cold == 100 and warm_billed == 100 + 200
         else:  # Init billed: the cold start costs more than its own 1 ms of handler time

@@ -32,8 +32,9 @@ from .. import wire
 from .._core import monotonic_ns
 from ..dispatch import Dispatcher, Invocation
 from ..logs import timeout_line
-from ..metering import CRASH, FUNCTION_ERROR, TIMEOUT
+from ..metering import CRASH, FUNCTION_ERROR, OUT_OF_MEMORY, TIMEOUT
 from ..runtime.faults import error_log_line
+from .cgroups import CgroupError, Group, Instance
 from .environment import function_environment
 from .workers import FunctionPool, WorkerRecord
 
@@ -73,8 +74,13 @@ class Supervisor:
     ``wake_at_ns`` is when the supervisor thread will next look at deadlines unless woken."""
 
     def __init__(self, dispatcher: Dispatcher, state_dir: str, region: str,
-                 keep_warm_s: float) -> None:
+                 keep_warm_s: float, cgroups: Instance | None = None,
+                 cpu_limits: str = "proportional", memory_limits: bool = True) -> None:
         self.dispatcher = dispatcher
+        self.cgroups = cgroups
+        self.cpu_limits = cpu_limits
+        self.memory_limits = memory_limits
+        self.host_cpus = os.cpu_count() or 1
         dispatcher.supervisor = self
         self.lock = dispatcher.lock
         self.ended = threading.Condition(self.lock)  # notified when workers are forgotten
@@ -139,14 +145,28 @@ class Supervisor:
             self._fork(pool, provisioned)
 
     def _fork(self, pool: FunctionPool, provisioned: bool) -> None:
-        name = f"{pool.name}.{next(self._worker_ids)}"
+        name = f"w{next(self._worker_ids)}-{pool.name}"
         record = WorkerRecord(name.encode(), pool, os.path.join(self.log_dir, name + ".log"),
                               provisioned)
+        request = wire.Fork(name, provisioned)
+        if self.cgroups is not None:
+            try:
+                record.group = group = self.cgroups.group(
+                    name, pool.config.memory_mb, self.cpu_limits, self.host_cpus,
+                    self.memory_limits)
+            except CgroupError as exc:
+                pool.boot_failures += 1
+                self._fail_queue(pool, "Runtime.ExitError", str(exc))
+                return
+            request.cgroup_procs = [os.path.join(d, "cgroup.procs") for d in group.dirs]
+            request.memory_peak = _peak_file(group)
+            if group.kind == "rlimit" and self.memory_limits:
+                request.rlimit_mb = pool.config.memory_mb
         pool.workers[record.id] = record
         self.workers[record.id] = record
         pool.starting += 1
         try:
-            os.write(pool.control, wire.encode_line(wire.Fork(name, provisioned)))
+            os.write(pool.control, wire.encode_line(request))
         except OSError:
             pass  # the template is gone; its end of the pipe reports it to _on_template_eof
 
@@ -344,8 +364,10 @@ class Supervisor:
             pool.boot_failures += 1
         found = self.dispatcher.core.drop_worker(record.id)
         if found is not None:
+            oom = record.group is not None and exited.signal == signal.SIGKILL \
+                and record.group.oom_killed(sigkilled=True)
             self._finish_crashed(found[1], record,
-                                 exit_reason(exited.exit_status, exited.signal))
+                                 exit_reason(exited.exit_status, exited.signal), oom)
         self._forget(record)
         self.grow(pool)
 
@@ -392,8 +414,11 @@ class Supervisor:
 
     # -- finishing invocations that did not get a reply (lock held) -------------------------
 
-    def _finish_crashed(self, invocation: Invocation, record: WorkerRecord, reason: str) -> None:
-        invocation.outcome = CRASH
+    def _finish_crashed(self, invocation: Invocation, record: WorkerRecord, reason: str,
+                        out_of_memory: bool = False) -> None:
+        invocation.outcome = OUT_OF_MEMORY if out_of_memory else CRASH
+        if record.group is not None:
+            invocation.max_rss_kb = record.group.memory_peak_bytes() >> 10
         invocation.error_type = "Runtime.ExitError"
         invocation.duration_ns = monotonic_ns() - invocation.started_ns
         invocation.payload = msgspec.json.encode({
@@ -437,6 +462,8 @@ class Supervisor:
 
     def _forget(self, record: WorkerRecord) -> None:
         self.ended.notify_all()
+        if record.group is not None:
+            record.group.remove()
         self.workers.pop(record.id, None)
         record.pool.workers.pop(record.id, None)
         if record.pid is not None:
@@ -472,8 +499,19 @@ class Supervisor:
             if key.data is not None and key.data is not _ROUTER:
                 os.close(key.fd)
                 _end(key.data[1])
+        if self.cgroups is not None:
+            self.cgroups.remove()
         self._selector.close()
         os.close(self._wake_fd)
+
+
+def _peak_file(group: Group) -> str | None:
+    """The file that holds ``group``'s peak memory in bytes, if the kernel keeps one."""
+    if group.kind == "v1":
+        return os.path.join(group.dirs[0], "memory.max_usage_in_bytes")
+    if group.kind == "v2" and os.path.exists(os.path.join(group.dirs[0], "memory.peak")):
+        return os.path.join(group.dirs[0], "memory.peak")
+    return None
 
 
 def _end(process: subprocess.Popen[bytes]) -> None:

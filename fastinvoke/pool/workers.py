@@ -11,6 +11,7 @@ from .._core import Meter
 if TYPE_CHECKING:
     from ..config import FunctionConfig
     from ..dispatch import Invocation
+    from .cgroups import Group
 
 
 class WorkerRecord:
@@ -21,7 +22,7 @@ class WorkerRecord:
     """
 
     __slots__ = ("id", "pool", "pid", "state", "cold", "init_ns", "log_path", "log_offset",
-                 "last_used_ns", "provisioned")
+                 "last_used_ns", "provisioned", "group")
 
     def __init__(self, worker_id: bytes, pool: FunctionPool, log_path: str,
                  provisioned: bool) -> None:
@@ -35,6 +36,7 @@ class WorkerRecord:
         self.log_offset = 0
         self.last_used_ns = 0
         self.provisioned = provisioned
+        self.group: Group | None = None  # its cgroup(s), when the machine lets us make them
 
 
 class FunctionPool:

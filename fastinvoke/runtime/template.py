@@ -13,6 +13,7 @@ creates a ZeroMQ context: each worker makes its own after the fork.
 from __future__ import annotations
 
 import os
+import resource
 import selectors
 import signal
 import sys
@@ -24,6 +25,8 @@ from .faults import error_document
 from .handler import resolve
 from .worker import prepare as prepare_worker
 from .worker import run as run_worker
+
+_RLIMIT_SLACK_MB = 64  # the worker's ZeroMQ threads' stacks and buffers
 
 
 class Template:
@@ -84,11 +87,17 @@ class Template:
                     self.fork(message, (wake_r, wake_w))
 
     def fork(self, request: wire.Fork, private_fds: tuple[int, int]) -> None:
+        groups: list[int] = []
         try:
-            pid = fork_worker()
+            for path in request.cgroup_procs:
+                groups.append(os.open(path, os.O_WRONLY | os.O_CLOEXEC))
+            pid = fork_worker(signal.SIGKILL, tuple(groups))
         except OSError as exc:
             self.send(wire.ForkFailed(request.worker, str(exc)))
             return
+        finally:  # parent and child alike: once forked, the child has joined its groups
+            for fd in groups:
+                os.close(fd)
         if pid == 0:
             self.become_worker(request, private_fds)
         self.workers[pid] = request.worker
@@ -102,13 +111,16 @@ class Template:
             signal.signal(signal.SIGCHLD, signal.SIG_DFL)
             for fd in (self.boot.control_in, self.boot.control_out, *private_fds):
                 os.close(fd)
+            if request.rlimit_mb:
+                _limit_address_space(request.rlimit_mb)
             if request.provisioned:
                 os.environ["AWS_LAMBDA_INITIALIZATION_TYPE"] = "provisioned-concurrency"
             handler, init_ns = self.handler, self.init_ns
             if not self.boot.prefork:
                 handler, init_ns = _init_in_worker(self.boot.handler)
             log_path = os.path.join(self.boot.log_dir, request.worker + ".log")
-            run_worker(request.worker.encode(), self.boot.endpoint, log_path, handler, init_ns)
+            run_worker(request.worker.encode(), self.boot.endpoint, log_path, handler, init_ns,
+                       request.memory_peak)
         except BaseException:
             traceback.print_exc()
             status = 1
@@ -141,6 +153,16 @@ def _init_in_worker(handler: str) -> tuple[object, int]:
     except Exception as exc:
         function = exc
     return function, monotonic_ns() - started
+
+
+def _limit_address_space(memory_mb: int) -> None:
+    """RLIMIT_AS where no cgroup is writable: what the fork already maps (interpreter,
+    template, thread stacks to come) plus the memory size, so the function gets about
+    its memory size to allocate.  Virtual, not resident, memory: an approximation."""
+    with open("/proc/self/statm") as statm:
+        mapped = int(statm.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+    limit = mapped + ((memory_mb + _RLIMIT_SLACK_MB) << 20)
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
 
 def _drain(fd: int) -> bool:

@@ -126,6 +126,7 @@ def run(
     log_path: str,
     handler: Callable[[Any, Any], Any] | Exception,
     init_ns: int,
+    memory_peak: str | None = None,
 ) -> None:
     """Serve invocations until told to stop (``prepare`` ran in the template).
     ``handler`` is the Init's outcome: the resolved function, or the exception Init
@@ -133,15 +134,18 @@ def run(
     stream = log_stream_name()
     os.environ["AWS_LAMBDA_LOG_STREAM_NAME"] = LambdaContext.log_stream_name = stream
     reader = redirect_output(log_path)
+    peak = os.open(memory_peak, os.O_RDONLY | os.O_CLOEXEC) if memory_peak else -1
     link = dealer(worker_id, endpoint)
     link.send(wire.encode_header(wire.Hello(wire.PROTOCOL, os.getpid(), init_ns)))
     try:
-        _serve(link, handler, reader)
+        _serve(link, handler, reader, peak)
     finally:
         link.close()
 
 
-def _serve(link: Channel | PyzmqChannel, handler: Any, reader: int) -> None:
+def _serve(link: Channel | PyzmqChannel, handler: Any, reader: int, peak: int) -> None:
+    """The invoke loop.  ``peak``: an fd of the cgroup's peak-memory file, or -1 (then
+    Max Memory Used is the process's own peak RSS)."""
     global _request_id
     send, recv = link.send, link.recv
     decode, encode = wire.decode_to_worker, wire.encode_header
@@ -173,7 +177,11 @@ def _serve(link: Channel | PyzmqChannel, handler: Any, reader: int) -> None:
         # A worker whose Init failed asks to be retired: the next invocation gets a
         # fresh worker that retries Init, as Lambda re-initialises.  (Exiting here
         # instead would race the reply against the template's exit report.)
-        reply = wire.Reply(request_id, duration, error_type, max_rss_kb(), offset, payload, log,
+        # The group is charged only for pages the worker itself touched first; its RSS
+        # also counts what it shares with the template.  The larger is what it uses.
+        used_kb = max(max_rss_kb(), int(os.pread(peak, 32, 0)) >> 10) if peak >= 0 \
+            else max_rss_kb()
+        reply = wire.Reply(request_id, duration, error_type, used_kb, offset, payload, log,
                            isinstance(handler, Exception))
         send(encode(reply))
         _request_id = ""
