@@ -15,6 +15,8 @@ from pathlib import Path
 
 from .errors import FastInvokeError
 from .invoker import Invoker
+from .logs import log_group
+from .logstore import LogStore, parse_duration
 from .sam import Template, load_template
 
 
@@ -50,7 +52,24 @@ def _parser() -> argparse.ArgumentParser:
     invoke.add_argument("--invocation-type", default="RequestResponse",
                         choices=("RequestResponse", "Event", "DryRun"))
     invoke.add_argument("--log-type", default="None", choices=("None", "Tail"))
+    invoke.add_argument("--state-dir", type=Path, metavar="DIR",
+                        help="keep logs here (read them with `fastinvoke logs`); default: a "
+                        "private directory removed afterwards")
     invoke.set_defaults(run=_invoke)
+
+    show = commands.add_parser(
+        "logs", help="print a function's log lines",
+        description="Print a function's log lines (START, its output, END, REPORT) from a "
+        "state directory's log store, oldest first.")
+    show.add_argument("name", help="the function's name")
+    show.add_argument("--state-dir", type=Path, metavar="DIR", default=Path(".fastinvoke"),
+                      help="the state directory the functions ran with (default: .fastinvoke)")
+    show.add_argument("--follow", action="store_true", help="keep printing new lines")
+    show.add_argument("--filter", metavar="PATTERN",
+                      help='CloudWatch Logs filter syntax: terms, "a phrase", ?any, -not')
+    show.add_argument("--since", metavar="DURATION", help="only lines newer than this: "
+                      "30s, 5m, 2h, 1d, 1w")
+    show.set_defaults(run=_logs)
     return parser
 
 
@@ -58,7 +77,7 @@ def _invoke(args: argparse.Namespace) -> int:
     template = load_template(args.template)
     _print_notes(template)
     payload = _read_payload(args.payload)
-    with Invoker() as invoker:
+    with Invoker(args.state_dir) as invoker:
         for config in template.functions:
             if config.name == args.name:
                 invoker.create_function(config)
@@ -84,6 +103,38 @@ def _invoke(args: argparse.Namespace) -> int:
             sys.stdout.write(result.payload.decode("utf-8", "replace") + "\n")
         if result.log_result:
             sys.stdout.write(base64.b64decode(result.log_result).decode("utf-8", "replace"))
+    return 0
+
+
+def _logs(args: argparse.Namespace) -> int:
+    database = args.state_dir / "logs.db"
+    if not database.exists():
+        print(f"fastinvoke: no log store in {args.state_dir}: run functions with "
+              f"--state-dir {args.state_dir} first", file=sys.stderr)
+        return 2
+    try:
+        since_ms = (time.time_ns() // 1_000_000 - parse_duration(args.since)
+                    if args.since else None)
+    except ValueError as exc:
+        print(f"fastinvoke: --since: {exc}", file=sys.stderr)
+        return 2
+    group = log_group(args.name)
+    with LogStore(database) as store:
+        if group not in store.groups():
+            print(f"fastinvoke: no logs for '{args.name}' in {args.state_dir} (log groups: "
+                  f"{', '.join(store.groups()) or 'none'})", file=sys.stderr)
+            return 2
+        try:
+            if args.follow:
+                events = store.follow(group, since_ms=since_ms, pattern=args.filter)
+            else:
+                events = iter(store.events(group, since_ms=since_ms, pattern=args.filter))
+            for event in events:
+                sys.stdout.write(event.message)
+                sys.stdout.flush()
+        except ValueError as exc:
+            print(f"fastinvoke: --filter: {exc}", file=sys.stderr)
+            return 2
     return 0
 
 

@@ -56,6 +56,7 @@ class Invocation:
         "identity", "trace_id", "done", "payload", "error_type", "outcome", "log",
         "duration_ns", "max_rss_kb", "init_ns", "cold", "billed_ms", "log_entry",
         "sem", "waiting", "future", "loop", "loop_thread", "callback", "started_ns",
+        "log_stream",
     )
 
     def __init__(self, request_id: str, pool: FunctionPool, event: bytes,
@@ -86,6 +87,7 @@ class Invocation:
         self.loop_thread = 0
         self.callback: Callable[[Invocation], None] | None = None
         self.started_ns = 0
+        self.log_stream = pool.init_stream
 
 
 class Dispatcher:
@@ -220,6 +222,8 @@ class Dispatcher:
         invocation.outcome = 0 if reply.error_type is None else 1
         invocation.duration_ns = reply.duration_ns
         invocation.max_rss_kb = reply.max_rss_kb
+        if record is not None:
+            invocation.log_stream = record.log_stream
         if reply.retire and record is not None:
             self.supervisor.stop_worker(record)
         elif record is not None:

@@ -37,6 +37,7 @@ from .errors import (
     TooManyRequestsException,
     ValidationException,
 )
+from .logstore import LogEvent, LogStore
 from .metering import OUT_OF_MEMORY, TIMEOUT, Bill, Prices, make_bill, new_meter, snapshot
 from .pool.cgroups import CPU_MODES, detect
 from .pool.supervisor import Supervisor
@@ -115,7 +116,7 @@ class Invoker:
         self.billing = billing
         self._max_workers = max_workers
         self._pools: dict[str, FunctionPool] = {}
-        self._logbook = logs.LogBook()
+        self._logs = LogStore(os.path.join(self.state_dir, "logs.db"))
         self._closed = False
         self._admin = threading.Lock()
         self._dispatcher = Dispatcher(f"ipc://{self.state_dir}/workers")
@@ -155,7 +156,7 @@ class Invoker:
             del self._pools[name]
             with self._dispatcher.lock:
                 self._supervisor.remove(pool)
-        self._logbook.forget(name)
+        self._logs.delete_group(logs.log_group(name))
 
     def recycle(self, name: str) -> int:
         """Stop the function's idle workers, so the next invocation is a cold start.
@@ -299,7 +300,7 @@ class Invoker:
             invocation.duration_ns, invocation.billed_ms, memory_mb, invocation.max_rss_kb,
             invocation.init_ns if invocation.cold else None, status, error_type,
         )
-        self._logbook.add(pool.name, entry)
+        self._logs.append(logs.log_group(pool.name), invocation.log_stream, (entry,))
 
     # -- observing --------------------------------------------------------------------------
 
@@ -318,10 +319,22 @@ class Invoker:
                   pool.meter.mb_ms) for pool in list(self._pools.values())]
         return make_bill(usage, prices)
 
-    def logs(self, name: str) -> list[logs.LogRecord]:
-        """The function's log records, newest last: one per invocation, START to REPORT."""
+    def logs(self, name: str, *, since_ms: int | None = None,
+             pattern: str | None = None) -> list[logs.LogRecord]:
+        """The function's log records, newest last: one per invocation, START to REPORT.
+
+        ``since_ms`` (Unix ms) and ``pattern`` (CloudWatch Logs filter syntax: terms,
+        "phrases", ?any, -exclude) select lines as ``fastinvoke logs`` does."""
         self._pool(name)
-        return self._logbook.records(name)
+        self._logs.flush()
+        return logs.records(self._logs.events(logs.log_group(name), since_ms=since_ms,
+                                              pattern=pattern))
+
+    def log_events(self, name: str, **query: Any) -> list[LogEvent]:
+        """The function's log lines as the store keeps them (see ``LogStore.events``)."""
+        self._pool(name)
+        self._logs.flush()
+        return self._logs.events(logs.log_group(name), **query)
 
     # -- lifetime ---------------------------------------------------------------------------
 
@@ -333,6 +346,7 @@ class Invoker:
             self._closed = True
         self._supervisor.stop()
         self._dispatcher.close()
+        self._logs.close()
         if self._own_state_dir:
             shutil.rmtree(self.state_dir, ignore_errors=True)
 

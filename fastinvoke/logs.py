@@ -1,20 +1,23 @@
-"""Lambda's platform log lines and the per-function log book.
+"""Lambda's platform log lines, and log group and stream names.
 
 Every invocation leaves ``START``, the function's own output, ``END`` and ``REPORT`` in
-Lambda's text format (``REPORT`` fields tab-separated, each followed by a tab).  The book
-keeps the newest records of each function in memory.
+Lambda's text format (``REPORT`` fields tab-separated, each followed by a tab); the log
+store (``logstore.py``) keeps them, one event per line, as CloudWatch Logs does.
 """
 
 from __future__ import annotations
 
 import base64
+import secrets
 import time
-from collections import deque
+from typing import TYPE_CHECKING
 
 import msgspec
 
+if TYPE_CHECKING:
+    from .logstore import LogEvent
+
 TAIL_BYTES = 4096
-_KEEP_RECORDS = 100_000
 
 
 class LogRecord(msgspec.Struct, frozen=True, gc=False):
@@ -96,21 +99,20 @@ class InvocationLog(msgspec.Struct, gc=False):
         )
 
 
-class LogBook:
-    """The newest invocation logs of every function, oldest first."""
+def log_group(function: str) -> str:
+    return f"/aws/lambda/{function}"
 
-    def __init__(self) -> None:
-        self._books: dict[str, deque[InvocationLog]] = {}
 
-    def add(self, function: str, entry: InvocationLog) -> None:
-        book = self._books.get(function)
-        if book is None:
-            book = self._books[function] = deque(maxlen=_KEEP_RECORDS)
-        book.append(entry)
+def log_stream_name(version: str = "$LATEST") -> str:
+    """``YYYY/MM/DD/[$LATEST]<32 hex>``: one stream per execution environment."""
+    return f"{time.strftime('%Y/%m/%d', time.gmtime())}/[{version}]{secrets.token_hex(16)}"
 
-    def records(self, function: str) -> list[LogRecord]:
-        return [LogRecord(entry.timestamp_ms, entry.request_id, entry.text())
-                for entry in list(self._books.get(function, ()))]
 
-    def forget(self, function: str) -> None:
-        self._books.pop(function, None)
+def records(events: list[LogEvent]) -> list[LogRecord]:
+    """One record per invocation (its lines joined), in the order invocations began."""
+    texts: dict[str, list[str]] = {}
+    stamps: dict[str, int] = {}
+    for event in events:
+        texts.setdefault(event.request_id, []).append(event.message)
+        stamps.setdefault(event.request_id, event.timestamp_ms)
+    return [LogRecord(stamps[rid], rid, "".join(lines)) for rid, lines in texts.items()]

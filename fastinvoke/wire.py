@@ -75,6 +75,7 @@ class Boot(msgspec.Struct, gc=False):
 
 class Fork(msgspec.Struct, tag="fork", gc=False):
     worker: str
+    log_stream: str  # the worker's log stream name, YYYY/MM/DD/[$LATEST]<32 hex>
     provisioned: bool = False
     cgroup_procs: list[str] = []  # cgroup.procs files the child joins before it runs
     memory_peak: str | None = None  # the file holding the group's peak memory, in bytes

@@ -65,3 +65,25 @@ def test_bad_input_gets_a_clear_error(args: list[str], message: str) -> None:
     done = fastinvoke("invoke", args[0], "--template", str(TEMPLATE), *args[1:])
     assert done.returncode == 2
     assert message in done.stderr
+
+
+def test_logs_reads_what_invocations_left_in_the_state_dir(tmp_path: Path) -> None:
+    state = str(tmp_path / "state")
+    for message in ("first message", "second message"):
+        done = fastinvoke("invoke", "log", "--template", str(TEMPLATE), "--payload",
+                          f'{{"message": "{message}"}}', "--state-dir", state)
+        assert done.returncode == 0, done.stderr
+    shown = fastinvoke("logs", "log", "--state-dir", state)
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    assert [line for line in lines if "message" in line] == ["first message", "second message"]
+    assert sum(line.startswith("REPORT RequestId: ") for line in lines) == 2
+    only = fastinvoke("logs", "log", "--state-dir", state, "--filter", '"second message"',
+                      "--since", "1h")
+    assert only.stdout == "second message\n"
+
+
+def test_logs_says_what_to_do_when_there_are_none(tmp_path: Path) -> None:
+    done = fastinvoke("logs", "log", "--state-dir", str(tmp_path))
+    assert done.returncode == 2
+    assert "run functions with --state-dir" in done.stderr

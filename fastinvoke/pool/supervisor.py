@@ -148,7 +148,7 @@ class Supervisor:
         name = f"w{next(self._worker_ids)}-{pool.name}"
         record = WorkerRecord(name.encode(), pool, os.path.join(self.log_dir, name + ".log"),
                               provisioned)
-        request = wire.Fork(name, provisioned)
+        request = wire.Fork(name, record.log_stream, provisioned)
         if self.cgroups is not None:
             try:
                 record.group = group = self.cgroups.group(
@@ -453,6 +453,7 @@ class Supervisor:
 
     @staticmethod
     def _take_cold_start(record: WorkerRecord, invocation: Invocation) -> None:
+        invocation.log_stream = record.log_stream
         if record.cold:
             record.cold = False
             invocation.cold = True

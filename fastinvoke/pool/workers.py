@@ -7,6 +7,7 @@ from collections import deque
 from typing import TYPE_CHECKING
 
 from .._core import Meter
+from ..logs import log_stream_name
 
 if TYPE_CHECKING:
     from ..config import FunctionConfig
@@ -22,7 +23,7 @@ class WorkerRecord:
     """
 
     __slots__ = ("id", "pool", "pid", "state", "cold", "init_ns", "log_path", "log_offset",
-                 "last_used_ns", "provisioned", "group")
+                 "last_used_ns", "provisioned", "group", "log_stream")
 
     def __init__(self, worker_id: bytes, pool: FunctionPool, log_path: str,
                  provisioned: bool) -> None:
@@ -37,6 +38,7 @@ class WorkerRecord:
         self.last_used_ns = 0
         self.provisioned = provisioned
         self.group: Group | None = None  # its cgroup(s), when the machine lets us make them
+        self.log_stream = log_stream_name()
 
 
 class FunctionPool:
@@ -64,4 +66,5 @@ class FunctionPool:
         self.starting = 0
         self.boot_failures = 0
         self.queue: deque[Invocation] = deque()
+        self.init_stream = log_stream_name()  # where invocations failed by Init are logged
         self.deleted = False

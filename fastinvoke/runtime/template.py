@@ -120,7 +120,7 @@ class Template:
                 handler, init_ns = _init_in_worker(self.boot.handler)
             log_path = os.path.join(self.boot.log_dir, request.worker + ".log")
             run_worker(request.worker.encode(), self.boot.endpoint, log_path, handler, init_ns,
-                       request.memory_peak)
+                       request.memory_peak, request.log_stream)
         except BaseException:
             traceback.print_exc()
             status = 1

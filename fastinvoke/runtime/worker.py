@@ -17,7 +17,6 @@ import io
 import json
 import logging
 import os
-import secrets
 import sys
 import time
 from collections.abc import Callable
@@ -113,13 +112,6 @@ def redirect_output(log_path: str) -> int:
     return os.open(log_path, os.O_RDWR | os.O_CLOEXEC)
 
 
-def log_stream_name() -> str:
-    """``YYYY/MM/DD/[$LATEST]<32 hex>``: one stream per execution environment."""
-    day = time.strftime("%Y/%m/%d", time.gmtime())
-    version = os.environ.get("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-    return f"{day}/[{version}]{secrets.token_hex(16)}"
-
-
 def run(
     worker_id: bytes,
     endpoint: str,
@@ -127,12 +119,12 @@ def run(
     handler: Callable[[Any, Any], Any] | Exception,
     init_ns: int,
     memory_peak: str | None = None,
+    log_stream: str = "",
 ) -> None:
     """Serve invocations until told to stop (``prepare`` ran in the template).
     ``handler`` is the Init's outcome: the resolved function, or the exception Init
     raised (reported on every invocation)."""
-    stream = log_stream_name()
-    os.environ["AWS_LAMBDA_LOG_STREAM_NAME"] = LambdaContext.log_stream_name = stream
+    os.environ["AWS_LAMBDA_LOG_STREAM_NAME"] = LambdaContext.log_stream_name = log_stream
     reader = redirect_output(log_path)
     peak = os.open(memory_peak, os.O_RDONLY | os.O_CLOEXEC) if memory_peak else -1
     link = dealer(worker_id, endpoint)
