@@ -8,9 +8,13 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+from helpers import wait_until
 
 from fastinvoke import FunctionConfig, Invoker
 from fastinvoke.pool.cgroups import detect
@@ -77,3 +81,43 @@ def test_no_cgroup_remains_after_close() -> None:
     assert all(parent.is_dir() for parent in parents)
     invoker.close()
     assert not any(os.path.exists(parent) for parent in parents)
+
+
+_CRASHING_FRONT_END = """
+import sys
+from fastinvoke import FunctionConfig, Invoker
+invoker = Invoker()
+invoker.create_function(FunctionConfig(name="hog", handler="hog.handler", code=sys.argv[1]))
+invoker.call("hog", {"mb": 1})
+print(*invoker._supervisor.cgroups.parents, sep="\\n", flush=True)
+print("READY", flush=True)
+sys.stdin.read()  # until killed
+"""
+
+
+def test_groups_left_by_a_killed_front_end_are_removed_by_the_next_run() -> None:
+
+
+
+    root = str(Path(__file__).resolve().parent.parent)
+    crashing = subprocess.Popen(
+        [sys.executable, "-c", _CRASHING_FRONT_END, FUNCTIONS], stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE, text=True, env=dict(os.environ, PYTHONPATH=root))
+    try:
+        parents = []
+        for line in crashing.stdout:
+            if line.strip() == "READY":
+                break
+            parents.append(line.strip())
+        assert parents and all(os.path.isdir(parent) for parent in parents)
+        crashing.send_signal(signal.SIGKILL)
+        crashing.wait()
+    finally:
+        crashing.kill()
+        crashing.stdin.close()
+        crashing.stdout.close()
+        crashing.wait()
+    # The crashed run could not remove its groups; the next Invoker does, at start.
+    with Invoker():
+        wait_until(lambda: not any(os.path.exists(parent) for parent in parents),
+                   timeout=10, message=lambda: f"left: {parents}")
