@@ -63,7 +63,7 @@ cdef const char *_HEX = b"0123456789abcdef"
 
 
 def lambda_layout(bytes compact, bint ascii):
-    """msgspec's compact JSON with simplejson's separators (and ``\\uXXXX`` escapes for
+    """msgspec's compact JSON with simplejson's separators (and ``\\u00e9``-style escapes for
     every non-ASCII character when ``ascii``)."""
     cdef const unsigned char *src = <const unsigned char *>PyBytes_AS_STRING(compact)
     cdef Py_ssize_t n = PyBytes_GET_SIZE(compact)
