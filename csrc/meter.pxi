@@ -126,6 +126,21 @@ cdef class Meter:
                 return _bucket_top(i)
         return _bucket_top(_BUCKETS - 1)
 
+    def restore(self, dict counters):
+        """Continue from ``counters`` (a ``snapshot()`` of an earlier run of this function);
+        durations recorded then are not in the histogram."""
+        self.invocations = counters.get("invocations", 0)
+        self.errors = counters.get("errors", 0)
+        self.throttles = counters.get("throttles", 0)
+        self.timeouts = counters.get("timeouts", 0)
+        self.oom_kills = counters.get("oom_kills", 0)
+        self.cold_starts = counters.get("cold_starts", 0)
+        self.peak_concurrent = counters.get("peak_concurrent", 0)
+        self.duration_ns = counters.get("duration_ns", 0)
+        self.init_ns = counters.get("init_ns", 0)
+        self.billed_ms_total = counters.get("billed_ms", 0)
+        self.mb_ms = counters.get("mb_ms", 0)
+
     def snapshot(self):
         """The counters as a dict of integers."""
         return {

@@ -8,15 +8,20 @@ from __future__ import annotations
 
 import argparse
 import base64
+import json
 import sys
 import time
 from collections.abc import Sequence
+from decimal import Decimal
 from pathlib import Path
+
+import msgspec
 
 from .errors import FastInvokeError
 from .invoker import Invoker
 from .logs import log_group
 from .logstore import LogStore, parse_duration
+from .metering import bill_usage, load_usage
 from .sam import Template, load_template
 
 
@@ -70,6 +75,16 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("--since", metavar="DURATION", help="only lines newer than this: "
                       "30s, 5m, 2h, 1d, 1w")
     show.set_defaults(run=_logs)
+
+    billing = commands.add_parser(
+        "billing", help="print what the functions' invocations would cost on Lambda",
+        description="Print requests, GB-seconds, the free tier used and the cost, per function "
+        "and in total, from a state directory's meters (AWS's us-east-1 prices).")
+    billing.add_argument("name", nargs="?", help="only this function")
+    billing.add_argument("--state-dir", type=Path, metavar="DIR", default=Path(".fastinvoke"),
+                         help="the state directory the functions ran with (default: .fastinvoke)")
+    billing.add_argument("--json", action="store_true", help="one JSON object instead of a table")
+    billing.set_defaults(run=_billing)
     return parser
 
 
@@ -135,6 +150,39 @@ def _logs(args: argparse.Namespace) -> int:
         except ValueError as exc:
             print(f"fastinvoke: --filter: {exc}", file=sys.stderr)
             return 2
+    return 0
+
+
+def _billing(args: argparse.Namespace) -> int:
+    usage = load_usage(str(args.state_dir / "meters.json"))
+    if args.name is not None:
+        if args.name not in usage:
+            print(f"fastinvoke: no meters for '{args.name}' in {args.state_dir} (functions: "
+                  f"{', '.join(usage) or 'none'})", file=sys.stderr)
+            return 2
+        usage = {args.name: usage[args.name]}
+    if not usage:
+        print(f"fastinvoke: no meters in {args.state_dir}: run functions with --state-dir "
+              f"{args.state_dir} first", file=sys.stderr)
+        return 2
+    bill = bill_usage(usage)
+    if args.json:
+        # Amounts as exact decimal text ("0.0000008166675"), never floats.
+        print(json.dumps(msgspec.to_builtins(bill, builtin_types=(Decimal,)),
+                         default=lambda amount: format(amount, "f")))
+        return 0
+    rows = [(line.function, line.architecture, f"{line.requests:,}", f"{line.gb_seconds:.4f}",
+             f"{line.cost:.8f}") for line in bill.functions]
+    rows.append(("total", "", f"{bill.requests:,}", f"{bill.gb_seconds:.4f}",
+                 f"{bill.gross_cost:.8f}"))
+    rows.append(("free tier", "", f"-{bill.free_requests:,}", f"-{bill.free_gb_seconds:.4f}",
+                 f"{bill.cost - bill.gross_cost:.8f}"))
+    rows.append(("to pay", "", "", "", f"{bill.cost:.8f}"))
+    header = ("function", "arch", "requests", "GB-seconds", "USD")
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(5)]
+    for row in [header, *rows]:
+        print("  ".join(cell.ljust(w) if i < 2 else cell.rjust(w)
+                        for i, (cell, w) in enumerate(zip(row, widths))))
     return 0
 
 

@@ -29,6 +29,7 @@ from .config import ASYNC_PAYLOAD_LIMIT, SYNC_PAYLOAD_LIMIT, FunctionConfig
 from .dispatch import Dispatcher, Invocation
 from .errors import (
     FunctionError,
+    InvalidParameterValueException,
     InvalidRequestContentException,
     RequestEntityTooLargeException,
     ResourceConflictException,
@@ -38,7 +39,18 @@ from .errors import (
     ValidationException,
 )
 from .logstore import LogEvent, LogStore
-from .metering import OUT_OF_MEMORY, TIMEOUT, Bill, Prices, make_bill, new_meter, snapshot
+from .metering import (
+    OUT_OF_MEMORY,
+    TIMEOUT,
+    Bill,
+    Prices,
+    Usage,
+    bill_usage,
+    load_usage,
+    new_meter,
+    save_usage,
+    snapshot,
+)
 from .pool.cgroups import CPU_MODES, detect
 from .pool.supervisor import Supervisor
 from .pool.workers import FunctionPool
@@ -117,6 +129,8 @@ class Invoker:
         self._max_workers = max_workers
         self._pools: dict[str, FunctionPool] = {}
         self._logs = LogStore(os.path.join(self.state_dir, "logs.db"))
+        self._usage_path = os.path.join(self.state_dir, "meters.json")
+        self._usage = load_usage(self._usage_path)
         self._closed = False
         self._admin = threading.Lock()
         self._dispatcher = Dispatcher(f"ipc://{self.state_dir}/workers")
@@ -143,7 +157,11 @@ class Invoker:
                 else config.reserved_concurrency
             if self._max_workers is not None:
                 limit = min(limit, self._max_workers)
-            pool = FunctionPool(config, new_meter(self.billing), limit)
+            meter = new_meter(self.billing)
+            saved = self._usage.get(config.name)
+            if saved is not None:  # a persistent state dir: the counters go on
+                meter.restore(saved.counters)
+            pool = FunctionPool(config, meter, limit)
             self._pools[config.name] = pool
             with self._dispatcher.lock:
                 self._supervisor.add(pool)
@@ -154,6 +172,7 @@ class Invoker:
         with self._admin:
             pool = self._pool(name)
             del self._pools[name]
+            self._usage[name] = _usage_of(pool)  # its invocations stay on the bill
             with self._dispatcher.lock:
                 self._supervisor.remove(pool)
         self._logs.delete_group(logs.log_group(name))
@@ -312,12 +331,13 @@ class Invoker:
         return figures
 
     def bill(self, prices: dict[str, Prices] | None = None) -> Bill:
-        """What the invocations so far would cost on Lambda, free tier applied, exact.
+        """What the invocations so far would cost on Lambda, free tier applied, exact
+        (with a persistent state dir: every run's, deleted functions' included).
 
         ``prices`` maps an architecture to its ``Prices`` (AWS's us-east-1 defaults)."""
-        usage = [(pool.name, pool.config.architecture, pool.meter.invocations,
-                  pool.meter.mb_ms) for pool in list(self._pools.values())]
-        return make_bill(usage, prices)
+        usage = dict(self._usage)
+        usage.update((name, _usage_of(pool)) for name, pool in list(self._pools.items()))
+        return bill_usage(usage, prices)
 
     def logs(self, name: str, *, since_ms: int | None = None,
              pattern: str | None = None) -> list[logs.LogRecord]:
@@ -329,6 +349,15 @@ class Invoker:
         self._logs.flush()
         return logs.records(self._logs.events(logs.log_group(name), since_ms=since_ms,
                                               pattern=pattern))
+
+    def set_log_retention(self, name: str, days: int | None) -> None:
+        """Keep the function's logs ``days`` (CloudWatch's allowed values), then purge them;
+        None keeps them for ever (the default)."""
+        self._pool(name)
+        try:
+            self._logs.set_retention(logs.log_group(name), days)
+        except ValueError as exc:
+            raise InvalidParameterValueException(str(exc)) from None
 
     def log_events(self, name: str, **query: Any) -> list[LogEvent]:
         """The function's log lines as the store keeps them (see ``LogStore.events``)."""
@@ -349,6 +378,9 @@ class Invoker:
         self._logs.close()
         if self._own_state_dir:
             shutil.rmtree(self.state_dir, ignore_errors=True)
+        else:  # counters continue in the next run with this state dir
+            self._usage.update((name, _usage_of(pool)) for name, pool in self._pools.items())
+            save_usage(self._usage_path, self._usage)
 
     def __enter__(self) -> Invoker:
         return self
@@ -416,6 +448,10 @@ def _client_context(value: dict[str, Any] | str | None) -> str | None:
         raise InvalidRequestContentException(
             "Client context must be a valid Base64-encoded JSON object.") from None
     return text
+
+
+def _usage_of(pool: FunctionPool) -> Usage:
+    return Usage(pool.config.architecture, pool.config.memory_mb, pool.meter.snapshot())
 
 
 def _ignore_result(invocation: Invocation) -> None:

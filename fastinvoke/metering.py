@@ -8,6 +8,7 @@ bill is exact: ``Decimal`` all the way, never a float.
 
 from __future__ import annotations
 
+import os
 from decimal import Decimal
 from typing import Any
 
@@ -128,3 +129,41 @@ def make_bill(usage: list[tuple[str, str, int, int]],
     cost += (requests - free_requests) * request_price
     return Bill(lines, requests, gb_seconds, free_requests, free_gb_seconds,
                 sum((line.cost for line in lines), Decimal(0)), cost)
+
+
+class Usage(msgspec.Struct):
+    """A function's counters as kept in the state directory between runs."""
+
+    architecture: str
+    memory_mb: int
+    counters: dict[str, int]
+
+
+_usage_decoder = msgspec.json.Decoder(dict[str, Usage])
+
+
+def load_usage(path: str) -> dict[str, Usage]:
+    """The usage saved in ``path`` (``meters.json``), or nothing when there is none yet."""
+    try:
+        with open(path, "rb") as file:
+            return _usage_decoder.decode(file.read())
+    except FileNotFoundError:
+        return {}
+    except msgspec.DecodeError as exc:
+        raise InvalidParameterValueException(
+            f"{path} is not a fastinvoke meter file ({exc}); move it away to start afresh"
+        ) from None
+
+
+def save_usage(path: str, usage: dict[str, Usage]) -> None:
+    """Write ``usage`` atomically (a crash leaves the previous file whole)."""
+    partial = path + ".partial"
+    with open(partial, "wb") as file:
+        file.write(msgspec.json.format(msgspec.json.encode(usage)))
+    os.replace(partial, path)
+
+
+def bill_usage(usage: dict[str, Usage], prices: dict[str, Prices] | None = None) -> Bill:
+    """``make_bill`` over saved usage."""
+    return make_bill([(name, item.architecture, item.counters.get("invocations", 0),
+                       item.counters.get("mb_ms", 0)) for name, item in usage.items()], prices)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
 import sys
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -87,3 +89,22 @@ def test_logs_says_what_to_do_when_there_are_none(tmp_path: Path) -> None:
     done = fastinvoke("logs", "log", "--state-dir", str(tmp_path))
     assert done.returncode == 2
     assert "run functions with --state-dir" in done.stderr
+
+
+def test_billing_continues_across_runs_and_prints_the_bill(tmp_path: Path) -> None:
+    state = str(tmp_path / "state")
+    for _ in range(2):
+        done = fastinvoke("invoke", "add", "--template", str(TEMPLATE), "--payload",
+                          '{"value1": 1, "value2": 2}', "--state-dir", state)
+        assert done.returncode == 0, done.stderr
+    table = fastinvoke("billing", "--state-dir", state)
+    assert table.returncode == 0, table.stderr
+    add_row = next(line.split() for line in table.stdout.splitlines() if line.startswith("add"))
+    assert add_row[:4] == ["add", "x86_64", "2", "0.0250"]  # 2 x 100 ms x 128 MB
+    as_json = json.loads(fastinvoke("billing", "add", "--state-dir", state, "--json").stdout)
+    assert as_json["requests"] == 2 and as_json["gb_seconds"] == "0.025"
+    assert Decimal(as_json["cost"]) == 0  # within the free tier
+    assert Decimal(as_json["gross_cost"]) == 2 * Decimal("0.0000002") + Decimal(
+        "0.025") * Decimal("0.0000166667")
+    missing = fastinvoke("billing", "nope", "--state-dir", state)
+    assert missing.returncode == 2 and "no meters for 'nope'" in missing.stderr

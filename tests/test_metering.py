@@ -94,3 +94,18 @@ def test_the_bill_applies_prices_tiers_and_the_free_tier() -> None:
     # Within the free tier nothing is owed.
     small = make_bill([("a", "x86_64", 10, 10 * 128 * 100), ("b", "arm64", 5, 5 * 512 * 100)])
     assert small.cost == 0 and small.gross_cost > 0
+
+
+def test_log_retention_is_validated_and_applied(tmp_path: Path) -> None:
+    from fastinvoke.errors import InvalidParameterValueException
+
+    with Invoker(tmp_path) as invoker:
+        invoker.create_function(FunctionConfig(name="echo", handler="echo.handler",
+                                               code=FUNCTIONS))
+        invoker.call("echo", {})
+        with pytest.raises(InvalidParameterValueException, match="CloudWatch allows"):
+            invoker.set_log_retention("echo", 2)
+        invoker.set_log_retention("echo", 1)
+        assert len(invoker.logs("echo")) == 1
+        purged = invoker._logs.purge(now_ms=(2**41))  # far in the future: all expired
+        assert purged == 3 and invoker.logs("echo") == []  # START, END, REPORT
