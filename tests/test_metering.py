@@ -109,3 +109,26 @@ def test_log_retention_is_validated_and_applied(tmp_path: Path) -> None:
         assert len(invoker.logs("echo")) == 1
         purged = invoker._logs.purge(now_ms=(2**41))  # far in the future: all expired
         assert purged == 3 and invoker.logs("echo") == []  # START, END, REPORT
+
+
+def test_every_printed_line_is_stored_under_load() -> None:
+    count = 2000
+    with Invoker(max_workers=2) as invoker:
+        invoker.create_function(FunctionConfig(name="printer", handler="printer.handler",
+                                               code=FUNCTIONS, memory_mb=1769))
+
+        async def drive() -> None:
+            async def one(n: int) -> None:
+                result = await invoker.ainvoke("printer", {"message": f"line-{n}"})
+                assert result.function_error is None
+
+            await asyncio.gather(*[one(n) for n in range(count)])
+
+        asyncio.run(drive())
+        printed = invoker.log_events("printer", pattern="line-")
+        prints = {e.message for e in printed if e.message.startswith("line-")}
+        warnings = [e for e in printed if e.message.startswith("[WARNING]\t")]
+        assert prints == {f"line-{n}\n" for n in range(count)}
+        assert len(warnings) == count
+        # Each line carries the request id of the invocation that printed it.
+        assert all(w.message.split("\t")[2] == w.request_id for w in warnings)
