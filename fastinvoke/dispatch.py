@@ -108,6 +108,9 @@ class Dispatcher:
         self.core = CoreDispatcher()
         self.supervisor: Supervisor  # set by the supervisor, which needs us too
         self.account: Callable[[Invocation], None] = _ignore  # meters and logs a finished one
+        self.admit: Callable[[Invocation], None] = _ignore  # raises to throttle a new one
+        # Invocations submitted and not complete, of functions without reserved concurrency.
+        self.active_unreserved = 0
         self._reader: Invocation | None = None
         self._reader_thread = 0
         # Waiting threads in arrival order; an entry leaves as soon as its invocation
@@ -125,8 +128,13 @@ class Dispatcher:
     # -- submitting (lock held in the underscored methods) --------------------------------
 
     def submit(self, invocation: Invocation) -> None:
-        """Send ``invocation`` to an idle worker, or queue it for one."""
+        """Send ``invocation`` to an idle worker, or queue it for one.  ``admit`` may
+        refuse it first (a throttle, raised to the caller)."""
         with self.lock:
+            self.admit(invocation)
+            invocation.pool.active += 1
+            if invocation.pool.config.reserved_concurrency is None:
+                self.active_unreserved += 1
             if invocation.callback is not None:
                 self.unattended += 1
                 if self.unattended == 1:
@@ -248,6 +256,9 @@ class Dispatcher:
 
     def complete(self, invocation: Invocation) -> None:
         """Account for a finished invocation and wake whoever waits for it (lock held)."""
+        invocation.pool.active -= 1
+        if invocation.pool.config.reserved_concurrency is None:
+            self.active_unreserved -= 1
         self.account(invocation)
         invocation.done = True
         if invocation is self._reader:

@@ -100,6 +100,10 @@ class Invoker:
     cpu_limits:
         ``proportional`` (a hard CPU quota of 1 vCPU per 1,769 MB, as Lambda gives),
         ``weighted`` (shares in that proportion, idle CPU usable) or ``off``.
+    account_limit:
+        Concurrent executions for all functions together (Lambda's default 1,000); a
+        function's reserved concurrency is taken out of it for the others.  Past either,
+        a synchronous call is throttled (``TooManyRequestsException``).
     memory_limits:
         Each worker's memory limit is its function's memory size (an out-of-memory kill
         is reported as Lambda reports it); False measures memory without limiting it.
@@ -117,6 +121,7 @@ class Invoker:
         account_id: str = "123456789012",
         cpu_limits: str = "proportional",
         memory_limits: bool = True,
+        account_limit: int = ACCOUNT_LIMIT,
     ) -> None:
         new_meter(billing)  # refuse an unknown preset before anything starts
         self._own_state_dir = state_dir is None
@@ -135,6 +140,9 @@ class Invoker:
         self._admin = threading.Lock()
         self._dispatcher = Dispatcher(f"ipc://{self.state_dir}/workers")
         self._dispatcher.account = self._account
+        self._dispatcher.admit = self._admit
+        self.account_limit = account_limit
+        self._reserved_total = 0  # concurrency reserved by functions, out of account_limit
         if cpu_limits not in CPU_MODES:
             raise ValidationException(
                 f"cpu_limits must be one of {', '.join(CPU_MODES)}, not '{cpu_limits}'")
@@ -153,7 +161,7 @@ class Invoker:
             self._check_open()
             if config.name in self._pools:
                 raise ResourceConflictException(f"Function already exist: {config.name}")
-            limit = ACCOUNT_LIMIT if config.reserved_concurrency is None \
+            limit = self.account_limit if config.reserved_concurrency is None \
                 else config.reserved_concurrency
             if self._max_workers is not None:
                 limit = min(limit, self._max_workers)
@@ -163,6 +171,7 @@ class Invoker:
                 meter.restore(saved.counters)
             pool = FunctionPool(config, meter, limit)
             self._pools[config.name] = pool
+            self._reserved_total += config.reserved_concurrency or 0
             with self._dispatcher.lock:
                 self._supervisor.add(pool)
         return config
@@ -172,6 +181,7 @@ class Invoker:
         with self._admin:
             pool = self._pool(name)
             del self._pools[name]
+            self._reserved_total -= pool.config.reserved_concurrency or 0
             self._usage[name] = _usage_of(pool)  # its invocations stay on the bill
             with self._dispatcher.lock:
                 self._supervisor.remove(pool)
@@ -276,9 +286,6 @@ class Invoker:
         request_id = new_request_id()
         if invocation_type == "DryRun":
             return InvokeResult(204, request_id=request_id)
-        if pool.config.reserved_concurrency == 0:
-            pool.meter.throttled()
-            raise TooManyRequestsException("ReservedFunctionConcurrentInvocationLimitExceeded")
         context = _client_context(client_context) if invocation_type != "Event" else None
         arn = self.function_arn(pool.name)
         if qualifier is not None:  # the context shows the ARN the caller used
@@ -299,6 +306,23 @@ class Invoker:
             "$LATEST",
             invocation.request_id,
         )
+
+    def _admit(self, invocation: Invocation) -> None:
+        """Lambda's throttling of a synchronous call (dispatcher lock held): past the
+        function's reserved concurrency, or past what the account leaves unreserved."""
+        if invocation.callback is not None:
+            return  # an Event invocation waits for capacity instead
+        pool = invocation.pool
+        reserved = pool.config.reserved_concurrency
+        if reserved is not None:
+            if pool.active >= reserved:
+                pool.meter.throttled()
+                raise TooManyRequestsException(
+                    "ReservedFunctionConcurrentInvocationLimitExceeded")
+            return
+        if self._dispatcher.active_unreserved >= self.account_limit - self._reserved_total:
+            pool.meter.throttled()
+            raise TooManyRequestsException("ConcurrentInvocationLimitExceeded")
 
     def _account(self, invocation: Invocation) -> None:
         """Meter a finished invocation and write its log lines (dispatcher lock held)."""

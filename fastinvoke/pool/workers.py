@@ -64,6 +64,7 @@ class FunctionPool:
         self.init_error: dict | None = None
         self.workers: dict[bytes, WorkerRecord] = {}
         self.starting = 0
+        self.active = 0  # invocations admitted and not complete (its concurrency, as Lambda's)
         self.boot_failures = 0
         self.queue: deque[Invocation] = deque()
         self.init_stream = log_stream_name()  # where invocations failed by Init are logged

@@ -1,0 +1,65 @@
+"""Lambda's throttling: reserved concurrency and the account's limit."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+from helpers import notify_socket
+
+from fastinvoke import FunctionConfig, Invoker
+from fastinvoke.errors import TooManyRequestsException
+
+FUNCTIONS = str(Path(__file__).resolve().parent / "functions")
+
+
+def running(invoker: Invoker, name: str, path: str) -> threading.Thread:
+    """Start a call of the sleeper that runs 1.5 s (the test waits until it has begun)."""
+    call = threading.Thread(target=invoker.call, args=(name, {"seconds": 1.5, "notify": path}))
+    call.start()
+    return call
+
+
+@pytest.mark.parametrize("reserved", [0, 1])
+def test_reserved_concurrency_throttles_past_its_limit(reserved: int) -> None:
+    with Invoker() as invoker, notify_socket() as (sock, path):
+        invoker.create_function(FunctionConfig(name="s", handler="sleeper.handler",
+                                               code=FUNCTIONS, reserved_concurrency=reserved,
+                                               timeout_s=10))
+        calls = []
+        for _ in range(reserved):
+            calls.append(running(invoker, "s", path))
+            sock.recv(64)
+        with pytest.raises(TooManyRequestsException) as raised:
+            invoker.invoke("s", {})
+        assert raised.value.status == 429
+        assert raised.value.to_body() == {
+            "Type": "User", "message": "Rate Exceeded.",
+            "Reason": "ReservedFunctionConcurrentInvocationLimitExceeded"}
+        figures = invoker.meter("s")
+        assert figures["throttles"] == 1 and figures["invocations"] == 0
+        for call in calls:
+            call.join()
+        if reserved:
+            assert invoker.call("s", {})["pid"] > 0  # capacity is back
+
+
+def test_the_account_limit_throttles_unreserved_functions() -> None:
+    with Invoker(account_limit=3) as invoker, notify_socket() as (sock, path):
+        invoker.create_function(FunctionConfig(name="r", handler="sleeper.handler",
+                                               code=FUNCTIONS, reserved_concurrency=1,
+                                               timeout_s=10))
+        invoker.create_function(FunctionConfig(name="u", handler="sleeper.handler",
+                                               code=FUNCTIONS, timeout_s=10))
+        calls = [running(invoker, "u", path), running(invoker, "u", path)]
+        sock.recv(64)
+        sock.recv(64)
+        # 3 - 1 reserved = 2 unreserved, both in use; the reserved one is still free.
+        with pytest.raises(TooManyRequestsException) as raised:
+            invoker.invoke("u", {})
+        assert raised.value.reason == "ConcurrentInvocationLimitExceeded"
+        assert invoker.call("r", {})["pid"] > 0
+        for call in calls:
+            call.join()
+        assert invoker.meter("u")["throttles"] == 1
