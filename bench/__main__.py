@@ -1,11 +1,12 @@
-"""python -m bench [core|latency|throughput|coldstart] [--json] [--versions] [--rounds N]
-[--quick]
+"""python -m bench [core|latency|throughput|coldstart|isolation] [--json] [--versions]
+[--rounds N] [--quick]
 
 Runs every contender of the chosen groups in its own fresh subprocess
 (``python -m bench._runner NAME``), alternating the order round by round so slow
 moments of this noisy machine fall on every contender alike, then prints the medians
 with ratios against each group's baseline (``bench._report``).  The group defaults to
-``core`` (all three); ``--versions`` puts the machine facts above the figures.
+``core`` (latency, throughput, coldstart; ``isolation`` runs only when named);
+``--versions`` puts the machine facts above the figures.
 
 Cleanup is enforced, not hoped for: each runner gets its own process group and a time
 limit, and this process is a child subreaper (prctl PR_SET_CHILD_SUBREAPER), so anything
@@ -25,6 +26,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import msgspec
 
@@ -36,6 +38,8 @@ GROUPS = {
     "throughput": ["throughput"],
     "coldstart": ["coldstart"],
     "core": ["latency", "throughput", "coldstart"],
+    # What isolating workers costs (log capture, cgroups); not part of core's figures.
+    "isolation": ["isolation.logs", "isolation.cgroups"],
 }
 ROOT = str(Path(__file__).resolve().parent.parent)
 RUN_TIMEOUT_S = 90
@@ -136,47 +140,103 @@ def summarize(contenders: list[Contender], outcomes: dict[str, list[dict]]) -> l
     return rows
 
 
+class Spec(NamedTuple):
+    title: str
+    top: str  # contender names
+    bottom: str
+    metric: str
+    op: str | None  # None: shown for context, no target
+    target: float | None
+    unit: str = "x"  # "x": a ratio top / bottom; else a difference top - bottom, in unit
+
+
+SPECS = [
+    Spec("latency p50: fastinvoke / raw", "latency.fastinvoke", "latency.raw", "p50_us", "<=", 1.3),
+    Spec("latency p99: fastinvoke / raw", "latency.fastinvoke", "latency.raw", "p99_us", "<=", 1.3),
+    Spec("latency p50: PPE / fastinvoke", "latency.ppe", "latency.fastinvoke", "p50_us", ">=", 2),
+    Spec(
+        "throughput: fastinvoke async / raw",
+        "throughput.fastinvoke_async",
+        "throughput.raw",
+        "inv_per_s",
+        ">=",
+        0.8,
+    ),
+    Spec(
+        "throughput: fastinvoke threads / raw",
+        "throughput.fastinvoke_threads",
+        "throughput.raw",
+        "inv_per_s",
+        ">=",
+        0.8,
+    ),
+    Spec(
+        "cold start p50: fresh python / fastinvoke",
+        "coldstart.fresh",
+        "coldstart.fastinvoke",
+        "p50_ms",
+        ">=",
+        20,
+    ),
+    Spec(
+        "log capture: printing / silent",
+        "isolation.printing",
+        "isolation.silent",
+        "inv_per_s",
+        ">=",
+        0.8,
+    ),
+    Spec(
+        "log capture, to lines committed: printing / silent",
+        "isolation.printing",
+        "isolation.silent",
+        "inv_per_s_stored",
+        ">=",
+        0.8,
+    ),
+    # A cost of a fraction of a millisecond on a base that moves by milliseconds between
+    # runs: the target is on the difference; the ratio is context.
+    Spec(
+        "cgroup setup, cold start p50: cgroups / none",
+        "isolation.cgroups",
+        "isolation.no_cgroups",
+        "p50_ms",
+        None,
+        None,
+    ),
+    Spec(
+        "cgroup setup, cold start p50: cgroups - none",
+        "isolation.cgroups",
+        "isolation.no_cgroups",
+        "p50_ms",
+        "<",
+        1,
+        unit="ms",
+    ),
+]
+
+
 def checks(rows: list[_report.Row]) -> list[_report.Check]:
-    """The targets of the core issue, each a median of per-round ratios."""
+    """The issues' targets whose contenders ran, each a median over rounds of a paired
+    ratio or difference."""
     values = {(row.name, row.metric): row.per_round for row in rows}
-    specs = [
-        ("latency p50: fastinvoke / raw", "latency.fastinvoke", "latency.raw", "p50_us", "<=", 1.3),
-        ("latency p99: fastinvoke / raw", "latency.fastinvoke", "latency.raw", "p99_us", "<=", 1.3),
-        ("latency p50: PPE / fastinvoke", "latency.ppe", "latency.fastinvoke", "p50_us", ">=", 2),
-        (
-            "throughput: fastinvoke async / raw",
-            "throughput.fastinvoke_async",
-            "throughput.raw",
-            "inv_per_s",
-            ">=",
-            0.8,
-        ),
-        (
-            "throughput: fastinvoke threads / raw",
-            "throughput.fastinvoke_threads",
-            "throughput.raw",
-            "inv_per_s",
-            ">=",
-            0.8,
-        ),
-        (
-            "cold start p50: fresh python / fastinvoke",
-            "coldstart.fresh",
-            "coldstart.fastinvoke",
-            "p50_ms",
-            ">=",
-            20,
-        ),
-    ]
     return [
-        _report.Check(title, _paired(values[top, metric], values[bottom, metric]), op, target)
-        for title, top, bottom, metric, op, target in specs
-        if (top, metric) in values and (bottom, metric) in values
+        _report.Check(
+            spec.title,
+            _paired(values[spec.top, spec.metric], values[spec.bottom, spec.metric], spec.unit),
+            spec.op,
+            spec.target,
+            spec.unit,
+        )
+        for spec in SPECS
+        if (spec.top, spec.metric) in values and (spec.bottom, spec.metric) in values
     ]
 
 
-def _paired(top: list[float], bottom: list[float]) -> float:
-    return statistics.median(t / b for t, b in zip(top, bottom, strict=True))
+def _paired(top: list[float], bottom: list[float], unit: str = "x") -> float:
+    """Median over rounds of top / bottom (``unit`` "x"), else of top - bottom."""
+    pairs = zip(top, bottom, strict=True)
+    return statistics.median(t / b if unit == "x" else t - b for t, b in pairs)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -9,6 +9,7 @@ value is the median over rounds; ``min..max`` shows how much the rounds disagree
 
 from __future__ import annotations
 
+import operator
 import os
 import platform
 import subprocess
@@ -23,6 +24,7 @@ UNITS = {
     "p99_us": "p99 µs",
     "cpu_us": "caller CPU µs",
     "inv_per_s": "inv/s",
+    "inv_per_s_stored": "inv/s, logs committed",
     "p50_ms": "p50 ms",
     "min_ms": "min ms",
 }
@@ -43,14 +45,22 @@ class Row:
 
 @dataclass(frozen=True)
 class Check:
+    """A median of per-round ratios (``unit`` "x") or, where a ratio hides a small cost
+    on a base that moves, of per-round differences (``unit`` e.g. "ms"), and its target.
+    No ``op``: shown for context, with no target."""
+
     title: str
     value: float
-    op: str  # "<=" or ">="
-    target: float
+    op: str | None  # "<=", "<", ">=" or None
+    target: float | None
+    unit: str = "x"
 
     @property
-    def ok(self) -> bool:
-        return self.value <= self.target if self.op == "<=" else self.value >= self.target
+    def ok(self) -> bool | None:
+        return None if self.op is None else _OPS[self.op](self.value, self.target)
+
+
+_OPS = {"<=": operator.le, "<": operator.lt, ">=": operator.ge}
 
 
 def facts() -> dict[str, object]:
@@ -160,14 +170,28 @@ def render(
             out.append("  ".join("-" * width for width in widths))
         out.append(_line(cells, widths))
     if checks:
-        out += ["", "== checks (medians of per-round ratios) =="]
-        width = max(len(check.title) for check in checks)
-        out += [
-            f"{check.title:<{width}}  {check.value:8.3f}   target {check.op} "
-            f"{check.target:<5g} {'ok' if check.ok else 'MISSED'}"
+        out += ["", "== checks (medians of per-round ratios or differences) =="]
+        lines = [
+            (check.title, _with_unit(check.value, check.unit, ".3f"), *_verdict(check))
             for check in checks
         ]
+        w = [max(len(line[i]) for line in lines) for i in range(3)]
+        out += [
+            f"{title:<{w[0]}}  {value:>{w[1]}}   {target:<{w[2]}} {verdict}".rstrip()
+            for title, value, target, verdict in lines
+        ]
     return "\n".join(out)
+
+
+def _verdict(check: Check) -> tuple[str, str]:
+    if check.op is None:
+        return "(no target)", ""
+    target = f"target {check.op:<2} {_with_unit(check.target, check.unit, 'g')}"
+    return target, "ok" if check.ok else "MISSED"
+
+
+def _with_unit(value: float, unit: str, spec: str) -> str:
+    return f"{value:{spec}}{unit}" if unit == "x" else f"{value:{spec}} {unit}"
 
 
 def _line(cells: tuple[str, ...], widths: list[int]) -> str:

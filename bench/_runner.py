@@ -74,6 +74,33 @@ CONTENDERS = [
         "fastinvoke fork from template",
         "bench_coldstart:fastinvoke_fork",
     ),
+    # Two groups, each against its own baseline; ``python -m bench isolation`` runs both.
+    Contender(
+        "isolation.silent",
+        "isolation.logs",
+        "handler prints nothing",
+        "bench_isolation:silent",
+        baseline=True,
+    ),
+    Contender(
+        "isolation.printing",
+        "isolation.logs",
+        "handler prints 1 line",
+        "bench_isolation:printing",
+    ),
+    Contender(
+        "isolation.no_cgroups",
+        "isolation.cgroups",
+        "fork, no cgroup",
+        "bench_isolation:no_cgroups",
+        baseline=True,
+    ),
+    Contender(
+        "isolation.cgroups",
+        "isolation.cgroups",
+        "fork into memory+CPU cgroup",
+        "bench_isolation:cgroups",
+    ),
 ]
 BY_NAME = {contender.name: contender for contender in CONTENDERS}
 

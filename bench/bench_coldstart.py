@@ -14,6 +14,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ from .data import ADD_EVENT, ADD_EVENT_BYTES, ADD_RESULT, MEMORY_MB, Sizes
 SCRIPT = str(Path(FUNCTIONS_DIR) / "imports.py")
 
 
-def _summary(samples_ns: list[int]) -> dict[str, Any]:
+def summary(samples_ns: list[int]) -> dict[str, Any]:
     return {
         "metrics": {"p50_ms": statistics.median(samples_ns) / 1e6, "min_ms": min(samples_ns) / 1e6},
         "samples": len(samples_ns),
@@ -48,21 +49,27 @@ def _spawn_once() -> int:
 def fresh_interpreter(sizes: Sizes) -> dict[str, Any]:
     _spawn_once()  # warm the page cache and .pyc files, as fastinvoke's Init did
     gc.collect()
-    return _summary([_spawn_once() for _ in range(sizes.coldstarts)])
+    return summary([_spawn_once() for _ in range(sizes.coldstarts)])
 
 
-def fastinvoke_fork(sizes: Sizes) -> dict[str, Any]:
+def fork_cold_starts(
+    count: int,
+    options: dict[str, Any] | None = None,
+    verify: Callable[[], None] | None = None,
+) -> list[int]:
+    """ns of ``count`` timed cold starts of ``add`` on ``Invoker(**options)``; ``verify``
+    runs after the last one, while the worker that answered it is still alive."""
     from fastinvoke import FunctionConfig, Invoker
 
     samples = []
-    with Invoker() as inv:
+    with Invoker(**(options or {})) as inv:
         inv.create_function(
             FunctionConfig(name="add", handler="add.lambda_handler", code=FUNCTIONS_DIR,
                            memory_mb=MEMORY_MB)
         )
         inv.invoke("add", ADD_EVENT)  # waits for the template's Init: not a measurement
         gc.collect()
-        for _ in range(sizes.coldstarts):
+        for _ in range(count):
             if inv.recycle("add") < 1:
                 raise AssertionError("recycle stopped no worker: the next call is warm")
             before = inv.meter("add")["cold_starts"]
@@ -71,4 +78,10 @@ def fastinvoke_fork(sizes: Sizes) -> dict[str, Any]:
             samples.append(time.perf_counter_ns() - started)
             if payload != ADD_RESULT or inv.meter("add")["cold_starts"] != before + 1:
                 raise AssertionError(f"not a cold start: {payload!r}, {inv.meter('add')}")
-    return _summary(samples)
+        if verify is not None:
+            verify()
+    return samples
+
+
+def fastinvoke_fork(sizes: Sizes) -> dict[str, Any]:
+    return summary(fork_cold_starts(sizes.coldstarts))

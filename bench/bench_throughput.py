@@ -103,21 +103,37 @@ def _invoker() -> Any:
     return inv
 
 
-def _warm(inv: Any, batch: Callable[[], object]) -> None:
+def warm_workers(inv: Any, batch: Callable[[], object], name: str = "add") -> None:
     """Run 64-wide batches until both workers have answered (readiness by probe, bounded
     in batches: a fork takes milliseconds, a batch tens of them)."""
     for _ in range(WARM_BATCHES):
         batch()
-        if inv.meter("add")["cold_starts"] == WORKERS:
+        if inv.meter(name)["cold_starts"] == WORKERS:
             return
     raise AssertionError(f"fewer than {WORKERS} workers answered in {WARM_BATCHES} batches")
 
 
-def _check_workers(inv: Any) -> None:
+def check_workers(inv: Any, name: str = "add") -> None:
     """The two warm workers did all the timed work: no spawn was timed."""
-    cold = inv.meter("add")["cold_starts"]
+    cold = inv.meter(name)["cold_starts"]
     if cold != WORKERS:
         raise AssertionError(f"{cold} cold starts, expected {WORKERS} (all in the warm-up)")
+
+
+async def ainvoke_all(inv: Any, name: str, source: list, out: list[bytes | None]) -> int:
+    """``source`` through ``ainvoke``, 64 tasks each awaiting one call at a time; each
+    payload goes to ``out``.  Returns the elapsed ns (run it on uvloop)."""
+
+    # Arguments, not closure cells: the hot loop reads fast locals only.
+    async def caller(ainvoke: Any, name: str, indices: range, out: list, source: list) -> None:
+        for i in indices:
+            out[i] = (await ainvoke(name, source[i])).payload
+
+    slices = [range(k, len(source), IN_FLIGHT) for k in range(IN_FLIGHT)]
+    gc.collect()
+    started = time.perf_counter_ns()
+    await asyncio.gather(*(caller(inv.ainvoke, name, s, out, source) for s in slices))
+    return time.perf_counter_ns() - started
 
 
 def fastinvoke_async(sizes: Sizes) -> dict[str, Any]:
@@ -126,24 +142,11 @@ def fastinvoke_async(sizes: Sizes) -> dict[str, Any]:
     events = add_events(sizes.throughput_calls)
     answers = add_answers(events)
     results: list[bytes | None] = [None] * len(events)
-
-    async def caller(inv: Any, indices: range, out: list[bytes | None], source: list) -> None:
-        ainvoke = inv.ainvoke
-        for i in indices:
-            out[i] = (await ainvoke("add", source[i])).payload
-
-    async def run(inv: Any, source: list, out: list[bytes | None]) -> int:
-        slices = [range(k, len(source), IN_FLIGHT) for k in range(IN_FLIGHT)]
-        gc.collect()
-        started = time.perf_counter_ns()
-        await asyncio.gather(*(caller(inv, s, out, source) for s in slices))
-        return time.perf_counter_ns() - started
-
     with _invoker() as inv:
         warm = [ADD_EVENT] * (IN_FLIGHT * 4)
-        _warm(inv, lambda: uvloop.run(run(inv, warm, [None] * len(warm))))
-        elapsed = uvloop.run(run(inv, events, results))
-        _check_workers(inv)
+        warm_workers(inv, lambda: uvloop.run(ainvoke_all(inv, "add", warm, [None] * len(warm))))
+        elapsed = uvloop.run(ainvoke_all(inv, "add", events, results))
+        check_workers(inv)
     return _outcome(results, answers, elapsed)
 
 
@@ -176,7 +179,7 @@ def fastinvoke_threads(sizes: Sizes) -> dict[str, Any]:
 
     with _invoker() as inv:
         warm = [ADD_EVENT] * (IN_FLIGHT * 4)
-        _warm(inv, lambda: run(inv, warm, [None] * len(warm)))
+        warm_workers(inv, lambda: run(inv, warm, [None] * len(warm)))
         elapsed = run(inv, events, results)
-        _check_workers(inv)
+        check_workers(inv)
     return _outcome(results, answers, elapsed)

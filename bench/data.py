@@ -25,10 +25,25 @@ class Sizes:
     warmup_calls: int
     throughput_calls: int  # invocations per throughput run
     coldstarts: int  # timed cold starts per run
+    # Per isolation run: more than ``coldstarts``, for a p50 steady enough to show a cost
+    # under 1 ms on a base that moves by more than that.
+    cgroup_coldstarts: int
 
 
-FULL = Sizes(latency_calls=3000, warmup_calls=300, throughput_calls=20_000, coldstarts=20)
-QUICK = Sizes(latency_calls=500, warmup_calls=100, throughput_calls=3_000, coldstarts=5)
+FULL = Sizes(
+    latency_calls=3000,
+    warmup_calls=300,
+    throughput_calls=20_000,
+    coldstarts=20,
+    cgroup_coldstarts=100,
+)
+QUICK = Sizes(
+    latency_calls=500,
+    warmup_calls=100,
+    throughput_calls=3_000,
+    coldstarts=5,
+    cgroup_coldstarts=20,
+)
 
 
 def add_events(count: int, seed: int = SEED) -> list[dict[str, int]]:
