@@ -154,6 +154,10 @@ SPECS = [
     Spec("latency p50: fastinvoke / raw", "latency.fastinvoke", "latency.raw", "p50_us", "<=", 1.3),
     Spec("latency p99: fastinvoke / raw", "latency.fastinvoke", "latency.raw", "p99_us", "<=", 1.3),
     Spec("latency p50: PPE / fastinvoke", "latency.ppe", "latency.fastinvoke", "p50_us", ">=", 2),
+    Spec("latency p50, no CPU quota: fastinvoke / raw", "latency.fastinvoke_no_cpu_limit",
+         "latency.raw", "p50_us", None, None),
+    Spec("latency p50, no CPU quota: PPE / fastinvoke", "latency.ppe",
+         "latency.fastinvoke_no_cpu_limit", "p50_us", None, None),
     Spec(
         "throughput: fastinvoke async / raw",
         "throughput.fastinvoke_async",

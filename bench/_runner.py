@@ -35,6 +35,12 @@ CONTENDERS = [
     Contender(
         "latency.fastinvoke", "latency", "fastinvoke invoke()", "bench_latency:fastinvoke_invoke"
     ),
+    Contender(
+        "latency.fastinvoke_no_cpu_limit",
+        "latency",
+        "fastinvoke invoke(), cpu_limits=off",
+        "bench_latency:fastinvoke_invoke_unquoted",
+    ),
     Contender("latency.ppe", "latency", "ProcessPoolExecutor(1)", "bench_latency:process_pool"),
     Contender(
         "throughput.raw",

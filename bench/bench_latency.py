@@ -67,16 +67,22 @@ def raw_zmq(sizes: Sizes) -> dict[str, Any]:
                 context.term()
 
 
-def fastinvoke_invoke(sizes: Sizes) -> dict[str, Any]:
+def fastinvoke_invoke(sizes: Sizes, cpu_limits: str = "proportional") -> dict[str, Any]:
     from fastinvoke import FunctionConfig, Invoker
 
-    with Invoker() as inv:
+    with Invoker(cpu_limits=cpu_limits) as inv:
         inv.create_function(
             FunctionConfig(name="add", handler="add.lambda_handler", code=FUNCTIONS_DIR,
                            memory_mb=MEMORY_MB)
         )
         invoke = inv.invoke
         return _time_calls(lambda: invoke("add", ADD_EVENT).payload, ADD_RESULT, sizes)
+
+
+def fastinvoke_invoke_unquoted(sizes: Sizes) -> dict[str, Any]:
+    """The same without CPU limits (memory cgroups stay): on this VM the hard quota's CFS
+    bandwidth accounting costs every wake-up of a worker; this row shows how much."""
+    return fastinvoke_invoke(sizes, cpu_limits="off")
 
 
 def process_pool(sizes: Sizes) -> dict[str, Any]:
