@@ -67,8 +67,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Print a function's log lines (START, its output, END, REPORT) from a "
         "state directory's log store, oldest first.")
     show.add_argument("name", help="the function's name")
-    show.add_argument("--state-dir", type=Path, metavar="DIR", default=Path(".fastinvoke"),
-                      help="the state directory the functions ran with (default: .fastinvoke)")
+    _add_state_dir(show)
     show.add_argument("--follow", action="store_true", help="keep printing new lines")
     show.add_argument("--filter", metavar="PATTERN",
                       help='CloudWatch Logs filter syntax: terms, "a phrase", ?any, -not')
@@ -81,11 +80,16 @@ def _parser() -> argparse.ArgumentParser:
         description="Print requests, GB-seconds, the free tier used and the cost, per function "
         "and in total, from a state directory's meters (AWS's us-east-1 prices).")
     billing.add_argument("name", nargs="?", help="only this function")
-    billing.add_argument("--state-dir", type=Path, metavar="DIR", default=Path(".fastinvoke"),
-                         help="the state directory the functions ran with (default: .fastinvoke)")
+    _add_state_dir(billing)
     billing.add_argument("--json", action="store_true", help="one JSON object instead of a table")
     billing.set_defaults(run=_billing)
     return parser
+
+
+def _add_state_dir(command: argparse.ArgumentParser) -> None:
+    """``--state-dir`` for the commands that read what earlier runs left there."""
+    command.add_argument("--state-dir", type=Path, metavar="DIR", default=Path(".fastinvoke"),
+                         help="the state directory the functions ran with (default: .fastinvoke)")
 
 
 def _invoke(args: argparse.Namespace) -> int:
