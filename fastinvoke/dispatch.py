@@ -232,16 +232,16 @@ class Dispatcher:
         invocation.max_rss_kb = reply.max_rss_kb
         if record is not None:
             invocation.log_stream = record.log_stream
-        if reply.retire and record is not None:
-            self.supervisor.stop_worker(record)
-        elif record is not None:
-            record.state = "idle"
-            record.log_offset = reply.log_offset
-            record.last_used_ns = monotonic_ns()
             if record.cold:
                 record.cold = False
                 invocation.cold = True
                 invocation.init_ns = record.init_ns
+            if reply.retire:
+                self.supervisor.stop_worker(record)
+            else:
+                record.state = "idle"
+                record.log_offset = reply.log_offset
+                record.last_used_ns = monotonic_ns()
         self.complete(invocation)  # first: it ends this one's concurrency before the next
         if pool.queue:
             self.dispatch_queued(pool)
