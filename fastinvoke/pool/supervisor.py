@@ -93,6 +93,7 @@ class Supervisor:
         self._by_pid: dict[int, WorkerRecord] = {}
         self._worker_ids = itertools.count(1)
         self._to_spawn: deque[FunctionPool] = deque()
+        self._dead_groups: deque[Group] = deque()  # to remove outside the lock
         self._buffers: dict[int, bytes] = {}
         self._wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         self._selector = selectors.DefaultSelector()
@@ -214,6 +215,8 @@ class Supervisor:
                 self._shut_down()
                 return
             events = self._selector.select(timeout)
+            while self._dead_groups:
+                self._dead_groups.popleft().remove()
             while self._to_spawn:
                 self._spawn(self._to_spawn.popleft())
             with self.lock:
@@ -464,7 +467,10 @@ class Supervisor:
     def _forget(self, record: WorkerRecord) -> None:
         self.ended.notify_all()
         if record.group is not None:
-            record.group.remove()
+            # Removing a group may wait for the kernel to finish with a dying process:
+            # the supervisor thread does it after releasing the lock callers need.
+            self._dead_groups.append(record.group)
+            self.wake()
         self.workers.pop(record.id, None)
         record.pool.workers.pop(record.id, None)
         if record.pid is not None:
