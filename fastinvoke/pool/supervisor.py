@@ -382,14 +382,9 @@ class Supervisor:
             record.state = "killed"
             _kill(record.pid)
             timeout_s = invocation.pool.config.timeout_s
-            invocation.outcome = TIMEOUT
-            invocation.error_type = "Sandbox.Timedout"
+            _platform_error(invocation, TIMEOUT, "Sandbox.Timedout",
+                            f"Task timed out after {timeout_s:.2f} seconds")
             invocation.duration_ns = invocation.timeout_ns
-            invocation.payload = msgspec.json.encode({
-                "errorType": "Sandbox.Timedout",
-                "errorMessage": f"RequestId: {invocation.request_id} Error: Task timed out "
-                                f"after {timeout_s:.2f} seconds",
-            })
             invocation.log = _unread_output(record) + timeout_line(
                 invocation.request_id, timeout_s).encode()
             self._take_cold_start(record, invocation)
@@ -419,15 +414,11 @@ class Supervisor:
 
     def _finish_crashed(self, invocation: Invocation, record: WorkerRecord, reason: str,
                         out_of_memory: bool = False) -> None:
-        invocation.outcome = OUT_OF_MEMORY if out_of_memory else CRASH
+        _platform_error(invocation, OUT_OF_MEMORY if out_of_memory else CRASH,
+                        "Runtime.ExitError", reason)
         if record.group is not None:
             invocation.max_rss_kb = record.group.memory_peak_bytes() >> 10
-        invocation.error_type = "Runtime.ExitError"
         invocation.duration_ns = monotonic_ns() - invocation.started_ns
-        invocation.payload = msgspec.json.encode({
-            "errorType": "Runtime.ExitError",
-            "errorMessage": f"RequestId: {invocation.request_id} Error: {reason}",
-        })
         invocation.log = _unread_output(record) + (
             f"RequestId: {invocation.request_id} Error: {reason}\nRuntime.ExitError\n").encode()
         self._take_cold_start(record, invocation)
@@ -446,12 +437,7 @@ class Supervisor:
     def _fail_queue(self, pool: FunctionPool, error_type: str, message: str) -> None:
         while pool.queue:
             invocation = pool.queue.popleft()
-            invocation.outcome = CRASH
-            invocation.error_type = error_type
-            invocation.payload = msgspec.json.encode({
-                "errorType": error_type,
-                "errorMessage": f"RequestId: {invocation.request_id} Error: {message}",
-            })
+            _platform_error(invocation, CRASH, error_type, message)
             self.dispatcher.complete(invocation)
 
     @staticmethod
@@ -510,6 +496,17 @@ class Supervisor:
             self.cgroups.remove()
         self._selector.close()
         os.close(self._wake_fd)
+
+
+def _platform_error(invocation: Invocation, outcome: int, error_type: str, reason: str) -> None:
+    """Fail ``invocation`` with an error the platform reports (not the function's own):
+    Lambda's compact ``{"errorType", "errorMessage": "RequestId: <id> Error: ..."}``."""
+    invocation.outcome = outcome
+    invocation.error_type = error_type
+    invocation.payload = msgspec.json.encode({
+        "errorType": error_type,
+        "errorMessage": f"RequestId: {invocation.request_id} Error: {reason}",
+    })
 
 
 def _peak_file(group: Group) -> str | None:
