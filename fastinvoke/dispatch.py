@@ -236,8 +236,8 @@ class Dispatcher:
                 record.cold = False
                 invocation.cold = True
                 invocation.init_ns = record.init_ns
-            if reply.retire:
-                self.supervisor.stop_worker(record)
+            if reply.retire or record.generation != pool.generation:
+                self.supervisor.stop_worker(record)  # asked to, or its configuration changed
             else:
                 record.state = "idle"
                 record.log_offset = reply.log_offset

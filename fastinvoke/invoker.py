@@ -57,6 +57,7 @@ from .pool.workers import FunctionPool
 from .requests import new_request_id
 
 ACCOUNT_LIMIT = 1000
+UNRESERVED_MINIMUM = 100  # concurrency Lambda keeps for functions without a reservation
 _INSTANCES = itertools.count(1)  # several Invokers in one process get their own groups
 _RECYCLE_WAIT_S = 10.0
 _INVOCATION_TYPES = ("RequestResponse", "Event", "DryRun")
@@ -161,10 +162,7 @@ class Invoker:
             self._check_open()
             if config.name in self._pools:
                 raise ResourceConflictException(f"Function already exist: {config.name}")
-            limit = self.account_limit if config.reserved_concurrency is None \
-                else config.reserved_concurrency
-            if self._max_workers is not None:
-                limit = min(limit, self._max_workers)
+            limit = self._worker_limit(config)
             meter = new_meter(self.billing)
             saved = self._usage.get(config.name)
             if saved is not None:  # a persistent state dir: the counters go on
@@ -213,6 +211,69 @@ class Invoker:
 
     def function_arn(self, name: str) -> str:
         return f"arn:aws:lambda:{self.region}:{self.account_id}:function:{name}"
+
+    # -- changing functions: configuration, code, reserved concurrency ------------------------
+
+    def update_function(self, name: str, **changes: Any) -> FunctionConfig:
+        """Change a function's configuration or code (its ``code`` directory), as Lambda's
+        UpdateFunctionConfiguration and UpdateFunctionCode do.
+
+        ``changes`` are ``FunctionConfig`` fields.  Invocations from now on run in new
+        execution environments (Init runs again); the current workers finish what they
+        run, then stop.  Meters and logs go on.  Returns the new configuration.
+        """
+        fixed = sorted({"name", "reserved_concurrency"}.intersection(changes))
+        if fixed:
+            raise InvalidParameterValueException(
+                f"update_function cannot change {', '.join(fixed)}: a function keeps its name; "
+                "use put_function_concurrency or delete_function_concurrency")
+        with self._admin:
+            pool = self._pool(name)
+            try:
+                config = msgspec.structs.replace(pool.config, **changes).validate()
+            except TypeError as exc:  # a keyword that is not a FunctionConfig field
+                raise InvalidParameterValueException(
+                    f"update_function: {exc}; give FunctionConfig fields") from None
+            with self._dispatcher.lock:
+                pool.config = config
+                self._supervisor.renew(pool)
+        return config
+
+    def put_function_concurrency(self, name: str, reserved: int) -> None:
+        """Reserve ``reserved`` concurrent executions for the function, which also caps
+        it (0 stops it from running).  The account keeps at least 100 unreserved."""
+        _check_reserved(reserved)
+        with self._admin:
+            pool = self._pool(name)
+            others = self._reserved_total - (pool.config.reserved_concurrency or 0)
+            if self.account_limit - others - reserved < UNRESERVED_MINIMUM:
+                raise InvalidParameterValueException(
+                    "Specified ReservedConcurrentExecutions for function decreases account's "
+                    f"UnreservedConcurrentExecution below its minimum value of "
+                    f"[{UNRESERVED_MINIMUM}].")
+            self._set_reserved(pool, reserved)
+
+    def delete_function_concurrency(self, name: str) -> None:
+        """Remove the function's reservation: it shares the unreserved pool again."""
+        with self._admin:
+            self._set_reserved(self._pool(name), None)
+
+    def _set_reserved(self, pool: FunctionPool, reserved: int | None) -> None:
+        config = msgspec.structs.replace(pool.config, reserved_concurrency=reserved)
+        with self._dispatcher.lock:
+            if (pool.config.reserved_concurrency is None) != (reserved is None):
+                # ``complete`` counts an invocation by its function's configuration then:
+                # move the ones in flight to the count they will leave.
+                self._dispatcher.active_unreserved += \
+                    pool.active if reserved is None else -pool.active
+            self._reserved_total += (reserved or 0) - (pool.config.reserved_concurrency or 0)
+            pool.config = config
+            pool.max_workers = self._worker_limit(config)
+
+    def _worker_limit(self, config: FunctionConfig) -> int:
+        limit = self.account_limit if config.reserved_concurrency is None \
+            else config.reserved_concurrency
+        return limit if self._max_workers is None else min(limit, self._max_workers)
 
     # -- invoking ---------------------------------------------------------------------------
 
@@ -472,6 +533,13 @@ def _client_context(value: dict[str, Any] | str | None) -> str | None:
         raise InvalidRequestContentException(
             "Client context must be a valid Base64-encoded JSON object.") from None
     return text
+
+
+def _check_reserved(reserved: int) -> None:
+    if isinstance(reserved, bool) or not isinstance(reserved, int) or reserved < 0:
+        raise ValidationException(
+            f"1 validation error detected: Value '{reserved}' at 'reservedConcurrentExecutions' "
+            "failed to satisfy constraint: Member must have value greater than or equal to 0")
 
 
 def _usage_of(pool: FunctionPool) -> Usage:

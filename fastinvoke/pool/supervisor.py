@@ -92,7 +92,7 @@ class Supervisor:
         self.workers: dict[bytes, WorkerRecord] = {}
         self._by_pid: dict[int, WorkerRecord] = {}
         self._worker_ids = itertools.count(1)
-        self._to_spawn: deque[FunctionPool] = deque()
+        self._to_spawn: deque[tuple[FunctionPool, int]] = deque()  # with its generation
         self._dead_groups: deque[Group] = deque()  # to remove outside the lock
         self._buffers: dict[int, bytes] = {}
         self._wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
@@ -119,7 +119,7 @@ class Supervisor:
         """Have the supervisor thread start ``pool``'s template (Init)."""
         pool.state = "booting"
         pool.init_deadline_ns = monotonic_ns() + INIT_TIMEOUT_NS
-        self._to_spawn.append(pool)
+        self._to_spawn.append((pool, pool.generation))
         self.wake()
 
     def grow(self, pool: FunctionPool) -> None:
@@ -176,6 +176,11 @@ class Supervisor:
         record = self.workers.get(worker)
         if record is None or record.state != "starting" or hello.protocol != wire.PROTOCOL:
             return None
+        if record.generation != record.pool.generation:  # forked before a renew
+            record.state = "stopping"
+            record.pool.starting -= 1
+            self.grow(record.pool)  # it was counted as coming for the queue
+            return None
         record.state = "idle"
         record.pid = hello.pid
         record.init_ns = hello.init_ns
@@ -202,6 +207,33 @@ class Supervisor:
                 self._finish_crashed(found[1], record, "the function was deleted")
             self._forget(record)
         self._close_template(pool)
+        for generation in list(pool.retired):
+            os.close(pool.retired.pop(generation))
+
+    def renew(self, pool: FunctionPool) -> None:
+        """New execution environments for ``pool``'s changed configuration (lock held).
+
+        Init runs again in a new template, and invocations from now on wait for it; the
+        current workers finish what they run and are then stopped, and their template
+        ends with the last of them (``_forget``).
+        """
+        if pool.control >= 0:
+            pool.retired[pool.generation] = pool.control
+            pool.control = -1
+        template, pool.template = pool.template, None
+        if pool.state == "booting" and template is not None:
+            template.kill()  # still in Init: it has no workers and does not read its pipe
+        pool.generation += 1
+        for worker in self.dispatcher.core.idle_workers(pool.name):  # not the busy ones
+            self.stop_worker(self.workers[worker])
+        self._end_retired(pool)
+        self.boot(pool)
+
+    def _end_retired(self, pool: FunctionPool) -> None:
+        """Close the pipes of retired templates whose last worker is gone: they exit."""
+        live = {record.generation for record in pool.workers.values()}
+        for generation in [g for g in pool.retired if g not in live]:
+            os.close(pool.retired.pop(generation))
 
     # -- the supervisor thread -------------------------------------------------------------
 
@@ -218,7 +250,7 @@ class Supervisor:
             while self._dead_groups:
                 self._dead_groups.popleft().remove()
             while self._to_spawn:
-                self._spawn(self._to_spawn.popleft())
+                self._spawn(*self._to_spawn.popleft())
             with self.lock:
                 for key, _ in events:
                     if key.data is None:
@@ -260,8 +292,11 @@ class Supervisor:
         self.wake_at_ns = wake_at
         return max(0.0, (wake_at - now) / 1e9)
 
-    def _spawn(self, pool: FunctionPool) -> None:
-        """Start ``pool``'s template process (supervisor thread, lock not held)."""
+    def _spawn(self, pool: FunctionPool, generation: int) -> None:
+        """Start ``pool``'s template process (supervisor thread, lock not held), unless
+        ``renew`` has replaced the configuration it was asked for."""
+        if generation != pool.generation:
+            return
         config = pool.config
         code_dir = os.path.abspath(config.code)
         to_template, control = os.pipe2(os.O_CLOEXEC)
@@ -280,10 +315,14 @@ class Supervisor:
         os.close(to_template)
         os.close(from_template)
         with self.lock:
-            pool.template = process
-            pool.control = control
             self._buffers[reports] = b""
             self._selector.register(reports, selectors.EVENT_READ, (pool, process))
+            if generation != pool.generation:  # renewed while it started: it must not serve
+                os.close(control)
+                process.kill()  # its end of the report pipe closes; that reaps it
+                return
+            pool.template = process
+            pool.control = control
 
     def _read_template(self, fd: int, pool: FunctionPool,
                        process: subprocess.Popen[bytes]) -> None:
@@ -293,7 +332,10 @@ class Supervisor:
             return
         *lines, self._buffers[fd] = (self._buffers[fd] + chunk).split(b"\n")
         for line in lines:
-            self._on_template_message(pool, wire.decode_from_template(line))
+            message = wire.decode_from_template(line)
+            if process is not pool.template and type(message) in (wire.Ready, wire.InitFailed):
+                continue  # the Init of a template replaced by ``renew``
+            self._on_template_message(pool, message)
 
     def _on_template_message(self, pool: FunctionPool, message: msgspec.Struct) -> None:
         kind = type(message)
@@ -459,6 +501,8 @@ class Supervisor:
             self.wake()
         self.workers.pop(record.id, None)
         record.pool.workers.pop(record.id, None)
+        if record.generation in record.pool.retired:
+            self._end_retired(record.pool)
         if record.pid is not None:
             self._by_pid.pop(record.pid, None)
         try:

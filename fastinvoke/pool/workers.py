@@ -23,7 +23,7 @@ class WorkerRecord:
     """
 
     __slots__ = ("id", "pool", "pid", "state", "cold", "init_ns", "log_path", "log_offset",
-                 "last_used_ns", "provisioned", "group", "log_stream")
+                 "last_used_ns", "provisioned", "group", "log_stream", "generation")
 
     def __init__(self, worker_id: bytes, pool: FunctionPool, log_path: str,
                  provisioned: bool) -> None:
@@ -39,6 +39,7 @@ class WorkerRecord:
         self.provisioned = provisioned
         self.group: Group | None = None  # its cgroup(s), when the machine lets us make them
         self.log_stream = log_stream_name()
+        self.generation = pool.generation  # the configuration it was forked with
 
 
 class FunctionPool:
@@ -48,6 +49,10 @@ class FunctionPool:
     invocation retries it, as Lambda does) | dead (the template itself ended).  ``queue``
     holds invocations waiting for a worker; ``starting`` counts workers forked but not yet
     ready, so the pool never forks more than the queue needs.
+
+    ``generation`` counts configuration changes: workers of an older generation finish
+    what they run and are stopped; ``retired`` maps such a generation to the control pipe
+    of its template, closed (ending the template) once its last worker is gone.
     """
 
     def __init__(self, config: FunctionConfig, meter: Meter, max_workers: int) -> None:
@@ -69,3 +74,5 @@ class FunctionPool:
         self.queue: deque[Invocation] = deque()
         self.init_stream = log_stream_name()  # where invocations failed by Init are logged
         self.deleted = False
+        self.generation = 0
+        self.retired: dict[int, int] = {}
