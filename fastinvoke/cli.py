@@ -62,6 +62,31 @@ def _parser() -> argparse.ArgumentParser:
                         "private directory removed afterwards")
     invoke.set_defaults(run=_invoke)
 
+    serve = commands.add_parser(
+        "serve", help="serve the Lambda API over HTTP (boto3, the AWS CLI)",
+        description="Serve AWS Lambda's REST API (2015-03-31): point a boto3 client or `aws "
+        "lambda --endpoint-url` at it. Functions come from a SAM template and from "
+        "CreateFunction. SIGTERM or Ctrl-C stops it gracefully; Ctrl-C twice stops at once.")
+    serve.add_argument("--template", type=Path, metavar="FILE",
+                       help="SAM template.yaml whose functions to serve")
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="address to bind (default 127.0.0.1; any other needs --auth sigv4)")
+    serve.add_argument("--port", type=int, default=3001, help="port (default 3001; 0: any)")
+    serve.add_argument("--state-dir", type=Path, metavar="DIR", default=Path(".fastinvoke"),
+                       help="functions created over HTTP, logs and meters (default: .fastinvoke)")
+    serve.add_argument("--auth", choices=("sigv4",),
+                       help="require requests signed with AWS Signature V4 (needs --keys)")
+    serve.add_argument("--keys", type=Path, metavar="FILE",
+                       help="JSON object of access key id -> secret key, for --auth sigv4")
+    serve.add_argument("--read-timeout", type=float, default=30.0, metavar="SECONDS",
+                       help="time a client has to send a whole request (default 30)")
+    serve.add_argument("--keep-alive", type=float, default=60.0, metavar="SECONDS",
+                       help="idle time after which a connection is closed (default 60)")
+    serve.add_argument("--shutdown-timeout", type=float, default=30.0, metavar="SECONDS",
+                       help="on SIGTERM, how long running invocations may take to finish "
+                       "(default 30)")
+    serve.set_defaults(run=_serve)
+
     show = commands.add_parser(
         "logs", help="print a function's log lines",
         description="Print a function's log lines (START, its output, END, REPORT) from a "
@@ -123,6 +148,37 @@ def _invoke(args: argparse.Namespace) -> int:
         if result.log_result:
             sys.stdout.write(base64.b64decode(result.log_result).decode("utf-8", "replace"))
     return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from .http.serve import ServeOptions, check_exposure, serve  # its imports cost the others
+    from .http.server import Limits
+    from .http.sigv4 import load_keys
+
+    if (args.auth is None) != (args.keys is None):
+        print("fastinvoke: --auth sigv4 and --keys FILE go together: give both to require "
+              "signed requests, or neither", file=sys.stderr)
+        return 2
+    keys = None
+    if args.keys is not None:
+        try:
+            keys = load_keys(args.keys)
+        except ValueError as exc:
+            print(f"fastinvoke: {exc}", file=sys.stderr)
+            return 2
+    refusal = check_exposure(args.host, keys)
+    if refusal is not None:
+        print(f"fastinvoke: {refusal}", file=sys.stderr)
+        return 2
+    functions = []
+    if args.template is not None:
+        template = load_template(args.template)
+        _print_notes(template)
+        functions = template.functions
+    return serve(ServeOptions(
+        args.host, args.port, str(args.state_dir), keys, functions,
+        Limits(read_timeout_s=args.read_timeout, keep_alive_s=args.keep_alive),
+        args.shutdown_timeout))
 
 
 def _logs(args: argparse.Namespace) -> int:

@@ -21,6 +21,7 @@ __all__ = [
     "InvalidParameterValueException",
     "TooManyRequestsException",
     "ResourceConflictException",
+    "PreconditionFailedException",
     "ServiceException",
     "FunctionError",
 ]
@@ -83,6 +84,12 @@ class TooManyRequestsException(ServiceError):
 
 class ResourceConflictException(ServiceError):
     status = 409
+
+
+class PreconditionFailedException(ServiceError):
+    """A ``RevisionId`` that is not the function's latest."""
+
+    status = 412
 
 
 class ServiceException(ServiceError):

@@ -1,0 +1,308 @@
+"""Lambda's REST API (2015-03-31) over the embedded ``Invoker``, as botocore's service
+model defines each operation's method, path, and where its members travel (path,
+query, headers, JSON body).  Plus ``GET /metrics`` and ``GET /healthz``.
+
+Invoke runs on the server's loop (``Invoker.ainvoke``).  The management operations run
+in worker threads: unpacking a package, or waiting for the Invoker's locks, must not
+hold up invocations.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import parse_qsl, unquote_to_bytes
+
+import msgspec
+
+from ..errors import (
+    InvalidParameterValueException,
+    InvalidRequestContentException,
+    ResourceNotFoundException,
+    ValidationException,
+)
+from ..invoker import Invoker
+from ..requests import new_request_id
+from . import bodies, shapes
+from .errors import UnknownOperationException
+from .functions import Functions
+from .messages import Request, Response
+from .metrics import CONTENT_TYPE, Metrics
+from .names import parse_function_name
+from .sigv4 import Verifier
+
+Operation = Callable[["LambdaApi", Request, str | None, dict[str, str]], Awaitable[Response]]
+PAGE_SIZE = 50  # ListFunctions returns at most 50 whatever MaxItems says
+_encode = msgspec.json.encode
+_QUALIFIED_ONLY = ("This operation is permitted on Lambda functions only. Aliases and versions "
+                   "do not support this operation. Please specify either a function name or "
+                   "an unqualified function ARN.")
+_LOG_TYPES = (None, "None", "Tail")
+
+
+class LambdaApi:
+    """The application ``HttpServer`` serves.  ``verifier`` (SigV4) guards every Lambda
+    operation; ``/healthz`` and ``/metrics`` are open, for probes and scrapers."""
+
+    def __init__(self, invoker: Invoker, functions: Functions, metrics: Metrics,
+                 verifier: Verifier | None = None) -> None:
+        self.invoker = invoker
+        self.functions = functions
+        self.metrics = metrics
+        self.verifier = verifier
+
+    async def __call__(self, request: Request) -> Response:
+        if request.method == "GET" and request.path in _OPEN:
+            return _OPEN[request.path](self)
+        if self.verifier is not None:
+            self.verifier.verify(request)
+        operation, function = _route(request)
+        return await operation(self, request, function, _query(request.query))
+
+    # -- invoking -------------------------------------------------------------------------
+
+    async def invoke(self, request: Request, function: str | None,
+                     query: dict[str, str]) -> Response:
+        name, qualifier = self._name(function, query)
+        headers = request.headers
+        log_type = headers.get("x-amz-log-type")
+        if log_type not in _LOG_TYPES:
+            raise ValidationException(
+                f"1 validation error detected: Value '{log_type}' at 'logType' failed to "
+                "satisfy constraint: Member must satisfy enum value set: [Tail, None]")
+        invocation_type = headers.get("x-amz-invocation-type", "RequestResponse")
+        started = time.perf_counter()
+        result = await self.invoker.ainvoke(
+            name, request.body, invocation_type=invocation_type, log_type=log_type,
+            client_context=headers.get("x-amz-client-context"), qualifier=qualifier)
+        answer = [("x-amzn-RequestId", result.request_id)]
+        if result.status_code != 200:
+            return Response(result.status_code, b"", answer)  # Event 202, DryRun 204
+        self.metrics.invoke_seconds.labels(name).observe(time.perf_counter() - started)
+        answer += [("Content-Type", "application/json"),
+                   ("X-Amz-Executed-Version", result.executed_version or "$LATEST")]
+        if result.function_error is not None:
+            answer.append(("X-Amz-Function-Error", result.function_error))
+        if result.log_result is not None:
+            answer.append(("X-Amz-Log-Result", result.log_result))
+        return Response(200, result.payload, answer)
+
+    # -- functions ------------------------------------------------------------------------
+
+    async def create_function(self, request: Request, function: str | None,
+                              query: dict[str, str]) -> Response:
+        body = bodies.decode(request.body, bodies.CreateFunction)
+        record = await asyncio.to_thread(self.functions.create, body)
+        return _json(shapes.function_configuration(record, self.invoker), 201)
+
+    async def list_functions(self, request: Request, function: str | None,
+                             query: dict[str, str]) -> Response:
+        limit = min(_max_items(query.get("MaxItems")), PAGE_SIZE)
+        records = await asyncio.to_thread(self.functions.all)
+        start = _after_marker([record.config.name for record in records], query.get("Marker"))
+        page = records[start:start + limit]
+        document: dict[str, Any] = {"Functions": [
+            shapes.function_configuration(record, self.invoker, listing=True) for record in page]}
+        if start + limit < len(records):
+            document["NextMarker"] = base64.urlsafe_b64encode(
+                page[-1].config.name.encode()).decode()
+        return _json(document)
+
+    async def get_function(self, request: Request, function: str | None,
+                           query: dict[str, str]) -> Response:
+        record = self.functions.get(self._latest(function, query))
+        return _json(shapes.get_function(record, self.invoker))
+
+    async def get_function_configuration(self, request: Request, function: str | None,
+                                         query: dict[str, str]) -> Response:
+        record = self.functions.get(self._latest(function, query))
+        return _json(shapes.function_configuration(record, self.invoker))
+
+    async def update_function_configuration(self, request: Request, function: str | None,
+                                            query: dict[str, str]) -> Response:
+        name = self._unqualified(function, query, max_length=140)
+        body = bodies.decode(request.body, bodies.UpdateFunctionConfiguration)
+        record = await asyncio.to_thread(self.functions.update_configuration, name, body)
+        return _json(shapes.function_configuration(record, self.invoker))
+
+    async def update_function_code(self, request: Request, function: str | None,
+                                   query: dict[str, str]) -> Response:
+        name = self._unqualified(function, query, max_length=140)
+        body = bodies.decode(request.body, bodies.UpdateFunctionCode)
+        record = await asyncio.to_thread(self.functions.update_code, name, body)
+        return _json(shapes.function_configuration(record, self.invoker))
+
+    async def delete_function(self, request: Request, function: str | None,
+                              query: dict[str, str]) -> Response:
+        name, qualifier = self._name(function, query)
+        if qualifier == "$LATEST":
+            raise InvalidParameterValueException(
+                "$LATEST version cannot be deleted without deleting the function.")
+        if qualifier is not None:
+            raise ResourceNotFoundException(
+                f"Function not found: {self.invoker.function_arn(name)}:{qualifier}")
+        await asyncio.to_thread(self.functions.delete, name)
+        return _empty(204)
+
+    # -- concurrency and the account ------------------------------------------------------
+
+    async def put_function_concurrency(self, request: Request, function: str | None,
+                                       query: dict[str, str]) -> Response:
+        name = self._unqualified(function, query, qualified_error=_QUALIFIED_ONLY)
+        body = bodies.decode(request.body, bodies.PutFunctionConcurrency)
+        reserved = body.reserved_concurrent_executions
+        await asyncio.to_thread(self.functions.set_concurrency, name, reserved)
+        return _json(shapes.concurrency(reserved))
+
+    async def get_function_concurrency(self, request: Request, function: str | None,
+                                       query: dict[str, str]) -> Response:
+        name = self._unqualified(function, query, qualified_error=_QUALIFIED_ONLY)
+        return _json(shapes.concurrency(self.invoker.get_function(name).reserved_concurrency))
+
+    async def delete_function_concurrency(self, request: Request, function: str | None,
+                                          query: dict[str, str]) -> Response:
+        name = self._unqualified(function, query, qualified_error=_QUALIFIED_ONLY)
+        await asyncio.to_thread(self.functions.set_concurrency, name, None)
+        return _empty(204)
+
+    async def get_account_settings(self, request: Request, function: str | None,
+                                   query: dict[str, str]) -> Response:
+        records = await asyncio.to_thread(self.functions.all)
+        return _json(shapes.account_settings(records, self.invoker))
+
+    # -- open endpoints -------------------------------------------------------------------
+
+    def healthz(self) -> Response:
+        return _json({"status": "ok", "functions": len(self.invoker.list_functions())})
+
+    def metrics_text(self) -> Response:
+        return Response(200, self.metrics.render(), [("Content-Type", CONTENT_TYPE)])
+
+    # -- names ----------------------------------------------------------------------------
+
+    def _name(self, function: str | None, query: dict[str, str],
+              max_length: int = 256) -> tuple[str, str | None]:
+        assert function is not None  # every route with a function has its segment
+        return parse_function_name(function, query.get("Qualifier"), region=self.invoker.region,
+                                   account=self.invoker.account_id, max_length=max_length)
+
+    def _latest(self, function: str | None, query: dict[str, str]) -> str:
+        """The name, for operations on $LATEST (the only version there is)."""
+        name, qualifier = self._name(function, query)
+        if qualifier not in (None, "$LATEST"):
+            raise ResourceNotFoundException(
+                f"Function not found: {self.invoker.function_arn(name)}:{qualifier}")
+        return name
+
+    def _unqualified(self, function: str | None, query: dict[str, str], max_length: int = 256,
+                     qualified_error: str | None = None) -> str:
+        name, qualifier = self._name(function, query, max_length)
+        if qualifier is not None:
+            raise InvalidParameterValueException(
+                qualified_error or "This operation takes an unqualified function name or ARN.")
+        return name
+
+
+# (version, collection, what follows the function's name or None) -> method -> operation
+ROUTES: dict[tuple[str, str, str | None], dict[str, Operation]] = {
+    ("2015-03-31", "functions", None): {"GET": LambdaApi.list_functions,
+                                        "POST": LambdaApi.create_function},
+    ("2015-03-31", "functions", ""): {"GET": LambdaApi.get_function,
+                                      "DELETE": LambdaApi.delete_function},
+    ("2015-03-31", "functions", "invocations"): {"POST": LambdaApi.invoke},
+    ("2015-03-31", "functions", "configuration"): {
+        "GET": LambdaApi.get_function_configuration,
+        "PUT": LambdaApi.update_function_configuration},
+    ("2015-03-31", "functions", "code"): {"PUT": LambdaApi.update_function_code},
+    ("2017-10-31", "functions", "concurrency"): {"PUT": LambdaApi.put_function_concurrency,
+                                                 "DELETE": LambdaApi.delete_function_concurrency},
+    ("2019-09-30", "functions", "concurrency"): {"GET": LambdaApi.get_function_concurrency},
+    ("2016-08-19", "account-settings", None): {"GET": LambdaApi.get_account_settings},
+}
+_OPEN: dict[str, Callable[[LambdaApi], Response]] = {
+    "/healthz": LambdaApi.healthz, "/metrics": LambdaApi.metrics_text}
+
+
+def _route(request: Request) -> tuple[Operation, str | None]:
+    """The operation for the request's method and path, and the function's name as sent
+    (percent-decoded), or Lambda's 404/405."""
+    parts = request.path.split("/")
+    if len(parts) > 3 and parts[-1] == "":
+        parts.pop()  # a trailing slash: /2015-03-31/functions/ is ListFunctions too
+    function = None
+    if len(parts) == 3 and parts[0] == "":
+        key: tuple[str, str, str | None] = (parts[1], parts[2], None)
+    elif len(parts) in (4, 5) and parts[0] == "":
+        key = (parts[1], parts[2], parts[4] if len(parts) == 5 else "")
+        function = _decode_segment(parts[3])
+    else:
+        key = ("", "", None)
+    methods = ROUTES.get(key)
+    if methods is None:
+        raise UnknownOperationException(
+            f"No Lambda operation has the path {request.path[:200]}; see the Lambda API "
+            "reference (2015-03-31)")
+    operation = methods.get(request.method)
+    if operation is None:
+        error = UnknownOperationException(
+            f"{request.method[:20]} is not an operation on {request.path[:200]}; use "
+            f"{' or '.join(methods)}")
+        error.status = 405
+        raise error
+    return operation, function
+
+
+def _decode_segment(segment: str) -> str:
+    try:
+        return unquote_to_bytes(segment).decode("utf-8")
+    except UnicodeDecodeError:
+        raise ValidationException(
+            "1 validation error detected: Value at 'functionName' failed to satisfy "
+            "constraint: Member must be UTF-8 text, percent-encoded") from None
+
+
+def _query(text: str) -> dict[str, str]:
+    if not text:
+        return {}
+    try:
+        return dict(parse_qsl(text, keep_blank_values=True, errors="strict",
+                              max_num_fields=64))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise InvalidRequestContentException(
+            f"The query string is not UTF-8 key=value pairs ({exc}); percent-encode it"
+        ) from None
+
+
+def _max_items(text: str | None) -> int:
+    if text is None:
+        return PAGE_SIZE
+    if not text.isdigit() or not 1 <= int(text) <= 10_000:
+        raise ValidationException(
+            f"1 validation error detected: Value '{text[:50]}' at 'maxItems' failed to satisfy "
+            "constraint: Member must be an integer from 1 to 10000")
+    return int(text)
+
+
+def _after_marker(names: list[str], marker: str | None) -> int:
+    """Where the page after ``marker`` (the last name of the previous page) starts."""
+    if marker is None:
+        return 0
+    try:
+        last = base64.urlsafe_b64decode(marker.encode("ascii")).decode()
+    except (binascii.Error, UnicodeError, ValueError):
+        raise InvalidParameterValueException(
+            "Invalid Marker: pass the NextMarker of the previous page unchanged") from None
+    return sum(1 for name in names if name <= last)
+
+
+def _json(document: Any, status: int = 200) -> Response:
+    return Response(status, _encode(document), [
+        ("Content-Type", "application/json"), ("x-amzn-RequestId", new_request_id())])
+
+
+def _empty(status: int) -> Response:
+    return Response(status, b"", [("x-amzn-RequestId", new_request_id())])

@@ -1,0 +1,267 @@
+"""The functions the HTTP API manages: what Lambda reports about each beyond its
+``FunctionConfig`` (RevisionId, LastModified, CodeSha256, CodeSize), the packages
+uploaded with CreateFunction and UpdateFunctionCode, and their persistence.
+
+Uploaded packages are unpacked into ``<state>/code/<name>/<revision>/``; functions
+created over HTTP are written to ``<state>/functions.json`` and created again when a
+server starts on the same state directory.  Functions from a template are not written
+there: the template is read again.  Methods run in worker threads (unpacking a zip is
+slow); ``lock`` keeps each change whole.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import threading
+import time
+import uuid
+from collections.abc import Iterable
+
+import msgspec
+
+from ..config import FunctionConfig
+from ..errors import (
+    InvalidParameterValueException,
+    PreconditionFailedException,
+    ResourceConflictException,
+    ValidationException,
+)
+from ..invoker import Invoker
+from . import bodies
+from .code import decode_zip, digest, directory_digest, unpack
+
+_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+_ROLE = re.compile(r"^arn:(aws[a-zA-Z-]*)?:iam::\d{12}:role/?[a-zA-Z_0-9+=,.@\-_/]+$")
+_ROLE_PATTERN = r"arn:(aws[a-zA-Z-]*)?:iam::\d{12}:role/?[a-zA-Z_0-9+=,.@\-_/]+"
+
+
+class FunctionRecord(msgspec.Struct):
+    config: FunctionConfig
+    revision_id: str
+    last_modified: str
+    code_sha256: str
+    code_size: int
+    uploaded: bool = False  # its code is a package unpacked into the state directory
+
+
+class Functions:
+    """The Lambda API's view of the Invoker's functions (see the module docstring)."""
+
+    def __init__(self, invoker: Invoker) -> None:
+        self.invoker = invoker
+        self.lock = threading.Lock()
+        self.records: dict[str, FunctionRecord] = {}
+        self._code_root = os.path.join(invoker.state_dir, "code")
+        self._saved = os.path.join(invoker.state_dir, "functions.json")
+
+    # -- starting -------------------------------------------------------------------------
+
+    def add_configured(self, configs: Iterable[FunctionConfig]) -> None:
+        """Create functions read from a template."""
+        for config in configs:
+            self.invoker.create_function(config)
+            sha, size = directory_digest(config.code)
+            self.records[config.name] = _record(config, sha, size, uploaded=False)
+
+    def restore(self) -> list[str]:
+        """Create again the functions an earlier server created over HTTP; returns notes
+        on those that could not be (a template function of the same name wins)."""
+        notes = []
+        try:
+            with open(self._saved, "rb") as file:
+                saved = msgspec.json.decode(file.read(), type=list[FunctionRecord])
+        except FileNotFoundError:
+            return notes
+        except msgspec.DecodeError as exc:
+            return [f"{self._saved} is unreadable ({exc}); functions created over HTTP in an "
+                    "earlier run are not restored: move the file away to silence this"]
+        for record in saved:
+            if record.config.name in self.records:
+                notes.append(f"{record.config.name}: the template's function is used, not the "
+                             f"one created over HTTP earlier")
+                continue
+            try:
+                self.invoker.create_function(record.config)
+            except Exception as exc:
+                notes.append(f"{record.config.name}: not restored ({exc})")
+                continue
+            self.records[record.config.name] = record
+        return notes
+
+    # -- operations ------------------------------------------------------------------------
+
+    def create(self, request: bodies.CreateFunction) -> FunctionRecord:
+        if request.package_type != "Zip" or request.code.zip_file is None:
+            raise InvalidParameterValueException(
+                "fastinvoke runs code uploaded as Code.ZipFile only (no S3 or container "
+                "images): zip the code directory and pass its bytes as ZipFile")
+        _check_role(request.role)
+        if not request.handler or not request.runtime:
+            raise InvalidParameterValueException(
+                "Runtime and Handler are mandatory parameters for functions created with "
+                "deployment packages.")
+        if len(request.architectures) != 1:
+            raise ValidationException(
+                f"1 validation error detected: Value '{request.architectures}' at "
+                "'architectures' failed to satisfy constraint: Member must have length less "
+                "than or equal to 1")
+        package = decode_zip(request.code.zip_file)
+        name = _plain_name(request.function_name)
+        with self.lock:
+            if name in self.records:
+                raise ResourceConflictException(f"Function already exist: {name}")
+            revision = str(uuid.uuid4())
+            code_dir = os.path.join(self._code_root, name, revision)
+            config = FunctionConfig(
+                name=name, handler=request.handler, code=code_dir, runtime=request.runtime,
+                memory_mb=request.memory_size, timeout_s=request.timeout,
+                env=request.environment.variables if request.environment else {},
+                role=request.role, description=request.description,
+                architecture=request.architectures[0])
+            unpack(package, code_dir)
+            try:
+                self.invoker.create_function(config)
+            except Exception:
+                shutil.rmtree(os.path.join(self._code_root, name), ignore_errors=True)
+                raise
+            record = _record(config, digest(package), len(package), uploaded=True,
+                             revision=revision)
+            self.records[name] = record
+            self._save()
+        return record
+
+    def get(self, name: str) -> FunctionRecord:
+        """The function's record, its configuration as the Invoker has it now."""
+        config = self.invoker.get_function(name)  # 404 in Lambda's words when there is none
+        record = self.records[name]
+        record.config = config
+        return record
+
+    def all(self) -> list[FunctionRecord]:
+        """Every function's record, by name."""
+        with self.lock:
+            return [self.get(name) for name in sorted(self.records)]
+
+    def set_concurrency(self, name: str, reserved: int | None) -> None:
+        """Put (a number) or delete (None) the function's reserved concurrency."""
+        with self.lock:
+            if reserved is None:
+                self.invoker.delete_function_concurrency(name)
+            else:
+                self.invoker.put_function_concurrency(name, reserved)
+            if self.get(name).uploaded:
+                self._save()
+
+    def update_configuration(self, name: str,
+                             request: bodies.UpdateFunctionConfiguration) -> FunctionRecord:
+        changes: dict[str, object] = {}
+        if request.role is not None:
+            _check_role(request.role)
+            changes["role"] = request.role
+        for field, value in (("handler", request.handler), ("runtime", request.runtime),
+                             ("description", request.description),
+                             ("timeout_s", request.timeout), ("memory_mb", request.memory_size)):
+            if value is not None:
+                changes[field] = value
+        if request.environment is not None:  # the whole map is replaced, never merged
+            changes["env"] = request.environment.variables
+        with self.lock:
+            record = self._current(name, request.revision_id)
+            config = self.invoker.update_function(name, **changes)
+            return self._changed(record, config)
+
+    def update_code(self, name: str, request: bodies.UpdateFunctionCode) -> FunctionRecord:
+        if request.zip_file is None:
+            raise InvalidParameterValueException(
+                "fastinvoke takes new code as ZipFile only (no S3 or container images)")
+        package = decode_zip(request.zip_file)
+        with self.lock:
+            record = self._current(name, request.revision_id)
+            revision = str(uuid.uuid4())
+            code_dir = os.path.join(self._code_root, name, revision)
+            unpack(package, code_dir)
+            if request.dry_run:  # validated, and not applied
+                shutil.rmtree(code_dir)
+                return msgspec.structs.replace(record, code_sha256=digest(package),
+                                               code_size=len(package))
+            try:
+                config = self.invoker.update_function(name, code=code_dir)
+            except Exception:
+                shutil.rmtree(code_dir, ignore_errors=True)
+                raise
+            previous = record.config.code if record.uploaded else None
+            record = self._changed(record, config, digest(package), len(package), revision,
+                                   uploaded=True)
+            self._prune_code(name, keep=(code_dir, previous))
+            return record
+
+    def delete(self, name: str) -> None:
+        with self.lock:
+            self.invoker.delete_function(name)
+            record = self.records.pop(name)
+            if record.uploaded:
+                shutil.rmtree(os.path.join(self._code_root, name), ignore_errors=True)
+                self._save()
+
+    # -- helpers (lock held) ----------------------------------------------------------------
+
+    def _current(self, name: str, revision_id: str | None) -> FunctionRecord:
+        record = self.get(name)
+        if revision_id is not None and revision_id != record.revision_id:
+            raise PreconditionFailedException(
+                "The Revision Id provided does not match the latest Revision Id. Call the "
+                "GetFunction/GetAlias API to retrieve the latest Revision Id")
+        return record
+
+    def _changed(self, record: FunctionRecord, config: FunctionConfig,
+                 sha: str | None = None, size: int | None = None,
+                 revision: str | None = None, uploaded: bool | None = None) -> FunctionRecord:
+        record = _record(config, sha or record.code_sha256, size or record.code_size,
+                         record.uploaded if uploaded is None else uploaded, revision)
+        self.records[config.name] = record
+        if record.uploaded:
+            self._save()
+        return record
+
+    def _prune_code(self, name: str, keep: tuple[str | None, ...]) -> None:
+        """Remove packages older than the previous one: the workers still running an
+        invocation after an update run the previous one."""
+        root = os.path.join(self._code_root, name)
+        for entry in os.listdir(root):
+            path = os.path.join(root, entry)
+            if path not in keep:
+                shutil.rmtree(path, ignore_errors=True)
+
+    def _save(self) -> None:
+        uploaded = [record for record in self.records.values() if record.uploaded]
+        partial = self._saved + ".partial"
+        with open(partial, "wb") as file:
+            file.write(msgspec.json.encode(uploaded))
+        os.replace(partial, self._saved)
+
+
+def _record(config: FunctionConfig, sha: str, size: int, uploaded: bool,
+            revision: str | None = None) -> FunctionRecord:
+    now = time.time()
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1000):03d}"
+    return FunctionRecord(config, revision or str(uuid.uuid4()), stamp + "+0000", sha, size,
+                          uploaded)
+
+
+def _plain_name(name: str) -> str:
+    """A new function's name: a bare name (it names a directory in the state dir)."""
+    if not _NAME.match(name):
+        raise ValidationException(
+            f"1 validation error detected: Value '{name}' at 'functionName' failed to satisfy "
+            "constraint: Member must satisfy regular expression pattern: [a-zA-Z0-9-_]+ "
+            "(1 to 64 characters)")
+    return name
+
+
+def _check_role(role: str) -> None:
+    if not _ROLE.match(role):
+        raise ValidationException(
+            f"1 validation error detected: Value '{role}' at 'role' failed to satisfy "
+            f"constraint: Member must satisfy regular expression pattern: {_ROLE_PATTERN}")

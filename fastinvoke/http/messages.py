@@ -1,0 +1,47 @@
+"""A request as the server parsed it, and a response as the application answers it."""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+
+_REASONS = {status.value: status.phrase.encode() for status in HTTPStatus}
+
+
+class Request:
+    """One HTTP request.  ``headers`` has lower-case names; a repeated header's values
+    are joined with commas (RFC 9110 §5.3).  ``path`` and ``query`` are as sent
+    (percent-encoded)."""
+
+    __slots__ = ("method", "path", "query", "headers", "body", "keep_alive")
+
+    def __init__(self, method: str, path: str, query: str, headers: dict[str, str],
+                 body: bytes, keep_alive: bool) -> None:
+        self.method = method
+        self.path = path
+        self.query = query
+        self.headers = headers
+        self.body = body
+        self.keep_alive = keep_alive
+
+
+class Response:
+    """A status, a body and headers; ``close`` ends the connection after it."""
+
+    __slots__ = ("status", "body", "headers", "close")
+
+    def __init__(self, status: int, body: bytes = b"",
+                 headers: list[tuple[str, str]] | None = None, close: bool = False) -> None:
+        self.status = status
+        self.body = body
+        self.headers = headers or []
+        self.close = close
+
+    def encode(self, keep_alive: bool) -> bytes:
+        """The response's bytes on the wire (HTTP/1.1, with Content-Length)."""
+        lines = [b"HTTP/1.1 %d %s" % (self.status, _REASONS.get(self.status, b"Unknown"))]
+        lines += [f"{name}: {value}".encode("latin-1") for name, value in self.headers]
+        lines.append(b"Content-Length: %d" % len(self.body))
+        if not keep_alive:
+            lines.append(b"Connection: close")
+        lines.append(b"\r\n")
+        return b"\r\n".join(lines) + self.body

@@ -1,0 +1,324 @@
+"""An HTTP/1.1 server on asyncio (uvloop in ``serve``) with httptools' parser.
+
+One ``Connection`` protocol per client.  Keep-alive and pipelining: parsed requests
+wait in the connection's queue and one task answers them in order, so responses never
+overtake each other; past ``MAX_PIPELINED`` waiting requests the connection stops
+reading until the queue drains.  Whatever goes wrong while reading (a malformed or
+oversized request, a client too slow to send one) is answered in the same queue, in
+Lambda's error shape, and then the connection closes; the server keeps serving others.
+
+Timeouts are checked by one sweep over the connections (``_sweep``), not a timer per
+request: a request must arrive whole within ``read_timeout_s`` of its first byte, and an
+idle keep-alive connection is closed after ``keep_alive_s``.  Answering a request has no
+deadline here: a synchronous invocation may legitimately run for 15 minutes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import traceback
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import httptools
+
+from ..errors import InvalidRequestContentException, RequestEntityTooLargeException, ServiceError
+from ..errors import ServiceException as InternalError
+from .errors import RequestTimeoutException, error_response
+from .messages import Request, Response
+
+Application = Callable[[Request], Awaitable[Response]]
+MAX_PIPELINED = 32
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one client may send.  The body limit is CreateFunction's (a 50 MB zip in
+    base64 in JSON); each operation then applies Lambda's own, smaller limits."""
+
+    max_body: int = 70_167_211
+    max_head: int = 64 * 1024
+    read_timeout_s: float = 30.0
+    keep_alive_s: float = 60.0
+
+
+class _Refused(Exception):
+    """Raised from a parser callback to stop parsing; the error says what to answer."""
+
+    def __init__(self, error: ServiceError) -> None:
+        self.error = error
+
+
+class HttpServer:
+    """Serve ``application`` over HTTP/1.1.  ``start``, then ``stop_accepting``, ``drain``
+    and ``abort`` for a graceful or a quick stop."""
+
+    def __init__(self, application: Application, limits: Limits = Limits()) -> None:
+        self.application = application
+        self.limits = limits
+        self.connections: set[Connection] = set()
+        self.stopping = False
+        self.answering = 0  # requests handed to the application and not yet answered
+        self._server: asyncio.Server | None = None
+        self._sweeper: asyncio.Task[None] | None = None
+        self._idle = asyncio.Event()  # set whenever ``answering`` is 0
+        self._idle.set()
+
+    async def start(self, host: str, port: int) -> int:
+        """Listen on ``host``:``port`` (0: any free port); returns the port."""
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(lambda: Connection(self), host, port,
+                                                backlog=1024)
+        self._sweeper = loop.create_task(self._sweep())
+        return self._server.sockets[0].getsockname()[1]
+
+    async def respond(self, request: Request) -> Response:
+        """The application's answer; an unexpected exception is a 500 in Lambda's shape
+        (botocore cannot read an empty 5xx)."""
+        self.answering += 1
+        self._idle.clear()
+        try:
+            return await self.application(request)
+        except ServiceError as error:
+            return error_response(error)
+        except Exception:
+            traceback.print_exc(file=sys.stderr)
+            return error_response(InternalError(
+                "fastinvoke failed to answer this request; its log (stderr) has the traceback"))
+        finally:
+            self.answering -= 1
+            if self.answering == 0:
+                self._idle.set()
+
+    def stop_accepting(self) -> None:
+        """Close the listening socket; connections close after the response in progress
+        and idle ones at once."""
+        self.stopping = True
+        if self._server is not None:
+            self._server.close()
+        for connection in list(self.connections):
+            connection.close_if_idle()
+
+    async def drain(self, timeout_s: float) -> bool:
+        """Wait until every request being answered has its answer, at most ``timeout_s``;
+        True when none is left."""
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout_s)
+        except TimeoutError:
+            return False
+        return True
+
+    def abort(self) -> None:
+        """Close every connection now."""
+        self.stopping = True
+        if self._server is not None:
+            self._server.close()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+        for connection in list(self.connections):
+            connection.abort()
+
+    async def _sweep(self) -> None:
+        limits = self.limits
+        period = min(limits.read_timeout_s, limits.keep_alive_s, 4.0) / 4
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(period)
+            now = loop.time()
+            for connection in list(self.connections):
+                if connection.reading_since and now - connection.reading_since > \
+                        limits.read_timeout_s:
+                    connection.refuse(RequestTimeoutException(
+                        f"The request did not arrive whole within {limits.read_timeout_s:g} "
+                        "seconds; send it again, faster"))
+                elif connection.idle_since and now - connection.idle_since > limits.keep_alive_s:
+                    connection.abort()
+
+
+class Connection(asyncio.Protocol):
+    """One client connection.  Invariant: ``reading_since`` is set while a request is
+    partly read, ``idle_since`` while nothing is read, queued or being answered."""
+
+    def __init__(self, server: HttpServer) -> None:
+        self.server = server
+        self.limits = server.limits
+        self.loop = asyncio.get_running_loop()
+        self.parser = httptools.HttpRequestParser(self)
+        self.transport: asyncio.Transport | None = None
+        self.queue: deque[Request | Response] = deque()
+        self.answering: asyncio.Task[None] | None = None
+        self.reading_since = 0.0
+        self.idle_since = 0.0
+        self.broken = False  # an error is queued: read nothing more, close after it
+        self.paused = False
+        self._writable: asyncio.Future[None] | None = None
+        self._url = b""
+        self._headers: dict[str, str] = {}
+        self._head_size = 0
+        self._body: list[bytes] = []
+        self._body_size = 0
+
+    # -- asyncio.Protocol -------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self.server.connections.add(self)
+        self.idle_since = self.loop.time()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.server.connections.discard(self)
+        self.reading_since = self.idle_since = 0.0
+        if self._writable is not None and not self._writable.done():
+            self._writable.set_result(None)
+
+    def data_received(self, data: bytes) -> None:
+        if self.broken:
+            return
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserCallbackError as exc:
+            refusal = exc.__context__
+            if not isinstance(refusal, _Refused):
+                raise
+            self.refuse(refusal.error)
+        except httptools.HttpParserUpgrade:
+            self.refuse(InvalidRequestContentException(
+                "Protocol upgrades are not supported; send plain HTTP/1.1 requests"))
+        except httptools.HttpParserError as exc:
+            self.refuse(InvalidRequestContentException(
+                f"Malformed HTTP request ({exc}); send a valid HTTP/1.1 request"))
+
+    def eof_received(self) -> bool:
+        if self.reading_since and not self.broken:
+            self.refuse(InvalidRequestContentException(
+                "The connection was half-closed in the middle of a request; send it whole"))
+            return True  # keep the write side open to send the answer
+        return False
+
+    def pause_writing(self) -> None:
+        self._writable = self.loop.create_future()
+
+    def resume_writing(self) -> None:
+        if self._writable is not None and not self._writable.done():
+            self._writable.set_result(None)
+        self._writable = None
+
+    # -- httptools callbacks ----------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        self.reading_since = self.loop.time()
+        self.idle_since = 0.0
+        self._url = b""
+        self._headers = {}
+        self._head_size = 0
+        self._body = []
+        self._body_size = 0
+
+    def on_url(self, url: bytes) -> None:
+        self._url += url
+        self._count_head(len(url))
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._count_head(len(name) + len(value))
+        key = name.decode("latin-1").lower()
+        text = value.decode("latin-1")
+        previous = self._headers.get(key)
+        self._headers[key] = text if previous is None else f"{previous},{text}"
+
+    def on_headers_complete(self) -> None:
+        length = self._headers.get("content-length")
+        if length is not None and int(length) > self.limits.max_body:
+            raise _Refused(_too_large(int(length), self.limits.max_body))
+        if self._headers.get("expect", "").lower() == "100-continue":
+            self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+
+    def on_body(self, body: bytes) -> None:
+        self._body_size += len(body)
+        if self._body_size > self.limits.max_body:
+            raise _Refused(_too_large(self._body_size, self.limits.max_body))
+        self._body.append(body)
+
+    def on_message_complete(self) -> None:
+        self.reading_since = 0.0
+        try:
+            url = httptools.parse_url(self._url)
+        except httptools.HttpParserInvalidURLError:
+            raise _Refused(InvalidRequestContentException(
+                "The request target is not a valid URL path; percent-encode it")) from None
+        self._enqueue(Request(
+            self.parser.get_method().decode("latin-1"),
+            (url.path or b"/").decode("latin-1"),
+            (url.query or b"").decode("latin-1"),
+            self._headers,
+            b"".join(self._body),
+            self.parser.should_keep_alive(),
+        ))
+
+    def _count_head(self, size: int) -> None:
+        self._head_size += size
+        if self._head_size > self.limits.max_head:
+            raise _Refused(InvalidRequestContentException(
+                f"The request line and headers exceed {self.limits.max_head} bytes; "
+                "send fewer or shorter headers"))
+
+    # -- answering, in order ----------------------------------------------------------------
+
+    def refuse(self, error: ServiceError) -> None:
+        """Answer ``error`` after the requests already queued, then close."""
+        self.broken = True
+        self.reading_since = 0.0
+        if self.transport is not None:
+            self.transport.pause_reading()
+        self._enqueue(error_response(error, close=True))
+
+    def _enqueue(self, item: Request | Response) -> None:
+        self.queue.append(item)
+        if len(self.queue) >= MAX_PIPELINED and not self.paused and not self.broken:
+            self.paused = True
+            self.transport.pause_reading()
+        if self.answering is None:
+            self.answering = self.loop.create_task(self._answer())
+
+    async def _answer(self) -> None:
+        queue, transport = self.queue, self.transport
+        try:
+            while queue:
+                item = queue.popleft()
+                if self.paused and len(queue) < MAX_PIPELINED // 2:
+                    self.paused = False
+                    transport.resume_reading()
+                if type(item) is Request:
+                    response = await self.server.respond(item)
+                    keep_alive = item.keep_alive and not response.close
+                else:
+                    response, keep_alive = item, False
+                if transport.is_closing():
+                    return  # the client went away; the invocation has still run
+                keep_alive = keep_alive and not self.server.stopping
+                transport.write(response.encode(keep_alive))
+                if not keep_alive:
+                    queue.clear()
+                    transport.close()
+                    return
+                if self._writable is not None:
+                    await self._writable
+        finally:
+            self.answering = None
+            if not self.reading_since and not transport.is_closing():
+                self.idle_since = self.loop.time()
+
+    def close_if_idle(self) -> None:
+        if self.answering is None and not self.reading_since and self.transport is not None:
+            self.transport.close()
+
+    def abort(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()
+
+
+def _too_large(size: int, limit: int) -> RequestEntityTooLargeException:
+    return RequestEntityTooLargeException(
+        f"Request must be smaller than {limit} bytes (it has {size}); for larger code, "
+        "deploy from a directory with a SAM template")

@@ -1,0 +1,81 @@
+"""Response documents of the management operations, shaped as botocore's model and the
+real service's answers (lambda-spec §2.2, §2.3).
+
+Functions are ready when CreateFunction returns, so ``State`` is ``Active`` and
+``LastUpdateStatus`` ``Successful`` at once: boto3's waiters (``function_active_v2``,
+``function_updated_v2``) succeed on their first poll.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..invoker import Invoker
+from .code import MAX_UNZIPPED, MAX_ZIPPED
+from .functions import FunctionRecord
+
+TOTAL_CODE_SIZE = 80_530_636_800  # Lambda's default storage for an account's packages
+
+
+def function_configuration(record: FunctionRecord, invoker: Invoker,
+                           listing: bool = False) -> dict[str, Any]:
+    """``FunctionConfiguration``; ``listing`` gives ListFunctions' subset, without the
+    state fields."""
+    config = record.config
+    document: dict[str, Any] = {
+        "FunctionName": config.name,
+        "FunctionArn": invoker.function_arn(config.name),
+        "Runtime": config.runtime,
+        "Role": config.role or f"arn:aws:iam::{invoker.account_id}:role/fastinvoke",
+        "Handler": config.handler,
+        "CodeSize": record.code_size,
+        "Description": config.description,
+        "Timeout": config.timeout_s,
+        "MemorySize": config.memory_mb,
+        "LastModified": record.last_modified,
+        "CodeSha256": record.code_sha256,
+        "Version": "$LATEST",
+        "TracingConfig": {"Mode": "PassThrough"},
+        "RevisionId": record.revision_id,
+        "PackageType": "Zip",
+        "Architectures": [config.architecture],
+        "EphemeralStorage": {"Size": 512},
+        "LoggingConfig": {"LogFormat": "Text", "LogGroup": f"/aws/lambda/{config.name}"},
+        "SnapStart": {"ApplyOn": "None", "OptimizationStatus": "Off"},
+    }
+    if config.env:
+        document["Environment"] = {"Variables": config.env}
+    if not listing:
+        document.update(State="Active", LastUpdateStatus="Successful")
+    return document
+
+
+def get_function(record: FunctionRecord, invoker: Invoker) -> dict[str, Any]:
+    document: dict[str, Any] = {
+        "Configuration": function_configuration(record, invoker),
+        "Code": {"RepositoryType": "Local", "Location": f"file://{record.config.code}"},
+    }
+    if record.config.reserved_concurrency is not None:
+        document["Concurrency"] = concurrency(record.config.reserved_concurrency)
+    return document
+
+
+def concurrency(reserved: int | None) -> dict[str, Any]:
+    return {} if reserved is None else {"ReservedConcurrentExecutions": reserved}
+
+
+def account_settings(records: list[FunctionRecord], invoker: Invoker) -> dict[str, Any]:
+    reserved = sum(record.config.reserved_concurrency or 0 for record in records)
+    return {
+        "AccountLimit": {
+            "TotalCodeSize": TOTAL_CODE_SIZE,
+            "CodeSizeUnzipped": MAX_UNZIPPED,
+            "CodeSizeZipped": MAX_ZIPPED,
+            "ConcurrentExecutions": invoker.account_limit,
+            "UnreservedConcurrentExecutions": invoker.account_limit - reserved,
+        },
+        "AccountUsage": {
+            "TotalCodeSize": sum(record.code_size for record in records),
+            "FunctionCount": len(records),
+        },
+    }
