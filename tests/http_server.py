@@ -1,0 +1,113 @@
+"""A real ``fastinvoke serve`` in a subprocess, and boto3 clients pointed at it."""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from helpers import FUNCTIONS, descendants, kill_all, read_line
+
+ROOT = Path(__file__).resolve().parent.parent
+READY = re.compile(rb"^fastinvoke: serving the Lambda API on http://([^:]+):(\d+) ")
+# Functions of tests/functions every server has (template names -> handler).
+HANDLERS = {"echo": "echo.handler", "sleeper": "sleeper.handler", "raises": "raise_.handler",
+            "printer": "printer.handler", "context": "context_dump.handler",
+            "hang": "hang.handler"}
+
+
+def write_template(directory: Path) -> Path:
+    resources = "".join(
+        f"  {name}:\n    Type: AWS::Serverless::Function\n    Properties:\n"
+        f"      FunctionName: {name}\n      Handler: {handler}\n      CodeUri: {FUNCTIONS}\n"
+        f"      Timeout: {2 if name == 'hang' else 30}\n"
+        for name, handler in HANDLERS.items())
+    template = directory / "template.yaml"
+    template.write_text(f"Globals:\n  Function:\n    Runtime: python3.{sys.version_info.minor}\n"
+                        f"Resources:\n{resources}")
+    return template
+
+
+class Server:
+    """``fastinvoke serve`` on a free port.  ``stop`` sends SIGTERM and waits; the process
+    is in its own session, so ``kill`` can end whatever it left behind."""
+
+    def __init__(self, state_dir: Path, *args: str, template: Path | None = None) -> None:
+        command = [sys.executable, "-m", "fastinvoke", "serve", "--port", "0",
+                   "--state-dir", str(state_dir), *args]
+        if template is not None:
+            command += ["--template", str(template)]
+        self.process = subprocess.Popen(
+            command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            env=dict(os.environ, PYTHONPATH=str(ROOT)), start_new_session=True)
+        line = read_line(self.process, timeout=30)
+        match = READY.match(line)
+        assert match is not None, line
+        self.host = match[1].decode()
+        self.port = int(match[2])
+        self.url = f"http://{self.host}:{self.port}"
+
+    def client(self, key: str = "AKIDTEST", secret: str = "secret", **config: Any) -> Any:
+        """A boto3 Lambda client; no retries (a test sees each answer), long reads."""
+        options = {"retries": {"max_attempts": 0}, "read_timeout": 60, **config}
+        return boto3.client("lambda", endpoint_url=self.url, region_name="us-east-1",
+                            aws_access_key_id=key, aws_secret_access_key=secret,
+                            config=Config(**options))
+
+    def connect(self) -> socket.socket:
+        return socket.create_connection((self.host, self.port), timeout=10)
+
+    def descendants(self) -> set[int]:
+        return descendants(self.process.pid)
+
+    def stop(self, signum: int = signal.SIGTERM, timeout: float = 30) -> tuple[int, str]:
+        """Signal the server and wait for it; its exit status and stderr."""
+        if self.process.poll() is None:
+            self.process.send_signal(signum)
+        try:
+            _, err = self.process.communicate(timeout=timeout)
+        finally:
+            self.kill()
+        return self.process.returncode, err.decode(errors="replace")
+
+    def kill(self) -> None:
+        """End the server and anything of its session still running (cleanup)."""
+        left = self.descendants()
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        kill_all(left)
+        for pipe in (self.process.stdout, self.process.stderr):
+            if pipe is not None:
+                pipe.close()
+
+
+def zip_of(files: dict[str, str]) -> bytes:
+    """A deployment package holding ``files`` (name -> source)."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, text in files.items():
+            archive.writestr(name, text)
+    return buffer.getvalue()
+
+
+def http_exchange(sock: socket.socket, data: bytes, timeout: float = 10.0) -> bytes:
+    """Send ``data`` and read until the server closes or ``timeout`` passes."""
+    sock.settimeout(timeout)
+    sock.sendall(data)
+    chunks = []
+    try:
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    except TimeoutError:
+        pass
+    return b"".join(chunks)
