@@ -292,7 +292,7 @@ def _after_marker(names: list[str], marker: str | None) -> int:
     if marker is None:
         return 0
     try:
-        last = base64.urlsafe_b64decode(marker.encode("ascii")).decode()
+        last = base64.b64decode(marker.encode("ascii"), altchars=b"-_", validate=True).decode()
     except (binascii.Error, UnicodeError, ValueError):
         raise InvalidParameterValueException(
             "Invalid Marker: pass the NextMarker of the previous page unchanged") from None
