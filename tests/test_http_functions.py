@@ -206,13 +206,16 @@ def test_functions_created_over_http_survive_a_restart(tmp_path: Path) -> None:
     server = Server(tmp_path / "state")
     try:
         client = server.client()
-        name, created = create(client, Environment={"Variables": {"MARK": "kept"}})
+        name, _ = create(client, Environment={"Variables": {"MARK": "first"}})
+        created = client.update_function_configuration(
+            FunctionName=name, Environment={"Variables": {"MARK": "kept"}})
         client.close()
         assert server.stop()[0] == 0
         server = Server(tmp_path / "state")
         client = server.client()
         config = client.get_function_configuration(FunctionName=name)
         assert config["CodeSha256"] == created["CodeSha256"]
+        assert config["RevisionId"] == created["RevisionId"]
         assert call(client, name) == {"v": 1, "env": "kept"}
         client.close()
         assert server.stop()[0] == 0

@@ -2,11 +2,10 @@
 ``FunctionConfig`` (RevisionId, LastModified, CodeSha256, CodeSize), the packages
 uploaded with CreateFunction and UpdateFunctionCode, and their persistence.
 
-Uploaded packages are unpacked into ``<state>/code/<name>/<revision>/``; functions
-created over HTTP are written to ``<state>/functions.json`` and created again when a
-server starts on the same state directory.  Functions from a template are not written
-there: the template is read again.  Methods run in worker threads (unpacking a zip is
-slow); ``lock`` keeps each change whole.
+Uploaded packages are unpacked into ``<state>/code/<name>/<revision>/``.  The Invoker
+keeps the functions of a state directory across restarts; what only the API reports is
+kept beside them in ``<state>/http-functions.json``.  Methods run in worker threads
+(unpacking a zip is slow); ``lock`` keeps each change whole.
 """
 
 from __future__ import annotations
@@ -46,6 +45,17 @@ class FunctionRecord(msgspec.Struct):
     uploaded: bool = False  # its code is a package unpacked into the state directory
 
 
+class _Saved(msgspec.Struct):
+    """What ``http-functions.json`` keeps of a record (the Invoker keeps the config)."""
+
+    code: str
+    revision_id: str
+    last_modified: str
+    code_sha256: str
+    code_size: int
+    uploaded: bool
+
+
 class Functions:
     """The Lambda API's view of the Invoker's functions (see the module docstring)."""
 
@@ -54,40 +64,36 @@ class Functions:
         self.lock = threading.Lock()
         self.records: dict[str, FunctionRecord] = {}
         self._code_root = os.path.join(invoker.state_dir, "code")
-        self._saved = os.path.join(invoker.state_dir, "functions.json")
+        self._saved = os.path.join(invoker.state_dir, "http-functions.json")
 
     # -- starting -------------------------------------------------------------------------
 
-    def add_configured(self, configs: Iterable[FunctionConfig]) -> None:
-        """Create functions read from a template."""
-        for config in configs:
-            self.invoker.create_function(config)
-            sha, size = directory_digest(config.code)
-            self.records[config.name] = _record(config, sha, size, uploaded=False)
-
-    def restore(self) -> list[str]:
-        """Create again the functions an earlier server created over HTTP; returns notes
-        on those that could not be (a template function of the same name wins)."""
+    def start(self, configs: Iterable[FunctionConfig]) -> list[str]:
+        """Serve the functions the Invoker restored from its state directory, and those
+        of a template (created, or replaced where they changed).  Returns notes."""
         notes = []
+        for config in configs:
+            self.invoker.put_function(config)
+        saved: dict[str, _Saved] = {}
         try:
             with open(self._saved, "rb") as file:
-                saved = msgspec.json.decode(file.read(), type=list[FunctionRecord])
+                saved = msgspec.json.decode(file.read(), type=dict[str, _Saved])
         except FileNotFoundError:
-            return notes
+            pass
         except msgspec.DecodeError as exc:
-            return [f"{self._saved} is unreadable ({exc}); functions created over HTTP in an "
-                    "earlier run are not restored: move the file away to silence this"]
-        for record in saved:
-            if record.config.name in self.records:
-                notes.append(f"{record.config.name}: the template's function is used, not the "
-                             f"one created over HTTP earlier")
-                continue
-            try:
-                self.invoker.create_function(record.config)
-            except Exception as exc:
-                notes.append(f"{record.config.name}: not restored ({exc})")
-                continue
-            self.records[record.config.name] = record
+            notes.append(f"{self._saved} is unreadable ({exc}); CodeSha256 and RevisionId "
+                         "start afresh: move the file away to silence this")
+        for config in self.invoker.list_functions():
+            kept = saved.get(config.name)
+            if kept is not None and kept.code == config.code:
+                self.records[config.name] = FunctionRecord(
+                    config, kept.revision_id, kept.last_modified, kept.code_sha256,
+                    kept.code_size, kept.uploaded)
+            else:
+                sha, size = directory_digest(config.code)
+                uploaded = config.code.startswith(self._code_root + os.sep)
+                self.records[config.name] = _record(config, sha, size, uploaded)
+        self._save()
         return notes
 
     # -- operations ------------------------------------------------------------------------
@@ -151,8 +157,7 @@ class Functions:
                 self.invoker.delete_function_concurrency(name)
             else:
                 self.invoker.put_function_concurrency(name, reserved)
-            if self.get(name).uploaded:
-                self._save()
+            self.get(name)
 
     def update_configuration(self, name: str,
                              request: bodies.UpdateFunctionConfiguration) -> FunctionRecord:
@@ -203,7 +208,7 @@ class Functions:
             record = self.records.pop(name)
             if record.uploaded:
                 shutil.rmtree(os.path.join(self._code_root, name), ignore_errors=True)
-                self._save()
+            self._save()
 
     # -- helpers (lock held) ----------------------------------------------------------------
 
@@ -221,8 +226,7 @@ class Functions:
         record = _record(config, sha or record.code_sha256, size or record.code_size,
                          record.uploaded if uploaded is None else uploaded, revision)
         self.records[config.name] = record
-        if record.uploaded:
-            self._save()
+        self._save()
         return record
 
     def _prune_code(self, name: str, keep: tuple[str | None, ...]) -> None:
@@ -235,10 +239,12 @@ class Functions:
                 shutil.rmtree(path, ignore_errors=True)
 
     def _save(self) -> None:
-        uploaded = [record for record in self.records.values() if record.uploaded]
+        saved = {name: _Saved(record.config.code, record.revision_id, record.last_modified,
+                              record.code_sha256, record.code_size, record.uploaded)
+                 for name, record in self.records.items()}
         partial = self._saved + ".partial"
         with open(partial, "wb") as file:
-            file.write(msgspec.json.encode(uploaded))
+            file.write(msgspec.json.encode(saved))
         os.replace(partial, self._saved)
 
 

@@ -61,8 +61,7 @@ async def _serve(options: ServeOptions) -> int:
     invoker = Invoker(options.state_dir)
     try:
         functions = Functions(invoker)
-        functions.add_configured(options.functions)
-        for note in functions.restore():
+        for note in await asyncio.to_thread(functions.start, options.functions):
             print(f"note: {note}", file=sys.stderr)
         verifier = None if options.keys is None else Verifier(options.keys)
         server = HttpServer(LambdaApi(invoker, functions, Metrics(invoker), verifier),
