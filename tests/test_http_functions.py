@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
+from helpers import wait_until
 from http_server import Server, zip_of
 
 RUNTIME = f"python3.{sys.version_info.minor}"
@@ -221,3 +222,51 @@ def test_functions_created_over_http_survive_a_restart(tmp_path: Path) -> None:
         assert server.stop()[0] == 0
     finally:
         server.kill()
+
+
+def test_event_invoke_config_put_get_update_delete(client: Any) -> None:
+    name, _ = create(client)
+    queue = "arn:aws:sqs:us-east-1:123456789012:failures"
+    put = client.put_function_event_invoke_config(
+        FunctionName=name, MaximumRetryAttempts=0, MaximumEventAgeInSeconds=3600,
+        DestinationConfig={"OnFailure": {"Destination": queue}})
+    assert put["FunctionArn"].endswith(f":function:{name}:$LATEST")
+    assert (put["MaximumRetryAttempts"], put["MaximumEventAgeInSeconds"]) == (0, 3600)
+    assert put["DestinationConfig"] == {"OnSuccess": {}, "OnFailure": {"Destination": queue}}
+    assert put["LastModified"].year >= 2024  # epoch seconds, parsed by botocore
+    updated = client.update_function_event_invoke_config(FunctionName=name,
+                                                         MaximumRetryAttempts=1)
+    assert (updated["MaximumRetryAttempts"], updated["MaximumEventAgeInSeconds"]) == (1, 3600)
+    got = client.get_function_event_invoke_config(FunctionName=name)
+    assert got["DestinationConfig"]["OnFailure"] == {"Destination": queue}
+    assert client.delete_function_event_invoke_config(
+        FunctionName=name)["ResponseMetadata"]["HTTPStatusCode"] == 204
+    with pytest.raises(client.exceptions.ResourceNotFoundException) as raised:
+        client.get_function_event_invoke_config(FunctionName=name)
+    assert error_of(raised)[2].endswith(f":function:{name}:$LATEST doesn't have an "
+                                        "EventInvokeConfig")
+    with pytest.raises(ClientError) as raised:
+        client.put_function_event_invoke_config(FunctionName=name)
+    assert error_of(raised) == ("InvalidParameterValueException", 400,
+                                "You must specify at least one of error handling or "
+                                "destination setting.")
+    with pytest.raises(client.exceptions.ResourceNotFoundException):
+        client.put_function_event_invoke_config(FunctionName="never-made",
+                                                MaximumRetryAttempts=1)
+
+
+def test_a_failed_event_goes_to_its_on_failure_destination(client: Any,
+                                                           tmp_path: Path) -> None:
+    failures = tmp_path / "failures.jsonl"
+    client.put_function_event_invoke_config(
+        FunctionName="raises", MaximumRetryAttempts=0,
+        DestinationConfig={"OnFailure": {"Destination": f"file://{failures}"}})
+    try:
+        event = client.invoke(FunctionName="raises", InvocationType="Event", Payload=b'{"n": 5}')
+        assert event["StatusCode"] == 202
+        record = json.loads(wait_until(lambda: failures.exists() and failures.read_text()))
+        assert record["requestPayload"] == {"n": 5}
+        assert record["requestContext"]["requestId"] == event["ResponseMetadata"]["RequestId"]
+        assert record["responsePayload"]["errorType"] == "ValueError"
+    finally:
+        client.delete_function_event_invoke_config(FunctionName="raises")

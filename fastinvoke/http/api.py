@@ -174,6 +174,36 @@ class LambdaApi:
         records = await asyncio.to_thread(self.functions.all)
         return _json(shapes.account_settings(records, self.invoker))
 
+    # -- asynchronous invocation settings -----------------------------------------------
+
+    async def put_event_invoke_config(self, request: Request, function: str | None,
+                                      query: dict[str, str]) -> Response:
+        name = self._latest(function, query)
+        settings = _event_settings(bodies.decode(request.body, bodies.EventInvokeConfig))
+        config = await asyncio.to_thread(self.invoker.event_invoke_config, name, **settings)
+        return _json(shapes.event_invoke_config(name, config, self.invoker))
+
+    async def update_event_invoke_config(self, request: Request, function: str | None,
+                                         query: dict[str, str]) -> Response:
+        name = self._latest(function, query)
+        settings = _event_settings(bodies.decode(request.body, bodies.EventInvokeConfig))
+        changes = {key: value for key, value in settings.items() if value is not None}
+        config = await asyncio.to_thread(self.invoker.update_event_invoke_config, name,
+                                         **changes)
+        return _json(shapes.event_invoke_config(name, config, self.invoker))
+
+    async def get_event_invoke_config(self, request: Request, function: str | None,
+                                      query: dict[str, str]) -> Response:
+        name = self._latest(function, query)
+        config = self.invoker.get_event_invoke_config(name)
+        return _json(shapes.event_invoke_config(name, config, self.invoker))
+
+    async def delete_event_invoke_config(self, request: Request, function: str | None,
+                                         query: dict[str, str]) -> Response:
+        name = self._latest(function, query)
+        await asyncio.to_thread(self.invoker.delete_event_invoke_config, name)
+        return _empty(204)
+
     # -- open endpoints -------------------------------------------------------------------
 
     def healthz(self) -> Response:
@@ -222,6 +252,10 @@ ROUTES: dict[tuple[str, str, str | None], dict[str, Operation]] = {
                                                  "DELETE": LambdaApi.delete_function_concurrency},
     ("2019-09-30", "functions", "concurrency"): {"GET": LambdaApi.get_function_concurrency},
     ("2016-08-19", "account-settings", None): {"GET": LambdaApi.get_account_settings},
+    ("2019-09-25", "functions", "event-invoke-config"): {
+        "PUT": LambdaApi.put_event_invoke_config, "POST": LambdaApi.update_event_invoke_config,
+        "GET": LambdaApi.get_event_invoke_config,
+        "DELETE": LambdaApi.delete_event_invoke_config},
 }
 _OPEN: dict[str, Callable[[LambdaApi], Response]] = {
     "/healthz": LambdaApi.healthz, "/metrics": LambdaApi.metrics_text}
@@ -297,6 +331,17 @@ def _after_marker(names: list[str], marker: str | None) -> int:
         raise InvalidParameterValueException(
             "Invalid Marker: pass the NextMarker of the previous page unchanged") from None
     return sum(1 for name in names if name <= last)
+
+
+def _event_settings(body: bodies.EventInvokeConfig) -> dict[str, Any]:
+    """The body's members as ``Invoker.event_invoke_config`` keywords (None: not given)."""
+    destinations = body.destination_config or bodies.DestinationConfig()
+    return {
+        "maximum_retry_attempts": body.maximum_retry_attempts,
+        "maximum_event_age_s": body.maximum_event_age_in_seconds,
+        "on_success": destinations.on_success.destination if destinations.on_success else None,
+        "on_failure": destinations.on_failure.destination if destinations.on_failure else None,
+    }
 
 
 def _json(document: Any, status: int = 200) -> Response:

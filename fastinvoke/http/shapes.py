@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..events.config import EventInvokeConfig
 from ..invoker import Invoker
 from .code import MAX_UNZIPPED, MAX_ZIPPED
 from .functions import FunctionRecord
@@ -79,3 +80,19 @@ def account_settings(records: list[FunctionRecord], invoker: Invoker) -> dict[st
             "FunctionCount": len(records),
         },
     }
+
+
+def event_invoke_config(name: str, config: EventInvokeConfig,
+                        invoker: Invoker) -> dict[str, Any]:
+    """``FunctionEventInvokeConfig``: the settings that were set; ``LastModified`` in epoch
+    seconds, as the service sends it."""
+    document: dict[str, Any] = {"FunctionArn": invoker.function_arn(name) + ":$LATEST",
+                                "LastModified": config.last_modified}
+    if config.maximum_retry_attempts is not None:
+        document["MaximumRetryAttempts"] = config.maximum_retry_attempts
+    if config.maximum_event_age_s is not None:
+        document["MaximumEventAgeInSeconds"] = config.maximum_event_age_s
+    document["DestinationConfig"] = {
+        key: {} if arn is None else {"Destination": arn}
+        for key, arn in (("OnSuccess", config.on_success), ("OnFailure", config.on_failure))}
+    return document
