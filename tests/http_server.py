@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import httptools
 from botocore.config import Config
 from helpers import FUNCTIONS, descendants, kill_all, read_line
 
@@ -111,3 +112,36 @@ def http_exchange(sock: socket.socket, data: bytes, timeout: float = 10.0) -> by
     except TimeoutError:
         pass
     return b"".join(chunks)
+
+
+class _Responses:
+    """httptools callbacks collecting whole responses: (status, headers, body)."""
+
+    def __init__(self) -> None:
+        self.done: list[tuple[int, dict[str, str], bytes]] = []
+        self.headers: dict[str, str] = {}
+        self.body = b""
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.headers[name.decode().lower()] = value.decode()
+
+    def on_body(self, body: bytes) -> None:
+        self.body += body
+
+    def on_message_complete(self) -> None:
+        self.done.append((self.parser.get_status_code(), self.headers, self.body))
+        self.headers, self.body = {}, b""
+
+
+def read_responses(sock: socket.socket, count: int,
+                   timeout: float = 30.0) -> list[tuple[int, dict[str, str], bytes]]:
+    """Read ``count`` whole HTTP responses (fewer if the server closes first)."""
+    collector = _Responses()
+    collector.parser = httptools.HttpResponseParser(collector)
+    sock.settimeout(timeout)
+    while len(collector.done) < count:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        collector.parser.feed_data(chunk)
+    return collector.done
