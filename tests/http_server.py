@@ -104,7 +104,8 @@ def zip_of(files: dict[str, str]) -> bytes:
 def http_exchange(sock: socket.socket, data: bytes, timeout: float = 10.0) -> bytes:
     """Send ``data`` and read until the server closes or ``timeout`` passes."""
     sock.settimeout(timeout)
-    sock.sendall(data)
+    if data:
+        sock.sendall(data)
     chunks = []
     try:
         while chunk := sock.recv(65536):

@@ -152,6 +152,7 @@ class Connection(asyncio.Protocol):
         self.reading_since = 0.0
         self.idle_since = 0.0
         self.broken = False  # an error is queued: read nothing more, close after it
+        self.peer_done = False  # the client half-closed: close once answered
         self.paused = False
         self._writable: asyncio.Future[None] | None = None
         self._url = b""
@@ -191,11 +192,13 @@ class Connection(asyncio.Protocol):
                 f"Malformed HTTP request ({exc}); send a valid HTTP/1.1 request"))
 
     def eof_received(self) -> bool:
+        """The client sent all it will: answer what is queued, then close (returning
+        True keeps our side open until then)."""
+        self.peer_done = True
         if self.reading_since and not self.broken:
             self.refuse(InvalidRequestContentException(
                 "The connection was half-closed in the middle of a request; send it whole"))
-            return True  # keep the write side open to send the answer
-        return False
+        return self.answering is not None
 
     def pause_writing(self) -> None:
         self._writable = self.loop.create_future()
@@ -306,7 +309,9 @@ class Connection(asyncio.Protocol):
                     await self._writable
         finally:
             self.answering = None
-            if not self.reading_since and not transport.is_closing():
+            if self.peer_done:
+                transport.close()
+            elif not self.reading_since and not transport.is_closing():
                 self.idle_since = self.loop.time()
 
     def close_if_idle(self) -> None:
