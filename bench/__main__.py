@@ -1,4 +1,4 @@
-"""python -m bench [core|latency|throughput|coldstart|isolation] [--json] [--versions]
+"""python -m bench [core|latency|throughput|coldstart|isolation|http] [--json] [--versions]
 [--rounds N] [--quick]
 
 Runs every contender of the chosen groups in its own fresh subprocess
@@ -20,6 +20,7 @@ import contextlib
 import ctypes
 import os
 import select
+import shutil
 import signal
 import statistics
 import subprocess
@@ -40,6 +41,8 @@ GROUPS = {
     "core": ["latency", "throughput", "coldstart"],
     # What isolating workers costs (log capture, cgroups); not part of core's figures.
     "isolation": ["isolation.logs", "isolation.cgroups"],
+    # The HTTP front-end (`fastinvoke serve`); throughput needs wrk (apt-get install -y wrk).
+    "http": ["http.throughput", "http.latency"],
 }
 ROOT = str(Path(__file__).resolve().parent.parent)
 RUN_TIMEOUT_S = 90
@@ -151,6 +154,10 @@ class Spec(NamedTuple):
 
 
 SPECS = [
+    Spec("HTTP sync invoke throughput, 50 connections: fastinvoke / bare uvloop",
+         "http.fastinvoke", "http.bare", "req_per_s", ">=", 0.4),
+    Spec("invoke p50: boto3 over HTTP / embedded", "http.boto3", "http.embedded", "p50_us",
+         None, None),
     Spec("latency p50: fastinvoke / raw", "latency.fastinvoke", "latency.raw", "p50_us", "<=", 1.3),
     Spec("latency p99: fastinvoke / raw", "latency.fastinvoke", "latency.raw", "p99_us", "<=", 1.3),
     Spec("latency p50: PPE / fastinvoke", "latency.ppe", "latency.fastinvoke", "p50_us", ">=", 2),
@@ -254,6 +261,11 @@ def main(argv: list[str] | None = None) -> None:
     machine = _report.facts() if args.versions else None
     ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_CHILD_SUBREAPER, 1)
     contenders = [c for c in CONTENDERS if c.group in GROUPS[args.group]]
+    for group in {c.group for c in contenders if c.needs and shutil.which(c.needs) is None}:
+        needs = {c.needs for c in contenders if c.group == group} - {None}
+        print(f"bench: skipping {group}: it needs {', '.join(sorted(needs))}, not installed "
+              "(on Debian: apt-get install -y " + " ".join(sorted(needs)) + ")", file=sys.stderr)
+        contenders = [c for c in contenders if c.group != group]
     rounds = args.rounds or (3 if args.quick else 7)
     outcomes: dict[str, list[dict]] = {c.name: [] for c in contenders}
     started = time.monotonic()

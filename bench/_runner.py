@@ -26,6 +26,7 @@ class Contender:
     label: str
     target: str  # "module:function" under bench, imported only in the child
     baseline: bool = False
+    needs: str | None = None  # a program that must be installed (else the group is skipped)
 
 
 CONTENDERS = [
@@ -107,6 +108,16 @@ CONTENDERS = [
         "fork into memory+CPU cgroup",
         "bench_isolation:cgroups",
     ),
+]
+CONTENDERS += [
+    Contender("http.bare", "http.throughput", "bare uvloop server, fixed 200",
+              "bench_http:bare_uvloop", baseline=True, needs="wrk"),
+    Contender("http.fastinvoke", "http.throughput", "fastinvoke serve, sync Invoke",
+              "bench_http:fastinvoke_serve", needs="wrk"),
+    Contender("http.embedded", "http.latency", "embedded Invoker.invoke()",
+              "bench_latency:fastinvoke_invoke", baseline=True),
+    Contender("http.boto3", "http.latency", "boto3 invoke via fastinvoke serve",
+              "bench_http:boto3_invoke"),
 ]
 BY_NAME = {contender.name: contender for contender in CONTENDERS}
 
