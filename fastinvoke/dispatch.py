@@ -265,8 +265,8 @@ class Dispatcher:
                 record.cold = False
                 invocation.cold = True
                 invocation.init_ns = record.init_ns
-            if reply.retire:
-                self.supervisor.stop_worker(record)
+            if reply.retire or (self.supervisor.budget.starved and not pool.queue):
+                self.supervisor.stop_worker(record)  # (its memory is wanted elsewhere)
             else:
                 record.state = "idle"
                 record.log_offset = reply.log_offset
