@@ -385,7 +385,6 @@ def test_close_fails_an_invocation_in_flight(make_invoker: MakeInvoker,
 _FRONT_END = textwrap.dedent("""
     import json, sys, threading
     from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
     from fastinvoke import FunctionConfig, Invoker
 
     functions, notify = sys.argv[1], sys.argv[2]
