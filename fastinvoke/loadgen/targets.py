@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import quote, urlsplit
 
@@ -45,45 +44,67 @@ def classify_service_error(exc: ServiceError) -> Failure:
     return Failure(SERVICE, exc.code)
 
 
-def _result_failure(result: Any) -> Failure | None:
-    return None if result.function_error is None else Failure(FUNCTION, result.function_error)
+class ClientTarget:
+    """A client with ``ainvoke(name, payload) -> InvokeResult`` and ``close()``: the
+    embedded ``Invoker`` or the ZeroMQ client, made by ``connect`` when the run starts."""
 
-
-class EmbeddedTarget:
-    """A function from a SAM template, run in this process's own warm pool."""
-
-    def __init__(self, template: str | os.PathLike[str], name: str, payload: bytes) -> None:
-        self.template = Path(template)
+    def __init__(self, name: str, payload: bytes, description: str,
+                 connect: Callable[[], Any]) -> None:
         self.name = name
         self.payload = payload
-        self.description = f"embedded, {self.template}"
-        self._invoker: Any = None
+        self.description = description
+        self._connect = connect
+        self._client: Any = None
 
     async def start(self, concurrency: int) -> None:
-        from ..invoker import Invoker
-        from ..sam import load_template
-
-        template = load_template(self.template)
-        config = next((c for c in template.functions if c.name == self.name), None)
-        if config is None:
-            reason = template.skipped.get(self.name)
-            known = ", ".join(c.name for c in template.functions) or "none"
-            raise BenchError(f"function '{self.name}' cannot run here: {reason}" if reason else
-                             f"function '{self.name}' is not in {self.template} "
-                             f"(functions: {known})")
-        self._invoker = Invoker()
-        self._invoker.create_function(config)
+        self._client = self._connect()
 
     async def call(self) -> Failure | None:
         try:
-            result = await self._invoker.ainvoke(self.name, self.payload)
+            result = await self._client.ainvoke(self.name, self.payload)
         except ServiceError as exc:
             return classify_service_error(exc)
-        return _result_failure(result)
+        return None if result.function_error is None else Failure(FUNCTION, result.function_error)
 
     async def close(self) -> None:
-        if self._invoker is not None:
-            self._invoker.close()
+        if self._client is not None:
+            self._client.close()
+
+
+def embedded(template: str | os.PathLike[str], name: str, payload: bytes) -> ClientTarget:
+    """A function from a SAM template, run in this process's own warm pool."""
+
+    def connect() -> Any:
+        from ..invoker import Invoker
+        from ..sam import load_template
+
+        loaded = load_template(template)
+        config = next((c for c in loaded.functions if c.name == name), None)
+        if config is None:
+            reason = loaded.skipped.get(name)
+            known = ", ".join(c.name for c in loaded.functions) or "none"
+            raise BenchError(f"function '{name}' cannot run here: {reason}" if reason else
+                             f"function '{name}' is not in {template} (functions: {known})")
+        invoker = Invoker()
+        invoker.create_function(config)
+        return invoker
+
+    return ClientTarget(name, payload, f"embedded, {template}", connect)
+
+
+def zeromq(endpoint: str, name: str, payload: bytes) -> ClientTarget:
+    """fastinvoke's ZeroMQ endpoint (``tcp://`` or ``ipc://``), through its client."""
+
+    def connect() -> Any:
+        try:
+            from ..client import ZmqClient  # type: ignore[import-not-found]
+        except ImportError:
+            raise BenchError("the ZeroMQ endpoint is not available in this build "
+                             "(fastinvoke.client is missing): use --endpoint http://HOST:PORT "
+                             "or --template FILE") from None
+        return ZmqClient(endpoint)
+
+    return ClientTarget(name, payload, f"ZeroMQ, {endpoint}", connect)
 
 
 class HttpTarget:
@@ -151,37 +172,6 @@ def http_failure(response: Response) -> Failure | None:
     return Failure(SERVICE, f"{error_type or 'HTTP'} ({response.status})")
 
 
-class ZmqTarget:
-    """fastinvoke's ZeroMQ endpoint (``tcp://`` or ``ipc://``), through its client."""
-
-    def __init__(self, endpoint: str, name: str, payload: bytes) -> None:
-        self.endpoint = endpoint
-        self.name = name
-        self.payload = payload
-        self.description = f"ZeroMQ, {endpoint}"
-        self._client: Any = None
-
-    async def start(self, concurrency: int) -> None:
-        try:
-            from ..client import ZmqClient  # type: ignore[import-not-found]
-        except ImportError:
-            raise BenchError("the ZeroMQ endpoint is not available in this build "
-                             "(fastinvoke.client is missing): use --endpoint http://HOST:PORT "
-                             "or --template FILE") from None
-        self._client = ZmqClient(self.endpoint)
-
-    async def call(self) -> Failure | None:
-        try:
-            result = await self._client.ainvoke(self.name, self.payload)
-        except ServiceError as exc:
-            return classify_service_error(exc)
-        return _result_failure(result)
-
-    async def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
-
-
 def make_target(name: str, payload: bytes, *, template: str | os.PathLike[str] | None = None,
                 endpoint: str | None = None) -> Target:
     """The target for ``--template`` or ``--endpoint`` (exactly one of them)."""
@@ -189,11 +179,11 @@ def make_target(name: str, payload: bytes, *, template: str | os.PathLike[str] |
         raise BenchError("give either --template FILE (run the function here) or --endpoint "
                          "URL (a running `fastinvoke serve`)")
     if template is not None:
-        return EmbeddedTarget(template, name, payload)
+        return embedded(template, name, payload)
     assert endpoint is not None
     scheme = endpoint.split("://", 1)[0] if "://" in endpoint else ""
     kinds: dict[str, Callable[[str, str, bytes], Target]] = {
-        "http": HttpTarget, "tcp": ZmqTarget, "ipc": ZmqTarget}
+        "http": HttpTarget, "tcp": zeromq, "ipc": zeromq}
     if scheme not in kinds:
         raise BenchError(f"--endpoint {endpoint}: give http://HOST:PORT (the Invoke API) or "
                          "tcp://HOST:PORT / ipc://PATH (the ZeroMQ endpoint)")
