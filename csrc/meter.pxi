@@ -54,6 +54,8 @@ cdef class Meter:
     cdef readonly long long granularity_ms
     cdef readonly bint bill_init
     cdef readonly long long invocations, errors, throttles, timeouts, oom_kills, cold_starts
+    # Invocations a provisioned worker served (Lambda's ProvisionedConcurrencyInvocations).
+    cdef readonly long long provisioned_invocations
     cdef readonly long long concurrent, peak_concurrent
     cdef readonly object duration_ns, init_ns, billed_ms_total, mb_ms
     cdef long long _histogram[_BUCKETS]
@@ -104,6 +106,10 @@ cdef class Meter:
         self._histogram[_bucket(duration_ns // 1000)] += 1
         return billed
 
+    cpdef served_provisioned(self):
+        """Count an invocation (recorded too) that a provisioned worker ran."""
+        self.provisioned_invocations += 1
+
     cpdef throttled(self):
         """Count a throttled request (not an invocation: it is not billed)."""
         self.throttles += 1
@@ -135,6 +141,7 @@ cdef class Meter:
         self.timeouts = counters.get("timeouts", 0)
         self.oom_kills = counters.get("oom_kills", 0)
         self.cold_starts = counters.get("cold_starts", 0)
+        self.provisioned_invocations = counters.get("provisioned_invocations", 0)
         self.peak_concurrent = counters.get("peak_concurrent", 0)
         self.duration_ns = counters.get("duration_ns", 0)
         self.init_ns = counters.get("init_ns", 0)
@@ -150,6 +157,7 @@ cdef class Meter:
             "timeouts": self.timeouts,
             "oom_kills": self.oom_kills,
             "cold_starts": self.cold_starts,
+            "provisioned_invocations": self.provisioned_invocations,
             "concurrent": self.concurrent,
             "peak_concurrent": self.peak_concurrent,
             "duration_ns": self.duration_ns,

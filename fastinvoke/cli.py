@@ -129,7 +129,7 @@ def _invoke(args: argparse.Namespace) -> int:
     with Invoker(args.state_dir) as invoker:
         for config in template.functions:
             if config.name == args.name:
-                invoker.create_function(config)
+                invoker.put_function(config)
                 break
         else:
             reason = template.skipped.get(args.name)
@@ -143,8 +143,7 @@ def _invoke(args: argparse.Namespace) -> int:
         if args.invocation_type == "Event":
             # The call returned at once (202); the function still runs: let it finish
             # before this process, and the pool with it, ends.
-            while invoker.meter(args.name)["invocations"] == 0:
-                time.sleep(0.01)
+            invoker.wait_for_events(args.name)
         print(f"StatusCode: {result.status_code}" + (
             f"  FunctionError: {result.function_error}" if result.function_error else ""),
             file=sys.stderr)

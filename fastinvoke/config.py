@@ -56,6 +56,8 @@ class FunctionConfig(msgspec.Struct, kw_only=True):
     caps (and reserves) concurrent executions; ``provisioned`` keeps that many
     workers initialised and ready.  ``prefork=False`` starts every worker as a fresh
     interpreter instead of a fork of the template, for code that is not fork-safe.
+    ``dead_letter_target`` (Lambda's DeadLetterConfig.TargetArn: an SQS queue or SNS
+    topic ARN, or ``file:///path.jsonl``) receives the Event invocations that failed.
     """
 
     name: str
@@ -71,6 +73,7 @@ class FunctionConfig(msgspec.Struct, kw_only=True):
     description: str = ""
     architecture: str = "x86_64"
     prefork: bool = True
+    dead_letter_target: str | None = None
 
     def validate(self) -> FunctionConfig:
         """Check Lambda's limits; return self so calls can chain."""
@@ -88,6 +91,10 @@ class FunctionConfig(msgspec.Struct, kw_only=True):
         if not self.handler:
             raise InvalidParameterValueException("Handler is required for Zip packages.")
         _check_env(self.env)
+        if self.dead_letter_target is not None:
+            from .events.config import check_dead_letter  # events.config builds on this module
+
+            check_dead_letter(self.dead_letter_target)
         python_minor(self.runtime)  # refuses runtimes this machine cannot run
         if not Path(self.code).is_dir():
             raise InvalidParameterValueException(

@@ -26,7 +26,7 @@ import select
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import zmq
 
@@ -56,7 +56,7 @@ class Invocation:
         "identity", "trace_id", "done", "payload", "error_type", "outcome", "log",
         "duration_ns", "max_rss_kb", "init_ns", "cold", "billed_ms", "log_entry",
         "sem", "waiting", "future", "loop", "loop_thread", "callback", "started_ns",
-        "log_stream",
+        "log_stream", "source",
     )
 
     def __init__(self, request_id: str, pool: FunctionPool, event: bytes,
@@ -88,6 +88,7 @@ class Invocation:
         self.callback: Callable[[Invocation], None] | None = None
         self.started_ns = 0
         self.log_stream = pool.init_stream
+        self.source: Any = None  # what the submitter keeps with it (the queued Event)
 
 
 class Dispatcher:
@@ -124,6 +125,10 @@ class Dispatcher:
         # Invocations nobody waits for (Event): while there are any, the supervisor
         # thread reads the socket too, since no caller will.
         self.unattended = 0
+        # Set when queued Events wait for concurrency: the next invocation to end calls
+        # ``on_capacity`` (lock held) to start them.
+        self.wants_capacity = False
+        self.on_capacity: Callable[[], None] = _nothing
 
     # -- submitting (lock held in the underscored methods) --------------------------------
 
@@ -132,15 +137,37 @@ class Dispatcher:
         refuse it first (a throttle, raised to the caller)."""
         with self.lock:
             self.admit(invocation)
-            invocation.pool.active += 1
-            if invocation.pool.config.reserved_concurrency is None:
-                self.active_unreserved += 1
-            if invocation.callback is not None:
-                self.unattended += 1
-                if self.unattended == 1:
-                    self.supervisor.wake()
-            self._route(invocation)
+            self.enqueue(invocation)
             self._drain()
+
+    def enqueue(self, invocation: Invocation) -> None:
+        """Send ``invocation`` to an idle worker or queue it, admitted already (lock held;
+        the caller drains the socket before releasing the lock)."""
+        invocation.pool.active += 1
+        if invocation.pool.config.reserved_concurrency is None:
+            self.active_unreserved += 1
+        if invocation.callback is not None:
+            self.unattended += 1
+            if self.unattended == 1:
+                self.supervisor.wake()
+        self._route(invocation)
+
+    def withdraw(self, pool: FunctionPool,
+                 wanted: Callable[[Invocation], bool]) -> list[Invocation]:
+        """Take back the ``wanted`` invocations still queued for a worker of ``pool``, as if
+        they had never been enqueued (lock held)."""
+        taken = [invocation for invocation in pool.queue if wanted(invocation)]
+        if taken:
+            kept = [invocation for invocation in pool.queue if not wanted(invocation)]
+            pool.queue.clear()
+            pool.queue.extend(kept)
+            for invocation in taken:
+                pool.active -= 1
+                if pool.config.reserved_concurrency is None:
+                    self.active_unreserved -= 1
+                if invocation.callback is not None:
+                    self.unattended -= 1
+        return taken
 
     def _route(self, invocation: Invocation) -> None:
         pool = invocation.pool
@@ -232,6 +259,8 @@ class Dispatcher:
         invocation.max_rss_kb = reply.max_rss_kb
         if record is not None:
             invocation.log_stream = record.log_stream
+            if record.provisioned:
+                pool.meter.served_provisioned()
             if record.cold:
                 record.cold = False
                 invocation.cold = True
@@ -276,6 +305,8 @@ class Dispatcher:
         elif invocation.callback is not None:
             self.unattended -= 1
             invocation.callback(invocation)
+        if self.wants_capacity:
+            self.on_capacity()
 
     # -- waiting --------------------------------------------------------------------------
 
@@ -362,6 +393,10 @@ class Dispatcher:
 
 
 def _ignore(invocation: Invocation) -> None:
+    pass
+
+
+def _nothing() -> None:
     pass
 
 

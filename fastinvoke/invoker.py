@@ -19,6 +19,7 @@ import shutil
 import tempfile
 import threading
 import time
+import warnings
 from types import TracebackType
 from typing import Any
 
@@ -28,6 +29,7 @@ from . import logs
 from .config import ASYNC_PAYLOAD_LIMIT, SYNC_PAYLOAD_LIMIT, FunctionConfig
 from .dispatch import Dispatcher, Invocation
 from .errors import (
+    FastInvokeError,
     FunctionError,
     InvalidParameterValueException,
     InvalidRequestContentException,
@@ -38,6 +40,10 @@ from .errors import (
     TooManyRequestsException,
     ValidationException,
 )
+from .events import EventInvokeConfig
+from .events.destinations import Deliverer
+from .events.queue import EventQueue
+from .events.store import MemoryEventStore, SqliteEventStore
 from .logstore import LogEvent, LogStore
 from .metering import (
     OUT_OF_MEMORY,
@@ -54,6 +60,7 @@ from .metering import (
 from .pool.cgroups import CPU_MODES, detect
 from .pool.supervisor import Supervisor
 from .pool.workers import FunctionPool
+from .registry import FunctionEntry, Registry
 from .requests import new_request_id
 
 ACCOUNT_LIMIT = 1000
@@ -108,6 +115,17 @@ class Invoker:
         Each worker's memory limit is its function's memory size (an out-of-memory kill
         is reported as Lambda reports it); False measures memory without limiting it.
         With ``cpu_limits="off"`` and ``memory_limits=False`` no cgroup is made at all.
+    durable_events:
+        Keep accepted Event invocations in SQLite (``events.db`` in the state dir) until
+        they are done, so that a restart with the same state dir runs every one of them.
+        None (the default): durable with a state dir of your own, in memory with a
+        private one (which is removed at ``close``).
+    event_retry_delays_s:
+        The delays before an Event invocation's 2nd and 3rd attempts after a function
+        error (Lambda: about 1 and 2 minutes).
+
+    With a state dir of your own, functions (and their Event settings), queued Event
+    invocations, counters and logs carry over to the next Invoker made with it.
     """
 
     def __init__(
@@ -122,6 +140,8 @@ class Invoker:
         cpu_limits: str = "proportional",
         memory_limits: bool = True,
         account_limit: int = ACCOUNT_LIMIT,
+        durable_events: bool | None = None,
+        event_retry_delays_s: tuple[float, ...] = (60.0, 120.0),
     ) -> None:
         new_meter(billing)  # refuse an unknown preset before anything starts
         self._own_state_dir = state_dir is None
@@ -151,6 +171,15 @@ class Invoker:
             groups = detect().instance(f"{os.getpid()}.{next(_INSTANCES)}")
         self._supervisor = Supervisor(self._dispatcher, self.state_dir, region, keep_warm_s,
                                       groups, cpu_limits, memory_limits)
+        if durable_events is None:
+            durable_events = not self._own_state_dir
+        store = (SqliteEventStore(os.path.join(self.state_dir, "events.db")) if durable_events
+                 else MemoryEventStore())
+        deliverer = Deliverer(self.state_dir, region, account_id, self._invoke_destination)
+        self._events = EventQueue(self._dispatcher, store, self._capacity, deliverer,
+                                  event_retry_delays_s)
+        self._registry = Registry(None if self._own_state_dir else self.state_dir)
+        self._restore_functions()
 
     # -- functions --------------------------------------------------------------------------
 
@@ -161,30 +190,82 @@ class Invoker:
             self._check_open()
             if config.name in self._pools:
                 raise ResourceConflictException(f"Function already exist: {config.name}")
-            limit = self.account_limit if config.reserved_concurrency is None \
-                else config.reserved_concurrency
-            if self._max_workers is not None:
-                limit = min(limit, self._max_workers)
-            meter = new_meter(self.billing)
-            saved = self._usage.get(config.name)
-            if saved is not None:  # a persistent state dir: the counters go on
-                meter.restore(saved.counters)
-            pool = FunctionPool(config, meter, limit)
-            self._pools[config.name] = pool
-            self._reserved_total += config.reserved_concurrency or 0
-            with self._dispatcher.lock:
-                self._supervisor.add(pool)
+            self._add_pool(config)
+            self._save_functions()
         return config
 
-    def delete_function(self, name: str) -> None:
-        """Remove a function; invocations still waiting for it fail."""
+    def put_function(self, config: FunctionConfig) -> FunctionConfig:
+        """Create the function, or replace its configuration if it exists and differs (as
+        a deployment does): later invocations run in new workers, its counters, queued
+        events and Event settings carry over."""
+        config.validate()
         with self._admin:
-            pool = self._pool(name)
-            del self._pools[name]
-            self._reserved_total -= pool.config.reserved_concurrency or 0
-            self._usage[name] = _usage_of(pool)  # its invocations stay on the bill
-            with self._dispatcher.lock:
-                self._supervisor.remove(pool)
+            self._check_open()
+            pool = self._pools.get(config.name)
+            if pool is not None and pool.config == config:
+                return config
+            event_config = None
+            if pool is not None:
+                event_config = self._events.lane(config.name).config
+                self._remove_pool(pool, drop_events=False)
+            self._add_pool(config, event_config)
+            self._save_functions()
+        return config
+
+    def _add_pool(self, config: FunctionConfig,
+                  event_config: EventInvokeConfig | None = None) -> None:
+        limit = self.account_limit if config.reserved_concurrency is None \
+            else config.reserved_concurrency
+        if self._max_workers is not None:
+            limit = min(limit, self._max_workers)
+        meter = new_meter(self.billing)
+        saved = self._usage.pop(config.name, None)
+        if saved is not None:  # a persistent state dir, or a replaced function: counters go on
+            meter.restore(saved.counters)
+        pool = FunctionPool(config, meter, limit)
+        self._pools[config.name] = pool
+        self._reserved_total += config.reserved_concurrency or 0
+        with self._dispatcher.lock:
+            self._supervisor.add(pool)
+            lane = self._events.add_function(pool, self.function_arn(config.name))
+            lane.dead_letter = config.dead_letter_target
+            if event_config is not None:
+                lane.config = event_config
+
+    def _remove_pool(self, pool: FunctionPool, drop_events: bool) -> None:
+        del self._pools[pool.name]
+        self._reserved_total -= pool.config.reserved_concurrency or 0
+        self._usage[pool.name] = _usage_of(pool)  # its invocations stay on the bill
+        with self._dispatcher.lock:
+            self._supervisor.remove(pool)
+            self._events.remove_function(pool.name, drop_events)
+
+    def _restore_functions(self) -> None:
+        for entry in self._registry.load():
+            try:
+                entry.config.validate()
+            except FastInvokeError as exc:
+                warnings.warn(f"function {entry.config.name} of {self.state_dir} not restored: "
+                              f"{exc}; create it again", RuntimeWarning, stacklevel=3)
+                continue
+            self._add_pool(entry.config, entry.event_invoke_config)
+
+    def _save_functions(self) -> None:
+        """Write down the functions (admin lock held)."""
+        entries = []
+        for name, pool in self._pools.items():
+            event_config = self._events.lane(name).config
+            entries.append(FunctionEntry(
+                config=pool.config,
+                event_invoke_config=event_config if event_config.last_modified else None))
+        self._registry.save(entries)
+
+    def delete_function(self, name: str) -> None:
+        """Remove a function; invocations still waiting for it fail, its queued Event
+        invocations are dropped (as Lambda drops them)."""
+        with self._admin:
+            self._remove_pool(self._pool(name), drop_events=True)
+            self._save_functions()
         self._logs.delete_group(logs.log_group(name))
 
     def recycle(self, name: str) -> int:
@@ -214,6 +295,55 @@ class Invoker:
     def function_arn(self, name: str) -> str:
         return f"arn:aws:lambda:{self.region}:{self.account_id}:function:{name}"
 
+    # -- asynchronous invocation settings (Lambda's EventInvokeConfig) ------------------------
+
+    def event_invoke_config(self, name: str, *, maximum_retry_attempts: int | None = None,
+                            maximum_event_age_s: int | None = None,
+                            on_success: str | None = None,
+                            on_failure: str | None = None) -> EventInvokeConfig:
+        """Set how the function's Event invocations are retried and where their records
+        go, replacing earlier settings (PutFunctionEventInvokeConfig).  Destinations: a
+        function's name or ARN, an SQS/SNS/EventBridge ARN (kept as JSON lines under
+        ``<state dir>/destinations/``) or ``file:///path.jsonl``."""
+        return self._set_event_config(name, EventInvokeConfig(
+            maximum_retry_attempts=maximum_retry_attempts,
+            maximum_event_age_s=maximum_event_age_s, on_success=on_success,
+            on_failure=on_failure))
+
+    def update_event_invoke_config(self, name: str, **changes: Any) -> EventInvokeConfig:
+        """Change only the settings given (UpdateFunctionEventInvokeConfig)."""
+        current = self._events.lane(self._pool(name).name).config
+        return self._set_event_config(name, msgspec.structs.replace(current, **changes))
+
+    def get_event_invoke_config(self, name: str) -> EventInvokeConfig:
+        config = self._events.lane(self._pool(name).name).config
+        if not config.last_modified:
+            raise ResourceNotFoundException(
+                f"The function {self.function_arn(name)}:$LATEST doesn't have an "
+                "EventInvokeConfig")
+        return config
+
+    def delete_event_invoke_config(self, name: str) -> None:
+        """Back to Lambda's defaults: 2 retries, 6 hours, no destinations."""
+        self.get_event_invoke_config(name)
+        with self._admin:
+            self._events.lane(name).config = EventInvokeConfig()
+            self._save_functions()
+
+    def _set_event_config(self, name: str, config: EventInvokeConfig) -> EventInvokeConfig:
+        if self._pools.get(name) is None:
+            raise ResourceNotFoundException("The function doesn't exist.")
+        if (config.maximum_retry_attempts is None and config.maximum_event_age_s is None
+                and config.on_success is None and config.on_failure is None):
+            raise InvalidParameterValueException(
+                "You must specify at least one of error handling or destination setting.")
+        config.validate(name)
+        config.last_modified = time.time()
+        with self._admin:
+            self._events.lane(self._pool(name).name).config = config
+            self._save_functions()
+        return config
+
     # -- invoking ---------------------------------------------------------------------------
 
     def invoke(
@@ -231,12 +361,17 @@ class Invoker:
         ``event`` is any JSON-serialisable value, or ``bytes`` holding JSON as it came
         off the wire (validated).  ``client_context`` is a dict, or Lambda's base64 of a
         JSON object.  Raises ``ServiceError`` subclasses for what Lambda answers with an
-        HTTP error; a function error is returned in the result.
+        HTTP error; a function error is returned in the result.  An ``Event`` invocation
+        returns (202) once it is queued, durably unless ``durable_events`` is off.
         """
-        invocation = self._prepare(function_name, event, invocation_type, client_context,
-                                   qualifier)
-        if type(invocation) is InvokeResult:
-            return invocation
+        pool, body, request_id = self._accept(function_name, event, invocation_type,
+                                              qualifier)
+        if invocation_type != "RequestResponse":
+            if invocation_type == "Event":
+                self._events.accept(pool, request_id, body)
+                return InvokeResult(202, request_id=request_id)
+            return InvokeResult(204, request_id=request_id)
+        invocation = self._invocation(pool, body, request_id, client_context, qualifier)
         self._dispatcher.submit(invocation)
         self._dispatcher.wait(invocation)
         return self._result(invocation, log_type)
@@ -252,10 +387,14 @@ class Invoker:
         qualifier: str | None = None,
     ) -> InvokeResult:
         """``invoke`` for asyncio: awaits the result on the running loop (uvloop too)."""
-        invocation = self._prepare(function_name, event, invocation_type, client_context,
-                                   qualifier)
-        if type(invocation) is InvokeResult:
-            return invocation
+        pool, body, request_id = self._accept(function_name, event, invocation_type,
+                                              qualifier)
+        if invocation_type != "RequestResponse":
+            if invocation_type == "Event":
+                await self._events.accept_async(pool, request_id, body)
+                return InvokeResult(202, request_id=request_id)
+            return InvokeResult(204, request_id=request_id)
+        invocation = self._invocation(pool, body, request_id, client_context, qualifier)
         loop = asyncio.get_running_loop()
         invocation.loop = loop
         invocation.loop_thread = threading.get_ident()
@@ -271,9 +410,9 @@ class Invoker:
             raise FunctionError(_validate_json(result.payload), result.payload, result.request_id)
         return _validate_json(result.payload) if result.payload else None
 
-    def _prepare(self, function_name: str, event: Any, invocation_type: str,
-                 client_context: dict[str, Any] | str | None,
-                 qualifier: str | None) -> Invocation | InvokeResult:
+    def _accept(self, function_name: str, event: Any, invocation_type: str,
+                qualifier: str | None) -> tuple[FunctionPool, bytes, str]:
+        """Validate an invocation as Lambda does before accepting it."""
         if invocation_type not in _INVOCATION_TYPES:
             raise ValidationException(
                 f"1 validation error detected: Value '{invocation_type}' at 'invocationType' "
@@ -282,20 +421,19 @@ class Invoker:
             )
         pool = self._invocable(function_name, qualifier)
         limit = ASYNC_PAYLOAD_LIMIT if invocation_type == "Event" else SYNC_PAYLOAD_LIMIT
-        body = _event_bytes(event, invocation_type, limit)
-        request_id = new_request_id()
-        if invocation_type == "DryRun":
-            return InvokeResult(204, request_id=request_id)
-        context = _client_context(client_context) if invocation_type != "Event" else None
+        return pool, _event_bytes(event, invocation_type, limit), new_request_id()
+
+    def _invocation(self, pool: FunctionPool, body: bytes, request_id: str,
+                    client_context: dict[str, Any] | str | None,
+                    qualifier: str | None) -> Invocation:
         arn = self.function_arn(pool.name)
         if qualifier is not None:  # the context shows the ARN the caller used
             arn += ":" + qualifier
-        invocation = Invocation(request_id, pool, body, arn, context)
-        if invocation_type == "Event":
-            invocation.callback = _ignore_result
-            self._dispatcher.submit(invocation)
-            return InvokeResult(202, request_id=request_id)
-        return invocation
+        return Invocation(request_id, pool, body, arn, _client_context(client_context))
+
+    def _invoke_destination(self, name: str, record: bytes) -> None:
+        """A destination function gets the record as an Event invocation."""
+        self.invoke(name, record, invocation_type="Event")
 
     def _result(self, invocation: Invocation, log_type: str | None) -> InvokeResult:
         return InvokeResult(
@@ -307,11 +445,18 @@ class Invoker:
             invocation.request_id,
         )
 
+    def _capacity(self, pool: FunctionPool) -> int:
+        """How many more invocations ``pool`` may run now (dispatcher lock held)."""
+        room = pool.max_workers - pool.active
+        if pool.config.reserved_concurrency is None:
+            room = min(room, self.account_limit - self._reserved_total
+                       - self._dispatcher.active_unreserved)
+        return room
+
     def _admit(self, invocation: Invocation) -> None:
         """Lambda's throttling of a synchronous call (dispatcher lock held): past the
-        function's reserved concurrency, or past what the account leaves unreserved."""
-        if invocation.callback is not None:
-            return  # an Event invocation waits for capacity instead
+        function's reserved concurrency, or past what the account leaves unreserved.
+        (Event invocations never get here: they wait in their queue for capacity.)"""
         pool = invocation.pool
         reserved = pool.config.reserved_concurrency
         if reserved is not None:
@@ -346,6 +491,24 @@ class Invoker:
         self._logs.append(logs.log_group(pool.name), invocation.log_stream, (entry,))
 
     # -- observing --------------------------------------------------------------------------
+
+    def event_stats(self, name: str | None = None) -> dict[str, int]:
+        """Event invocations queued, delayed (before a retry) and running, for one function
+        or all; and since this Invoker started: how many were recovered from the state
+        dir, how many of those had started an attempt before the previous run ended
+        (``redelivered``: they may run twice; 0 after a clean ``close``) and how many
+        records could not be delivered."""
+        if name is not None:
+            self._pool(name)
+        return self._events.stats(name)
+
+    def wait_for_events(self, name: str | None = None, timeout_s: float | None = None) -> bool:
+        """Block until no Event invocation of ``name`` (None: of any function) is queued
+        or running; retries waiting for their delay do not count.  Returns False if
+        ``timeout_s`` passed first."""
+        if name is not None:
+            self._pool(name)
+        return self._events.wait_settled(name, timeout_s)
 
     def meter(self, name: str) -> dict[str, Any]:
         """The function's exact counters and GB-seconds."""
@@ -391,12 +554,16 @@ class Invoker:
 
     # -- lifetime ---------------------------------------------------------------------------
 
-    def close(self) -> None:
-        """Stop every worker and template; remove a private state directory.  Idempotent."""
+    def close(self, grace_s: float = 30.0) -> None:
+        """Stop every worker and template; remove a private state directory.  Idempotent.
+
+        Running Event invocations get ``grace_s`` to finish; queued ones (and those cut
+        short) stay in a durable queue for the next Invoker with this state dir."""
         with self._admin:
             if self._closed:
                 return
             self._closed = True
+        self._events.close(grace_s)
         self._supervisor.stop()
         self._dispatcher.close()
         self._logs.close()
@@ -477,6 +644,3 @@ def _client_context(value: dict[str, Any] | str | None) -> str | None:
 def _usage_of(pool: FunctionPool) -> Usage:
     return Usage(pool.config.architecture, pool.config.memory_mb, pool.meter.snapshot())
 
-
-def _ignore_result(invocation: Invocation) -> None:
-    """Event invocations: the result is metered and logged; nobody waits for it."""

@@ -41,6 +41,7 @@ from typing import Any
 import msgspec
 
 from .logs import InvocationLog, start_line
+from .sqlitedb import connect, enable_wal
 
 RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827,
                   2192, 2557, 2922, 3288, 3653)  # what CloudWatch's PutRetentionPolicy accepts
@@ -148,13 +149,6 @@ def filter_sql(pattern: str | None) -> tuple[str, list[str]]:
     return " AND ".join(must), must_params + any_params
 
 
-def _connect(path: str) -> sqlite3.Connection:
-    # Autocommit: transactions are explicit, and no reader idles in one, blocking checkpoints.
-    conn = sqlite3.connect(path, timeout=10.0, isolation_level=None, check_same_thread=False)
-    conn.execute("PRAGMA synchronous = NORMAL")  # safe with WAL: fsync at checkpoints only
-    return conn
-
-
 _OPEN: weakref.WeakSet[LogStore] = weakref.WeakSet()
 
 
@@ -177,12 +171,11 @@ class LogStore:
         self._close_lock = threading.Lock()
         self._read_lock = threading.Lock()
         self._ids: dict[tuple[str, str], tuple[int, int]] = {}  # writer thread only
-        self._wconn = _connect(self.path)
-        try:  # WAL is a property of the file: set once, readers get it too
-            if self._wconn.execute("PRAGMA journal_mode = WAL").fetchone()[0] != "wal":
-                raise sqlite3.OperationalError(f"{self.path}: SQLite cannot use WAL mode here")
+        self._wconn = connect(self.path)
+        try:
+            enable_wal(self._wconn, self.path)
             self._wconn.executescript(_SCHEMA)
-            self._rconn = _connect(self.path)
+            self._rconn = connect(self.path)
         except BaseException:
             self._wconn.close()
             raise

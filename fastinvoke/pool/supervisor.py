@@ -443,6 +443,8 @@ class Supervisor:
     @staticmethod
     def _take_cold_start(record: WorkerRecord, invocation: Invocation) -> None:
         invocation.log_stream = record.log_stream
+        if record.provisioned:
+            invocation.pool.meter.served_provisioned()
         if record.cold:
             record.cold = False
             invocation.cold = True

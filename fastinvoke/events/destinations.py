@@ -1,0 +1,48 @@
+"""Delivery of a finished event's record to its destinations and dead-letter target."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+
+from . import records
+from .config import parse_destination
+from .queue import Lane
+from .store import QueuedEvent
+
+
+class Deliverer:
+    """Sends records where a lane's configuration says (the event queue's pump thread).
+
+    ``invoke_event(name, payload)`` starts an Event invocation of a destination function.
+    Raising tells the queue the delivery failed (it counts and logs it)."""
+
+    def __init__(self, state_dir: str, region: str, account_id: str,
+                 invoke_event: Callable[[str, bytes], None]) -> None:
+        self.state_dir = state_dir
+        self.region = region
+        self.account_id = account_id
+        self._invoke_event = invoke_event
+
+    def __call__(self, lane: Lane, event: QueuedEvent, condition: str) -> None:
+        now_ms = time.time_ns() // 1_000_000
+        success = condition == records.SUCCESS
+        arn = lane.config.on_success if success else lane.config.on_failure
+        if arn:
+            target = parse_destination(arn, self.state_dir)
+            record = records.destination_record(event, lane.arn, condition, now_ms)
+            if target.kind == "function":
+                self._invoke_event(target.name, record)
+            else:
+                _append(target.name, records.wrap(target, record, success, lane.arn,
+                                                  self.region, self.account_id, now_ms))
+        if not success and lane.dead_letter:
+            target = parse_destination(lane.dead_letter, self.state_dir)
+            _append(target.name, records.dead_letter(target, event, now_ms))
+
+
+def _append(path: str, line: bytes) -> None:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "ab") as sink:  # one write per record: lines never interleave
+        sink.write(line + b"\n")

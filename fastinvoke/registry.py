@@ -1,0 +1,44 @@
+"""The functions of a state directory, kept in ``functions.json`` so that a restart with
+the same directory finds them (and runs the Event invocations still queued for them)."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import msgspec
+
+from .config import FunctionConfig
+from .events import EventInvokeConfig
+
+_log = logging.getLogger(__name__)
+
+
+class FunctionEntry(msgspec.Struct, kw_only=True):
+    config: FunctionConfig
+    event_invoke_config: EventInvokeConfig | None = None
+
+
+class Registry:
+    """``functions.json`` in ``state_dir``; None: nothing is kept (a private state dir)."""
+
+    def __init__(self, state_dir: str | None) -> None:
+        self.path = None if state_dir is None else os.path.join(state_dir, "functions.json")
+
+    def load(self) -> list[FunctionEntry]:
+        if self.path is None or not os.path.exists(self.path):
+            return []
+        with open(self.path, "rb") as file:
+            try:
+                return msgspec.json.decode(file.read(), type=list[FunctionEntry])
+            except msgspec.DecodeError as exc:
+                _log.warning("ignoring %s (%s): functions must be created again", self.path, exc)
+                return []
+
+    def save(self, entries: list[FunctionEntry]) -> None:
+        if self.path is None:
+            return
+        partial = self.path + ".partial"
+        with open(partial, "wb") as file:  # written whole, then renamed: never half a file
+            file.write(msgspec.json.format(msgspec.json.encode(entries)))
+        os.replace(partial, self.path)
