@@ -21,12 +21,12 @@ from fastinvoke import FunctionConfig, Invoker
 
 @pytest.fixture
 def make_invoker() -> Iterator[MakeInvoker]:
-    """A factory of Invokers (private state dirs).  After the test each is closed, and
-    the test fails if a process it started survives (a zombie too: a child nobody waited
-    for is a leak), if a child was dropped without being waited for, or if a state dir
-    remains."""
+    """A factory of Invokers.  After the test each is closed, and the test fails if a
+    process it started survives (a zombie too: a child nobody waited for is a leak), if a
+    child was dropped without being waited for, or if a private state dir remains."""
     before = descendants(os.getpid(), include_zombies=True)
     made: list[Invoker] = []
+    settings: list[dict[str, Any]] = []
     unwaited: list[str] = []
     previous_hook = sys.unraisablehook
 
@@ -43,12 +43,14 @@ def make_invoker() -> Iterator[MakeInvoker]:
     def make(**kwargs: Any) -> Invoker:
         invoker = Invoker(**kwargs)
         made.append(invoker)
+        settings.append(kwargs)
         return invoker
 
     sys.unraisablehook = hook
     try:
         yield make
-        state_dirs = [invoker.state_dir for invoker in made]
+        private_dirs = [invoker.state_dir for invoker, kwargs in zip(made, settings)
+                        if kwargs.get("state_dir") is None]
         while made:
             made.pop().close()
         leaked = descendants(os.getpid(), include_zombies=True) - before
@@ -62,8 +64,8 @@ def make_invoker() -> Iterator[MakeInvoker]:
     _reap_zombie_children(leaked)  # reported below; do not leave them to later tests
     assert not leaked, f"processes left after close(): {leaked_text} ({unwaited})"
     assert not unwaited, f"child processes never waited for: {unwaited}"
-    for state_dir in state_dirs:
-        assert not os.path.exists(state_dir), f"state dir left: {state_dir}"
+    for state_dir in private_dirs:
+        assert not os.path.exists(state_dir), f"private state dir left: {state_dir}"
 
 
 UNWAITED = re.compile(r"subprocess \d+ is still running")

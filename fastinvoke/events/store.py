@@ -3,6 +3,7 @@
 The durable store is one table in ``<state dir>/events.db`` (WAL)::
 
     events: seq PK | request_id | function | payload | enqueued_ms | attempts | due_ms | claimed
+            | last_payload | last_error   (the last attempt's response, kept for a retry)
 
 An event is inserted before its caller is told 202 (``add``), *claimed* before an attempt
 starts (``claimed = 1``, ``attempts`` counted), put back with a due time when it is retried,
@@ -29,7 +30,8 @@ from ..sqlitedb import connect, enable_wal
 _SCHEMA = """CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY,
     request_id TEXT NOT NULL, function TEXT NOT NULL, payload BLOB NOT NULL,
     enqueued_ms INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
-    due_ms INTEGER NOT NULL DEFAULT 0, claimed INTEGER NOT NULL DEFAULT 0)"""
+    due_ms INTEGER NOT NULL DEFAULT 0, claimed INTEGER NOT NULL DEFAULT 0,
+    last_payload BLOB, last_error TEXT)"""
 
 
 class QueuedEvent:
@@ -39,7 +41,8 @@ class QueuedEvent:
                  "due_ms", "last_payload", "last_error")
 
     def __init__(self, request_id: str, function: str, payload: bytes, enqueued_ms: int,
-                 attempts: int = 0, due_ms: int = 0, seq: int = 0) -> None:
+                 attempts: int = 0, due_ms: int = 0, seq: int = 0,
+                 last_payload: bytes | None = None, last_error: str | None = None) -> None:
         self.seq = seq
         self.request_id = request_id
         self.function = function
@@ -47,8 +50,8 @@ class QueuedEvent:
         self.enqueued_ms = enqueued_ms
         self.attempts = attempts  # attempts started: Lambda's approximateInvokeCount
         self.due_ms = due_ms  # a retry's earliest start; 0: at once
-        self.last_payload: bytes | None = None  # the last attempt's response or error
-        self.last_error: str | None = None  # its error type (None: it succeeded)
+        self.last_payload = last_payload  # the last attempt's response or error document
+        self.last_error = last_error  # its error type (None: it succeeded)
 
 
 class MemoryEventStore:
@@ -105,12 +108,13 @@ class SqliteEventStore(MemoryEventStore):
         """Every event a previous run left, oldest first, and how many of them had been
         claimed for an attempt (they may have run: they run again)."""
         rows = self._db.execute(
-            "SELECT seq, request_id, function, payload, enqueued_ms, attempts, due_ms, claimed "
-            "FROM events ORDER BY seq").fetchall()
+            "SELECT request_id, function, payload, enqueued_ms, attempts, due_ms, seq, "
+            "last_payload, last_error, claimed FROM events ORDER BY seq").fetchall()
         events = [QueuedEvent(request_id, function, bytes(payload), enqueued_ms, attempts,
-                              due_ms, seq)
-                  for seq, request_id, function, payload, enqueued_ms, attempts, due_ms, _ in rows]
-        return events, sum(row[7] for row in rows)
+                              due_ms, seq, None if last is None else bytes(last), error)
+                  for request_id, function, payload, enqueued_ms, attempts, due_ms, seq, last,
+                  error, _ in rows]
+        return events, sum(row[-1] for row in rows)
 
     def add(self, events: list[QueuedEvent]) -> None:
         """Persist ``events`` (assigning their ``seq``); return once they are committed."""
@@ -162,8 +166,9 @@ class SqliteEventStore(MemoryEventStore):
                 ("UPDATE events SET claimed = 1, attempts = ? WHERE seq = ?",
                  [(e.attempts, e.seq) for e in claimed]),
                 ("DELETE FROM events WHERE seq = ?", [(seq,) for seq in done]),
-                ("UPDATE events SET claimed = 0, due_ms = ? WHERE seq = ?",
-                 [(e.due_ms, e.seq) for e in retried]),
+                ("UPDATE events SET claimed = 0, due_ms = ?, last_payload = ?, last_error = ? "
+                 "WHERE seq = ?",
+                 [(e.due_ms, e.last_payload, e.last_error, e.seq) for e in retried]),
                 ("UPDATE events SET claimed = 0, attempts = ? WHERE seq = ?",
                  [(e.attempts, e.seq) for e in released]),
             )
