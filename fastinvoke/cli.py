@@ -223,7 +223,7 @@ def _bench(args: argparse.Namespace) -> int:
     from .loadgen import Plan
     from .loadgen.command import bench
 
-    duration = args.duration if args.requests is not None or args.duration else 10.0
+    duration = args.duration if args.duration is not None else 10.0
     plan = Plan(args.concurrency, args.rate, args.requests,
                 None if args.requests is not None else duration, args.warmup)
     return bench(args.name, _read_payload(args.payload), plan, template=args.template,
