@@ -141,11 +141,15 @@ def render(
     as_json: bool,
     machine: dict[str, object] | None,
     title: str = "",
+    skipped: dict[str, str] | None = None,
 ) -> str:
+    """``skipped``: contenders that could not run here, with the reason."""
+    skipped = skipped or {}
     if as_json:
         lines = [] if machine is None else [{"versions": machine}]
         lines += [asdict(row) for row in rows]
         lines += [{**asdict(check), "ok": check.ok} for check in checks]
+        lines += [{"skipped": name, "reason": reason} for name, reason in skipped.items()]
         return "\n".join(msgspec.json.encode(line).decode() for line in lines)
     out = [title] if title else []
     if machine is not None:
@@ -180,6 +184,9 @@ def render(
             f"{title:<{w[0]}}  {value:>{w[1]}}   {target:<{w[2]}} {verdict}".rstrip()
             for title, value, target, verdict in lines
         ]
+    if skipped:
+        out += ["", "== skipped (could not run here) =="]
+        out += [f"{name}: {reason}" for name, reason in skipped.items()]
     return "\n".join(out)
 
 
