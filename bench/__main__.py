@@ -1,4 +1,4 @@
-"""python -m bench [core|latency|throughput|coldstart|isolation|peers] [--json] [--versions]
+"""python -m bench [core|latency|throughput|coldstart|isolation|events|peers] [--json] [--versions]
 [--rounds N] [--quick]
 
 Runs every contender of the chosen groups in its own fresh subprocess
@@ -41,6 +41,8 @@ GROUPS = {
     "core": ["latency", "throughput", "coldstart"],
     # What isolating workers costs (log capture, cgroups); not part of core's figures.
     "isolation": ["isolation.logs", "isolation.cgroups"],
+    # Event invocations: durable acceptance, and the drain rate of a backlog.
+    "events": ["events.accept", "events.accept_sync", "events.drain"],
     # fastinvoke against the other ways to run a function; each group's baseline is
     # fastinvoke itself.
     "peers": ["peers.latency", "peers.throughput", "peers.coldstart"],
@@ -230,6 +232,12 @@ SPECS = [
         1,
         unit="ms",
     ),
+    Spec("Event acceptance, 64 async callers: durable / in memory", "events.accept.durable",
+         "events.accept.memory", "accepted_per_s", ">=", 0.5),
+    Spec("Event acceptance, 1 thread: durable / in memory", "events.accept_sync.durable",
+         "events.accept_sync.memory", "accepted_per_s", None, None),
+    Spec("Event drain, 2 workers: queued events / sync 64 in flight", "events.drain.events",
+         "events.drain.sync", "inv_per_s", None, None),
     # The peer comparison.  Targets first, then where a peer wins or ties (no target).
     *[Spec(title, f"peers.{top}", f"peers.{bottom}", metric, op, target) for
       title, top, bottom, metric, op, target in [

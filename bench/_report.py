@@ -24,6 +24,7 @@ UNITS = {
     "p99_us": "p99 µs",
     "cpu_us": "caller CPU µs",
     "inv_per_s": "inv/s",
+    "accepted_per_s": "accepted/s",
     "inv_per_s_stored": "inv/s, logs committed",
     "p50_ms": "p50 ms",
     "min_ms": "min ms",

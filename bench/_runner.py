@@ -83,6 +83,20 @@ CONTENDERS = [
         "bench_coldstart:fastinvoke_fork",
     ),
     # Two groups, each against its own baseline; ``python -m bench isolation`` runs both.
+    # Event invocations (``python -m bench events``): durability's cost on acceptance, and
+    # the drain rate of a backlog against the core's synchronous throughput.
+    Contender("events.accept.memory", "events.accept", "Event, in memory, 64 async callers",
+              "bench_events:memory_async", baseline=True),
+    Contender("events.accept.durable", "events.accept", "Event, durable, 64 async callers",
+              "bench_events:durable_async"),
+    Contender("events.accept_sync.memory", "events.accept_sync", "Event, in memory, 1 thread",
+              "bench_events:memory_sync", baseline=True),
+    Contender("events.accept_sync.durable", "events.accept_sync", "Event, durable, 1 thread",
+              "bench_events:durable_sync"),
+    Contender("events.drain.sync", "events.drain", "sync ainvoke(), 64 in flight",
+              "bench_throughput:fastinvoke_async", baseline=True),
+    Contender("events.drain.events", "events.drain", "queued Events drained",
+              "bench_events:drain"),
     Contender(
         "isolation.silent",
         "isolation.logs",
