@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from frontends import zmq_endpoint
 from helpers import FUNCTIONS, MakeFunction
 
 from fastinvoke import Invoker
@@ -140,15 +141,15 @@ def test_bad_input_gets_a_clear_error(args: list[str], message: str) -> None:
     assert message in done.stderr
 
 
-def test_zeromq_endpoint(tmp_path: Path) -> None:
-    try:
-        import fastinvoke.client  # type: ignore[import-not-found]  # noqa: F401
-    except ImportError:
-        done = bench("add", "--endpoint", f"ipc://{tmp_path}/none", "--requests", "5")
-        assert done.returncode == 2
-        assert "the ZeroMQ endpoint is not available in this build" in done.stderr
-    else:
-        pytest.skip("fastinvoke.client exists: the ZeroMQ target needs its server's test")
+def test_zeromq_endpoint(invoker: Invoker, make_function: MakeFunction,
+                         tmp_path: Path) -> None:
+    name = make_function("add.handler")
+    with zmq_endpoint(invoker, f"ipc://{tmp_path}/zmq") as served:
+        report = bench_json(name, "--endpoint", served.address, "--requests", "300",
+                            "--concurrency", "8", "--payload", '{"a": 1, "b": 2}')
+    check_shape(report, 300)
+    assert report["errors"] == 0
+    assert invoker.meter(name)["invocations"] >= 300
 
 
 # -- HTTP ---------------------------------------------------------------------------------

@@ -96,12 +96,8 @@ def zeromq(endpoint: str, name: str, payload: bytes) -> ClientTarget:
     """fastinvoke's ZeroMQ endpoint (``tcp://`` or ``ipc://``), through its client."""
 
     def connect() -> Any:
-        try:
-            from ..client import ZmqClient  # type: ignore[import-not-found]
-        except ImportError:
-            raise BenchError("the ZeroMQ endpoint is not available in this build "
-                             "(fastinvoke.client is missing): use --endpoint http://HOST:PORT "
-                             "or --template FILE") from None
+        from ..client import ZmqClient
+
         return ZmqClient(endpoint)
 
     return ClientTarget(name, payload, f"ZeroMQ, {endpoint}", connect)
