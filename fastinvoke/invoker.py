@@ -438,8 +438,9 @@ class Invoker:
         return Invocation(request_id, pool, body, arn, _client_context(client_context))
 
     def _invoke_destination(self, name: str, record: bytes) -> None:
-        """A destination function gets the record as an Event invocation."""
-        self.invoke(name, record, invocation_type="Event")
+        """A destination function gets the record as an Event invocation (also while
+        closing: the record is queued for the next run)."""
+        self._events.accept(self._pool(name), new_request_id(), record)
 
     def _result(self, invocation: Invocation, log_type: str | None) -> InvokeResult:
         return InvokeResult(
