@@ -1,12 +1,13 @@
-"""python -m bench [core|latency|throughput|coldstart|isolation|http] [--json] [--versions]
-[--rounds N] [--quick]
+"""python -m bench [core|latency|throughput|coldstart|isolation|events|peers|http] [--json]
+[--versions] [--rounds N] [--quick]
 
 Runs every contender of the chosen groups in its own fresh subprocess
 (``python -m bench._runner NAME``), alternating the order round by round so slow
 moments of this noisy machine fall on every contender alike, then prints the medians
 with ratios against each group's baseline (``bench._report``).  The group defaults to
-``core`` (latency, throughput, coldstart; ``isolation`` runs only when named);
-``--versions`` puts the machine facts above the figures.
+``core`` (latency, throughput, coldstart; ``isolation`` and ``peers`` run only when
+named); ``--versions`` puts the machine facts above the figures.  A contender that
+cannot run here (a peer not installed) is skipped, and the reason is printed.
 
 Cleanup is enforced, not hoped for: each runner gets its own process group and a time
 limit, and this process is a child subreaper (prctl PR_SET_CHILD_SUBREAPER), so anything
@@ -41,9 +42,16 @@ GROUPS = {
     "core": ["latency", "throughput", "coldstart"],
     # What isolating workers costs (log capture, cgroups); not part of core's figures.
     "isolation": ["isolation.logs", "isolation.cgroups"],
+    # Event invocations: durable acceptance, and the drain rate of a backlog.
+    "events": ["events.accept", "events.accept_sync", "events.drain"],
+    # fastinvoke against the other ways to run a function; each group's baseline is
+    # fastinvoke itself.
+    "peers": ["peers.latency", "peers.throughput", "peers.coldstart"],
     # The HTTP front-end (`fastinvoke serve`); throughput needs wrk (apt-get install -y wrk).
     "http": ["http.throughput", "http.latency"],
 }
+# Many contenders, some taking seconds a round: fewer rounds keep it near 3 minutes.
+DEFAULT_ROUNDS = {"peers": 3}
 ROOT = str(Path(__file__).resolve().parent.parent)
 RUN_TIMEOUT_S = 90
 _PR_SET_CHILD_SUBREAPER = 36
@@ -115,9 +123,16 @@ def _cmdline(pid: int) -> str:
         return "?"
 
 
+def skipped(outcomes: dict[str, list[dict]]) -> dict[str, str]:
+    """Contenders that could not run here (in any round), with the reason."""
+    return {name: next(run["skipped"] for run in runs if "skipped" in run)
+            for name, runs in outcomes.items() if any("skipped" in run for run in runs)}
+
+
 def summarize(contenders: list[Contender], outcomes: dict[str, list[dict]]) -> list:
     """One row per contender and metric; ratios paired round by round."""
     rows = []
+    contenders = [c for c in contenders if c.name not in skipped(outcomes)]
     for group in dict.fromkeys(c.group for c in contenders):
         members = sorted((c for c in contenders if c.group == group), key=lambda c: not c.baseline)
         base = outcomes[members[0].name]
@@ -224,6 +239,52 @@ SPECS = [
         1,
         unit="ms",
     ),
+    Spec("Event acceptance, 64 async callers: durable / in memory", "events.accept.durable",
+         "events.accept.memory", "accepted_per_s", ">=", 0.5),
+    Spec("Event acceptance, 1 thread: durable / in memory", "events.accept_sync.durable",
+         "events.accept_sync.memory", "accepted_per_s", None, None),
+    Spec("Event drain, 2 workers: queued events / sync 64 in flight", "events.drain.events",
+         "events.drain.sync", "inv_per_s", None, None),
+    # The peer comparison.  Targets first, then where a peer wins or ties (no target).
+    *[Spec(title, f"peers.{top}", f"peers.{bottom}", metric, op, target) for
+      title, top, bottom, metric, op, target in [
+          ("peers, p50: fastinvoke / raw pyzmq", "latency.fastinvoke", "latency.rawzmq",
+           "p50_us", "<=", 1.3),
+          ("peers, p50: ProcessPoolExecutor / fastinvoke", "latency.ppe", "latency.fastinvoke",
+           "p50_us", ">=", 2),
+          ("peers, p50: python-lambda-local API / fastinvoke", "latency.pll_api",
+           "latency.fastinvoke", "p50_us", ">=", 25),
+          ("peers, p50: python-lambda-local CLI / fastinvoke", "latency.pll_cli",
+           "latency.fastinvoke", "p50_us", ">=", 1000),
+          ("peers, 64 in flight: fastinvoke / lambda-local API", "throughput.fastinvoke",
+           "throughput.ll_api", "inv_per_s", ">=", 3),
+          ("peers, p50: multiprocessing.Pool / fastinvoke", "latency.mp_pool",
+           "latency.fastinvoke", "p50_us", None, None),
+          ("peers, p50: lambda-local API in-process / fastinvoke", "latency.ll_api",
+           "latency.fastinvoke", "p50_us", None, None),
+          ("peers, p50: lambda-local CLI / fastinvoke", "latency.ll_cli", "latency.fastinvoke",
+           "p50_us", None, None),
+          ("peers, p50: fastinvoke / raw Unix socket", "latency.fastinvoke", "latency.unix",
+           "p50_us", None, None),
+          ("peers, p50: fastinvoke HTTP / embedded", "latency.fastinvoke_http",
+           "latency.fastinvoke", "p50_us", None, None),
+          ("peers, p50: fastinvoke ZeroMQ / embedded", "latency.fastinvoke_zmq",
+           "latency.fastinvoke", "p50_us", None, None),
+          ("peers, 64 in flight: fastinvoke / ProcessPoolExecutor submit",
+           "throughput.fastinvoke", "throughput.ppe", "inv_per_s", None, None),
+          ("peers, 64 in flight: fastinvoke / multiprocessing.Pool apply_async",
+           "throughput.fastinvoke", "throughput.mp_pool", "inv_per_s", None, None),
+          ("peers, batched: ProcessPoolExecutor map / fastinvoke", "throughput.ppe_map",
+           "throughput.fastinvoke", "inv_per_s", None, None),
+          ("peers, batched: multiprocessing.Pool map / fastinvoke", "throughput.mp_pool_map",
+           "throughput.fastinvoke", "inv_per_s", None, None),
+          ("peers, cold start: new ProcessPoolExecutor / fastinvoke", "coldstart.ppe",
+           "coldstart.fastinvoke", "p50_ms", None, None),
+          ("peers, cold start: new multiprocessing.Pool / fastinvoke", "coldstart.mp_pool",
+           "coldstart.fastinvoke", "p50_ms", None, None),
+          ("peers, cold start: fresh node + lambda-local / fastinvoke", "coldstart.ll_api",
+           "coldstart.fastinvoke", "p50_ms", None, None),
+      ]],
 ]
 
 
@@ -255,7 +316,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("group", nargs="?", default="core", choices=sorted(GROUPS))
     parser.add_argument("--json", action="store_true", help="JSON lines instead of a table")
     parser.add_argument("--versions", action="store_true", help="print the machine facts")
-    parser.add_argument("--rounds", type=int, help="rounds per contender (default 7, quick 3)")
+    parser.add_argument("--rounds", type=int,
+                        help="rounds per contender (default 7, peers 3; quick 3)")
     parser.add_argument("--quick", action="store_true", help="small sizes, for iterating")
     args = parser.parse_args(argv)
     machine = _report.facts() if args.versions else None
@@ -266,7 +328,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"bench: skipping {group}: it needs {', '.join(sorted(needs))}, not installed "
               "(on Debian: apt-get install -y " + " ".join(sorted(needs)) + ")", file=sys.stderr)
         contenders = [c for c in contenders if c.group != group]
-    rounds = args.rounds or (3 if args.quick else 7)
+    rounds = args.rounds or (3 if args.quick else DEFAULT_ROUNDS.get(args.group, 7))
     outcomes: dict[str, list[dict]] = {c.name: [] for c in contenders}
     started = time.monotonic()
     for round_ in range(rounds):
@@ -279,7 +341,8 @@ def main(argv: list[str] | None = None) -> None:
         f"{time.monotonic() - started:.0f} s; values: medians over rounds; "
         "vs. baseline: medians of per-round ratios"
     )
-    print(_report.render(rows, checks(rows), as_json=args.json, machine=machine, title=title))
+    print(_report.render(rows, checks(rows), as_json=args.json, machine=machine, title=title,
+                         skipped=skipped(outcomes)))
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ UNITS = {
     "cpu_us": "caller CPU µs",
     "inv_per_s": "inv/s",
     "req_per_s": "requests/s",
+    "accepted_per_s": "accepted/s",
     "inv_per_s_stored": "inv/s, logs committed",
     "p50_ms": "p50 ms",
     "min_ms": "min ms",
@@ -142,11 +143,15 @@ def render(
     as_json: bool,
     machine: dict[str, object] | None,
     title: str = "",
+    skipped: dict[str, str] | None = None,
 ) -> str:
+    """``skipped``: contenders that could not run here, with the reason."""
+    skipped = skipped or {}
     if as_json:
         lines = [] if machine is None else [{"versions": machine}]
         lines += [asdict(row) for row in rows]
         lines += [{**asdict(check), "ok": check.ok} for check in checks]
+        lines += [{"skipped": name, "reason": reason} for name, reason in skipped.items()]
         return "\n".join(msgspec.json.encode(line).decode() for line in lines)
     out = [title] if title else []
     if machine is not None:
@@ -181,6 +186,9 @@ def render(
             f"{title:<{w[0]}}  {value:>{w[1]}}   {target:<{w[2]}} {verdict}".rstrip()
             for title, value, target, verdict in lines
         ]
+    if skipped:
+        out += ["", "== skipped (could not run here) =="]
+        out += [f"{name}: {reason}" for name, reason in skipped.items()]
     return "\n".join(out)
 
 

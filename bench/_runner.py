@@ -2,8 +2,9 @@
 
     python -m bench._runner CONTENDER [--quick]
 
-The line is ``{"name", "group", "metrics": {...}, "samples"}``.  Nothing else goes to
-stdout, so the driver can parse it; diagnostics go to stderr.  The registry below is
+The line is ``{"name", "group", "metrics": {...}, "samples"}``, or ``{"name", "group",
+"skipped": REASON}`` for a contender that cannot run on this machine (``Skipped``).  The
+driver parses the last line of stdout; diagnostics go to stderr.  The registry below is
 also what the driver iterates over; it imports no contender code until one runs.
 """
 
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 
 import msgspec
 
+from ._skip import Skipped
 from .data import FULL, QUICK
 
 
@@ -82,6 +84,20 @@ CONTENDERS = [
         "bench_coldstart:fastinvoke_fork",
     ),
     # Two groups, each against its own baseline; ``python -m bench isolation`` runs both.
+    # Event invocations (``python -m bench events``): durability's cost on acceptance, and
+    # the drain rate of a backlog against the core's synchronous throughput.
+    Contender("events.accept.memory", "events.accept", "Event, in memory, 64 async callers",
+              "bench_events:memory_async", baseline=True),
+    Contender("events.accept.durable", "events.accept", "Event, durable, 64 async callers",
+              "bench_events:durable_async"),
+    Contender("events.accept_sync.memory", "events.accept_sync", "Event, in memory, 1 thread",
+              "bench_events:memory_sync", baseline=True),
+    Contender("events.accept_sync.durable", "events.accept_sync", "Event, durable, 1 thread",
+              "bench_events:durable_sync"),
+    Contender("events.drain.sync", "events.drain", "sync ainvoke(), 64 in flight",
+              "bench_throughput:fastinvoke_async", baseline=True),
+    Contender("events.drain.events", "events.drain", "queued Events drained",
+              "bench_events:drain"),
     Contender(
         "isolation.silent",
         "isolation.logs",
@@ -109,7 +125,48 @@ CONTENDERS = [
         "bench_isolation:cgroups",
     ),
 ]
+
+def _peer(group: str, key: str, label: str, target: str, baseline: bool = False) -> Contender:
+    return Contender(f"peers.{group}.{key}", f"peers.{group}", label, target, baseline)
+
+
+# ``python -m bench peers``: fastinvoke is each group's baseline, so every ratio reads
+# "times fastinvoke's figure".
 CONTENDERS += [
+    _peer("latency", "fastinvoke", "fastinvoke invoke()", "bench_latency:fastinvoke_invoke",
+          baseline=True),
+    _peer("latency", "fastinvoke_http", "fastinvoke HTTP (serve)", "bench_peers:http_latency"),
+    _peer("latency", "fastinvoke_zmq", "fastinvoke ZeroMQ (serve)", "bench_peers:zmq_latency"),
+    _peer("latency", "rawzmq", "raw pyzmq DEALER/ROUTER (floor)", "bench_latency:raw_zmq"),
+    _peer("latency", "unix", "raw Unix socket (floor)", "bench_peers:unix_socket"),
+    _peer("latency", "ppe", "ProcessPoolExecutor(1)", "bench_latency:process_pool"),
+    _peer("latency", "mp_pool", "multiprocessing.Pool(1).apply", "bench_peers:mp_pool"),
+    _peer("latency", "pll_api", "python-lambda-local API", "bench_peers:pll_api"),
+    _peer("latency", "pll_cli", "python-lambda-local CLI", "bench_peers:pll_cli"),
+    _peer("latency", "ll_api", "lambda-local API, in-process", "bench_peers:ll_api"),
+    _peer("latency", "ll_api_path", "lambda-local API, lambdaPath", "bench_peers:ll_api_path"),
+    _peer("latency", "ll_cli", "lambda-local CLI", "bench_peers:ll_cli"),
+    _peer("throughput", "fastinvoke", "fastinvoke ainvoke() uvloop",
+          "bench_throughput:fastinvoke_async", baseline=True),
+    _peer("throughput", "fastinvoke_http", "fastinvoke HTTP (serve)",
+          "bench_peers:http_throughput"),
+    _peer("throughput", "fastinvoke_zmq", "fastinvoke ZeroMQ (serve)",
+          "bench_peers:zmq_throughput"),
+    _peer("throughput", "rawzmq", "raw pyzmq, 1 at a time/worker",
+          "bench_throughput:raw_one_at_a_time"),
+    _peer("throughput", "ppe", "ProcessPoolExecutor(2) submit", "bench_peers:ppe_submit"),
+    _peer("throughput", "ppe_map", "ProcessPoolExecutor(2) map, chunks", "bench_peers:ppe_map"),
+    _peer("throughput", "mp_pool", "multiprocessing.Pool(2) apply_async",
+          "bench_peers:mp_pool_async"),
+    _peer("throughput", "mp_pool_map", "multiprocessing.Pool(2) map, chunks",
+          "bench_peers:mp_pool_map"),
+    _peer("throughput", "ll_api", "lambda-local API, in-process", "bench_peers:ll_api_throughput"),
+    _peer("coldstart", "fastinvoke", "fastinvoke fork from template",
+          "bench_coldstart:fastinvoke_fork", baseline=True),
+    _peer("coldstart", "fresh", "fresh python process", "bench_coldstart:fresh_interpreter"),
+    _peer("coldstart", "ppe", "new ProcessPoolExecutor(1)", "bench_peers:ppe_cold"),
+    _peer("coldstart", "mp_pool", "new multiprocessing.Pool(1)", "bench_peers:mp_pool_cold"),
+    _peer("coldstart", "ll_api", "lambda-local API, fresh node", "bench_peers:ll_api_cold"),
     Contender("http.bare", "http.throughput", "bare uvloop server, fixed 200",
               "bench_http:bare_uvloop", baseline=True, needs="wrk"),
     Contender("http.fastinvoke", "http.throughput", "fastinvoke serve, sync Invoke",
@@ -126,7 +183,10 @@ def run(name: str, quick: bool) -> dict:
     contender = BY_NAME[name]
     module, function = contender.target.split(":")
     measure = getattr(importlib.import_module(f"bench.{module}"), function)
-    outcome = measure(QUICK if quick else FULL)
+    try:
+        outcome = measure(QUICK if quick else FULL)
+    except Skipped as skip:
+        return {"name": name, "group": contender.group, "skipped": str(skip)}
     return {"name": name, "group": contender.group, **outcome}
 
 

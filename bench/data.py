@@ -28,6 +28,10 @@ class Sizes:
     # Per isolation run: more than ``coldstarts``, for a p50 steady enough to show a cost
     # under 1 ms on a base that moves by more than that.
     cgroup_coldstarts: int
+    # The peer comparison's slow contenders: calls of an in-process peer that forks per
+    # call (python-lambda-local's API), and of a command line (one process per call).
+    peer_calls: int
+    cli_calls: int
 
 
 FULL = Sizes(
@@ -36,6 +40,8 @@ FULL = Sizes(
     throughput_calls=20_000,
     coldstarts=20,
     cgroup_coldstarts=100,
+    peer_calls=200,
+    cli_calls=10,
 )
 QUICK = Sizes(
     latency_calls=500,
@@ -43,6 +49,8 @@ QUICK = Sizes(
     throughput_calls=3_000,
     coldstarts=5,
     cgroup_coldstarts=20,
+    peer_calls=30,
+    cli_calls=3,
 )
 
 

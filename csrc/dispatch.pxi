@@ -115,6 +115,10 @@ cdef class Dispatcher:
             _heappop(heap)
         return -1
 
+    cpdef bint is_idle(self, bytes worker):
+        """Whether ``worker`` is ready and has nothing in flight."""
+        return worker in self._function_of and worker not in self._busy
+
     def idle_workers(self, str function):
         """The idle workers of ``function``, coldest first."""
         return list(self._idle.get(function, ()))

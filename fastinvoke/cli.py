@@ -108,6 +108,36 @@ def _parser() -> argparse.ArgumentParser:
     _add_state_dir(billing)
     billing.add_argument("--json", action="store_true", help="one JSON object instead of a table")
     billing.set_defaults(run=_billing)
+
+    bench = commands.add_parser(
+        "bench", help="load-test a function: latency percentiles, throughput, errors",
+        description="Call a function over and over, from N concurrent callers (closed loop) or "
+        "at a fixed rate (open loop, timed from each request's intended send time so that a "
+        "stall shows in the tail), and report latency percentiles, throughput and errors.")
+    bench.add_argument("name", help="the function's name")
+    where = bench.add_mutually_exclusive_group(required=True)
+    where.add_argument("--template", type=Path, metavar="FILE",
+                       help="run the function from this SAM template, embedded in this process")
+    where.add_argument("--endpoint", metavar="URL", help="a running server: http://HOST:PORT "
+                       "(Lambda's Invoke API) or tcp://HOST:PORT, ipc://PATH (ZeroMQ)")
+    bench.add_argument("--concurrency", type=int, default=1, metavar="N",
+                       help="callers (closed loop) or most requests in flight (open loop); "
+                       "default 1")
+    bench.add_argument("--rate", type=float, metavar="PER_S",
+                       help="open loop: send this many requests per second")
+    length = bench.add_mutually_exclusive_group()
+    length.add_argument("--duration", type=float, metavar="S",
+                        help="run this many seconds (default 10)")
+    length.add_argument("--requests", type=int, metavar="N", help="run this many requests")
+    bench.add_argument("--warmup", type=int, default=0, metavar="N",
+                       help="unrecorded requests first (new workers start during them)")
+    bench.add_argument("--payload", default="{}", metavar="JSON|@FILE",
+                       help="the event: JSON text, or @FILE to read it from a file")
+    bench.add_argument("--json", action="store_true",
+                       help="print one JSON object (the last line) instead of the report")
+    bench.add_argument("--plot", type=Path, metavar="FILE.png|FILE.html",
+                       help="write latency percentiles and throughput over time")
+    bench.set_defaults(run=_bench)
     return parser
 
 
@@ -243,6 +273,17 @@ def _billing(args: argparse.Namespace) -> int:
         print("  ".join(cell.ljust(w) if i < 2 else cell.rjust(w)
                         for i, (cell, w) in enumerate(zip(row, widths))))
     return 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from .loadgen import Plan
+    from .loadgen.command import bench
+
+    duration = args.duration if args.duration is not None else 10.0
+    plan = Plan(args.concurrency, args.rate, args.requests,
+                None if args.requests is not None else duration, args.warmup)
+    return bench(args.name, _read_payload(args.payload), plan, template=args.template,
+                 endpoint=args.endpoint, as_json=args.json, plot_path=args.plot)
 
 
 def _read_payload(value: str) -> bytes:

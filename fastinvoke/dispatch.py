@@ -265,8 +265,10 @@ class Dispatcher:
                 record.cold = False
                 invocation.cold = True
                 invocation.init_ns = record.init_ns
-            if reply.retire or record.generation != pool.generation:
-                self.supervisor.stop_worker(record)  # asked to, or its configuration changed
+            if (reply.retire or record.generation != pool.generation
+                    or (self.supervisor.budget.starved and not pool.queue)):
+                # Asked to; or its configuration changed; or its memory is wanted elsewhere.
+                self.supervisor.stop_worker(record)
             else:
                 record.state = "idle"
                 record.log_offset = reply.log_offset

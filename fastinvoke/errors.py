@@ -77,8 +77,8 @@ class InvalidParameterValueException(ServiceError, ValueError):
 class TooManyRequestsException(ServiceError):
     status = 429
 
-    def __init__(self, reason: str) -> None:
-        super().__init__("Rate Exceeded.", Reason=reason)
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__("Rate Exceeded." + (f" ({detail})" if detail else ""), Reason=reason)
         self.reason = reason
 
 

@@ -124,6 +124,10 @@ class Invoker:
     event_retry_delays_s:
         The delays before an Event invocation's 2nd and 3rd attempts after a function
         error (Lambda: about 1 and 2 minutes).
+    memory_budget_mb:
+        Most memory the workers' limits may add up to (default: the machine's RAM).
+        Past it, invocations wait for a worker to end, and idle workers of other
+        functions are stopped to make room, rather than the machine swapping.
 
     With a state dir of your own, functions (and their Event settings), queued Event
     invocations, counters and logs carry over to the next Invoker made with it.
@@ -143,6 +147,7 @@ class Invoker:
         account_limit: int = ACCOUNT_LIMIT,
         durable_events: bool | None = None,
         event_retry_delays_s: tuple[float, ...] = (60.0, 120.0),
+        memory_budget_mb: int | None = None,
     ) -> None:
         new_meter(billing)  # refuse an unknown preset before anything starts
         self._own_state_dir = state_dir is None
@@ -171,7 +176,7 @@ class Invoker:
         if memory_limits or cpu_limits != "off":
             groups = detect().instance(f"{os.getpid()}.{next(_INSTANCES)}")
         self._supervisor = Supervisor(self._dispatcher, self.state_dir, region, keep_warm_s,
-                                      groups, cpu_limits, memory_limits)
+                                      groups, cpu_limits, memory_limits, memory_budget_mb)
         if durable_events is None:
             durable_events = not self._own_state_dir
         store = (SqliteEventStore(os.path.join(self.state_dir, "events.db")) if durable_events
@@ -275,7 +280,8 @@ class Invoker:
         """
         pool = self._pool(name)
         with self._dispatcher.lock:
-            idle = [record for record in pool.workers.values() if record.state == "idle"]
+            idle = [record for record in pool.workers.values()
+                    if self._supervisor.is_idle(record)]
             for record in idle:
                 self._supervisor.stop_worker(record)
             self._dispatcher._drain()
@@ -495,8 +501,9 @@ class Invoker:
         return Invocation(request_id, pool, body, arn, _client_context(client_context))
 
     def _invoke_destination(self, name: str, record: bytes) -> None:
-        """A destination function gets the record as an Event invocation."""
-        self.invoke(name, record, invocation_type="Event")
+        """A destination function gets the record as an Event invocation (also while
+        closing: the record is queued for the next run)."""
+        self._events.accept(self._pool(name), new_request_id(), record)
 
     def _result(self, invocation: Invocation, log_type: str | None) -> InvokeResult:
         return InvokeResult(
@@ -521,6 +528,9 @@ class Invoker:
         function's reserved concurrency, or past what the account leaves unreserved.
         (Event invocations never get here: they wait in their queue for capacity.)"""
         pool = invocation.pool
+        if pool.config.memory_mb > self._supervisor.budget.limit_mb:
+            raise TooManyRequestsException("ConcurrentInvocationLimitExceeded",
+                                           self._supervisor.budget.too_big(pool))
         reserved = pool.config.reserved_concurrency
         if reserved is not None:
             if pool.active >= reserved:

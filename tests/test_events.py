@@ -450,3 +450,14 @@ def test_after_a_clean_close_queued_events_run_once_in_the_next_run(
     assert set(ran) == set(accepted)
     assert max(ran.values()) == 1  # no duplicates
     assert restarted.event_stats()["redelivered"] == 0
+
+
+def test_reserved_concurrency_one_runs_events_one_at_a_time(
+        make_invoker: MakeInvoker, make_function: MakeFunction, tmp_path: Path) -> None:
+    invoker = make_invoker(max_workers=4)
+    name = make_function("sleeper.handler", invoker=invoker, reserved_concurrency=1)
+    for i in range(20):
+        invoker.invoke(name, {"seconds": 0.01, "id": i}, invocation_type="Event")
+    assert invoker.wait_for_events(name, timeout_s=60)
+    meter = invoker.meter(name)
+    assert (meter["invocations"], meter["peak_concurrent"], meter["throttles"]) == (20, 1, 0)

@@ -16,6 +16,7 @@ import threading
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 import uvloop
@@ -261,6 +262,21 @@ def test_recycle_makes_the_next_invocation_a_cold_start(invoker: Invoker,
     assert report_of(tail_text(third))["init"] is not None
     assert invoker.meter(name)["cold_starts"] == 2
     wait_until(lambda: not alive(first["pid"]), message=f"recycled worker {first['pid']} lives")
+
+
+def test_recycle_leaves_a_busy_worker_to_finish(invoker: Invoker, make_function: MakeFunction,
+                                                tmp_path: Path) -> None:
+    name = make_function("gate.handler", timeout_s=60)
+    opened = tmp_path / "open"
+    results = []
+    caller = threading.Thread(
+        target=lambda: results.append(invoker.invoke(name, {"gate": str(opened)})))
+    caller.start()
+    wait_until(lambda: invoker.meter(name)["concurrent"] == 1)
+    assert invoker.recycle(name) == 0
+    opened.touch()
+    caller.join()
+    assert results[0].payload == b'"through"'
 
 
 @pytest.mark.parametrize("prefork", [True, False])

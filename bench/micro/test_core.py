@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
 from fastinvoke._core import Dispatcher, Meter, billed_ms
 
 WORKER = b"add.1"

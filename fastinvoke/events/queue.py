@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import logging
+import sqlite3
 import threading
 import time
 from collections import deque
@@ -33,6 +34,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..dispatch import Dispatcher, Invocation
+from ..errors import ServiceException
 from . import records
 from .config import EventInvokeConfig
 from .store import MemoryEventStore, QueuedEvent
@@ -167,7 +169,12 @@ class EventQueue:
             committed.set_result(None)
 
     def _queue(self, events: list[QueuedEvent]) -> None:
-        self.store.add(events)
+        try:
+            self.store.add(events)
+        except sqlite3.Error as exc:
+            raise ServiceException(
+                f"The event could not be queued: {exc}. Check that the state directory's "
+                "disk has room and that no other program holds events.db, then retry.") from exc
         with self.lock:
             for event in events:
                 lane = self._lanes.get(event.function)

@@ -34,6 +34,7 @@ from ..dispatch import Dispatcher, Invocation
 from ..logs import timeout_line
 from ..metering import CRASH, FUNCTION_ERROR, OUT_OF_MEMORY, TIMEOUT
 from ..runtime.faults import error_log_line
+from .budget import MemoryBudget
 from .cgroups import CgroupError, Group, Instance
 from .environment import function_environment
 from .workers import FunctionPool, WorkerRecord
@@ -75,8 +76,10 @@ class Supervisor:
 
     def __init__(self, dispatcher: Dispatcher, state_dir: str, region: str,
                  keep_warm_s: float, cgroups: Instance | None = None,
-                 cpu_limits: str = "proportional", memory_limits: bool = True) -> None:
+                 cpu_limits: str = "proportional", memory_limits: bool = True,
+                 memory_budget_mb: int | None = None) -> None:
         self.dispatcher = dispatcher
+        self.budget = MemoryBudget(memory_budget_mb)
         self.cgroups = cgroups
         self.cpu_limits = cpu_limits
         self.memory_limits = memory_limits
@@ -141,6 +144,17 @@ class Supervisor:
                              f"workers of {pool.name} died {MAX_BOOT_FAILURES} times before "
                              f"becoming ready; read {self.log_dir} for their output")
             return
+        room = self.budget.room(pool)
+        if room < count:
+            if not self.budget.fits_ever(pool):
+                self._fail_queue(pool, "Runtime.Unknown", self.budget.too_big(pool))
+                return
+            for record in self.budget.victims(self.workers.values(), self.is_idle, pool,
+                                              count - room):
+                self.stop_worker(record)
+            if pool.queue:
+                self.budget.starve(pool)
+            count = room
         for _ in range(count):
             provisioned = len(pool.workers) < pool.config.provisioned
             self._fork(pool, provisioned)
@@ -165,6 +179,7 @@ class Supervisor:
                 request.rlimit_mb = pool.config.memory_mb
         pool.workers[record.id] = record
         self.workers[record.id] = record
+        self.budget.committed_mb += pool.config.memory_mb
         pool.starting += 1
         try:
             os.write(pool.control, wire.encode_line(request))
@@ -284,7 +299,7 @@ class Supervisor:
         if 0 <= deadline < wake_at:
             wake_at = deadline
         for record in self.workers.values():
-            if record.state == "idle" and not record.provisioned:
+            if not record.provisioned and self.is_idle(record):
                 wake_at = min(wake_at, record.last_used_ns + self.keep_warm_ns)
         for pool in self.pools.values():
             if pool.state == "booting":
@@ -442,9 +457,14 @@ class Supervisor:
 
     def _stop_idle(self, now: int) -> None:
         for record in list(self.workers.values()):
-            if (record.state == "idle" and not record.provisioned
-                    and now - record.last_used_ns >= self.keep_warm_ns):
+            if (not record.provisioned and now - record.last_used_ns >= self.keep_warm_ns
+                    and self.is_idle(record)):
                 self.stop_worker(record)
+
+    def is_idle(self, record: WorkerRecord) -> bool:
+        """Ready, with nothing in flight (``record.state`` says "idle" of a busy one too:
+        the hot path does not keep it)."""
+        return self.dispatcher.core.is_idle(record.id)
 
     def stop_worker(self, record: WorkerRecord) -> None:
         """Ask an idle worker to exit; it is no longer given work (lock held)."""
@@ -511,6 +531,12 @@ class Supervisor:
             os.unlink(record.log_path)
         except FileNotFoundError:
             pass
+        self.budget.committed_mb -= record.pool.config.memory_mb
+        starved = self.budget.starved
+        for pool in list(starved.values()):
+            del starved[pool.name]
+            if not pool.deleted:
+                self.grow(pool)  # starves it again if it still does not fit
 
     def _close_template(self, pool: FunctionPool) -> None:
         if pool.control >= 0:

@@ -18,7 +18,8 @@ if TYPE_CHECKING:
 class WorkerRecord:
     """One worker process as the front-end sees it.
 
-    ``state`` moves starting -> idle <-> busy -> (stopping | killed) -> gone.  ``cold``
+    ``state`` moves starting -> idle -> (stopping | killed) -> gone; "idle" means ready,
+    busy or not (the dispatcher's core knows which: ``Supervisor.is_idle``).  ``cold``
     stays True until the worker's first invocation ends: that one reports Init Duration.
     """
 

@@ -1,0 +1,119 @@
+"""The ZeroMQ endpoint's server: a ROUTER socket watched by the front-end's event loop.
+
+Each request becomes a task awaiting ``Invoker.ainvoke``; its response goes back to the
+identity that sent it.  The socket's FD is edge-triggered and sending may consume its
+notification, so after every send the loop looks for requests that arrived meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import msgspec
+import zmq
+
+from ..channel import DONTWAIT, SNDMORE, open_channel
+from ..errors import InvalidRequestContentException, ServiceError, ServiceException
+from ..invoker import Invoker
+from .protocol import Request, Response, decode_request, encode
+
+_log = logging.getLogger(__name__)
+_encode_json = msgspec.json.encode
+
+
+def error_response(request_id: int, error: ServiceError) -> Response:
+    return Response(request_id, error.status, _encode_json(error.to_body()),
+                    error_type=error.code, error_message=error.message,
+                    error_fields={key: str(value) for key, value in error.fields.items()})
+
+
+class ZmqEndpoint:
+    """Serve ``invoker`` on ``address`` (``tcp://host:port`` or ``ipc://path``).
+
+    ``start(loop)`` begins serving on that loop; ``address`` is then the bound endpoint
+    (a ``tcp://...:0`` request gets its real port)."""
+
+    def __init__(self, invoker: Invoker, address: str) -> None:
+        self._invoker = invoker
+        self._context = zmq.Context(1)
+        self._socket = self._context.socket(zmq.ROUTER)
+        self._socket.setsockopt(zmq.LINGER, 0)
+        self._socket.setsockopt(zmq.SNDHWM, 0)  # a response is never dropped for a slow reader
+        try:
+            self._socket.bind(address)
+        except zmq.ZMQError as exc:
+            self._socket.close()
+            self._context.term()
+            raise OSError(f"cannot bind the ZeroMQ endpoint {address}: {exc}; choose another "
+                          "address with --zmq") from None
+        self.address: str = self._socket.getsockopt_string(zmq.LAST_ENDPOINT)
+        self._channel = open_channel(self._socket)
+        self._fd: int = self._socket.getsockopt(zmq.FD)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        loop.add_reader(self._fd, self._read)
+        self._read()  # edge-triggered: take what arrived before we watched
+
+    def _read(self) -> None:
+        channel, loop = self._channel, self._loop
+        while channel.readable():
+            identity = channel.recv(DONTWAIT)
+            body = channel.recv(DONTWAIT)
+            while self._socket.get(zmq.RCVMORE):  # not ours: one frame per request
+                body = None
+                channel.recv(DONTWAIT)
+            try:
+                request = decode_request(body)
+            except (TypeError, msgspec.DecodeError) as exc:
+                self._send(identity, error_response(0, InvalidRequestContentException(
+                    f"Could not decode the request: {exc}. Send one msgpack frame as "
+                    "fastinvoke.endpoint.protocol.Request, e.g. with fastinvoke.client.")))
+                continue
+            task = loop.create_task(self._serve(identity, request))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _serve(self, identity: bytes, request: Request) -> None:
+        try:
+            result = await self._invoker.ainvoke(
+                request.function, request.payload, invocation_type=request.invocation_type,
+                log_type=request.log_type, client_context=request.client_context,
+                qualifier=request.qualifier)
+            response = Response(request.id, result.status_code, result.payload,
+                                result.function_error, result.log_result,
+                                result.executed_version, result.request_id)
+        except ServiceError as error:
+            response = error_response(request.id, error)
+        except Exception as exc:  # the endpoint outlives any one request
+            _log.exception("request %d to %s failed", request.id, request.function)
+            response = error_response(request.id, ServiceException(
+                f"fastinvoke could not serve this request ({type(exc).__name__}: {exc}); "
+                "the server's log has the traceback"))
+        self._send(identity, response)
+
+    def _send(self, identity: bytes, response: Response) -> None:
+        self._channel.send(identity, SNDMORE)
+        self._channel.send(encode(response))
+        if self._channel.readable():  # sending may have consumed the FD's signal
+            self._read()
+
+    async def drain(self, timeout_s: float) -> None:
+        """Stop taking requests; wait up to ``timeout_s`` for those in flight."""
+        if self._loop is not None:
+            self._loop.remove_reader(self._fd)
+            self._loop = None
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=timeout_s)
+
+    def close(self) -> None:
+        if self._loop is not None:
+            self._loop.remove_reader(self._fd)
+            self._loop = None
+        for task in self._tasks:
+            task.cancel()
+        self._socket.close(0)
+        self._context.term()
