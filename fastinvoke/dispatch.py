@@ -236,6 +236,9 @@ class Dispatcher:
                 record.cold = False
                 invocation.cold = True
                 invocation.init_ns = record.init_ns
+            elif reply.init_ns:  # its runtime had ended; Init ran again within this call
+                invocation.cold = True
+                invocation.init_ns = reply.init_ns
             if reply.retire:
                 self.supervisor.stop_worker(record)
             else:
