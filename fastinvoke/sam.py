@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from .config import LOCAL_PYTHON, FunctionConfig, runtime_family
+from .config import LOCAL_PYTHON, FunctionConfig, local_node, runtime_family
 from .errors import InvalidParameterValueException, ValidationException
 
 StrPath = str | os.PathLike[str]
@@ -213,8 +213,12 @@ class _Stack:
         if props.get("PackageType") == "Image":
             raise _NotLocal("PackageType Image: container images are not supported locally")
         runtime = self.get(lid, props, "Runtime", True) or LOCAL_PYTHON  # none: this machine's
-        if runtime_family(str(runtime)) is None:
+        family = runtime_family(str(runtime))
+        if family is None:
             raise _NotLocal(f"runtime {runtime} is not supported by this fastinvoke yet")
+        if family == "nodejs" and local_node() is None:
+            raise _NotLocal(f"runtime {runtime} needs Node.js: install it so that `node` is on "
+                            "the PATH")
         if not isinstance(name := props.get("FunctionName", lid), str):
             self.note(lid, f"FunctionName is computed at deploy time; named '{lid}' here")
             name = lid
