@@ -1,4 +1,4 @@
-"""python -m bench [core|latency|throughput|coldstart|isolation] [--json] [--versions]
+"""python -m bench [core|latency|throughput|coldstart|isolation|runtimes] [--json] [--versions]
 [--rounds N] [--quick]
 
 Runs every contender of the chosen groups in its own fresh subprocess
@@ -40,6 +40,8 @@ GROUPS = {
     "core": ["latency", "throughput", "coldstart"],
     # What isolating workers costs (log capture, cgroups); not part of core's figures.
     "isolation": ["isolation.logs", "isolation.cgroups"],
+    # Node.js through the Runtime API; not part of core's figures.
+    "runtimes": ["runtimes.latency", "runtimes.coldstart"],
 }
 ROOT = str(Path(__file__).resolve().parent.parent)
 RUN_TIMEOUT_S = 90
@@ -198,6 +200,12 @@ SPECS = [
         ">=",
         0.8,
     ),
+    Spec("Node.js warm p50: Runtime API / Python ZeroMQ path", "runtimes.node",
+         "runtimes.python", "p50_us", None, None),
+    Spec("Node.js warm p99: Runtime API / Python ZeroMQ path", "runtimes.node",
+         "runtimes.python", "p99_us", None, None),
+    Spec("Node.js new worker's first reply / fresh node -e ''", "runtimes.node_worker",
+         "runtimes.node_fresh", "p50_ms", None, None),
     # A cost of a fraction of a millisecond on a base that moves by milliseconds between
     # runs: the target is on the difference; the ratio is context.
     Spec(
