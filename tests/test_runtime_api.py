@@ -100,6 +100,7 @@ def custom_runtime(make_function: MakeFunction, tmp_path: Path) -> Any:
         if bootstrap is not None:
             files["bootstrap"] = bootstrap
         write_code(code, files, ("bootstrap",) if executable else ())
+        config.setdefault("memory_mb", ONE_VCPU_MB)  # a Python start at 7 % of a CPU is slow
         return make_function("function.handler", code=str(code), runtime=runtime, **config)
 
     return make
@@ -128,7 +129,7 @@ def test_next_headers_and_the_runtime_environment(invoker: Invoker, custom_runti
     assert got["cwd"] == code
     assert got["env"] == {
         "_HANDLER": "function.handler", "LAMBDA_TASK_ROOT": code, "AWS_EXECUTION_ENV": None,
-        "AWS_LAMBDA_FUNCTION_NAME": name, "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "128",
+        "AWS_LAMBDA_FUNCTION_NAME": name, "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(ONE_VCPU_MB),
         "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST", "TZ": ":UTC", "PYTHONPATH": None,
         "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{name}",
         "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand", "MINE": "x",
@@ -171,7 +172,7 @@ def test_an_error_document_is_relayed_unchanged(invoker: Invoker, custom_runtime
 
 
 def test_a_response_too_large(invoker: Invoker, custom_runtime: Any) -> None:
-    name = custom_runtime(memory_mb=512)
+    name = custom_runtime()
     result = invoker.invoke(name, {"do": "big", "size": RESPONSE_PAYLOAD_LIMIT + 1})
     assert result.function_error == "Unhandled"
     assert document(result) == {
@@ -269,8 +270,7 @@ def test_awslambdaric_runs_as_a_custom_runtime(invoker: Invoker, custom_runtime:
     pytest.importorskip("awslambdaric", reason="awslambdaric is in the test extra: "
                                                 "pip install -e '.[test]'")
     bootstrap = f"#!/bin/sh\nexec {sys.executable} -m awslambdaric app.handler\n"
-    name = custom_runtime({"app.py": textwrap.dedent(AWSLAMBDARIC_APP)}, bootstrap,
-                          memory_mb=ONE_VCPU_MB)
+    name = custom_runtime({"app.py": textwrap.dedent(AWSLAMBDARIC_APP)}, bootstrap)
     first = invoker.invoke(name, {"value1": 10, "value2": 20}, log_type="Tail")
     assert first.function_error is None, first.payload
     assert document(first) == {"sum": 30, "calls": 1, "remaining_ok": True}

@@ -2,7 +2,8 @@
 
 The shape copies awslambdaric: ``errorMessage``, ``errorType``, ``requestId`` (empty
 during Init) and ``stackTrace`` as ``traceback.format_list`` strings, without the
-frames of fastinvoke's own runtime, which the user did not write.
+frames of fastinvoke's own runtime, which the user did not write.  ``exit_reason``
+words a runtime process's end as Lambda does, for the supervisor and the bridge alike.
 """
 
 from __future__ import annotations
