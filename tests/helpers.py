@@ -193,15 +193,17 @@ def log_of(invoker: Any, function: str, request_id: str) -> str | None:
 # -- runtimes other than Python ----------------------------------------------------------
 
 def _node_runtime() -> str | None:
-    from fastinvoke.config import local_node
+    from fastinvoke.config import NODE_RUNTIMES, local_node
 
     local = local_node()
-    return None if local is None else f"nodejs{local[1]}.x"
+    runtime = None if local is None else f"nodejs{local[1]}.x"
+    return runtime if runtime in NODE_RUNTIMES else None
 
 
 # The nodejs runtime that matches this machine's node (no "runs on this machine's" warning).
 NODE_RUNTIME = _node_runtime()
-NO_NODE = "node is not on the PATH: install Node.js to run the Node.js runtime tests"
+NO_NODE = ("needs Node.js 18, 20 or 22 as `node` on the PATH (the nodejs18.x, nodejs20.x and "
+           "nodejs22.x runtimes): install one to run the Node.js runtime tests")
 # Node.js start-up under a 128 MB function's CPU share (7 % of a vCPU) takes seconds:
 # tests give their functions one full vCPU unless they test the share itself.
 ONE_VCPU_MB = 1769

@@ -26,6 +26,8 @@ from helpers import (
 )
 
 from fastinvoke import FunctionConfig, Invoker
+from fastinvoke.config import NODE_RUNTIMES
+from fastinvoke.errors import InvalidParameterValueException
 from fastinvoke.pool.cgroups import detect
 
 pytestmark = pytest.mark.skipif(NODE_RUNTIME is None, reason=NO_NODE)
@@ -431,3 +433,22 @@ def test_warm_reuse_across_many_invocations_uses_one_runtime(
     assert [a[0] for a in answers] == list(range(1, 21))
     assert len({a[1] for a in answers}) == 1
     assert invoker.meter(name)["cold_starts"] == 1
+
+
+# -- configuration ------------------------------------------------------------------------
+
+def test_runtimes_are_checked_when_a_function_is_created(tmp_path: Path) -> None:
+    def config(runtime: str) -> FunctionConfig:
+        return FunctionConfig(name="f", handler="index.handler", code=str(tmp_path),
+                              runtime=runtime)
+
+    with pytest.raises(InvalidParameterValueException, match=r"The runtime parameter of "
+                       r"nodejs16\.x is not supported by this fastinvoke: use a Python runtime "
+                       r".*nodejs18\.x, nodejs20\.x, nodejs22\.x or provided, provided\.al2, "
+                       r"provided\.al2023\."):
+        config("nodejs16.x").validate()
+    other = next(r for r in NODE_RUNTIMES if r != NODE_RUNTIME)
+    with pytest.warns(RuntimeWarning, match=rf"runtime {other} runs on this machine's Node.js"):
+        config(other).validate()
+    for runtime in (NODE_RUNTIME, "provided", "provided.al2", "provided.al2023"):
+        config(runtime).validate()
