@@ -1,5 +1,5 @@
-"""python -m bench [core|latency|throughput|coldstart|isolation|events|peers|http] [--json]
-[--versions] [--rounds N] [--quick]
+"""python -m bench [core|latency|throughput|coldstart|isolation|events|runtimes|peers|
+http] [--json] [--versions] [--rounds N] [--quick]
 
 Runs every contender of the chosen groups in its own fresh subprocess
 (``python -m bench._runner NAME``), alternating the order round by round so slow
@@ -49,6 +49,8 @@ GROUPS = {
     "peers": ["peers.latency", "peers.throughput", "peers.coldstart"],
     # The HTTP front-end (`fastinvoke serve`); throughput needs wrk (apt-get install -y wrk).
     "http": ["http.throughput", "http.latency"],
+    # Node.js through the Runtime API; not part of core's figures.
+    "runtimes": ["runtimes.latency", "runtimes.coldstart"],
 }
 # Many contenders, some taking seconds a round: fewer rounds keep it near 3 minutes.
 DEFAULT_ROUNDS = {"peers": 3}
@@ -220,6 +222,12 @@ SPECS = [
         ">=",
         0.8,
     ),
+    Spec("Node.js warm p50: Runtime API / Python ZeroMQ path", "runtimes.node",
+         "runtimes.python", "p50_us", None, None),
+    Spec("Node.js warm p99: Runtime API / Python ZeroMQ path", "runtimes.node",
+         "runtimes.python", "p99_us", None, None),
+    Spec("Node.js new worker's first reply / fresh node -e ''", "runtimes.node_worker",
+         "runtimes.node_fresh", "p50_ms", None, None),
     # A cost of a fraction of a millisecond on a base that moves by milliseconds between
     # runs: the target is on the difference; the ratio is context.
     Spec(

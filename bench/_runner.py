@@ -83,6 +83,33 @@ CONTENDERS = [
         "fastinvoke fork from template",
         "bench_coldstart:fastinvoke_fork",
     ),
+    # Node.js through the Runtime API; ``python -m bench runtimes`` runs both groups.
+    Contender(
+        "runtimes.python",
+        "runtimes.latency",
+        "Python add, ZeroMQ path",
+        "bench_runtimes:python_warm",
+        baseline=True,
+    ),
+    Contender(
+        "runtimes.node",
+        "runtimes.latency",
+        "Node.js add, Runtime API",
+        "bench_runtimes:node_warm",
+    ),
+    Contender(
+        "runtimes.node_fresh",
+        "runtimes.coldstart",
+        "fresh node -e ''",
+        "bench_runtimes:node_fresh",
+        baseline=True,
+    ),
+    Contender(
+        "runtimes.node_worker",
+        "runtimes.coldstart",
+        "new Node.js worker, first reply",
+        "bench_runtimes:node_new_worker",
+    ),
     # Two groups, each against its own baseline; ``python -m bench isolation`` runs both.
     # Event invocations (``python -m bench events``): durability's cost on acceptance, and
     # the drain rate of a backlog against the core's synchronous throughput.

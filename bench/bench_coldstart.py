@@ -56,17 +56,17 @@ def fork_cold_starts(
     count: int,
     options: dict[str, Any] | None = None,
     verify: Callable[[], None] | None = None,
+    function: dict[str, Any] | None = None,
 ) -> list[int]:
     """ns of ``count`` timed cold starts of ``add`` on ``Invoker(**options)``; ``verify``
-    runs after the last one, while the worker that answered it is still alive."""
+    runs after the last one, while the worker that answered it is still alive.
+    ``function`` overrides the Python add's FunctionConfig fields (another runtime's add)."""
     from fastinvoke import FunctionConfig, Invoker
 
     samples = []
     with Invoker(**(options or {})) as inv:
-        inv.create_function(
-            FunctionConfig(name="add", handler="add.lambda_handler", code=FUNCTIONS_DIR,
-                           memory_mb=MEMORY_MB)
-        )
+        fields = {"handler": "add.lambda_handler", "code": FUNCTIONS_DIR, **(function or {})}
+        inv.create_function(FunctionConfig(name="add", memory_mb=MEMORY_MB, **fields))
         inv.invoke("add", ADD_EVENT)  # waits for the template's Init: not a measurement
         gc.collect()
         for _ in range(count):

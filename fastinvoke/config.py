@@ -6,7 +6,10 @@ Values out of Lambda's ranges are refused with the error Lambda gives
 
 from __future__ import annotations
 
+import functools
 import re
+import shutil
+import subprocess
 import sys
 import warnings
 from pathlib import Path
@@ -27,6 +30,8 @@ RESPONSE_PAYLOAD_LIMIT = 6 * 1024 * 1024 + 100
 LOCAL_PYTHON = f"python{sys.version_info.major}.{sys.version_info.minor}"
 _NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 _PYTHON_RUNTIME = re.compile(r"^python3\.(\d+)$")
+NODE_RUNTIMES = ("nodejs18.x", "nodejs20.x", "nodejs22.x")
+PROVIDED_RUNTIMES = ("provided", "provided.al2", "provided.al2023")
 _RESERVED_ENV = frozenset(
     {
         "_HANDLER",
@@ -95,7 +100,7 @@ class FunctionConfig(msgspec.Struct, kw_only=True):
             from .events.config import check_dead_letter  # events.config builds on this module
 
             check_dead_letter(self.dead_letter_target)
-        python_minor(self.runtime)  # refuses runtimes this machine cannot run
+        check_runtime(self.runtime)  # refuses runtimes this machine cannot run
         if not Path(self.code).is_dir():
             raise InvalidParameterValueException(
                 f"Code for function '{self.name}' not found: '{self.code}' is not a directory. "
@@ -104,27 +109,82 @@ class FunctionConfig(msgspec.Struct, kw_only=True):
         return self
 
 
-def python_minor(runtime: str) -> int:
-    """The Python minor version a ``python3.X`` runtime asks for.
+def runtime_family(runtime: str) -> str | None:
+    """``python``, ``nodejs`` or ``provided`` for a runtime fastinvoke runs; else None."""
+    if _PYTHON_RUNTIME.match(runtime):
+        return "python"
+    if runtime in NODE_RUNTIMES:
+        return "nodejs"
+    if runtime in PROVIDED_RUNTIMES:
+        return "provided"
+    return None
 
-    A runtime newer than this machine's Python runs on this machine's Python, with a
-    warning that says so; other runtime families are refused until they are supported.
-    """
+
+def check_runtime(runtime: str) -> str:
+    """Refuse a runtime this machine cannot run; return its family.
+
+    A Python or Node.js version other than this machine's runs on this machine's, with a
+    warning that says so (a custom runtime brings its own ``bootstrap``)."""
+    family = runtime_family(runtime)
+    if family == "python":
+        python_minor(runtime)
+    elif family == "nodejs":
+        _check_node(runtime)
+    elif family is None:
+        raise InvalidParameterValueException(
+            f"The runtime parameter of {runtime} is not supported by this fastinvoke: use a "
+            f"Python runtime (python3.8 to python3.14; this machine runs {LOCAL_PYTHON}), "
+            f"{', '.join(NODE_RUNTIMES)} or {', '.join(PROVIDED_RUNTIMES)}."
+        )
+    return family
+
+
+def python_minor(runtime: str) -> int:
+    """The Python minor version a ``python3.X`` runtime asks for, warning when this
+    machine's Python is another one."""
     match = _PYTHON_RUNTIME.match(runtime)
     if match is None:
-        raise InvalidParameterValueException(
-            f"The runtime parameter of {runtime} is not supported by this fastinvoke: "
-            f"use a Python runtime (python3.8 to python3.14; this machine runs {LOCAL_PYTHON})."
-        )
+        raise InvalidParameterValueException(f"{runtime} is not a python3.X runtime.")
     minor = int(match.group(1))
     if minor != sys.version_info.minor:
         warnings.warn(
             f"runtime {runtime} runs on this machine's {LOCAL_PYTHON}; "
             f"install Python 3.{minor} and run fastinvoke with it for an exact match",
             RuntimeWarning,
-            stacklevel=3,
+            stacklevel=4,
         )
     return minor
+
+
+@functools.cache
+def local_node() -> tuple[str, int] | None:
+    """(path, major version) of the ``node`` on PATH, or None when there is none."""
+    node = shutil.which("node")
+    if node is None:
+        return None
+    try:
+        version = subprocess.run([node, "--version"], capture_output=True, text=True,
+                                 timeout=30, check=True).stdout.strip()
+        return node, int(version.lstrip("v").split(".")[0])
+    except (OSError, subprocess.SubprocessError, ValueError):
+        return None
+
+
+def _check_node(runtime: str) -> None:
+    local = local_node()
+    if local is None:
+        raise InvalidParameterValueException(
+            f"The runtime {runtime} needs Node.js: install it so that `node` is on the PATH "
+            "(fastinvoke runs Node.js functions on this machine's node)."
+        )
+    wanted = int(runtime.removeprefix("nodejs").removesuffix(".x"))
+    if wanted != local[1]:
+        warnings.warn(
+            f"runtime {runtime} runs on this machine's Node.js {local[1]} ({local[0]}); "
+            f"put Node.js {wanted} first on the PATH for an exact match",
+            RuntimeWarning,
+            stacklevel=4,
+        )
 
 
 def _check_name(name: str) -> None:

@@ -265,6 +265,9 @@ class Dispatcher:
                 record.cold = False
                 invocation.cold = True
                 invocation.init_ns = record.init_ns
+            elif reply.init_ns:  # its runtime had ended; Init ran again within this call
+                invocation.cold = True
+                invocation.init_ns = reply.init_ns
             if (reply.retire or record.generation != pool.generation
                     or (self.supervisor.budget.starved and not pool.queue)):
                 # Asked to; or its configuration changed; or its memory is wanted elsewhere.

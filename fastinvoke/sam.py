@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from .config import LOCAL_PYTHON, FunctionConfig
+from .config import LOCAL_PYTHON, FunctionConfig, local_node, runtime_family
 from .errors import InvalidParameterValueException, ValidationException
 
 StrPath = str | os.PathLike[str]
@@ -213,8 +213,12 @@ class _Stack:
         if props.get("PackageType") == "Image":
             raise _NotLocal("PackageType Image: container images are not supported locally")
         runtime = self.get(lid, props, "Runtime", True) or LOCAL_PYTHON  # none: this machine's
-        if not re.fullmatch(r"python3\.\d+", str(runtime)):
+        family = runtime_family(str(runtime))
+        if family is None:
             raise _NotLocal(f"runtime {runtime} is not supported by this fastinvoke yet")
+        if family == "nodejs" and local_node() is None:
+            raise _NotLocal(f"runtime {runtime} needs Node.js: install it so that `node` is on "
+                            "the PATH")
         if not isinstance(name := props.get("FunctionName", lid), str):
             self.note(lid, f"FunctionName is computed at deploy time; named '{lid}' here")
             name = lid
@@ -235,7 +239,8 @@ class _Stack:
         except (ValidationException, InvalidParameterValueException) as exc:
             raise type(exc)(f"{lid}: {exc.message}", **exc.fields) from exc
         if inline is not None:  # written only once the name and handler are known valid
-            config.code = self._write_inline(lid, config.name, config.handler, inline)
+            config.code = self._write_inline(lid, config.name, config.handler, inline,
+                                             runtime_family(config.runtime) or "python")
         return config
 
     def _code(self, lid: str, kind: str, props: dict[str, Any]) -> tuple[str, str | None]:
@@ -267,13 +272,18 @@ class _Stack:
                 self.note(lid, f"environment variable {key} dropped: {why}")
         return env
 
-    def _write_inline(self, lid: str, name: str, handler: str, source: str) -> str:
-        module = handler.rpartition(".")[0]
+    def _write_inline(self, lid: str, name: str, handler: str, source: str, family: str) -> str:
+        if family == "provided":
+            raise _NotLocal("InlineCode runs on Python and Node.js runtimes only; a custom "
+                            "runtime needs a bootstrap file: use CodeUri")
+        # Node.js names the file before the first dot (index.a.b is export a.b of index.js)
+        module = handler.partition(".")[0] if family == "nodejs" else handler.rpartition(".")[0]
         if not all(part.isidentifier() for part in module.split(".")):  # no path tricks
             raise _NotLocal(f"handler {handler} is not module.function, so the code has no file")
         if not self.inline_root:  # created only when a template has inline code
             self.inline_root = Path(tempfile.mkdtemp(prefix="fastinvoke-inline-"))
-        target = self.inline_root / name / (module.replace(".", "/") + ".py")
+        suffix = ".js" if family == "nodejs" else ".py"
+        target = self.inline_root / name / (module.replace(".", "/") + suffix)
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(source, encoding="utf-8")
         self.note(lid, f"InlineCode written to {target} (SAM CLI refuses InlineCode for local "

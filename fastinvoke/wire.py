@@ -57,6 +57,7 @@ class Reply(msgspec.Struct, tag="reply", array_like=True, gc=False):
     payload: bytes  # the result, or the error document when error_type is set
     log: bytes  # what the function printed during this invocation
     retire: bool = False  # the worker must not be reused (its Init failed)
+    init_ns: int = 0  # the worker re-ran Init for this invocation (its runtime had ended)
 
 
 class Boot(msgspec.Struct, gc=False):
@@ -71,6 +72,7 @@ class Boot(msgspec.Struct, gc=False):
     control_out: int  # fd: template -> front-end
     parent: int  # the front-end's pid: the template exits if it is not its parent
     prefork: bool = True  # False: Init runs in each worker after the fork
+    runtime: str = ""  # FunctionConfig.runtime; "" for this machine's Python
 
 
 class Fork(msgspec.Struct, tag="fork", gc=False):

@@ -188,3 +188,40 @@ def log_of(invoker: Any, function: str, request_id: str) -> str | None:
         if record.request_id == request_id:
             return record.message
     return None
+
+
+# -- runtimes other than Python ----------------------------------------------------------
+
+def _node_runtime() -> str | None:
+    from fastinvoke.config import NODE_RUNTIMES, local_node
+
+    local = local_node()
+    runtime = None if local is None else f"nodejs{local[1]}.x"
+    return runtime if runtime in NODE_RUNTIMES else None
+
+
+# The nodejs runtime that matches this machine's node (no "runs on this machine's" warning).
+NODE_RUNTIME = _node_runtime()
+NO_NODE = ("needs Node.js 18, 20 or 22 as `node` on the PATH (the nodejs18.x, nodejs20.x and "
+           "nodejs22.x runtimes): install one to run the Node.js runtime tests")
+# Node.js start-up under a 128 MB function's CPU share (7 % of a vCPU) takes seconds:
+# tests give their functions one full vCPU unless they test the share itself.
+ONE_VCPU_MB = 1769
+
+
+def write_code(directory: Path, files: dict[str, str], executable: tuple[str, ...] = ()) -> str:
+    """Write ``files`` (relative path -> text) under ``directory``; return its path."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        path = directory / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        if name in executable:
+            path.chmod(0o755)
+    return str(directory)
+
+
+def process_state(pid: int) -> str | None:
+    """The state letter of ``pid`` in /proc (``T`` when stopped), None when gone."""
+    stat = _stat(pid)
+    return None if stat is None else stat[0]

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from fastinvoke import sam
-from fastinvoke.config import LOCAL_PYTHON
+from fastinvoke.config import LOCAL_PYTHON, local_node
 from fastinvoke.errors import InvalidParameterValueException, ValidationException
 from fastinvoke.sam import load_template
 
@@ -48,12 +48,22 @@ def one_function(body: str, tmp_path: Path, **kwargs: object) -> tuple[sam.Templ
     return template, template.functions[0]
 
 
-# Globals use python3.11; on another Python, FunctionConfig warns that it runs on this one.
+# Globals use python3.11, the Node.js examples nodejs20.x; on another Python or Node.js,
+# FunctionConfig warns that they run on this machine's.
 @pytest.mark.filterwarnings("ignore:runtime python3.11 runs on:RuntimeWarning")
+@pytest.mark.filterwarnings("ignore:runtime nodejs20.x runs on:RuntimeWarning")
 def test_examples_template_loads_and_runs() -> None:
     template = load_template(EXAMPLES / "template.yaml")
-    assert template.notes == [] and template.skipped == {}
-    add, log = template.functions
+    assert template.notes == []
+    if local_node() is None:  # the Node.js examples are skipped, saying why
+        assert set(template.skipped) == {"node-add", "node-log"}
+    else:
+        assert template.skipped == {}
+        node_add, node_log = template.functions[2:]
+        assert (node_add.name, node_add.handler, node_add.runtime) == (
+            "node-add", "index.handler", "nodejs20.x")
+        assert Path(node_log.code) == EXAMPLES / "node-log"
+    add, log = template.functions[:2]
     assert (add.name, add.handler, add.runtime) == ("add", "add.lambda_handler", "python3.11")
     assert (add.memory_mb, add.timeout_s) == (128, 3)
     assert Path(add.code) == EXAMPLES / "add" and Path(log.code) == EXAMPLES / "log"
@@ -274,10 +284,10 @@ def test_functions_that_cannot_run_here_are_skipped(tmp_path: Path) -> None:
                   Runtime: PY
               Node:
                 Type: AWS::Serverless::Function
-                Properties: {CodeUri: src/, Handler: app.handler, Runtime: nodejs22.x}
+                Properties: {CodeUri: src/, Handler: app.handler, Runtime: nodejs16.x}
               Custom:
                 Type: AWS::Serverless::Function
-                Properties: {CodeUri: src/, Handler: bootstrap, Runtime: provided.al2023}
+                Properties: {CodeUri: src/, Handler: App::handleRequest, Runtime: java21}
               Image:
                 Type: AWS::Serverless::Function
                 Properties: {PackageType: Image, ImageUri: repo:latest}
@@ -293,10 +303,8 @@ def test_functions_that_cannot_run_here_are_skipped(tmp_path: Path) -> None:
     assert set(template.skipped) == {"InS3", "InS3Map", "Node", "Custom", "Image"}
     assert template.skipped["InS3"].startswith("CodeUri s3://bucket/code.zip is in S3")
     assert "is in S3" in template.skipped["InS3Map"]
-    assert template.skipped["Node"] == "runtime nodejs22.x is not supported by this fastinvoke yet"
-    assert template.skipped["Custom"] == (
-        "runtime provided.al2023 is not supported by this fastinvoke yet"
-    )
+    assert template.skipped["Node"] == "runtime nodejs16.x is not supported by this fastinvoke yet"
+    assert template.skipped["Custom"] == "runtime java21 is not supported by this fastinvoke yet"
     assert "PackageType Image" in template.skipped["Image"]
 
 

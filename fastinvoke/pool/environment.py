@@ -3,6 +3,10 @@
 Nothing else of the host's environment leaks in, except what a process needs to start
 (``PATH``, ``HOME``) and the caller's AWS credentials, so that a function can reach AWS
 services as it would with its execution role (SAM local does the same).
+
+For a runtime other than Python the template is still a Python process (it forks the
+workers that bridge to the runtime), so it gets the Python variables it needs; it names
+them in ``TEMPLATE_ONLY`` so the runtime process it starts does not inherit them.
 """
 
 from __future__ import annotations
@@ -10,28 +14,35 @@ from __future__ import annotations
 import os
 import sys
 
-from ..config import FunctionConfig
+from ..config import FunctionConfig, runtime_family
+from ..runtime.launch import TEMPLATE_ONLY
 
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _PACKAGE_PARENT = os.path.dirname(_PACKAGE_DIR)
 _RUNTIME_DIR = os.path.join(_PACKAGE_DIR, "runtime")
+_NODE_RUNTIME_DIR = os.path.join(_RUNTIME_DIR, "node")
 _PASSED_THROUGH = ("PATH", "HOME", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
                    "AWS_SESSION_TOKEN", "SYSTEMROOT")
 
 
 def function_environment(config: FunctionConfig, region: str, code_dir: str) -> dict[str, str]:
     """Lambda's reserved variables (lambda-spec §3.1), then the function's own."""
+    family = runtime_family(config.runtime)
     env = {name: os.environ[name] for name in _PASSED_THROUGH if name in os.environ}
-    env.update({
-        "LANG": "en_US.UTF-8",
-        "TZ": ":UTC",
+    python = {
         "PYTHONPATH": _PACKAGE_PARENT,
         "PYTHONUNBUFFERED": "1",
         "PYTHONDONTWRITEBYTECODE": "1",
+    }
+    if sys.flags.dev_mode:
+        python["PYTHONDEVMODE"] = "1"
+    env.update({
+        "LANG": "en_US.UTF-8",
+        "TZ": ":UTC",
+        **python,
         "_HANDLER": config.handler,
         "LAMBDA_TASK_ROOT": code_dir,
-        "LAMBDA_RUNTIME_DIR": _RUNTIME_DIR,
-        "AWS_EXECUTION_ENV": f"AWS_Lambda_{config.runtime}",
+        "LAMBDA_RUNTIME_DIR": _NODE_RUNTIME_DIR if family == "nodejs" else _RUNTIME_DIR,
         "AWS_LAMBDA_FUNCTION_NAME": config.name,
         "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(config.memory_mb),
         "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
@@ -40,7 +51,11 @@ def function_environment(config: FunctionConfig, region: str, code_dir: str) -> 
         "AWS_REGION": region,
         "AWS_DEFAULT_REGION": region,
     })
-    if sys.flags.dev_mode:
-        env["PYTHONDEVMODE"] = "1"
+    if family != "provided":  # Lambda leaves it unset for custom runtimes
+        env["AWS_EXECUTION_ENV"] = f"AWS_Lambda_{config.runtime}"
+    if family == "nodejs":
+        env["NODE_PATH"] = code_dir
+    if family != "python":
+        env[TEMPLATE_ONLY] = ",".join(name for name in python if name not in config.env)
     env.update(config.env)
     return env

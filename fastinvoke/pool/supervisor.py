@@ -33,7 +33,7 @@ from .._core import monotonic_ns
 from ..dispatch import Dispatcher, Invocation
 from ..logs import timeout_line
 from ..metering import CRASH, FUNCTION_ERROR, OUT_OF_MEMORY, TIMEOUT
-from ..runtime.faults import error_log_line
+from ..runtime.faults import error_log_line, exit_reason
 from .budget import MemoryBudget
 from .cgroups import CgroupError, Group, Instance
 from .environment import function_environment
@@ -44,29 +44,6 @@ INIT_TIMEOUT_NS = 10_000_000_000  # Lambda's limit on the Init phase of on-deman
 _ROUTER = "router"  # selector key data of the dispatcher's socket
 _MAX_SLEEP_NS = 1_000_000_000  # = Lambda's shortest timeout (1 s)
 _SHUTDOWN_GRACE_S = 5.0
-_SIGNAL_TEXT = {
-    signal.SIGKILL: "killed",
-    signal.SIGSEGV: "segmentation fault",
-    signal.SIGABRT: "aborted",
-    signal.SIGTERM: "terminated",
-    signal.SIGBUS: "bus error",
-    signal.SIGFPE: "floating point exception",
-    signal.SIGILL: "illegal instruction",
-    signal.SIGINT: "interrupt",
-    signal.SIGHUP: "hangup",
-    signal.SIGPIPE: "broken pipe",
-    signal.SIGQUIT: "quit",
-    signal.SIGXCPU: "CPU time limit exceeded",
-}
-
-
-def exit_reason(exit_status: int, signum: int) -> str:
-    """How Lambda words a runtime's end: ``signal: killed``, ``exit status 1``..."""
-    if signum:
-        return "Runtime exited with error: signal: " + _SIGNAL_TEXT.get(signum, f"signal {signum}")
-    if exit_status == 0:
-        return "Runtime exited without providing a reason"
-    return f"Runtime exited with error: exit status {exit_status}"
 
 
 class Supervisor:
@@ -317,7 +294,8 @@ class Supervisor:
         to_template, control = os.pipe2(os.O_CLOEXEC)
         reports, from_template = os.pipe2(os.O_CLOEXEC)
         boot = wire.Boot(config.name, config.handler, code_dir, self.dispatcher.endpoint,
-                         self.log_dir, to_template, from_template, os.getpid(), config.prefork)
+                         self.log_dir, to_template, from_template, os.getpid(), config.prefork,
+                         config.runtime)
         init_log = os.path.join(self.log_dir, f"{config.name}.init.log")
         with open(init_log, "ab") as output:
             process = subprocess.Popen(

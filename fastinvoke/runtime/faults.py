@@ -2,17 +2,33 @@
 
 The shape copies awslambdaric: ``errorMessage``, ``errorType``, ``requestId`` (empty
 during Init) and ``stackTrace`` as ``traceback.format_list`` strings, without the
-frames of fastinvoke's own runtime, which the user did not write.
+frames of fastinvoke's own runtime, which the user did not write.  ``exit_reason``
+words a runtime process's end as Lambda does, for the supervisor and the bridge alike.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import traceback
 from types import TracebackType
 
 _RUNTIME_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 _NBSP = "\u00a0"
+_SIGNAL_TEXT = {
+    signal.SIGKILL: "killed",
+    signal.SIGSEGV: "segmentation fault",
+    signal.SIGABRT: "aborted",
+    signal.SIGTERM: "terminated",
+    signal.SIGBUS: "bus error",
+    signal.SIGFPE: "floating point exception",
+    signal.SIGILL: "illegal instruction",
+    signal.SIGINT: "interrupt",
+    signal.SIGHUP: "hangup",
+    signal.SIGPIPE: "broken pipe",
+    signal.SIGQUIT: "quit",
+    signal.SIGXCPU: "CPU time limit exceeded",
+}
 
 
 class Fault(Exception):
@@ -63,3 +79,12 @@ def error_log_line(document: dict) -> str:
                 stripped = line.lstrip(" ")
                 lines.append(_NBSP * (len(line) - len(stripped)) + stripped)
     return "\r".join(lines) + "\n"
+
+
+def exit_reason(exit_status: int, signum: int) -> str:
+    """How Lambda words a runtime's end: ``signal: killed``, ``exit status 1``..."""
+    if signum:
+        return "Runtime exited with error: signal: " + _SIGNAL_TEXT.get(signum, f"signal {signum}")
+    if exit_status == 0:
+        return "Runtime exited without providing a reason"
+    return f"Runtime exited with error: exit status {exit_status}"

@@ -6,6 +6,10 @@ duration is what every worker's first REPORT shows), reports Ready or InitFailed
 serves Fork requests from the control pipe and reports every child that ends (``wait4``
 status and rusage) until the pipe closes or Shutdown arrives; then it kills its workers.
 
+For a runtime other than Python (Node.js, a custom ``bootstrap``), Init only finds the
+runtime's command (``launch``); each worker is then a bridge (``bridge``) that starts the
+runtime and serves it Lambda's Runtime API, and the runtime's own Init runs there.
+
 It dies with the front-end (parent-death signal) and its workers die with it.  It never
 creates a ZeroMQ context: each worker makes its own after the fork.
 """
@@ -18,10 +22,12 @@ import selectors
 import signal
 import sys
 import traceback
+from collections.abc import Callable
 
 from .. import wire
 from .._core import fork_worker, monotonic_ns, reap, set_parent_death_signal
-from .faults import error_document
+from ..config import runtime_family
+from .faults import Fault, error_document
 from .handler import resolve
 from .worker import prepare as prepare_worker
 from .worker import run as run_worker
@@ -38,12 +44,16 @@ class Template:
         self.handler: object = None
         self.init_ns = 0
         self.out = boot.control_out
+        self.family = runtime_family(boot.runtime) if boot.runtime else "python"
+        self.run_bridge: Callable[..., None] | None = None
 
     def send(self, message: object) -> None:
         os.write(self.out, wire.encode_line(message))
 
     def init(self) -> bool:
         """Run Init; report the outcome.  Returns False when Init failed."""
+        if self.family != "python":
+            return self.init_runtime()
         if not self.boot.prefork:
             self.send(wire.Ready(0))
             return True
@@ -58,6 +68,23 @@ class Template:
             return False
         self.init_ns = monotonic_ns() - started
         self.send(wire.Ready(self.init_ns))
+        return True
+
+    def init_runtime(self) -> bool:
+        """Init of a runtime other than Python: find its command; import the bridge here,
+        once, rather than in every worker."""
+        from .bridge import run
+        from .launch import runtime_command
+
+        try:
+            self.handler = runtime_command(self.family, self.boot.code)
+        except Fault as exc:
+            print(f"{exc.error_type}: {exc.message}", flush=True)
+            self.send(wire.InitFailed({"errorType": exc.error_type,
+                                       "errorMessage": exc.message}, 0))
+            return False
+        self.run_bridge = run
+        self.send(wire.Ready(0))
         return True
 
     def serve(self) -> None:
@@ -111,14 +138,20 @@ class Template:
             signal.signal(signal.SIGCHLD, signal.SIG_DFL)
             for fd in (self.boot.control_in, self.boot.control_out, *private_fds):
                 os.close(fd)
-            if request.rlimit_mb:
+            # Not for a bridge: V8 and other runtimes reserve more address space than they use.
+            if request.rlimit_mb and self.run_bridge is None:
                 _limit_address_space(request.rlimit_mb)
             if request.provisioned:
                 os.environ["AWS_LAMBDA_INITIALIZATION_TYPE"] = "provisioned-concurrency"
+            log_path = os.path.join(self.boot.log_dir, request.worker + ".log")
+            if self.run_bridge is not None:
+                self.run_bridge(request.worker.encode(), self.boot.endpoint, log_path,
+                                self.handler, request.memory_peak, request.log_stream,
+                                self.boot.code)
+                return
             handler, init_ns = self.handler, self.init_ns
             if not self.boot.prefork:
                 handler, init_ns = _init_in_worker(self.boot.handler)
-            log_path = os.path.join(self.boot.log_dir, request.worker + ".log")
             run_worker(request.worker.encode(), self.boot.endpoint, log_path, handler, init_ns,
                        request.memory_peak, request.log_stream)
         except BaseException:

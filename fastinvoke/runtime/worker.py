@@ -159,22 +159,13 @@ def _serve(link: Channel | PyzmqChannel, handler: Any, reader: int, peak: int) -
         payload, error_type = _invoke(handler, message)
         duration = monotonic_ns() - started
         if error_type is None and len(payload) > RESPONSE_PAYLOAD_LIMIT:
-            payload, error_type = _too_large()
-        end = file_size(reader)
-        log = os.pread(reader, end - offset, offset) if end > offset else b""
-        offset = end
-        if offset > _LOG_ROTATE_BYTES:
-            os.ftruncate(reader, 0)
-            offset = 0
+            payload, error_type = response_too_large()
+        log, offset = read_output(reader, offset)
         # A worker whose Init failed asks to be retired: the next invocation gets a
         # fresh worker that retries Init, as Lambda re-initialises.  (Exiting here
         # instead would race the reply against the template's exit report.)
-        # The group is charged only for pages the worker itself touched first; its RSS
-        # also counts what it shares with the template.  The larger is what it uses.
-        used_kb = max(max_rss_kb(), int(os.pread(peak, 32, 0)) >> 10) if peak >= 0 \
-            else max_rss_kb()
-        reply = wire.Reply(request_id, duration, error_type, used_kb, offset, payload, log,
-                           isinstance(handler, Exception))
+        reply = wire.Reply(request_id, duration, error_type, memory_used_kb(peak, max_rss_kb()),
+                           offset, payload, log, isinstance(handler, Exception))
         send(encode(reply))
         _request_id = ""
 
@@ -205,7 +196,25 @@ def _invoke(handler: Any, message: wire.Invoke) -> tuple[bytes, str | None]:
         return marshal(document), document["errorType"]
 
 
-def _too_large() -> tuple[bytes, str]:
+def read_output(reader: int, offset: int) -> tuple[bytes, int]:
+    """What the worker's log file gained since ``offset``, and where it now ends (the
+    file is emptied once past 1 MB: output is read back after every invocation)."""
+    end = file_size(reader)
+    log = os.pread(reader, end - offset, offset) if end > offset else b""
+    if end > _LOG_ROTATE_BYTES:
+        os.ftruncate(reader, 0)
+        end = 0
+    return log, end
+
+
+def memory_used_kb(peak: int, rss_kb: int) -> int:
+    """Max Memory Used: the cgroup's peak (``peak`` is an fd of its file, or -1) or the
+    processes' peak RSS, whichever is larger.  The group is charged only for pages the
+    worker itself touched first; its RSS also counts what it shares with the template."""
+    return max(rss_kb, int(os.pread(peak, 32, 0)) >> 10) if peak >= 0 else rss_kb
+
+
+def response_too_large() -> tuple[bytes, str]:
     document = {
         "errorMessage": "Response payload size exceeded maximum allowed payload size "
         f"({RESPONSE_PAYLOAD_LIMIT} bytes).",

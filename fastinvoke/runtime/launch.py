@@ -1,0 +1,55 @@
+"""How a runtime other than Python is started (lambda-spec §3.2): its command and environment.
+
+* ``nodejs*``: this machine's ``node`` running fastinvoke's bootstrap (``node/bootstrap.js``,
+  no dependencies), which loads ``_HANDLER`` from ``LAMBDA_TASK_ROOT``;
+* ``provided*``: the function's own executable ``bootstrap``, first in the code directory
+  (``/var/task/bootstrap`` on Lambda), else ``/opt/bootstrap``; run with no arguments.
+
+The template resolves the command once (its Init: a missing ``node`` or ``bootstrap`` fails
+there, with Lambda's ``Runtime.InvalidEntrypoint``); each worker starts it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+from .faults import Fault
+
+BOOTSTRAP_JS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "node", "bootstrap.js")
+LAYER_BOOTSTRAP = "/opt/bootstrap"
+# The template's environment names here the variables that it needs (it is Python) and
+# the runtime it starts must not inherit (pool/environment.py sets it).
+TEMPLATE_ONLY = "_FASTINVOKE_TEMPLATE_ONLY"
+
+
+def runtime_command(family: str, code_dir: str) -> list[str]:
+    """The command that starts a ``nodejs`` or ``provided`` runtime; raises ``Fault``."""
+    if family == "nodejs":
+        node = shutil.which("node")
+        if node is None:
+            raise Fault("Runtime.InvalidEntrypoint",
+                        "Couldn't find node on the PATH: install Node.js, or set PATH in the "
+                        "function's environment to include it")
+        return [node, BOOTSTRAP_JS]
+    candidates = [os.path.join(code_dir, "bootstrap"), LAYER_BOOTSTRAP]
+    for path in candidates:
+        if os.path.isfile(path):
+            if not os.access(path, os.X_OK):
+                raise Fault("Runtime.InvalidEntrypoint",
+                            f"fork/exec {path}: permission denied (make it executable: "
+                            f"chmod +x {path})")
+            return [path]
+    raise Fault("Runtime.InvalidEntrypoint",
+                f"Couldn't find valid bootstrap(s): [{' '.join(candidates)}] (a custom runtime "
+                "is an executable file named bootstrap in the code directory)")
+
+
+def runtime_environment(api_address: str) -> dict[str, str]:
+    """The runtime process's environment: this worker's (Lambda's variables and the
+    function's, §3.1) without the template's own, with ``AWS_LAMBDA_RUNTIME_API``."""
+    env = dict(os.environ)
+    for name in env.pop(TEMPLATE_ONLY, "").split(","):
+        env.pop(name, None)
+    env["AWS_LAMBDA_RUNTIME_API"] = api_address
+    return env
