@@ -72,6 +72,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1",
                        help="address to bind (default 127.0.0.1; any other needs --auth sigv4)")
     serve.add_argument("--port", type=int, default=3001, help="port (default 3001; 0: any)")
+    serve.add_argument("--zmq", metavar="ADDRESS",
+                       help="also serve Invoke on a ZeroMQ endpoint, tcp://127.0.0.1:3002 or "
+                       "ipc://PATH (for fastinvoke.client.ZmqClient)")
     serve.add_argument("--state-dir", type=Path, metavar="DIR", default=Path(".fastinvoke"),
                        help="functions created over HTTP, logs and meters (default: .fastinvoke)")
     serve.add_argument("--auth", choices=("sigv4",),
@@ -180,7 +183,12 @@ def _invoke(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from .http.serve import ServeOptions, check_exposure, serve  # its imports cost the others
+    from .http.serve import (  # their imports cost the other commands
+        ServeOptions,
+        check_exposure,
+        check_zmq_exposure,
+        serve,
+    )
     from .http.server import Limits
     from .http.sigv4 import load_keys
 
@@ -195,7 +203,7 @@ def _serve(args: argparse.Namespace) -> int:
         except ValueError as exc:
             print(f"fastinvoke: {exc}", file=sys.stderr)
             return 2
-    refusal = check_exposure(args.host, keys)
+    refusal = check_exposure(args.host, keys) or check_zmq_exposure(args.zmq)
     if refusal is not None:
         print(f"fastinvoke: {refusal}", file=sys.stderr)
         return 2
@@ -207,7 +215,7 @@ def _serve(args: argparse.Namespace) -> int:
     return serve(ServeOptions(
         args.host, args.port, str(args.state_dir), keys, functions,
         Limits(read_timeout_s=args.read_timeout, keep_alive_s=args.keep_alive),
-        args.shutdown_timeout))
+        args.shutdown_timeout, args.zmq))
 
 
 def _logs(args: argparse.Namespace) -> int:

@@ -190,14 +190,8 @@ def _outcome(response: Response) -> InvokeResult | errors.ServiceError:
         return InvokeResult(response.status, response.payload, response.function_error,
                             response.log_result, response.executed_version,
                             response.request_id)
-    kind = getattr(errors, response.error_type, None)
-    if not (isinstance(kind, type) and issubclass(kind, errors.ServiceError)):
-        kind = errors.ServiceException
-    error = kind.__new__(kind)  # as the server raised it: its message and fields as sent
-    errors.ServiceError.__init__(error, response.error_message or "", **response.error_fields)
-    if isinstance(error, errors.TooManyRequestsException):
-        error.reason = response.error_fields.get("Reason", "")
-    return error
+    return errors.service_error(response.error_type, response.error_message or "",
+                                response.error_fields)
 
 
 def _result(response: Response) -> InvokeResult:

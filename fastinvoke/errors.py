@@ -114,3 +114,16 @@ class FunctionError(FastInvokeError):
         trace = document.get("stackTrace") or document.get("trace") or []
         self.stack_trace: list[str] = list(trace)
         super().__init__(f"{self.error_type}: {self.error_message}")
+
+
+def service_error(code: str, message: str, fields: dict[str, Any]) -> ServiceError:
+    """The ``ServiceError`` a front-end answered with, rebuilt on the client's side from
+    its name (``x-amzn-ErrorType``), message and extra fields (``Reason``...)."""
+    kind = globals().get(code)
+    if not (isinstance(kind, type) and issubclass(kind, ServiceError)):
+        kind = ServiceException
+    error = kind.__new__(kind)  # as the server raised it: its message and fields as sent
+    ServiceError.__init__(error, message, **fields)
+    if isinstance(error, TooManyRequestsException):
+        error.reason = fields.get("Reason", "")
+    return error

@@ -20,6 +20,7 @@ from helpers import FUNCTIONS, descendants, kill_all, read_line
 
 ROOT = Path(__file__).resolve().parent.parent
 READY = re.compile(rb"^fastinvoke: serving the Lambda API on http://([^:]+):(\d+) ")
+ZMQ_READY = re.compile(rb"^fastinvoke: serving Invoke over ZeroMQ on (\S+)")
 # Functions of tests/functions every server has (template names -> handler).
 HANDLERS = {"echo": "echo.handler", "sleeper": "sleeper.handler", "raises": "raise_.handler",
             "printer": "printer.handler", "context": "context_dump.handler",
@@ -56,6 +57,12 @@ class Server:
         self.host = match[1].decode()
         self.port = int(match[2])
         self.url = f"http://{self.host}:{self.port}"
+        self.zmq: str | None = None
+        if "--zmq" in args:
+            line = read_line(self.process, timeout=30)
+            zmq = ZMQ_READY.match(line)
+            assert zmq is not None, line
+            self.zmq = zmq[1].decode()
 
     def client(self, key: str = "AKIDTEST", secret: str = "secret", **config: Any) -> Any:
         """A boto3 Lambda client; no retries (a test sees each answer), long reads."""

@@ -6,15 +6,13 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from frontends import Embedded, Frontend, Zmq, zmq_endpoint
-from helpers import MakeFunction, document, report_of, tail_text, wait_until
+from frontends import Embedded, Served
+from helpers import document, report_of, tail_text, wait_until
+from http_server import Server
 
-from fastinvoke import Invoker
-from fastinvoke.client import ZmqClient
 from fastinvoke.errors import (
     InvalidRequestContentException,
     RequestEntityTooLargeException,
@@ -24,31 +22,46 @@ from fastinvoke.errors import (
 )
 
 
-@pytest.fixture(params=["embedded", "zmq"])
-def frontend(request: pytest.FixtureRequest, invoker: Invoker,
-             tmp_path: Path) -> Iterator[Frontend]:
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """One ``fastinvoke serve`` with HTTP and ZeroMQ for the module; it must stop cleanly."""
+    directory = tmp_path_factory.mktemp("contract")
+    server = Server(directory / "state", "--zmq", f"ipc://{directory}/zmq")
+    try:
+        yield server
+        status, err = server.stop()
+        assert status == 0, err
+    finally:
+        server.kill()
+
+
+@pytest.fixture(params=["embedded", "http", "zmq"])
+def frontend(request: pytest.FixtureRequest) -> Iterator[Any]:
     if request.param == "embedded":
-        yield Embedded(invoker)
+        yield Embedded(request.getfixturevalue("invoker"),
+                       request.getfixturevalue("make_function"))
         return
-    with zmq_endpoint(invoker, f"ipc://{tmp_path}/zmq") as endpoint, \
-            ZmqClient(endpoint.address, timeout_s=60) as client:
-        yield Zmq(client)
+    frontend = Served(request.getfixturevalue("served"), request.param)
+    try:
+        yield frontend
+    finally:
+        frontend.close()
 
 
-def test_a_result(frontend: Frontend, make_function: MakeFunction) -> None:
-    name = make_function("add.handler")
+def test_a_result(frontend: Any) -> None:
+    name = frontend.create("add.handler")
     result = frontend.invoke(name, {"a": 10, "b": 20})
     assert (result.status_code, result.payload, result.function_error,
             result.executed_version) == (200, b'{"sum": 30}', None, "$LATEST")
 
 
-def test_raw_json_bytes_pass_through(frontend: Frontend, make_function: MakeFunction) -> None:
-    name = make_function("echo.handler")
+def test_raw_json_bytes_pass_through(frontend: Any) -> None:
+    name = frontend.create("echo.handler")
     assert document(frontend.invoke(name, b'{"a": [1, 2.5, "x"]}')) == {"a": [1, 2.5, "x"]}
 
 
-def test_a_function_error_is_a_result(frontend: Frontend, make_function: MakeFunction) -> None:
-    name = make_function("raise_.handler")
+def test_a_function_error_is_a_result(frontend: Any) -> None:
+    name = frontend.create("raise_.handler")
     result = frontend.invoke(name, {})
     assert (result.status_code, result.function_error) == (200, "Unhandled")
     error = document(result)
@@ -56,8 +69,8 @@ def test_a_function_error_is_a_result(frontend: Frontend, make_function: MakeFun
     assert error["requestId"] == result.request_id
 
 
-def test_a_timeout(frontend: Frontend, make_function: MakeFunction) -> None:
-    name = make_function("counter.handler", timeout_s=1)
+def test_a_timeout(frontend: Any) -> None:
+    name = frontend.create("counter.handler", timeout_s=1)
     result = frontend.invoke(name, {"hang": True})
     assert result.function_error == "Unhandled"
     assert document(result) == {
@@ -65,33 +78,30 @@ def test_a_timeout(frontend: Frontend, make_function: MakeFunction) -> None:
         "errorMessage": f"RequestId: {result.request_id} Error: Task timed out after 1.00 seconds"}
 
 
-def test_tail_carries_the_report(frontend: Frontend, make_function: MakeFunction) -> None:
-    name = make_function("add.handler")
+def test_tail_carries_the_report(frontend: Any) -> None:
+    name = frontend.create("add.handler")
     result = frontend.invoke(name, {"a": 1, "b": 2}, log_type="Tail")
     assert report_of(tail_text(result))["request_id"] == result.request_id
 
 
-def test_client_context_reaches_the_handler(frontend: Frontend,
-                                            make_function: MakeFunction) -> None:
-    name = make_function("context_dump.handler")
+def test_client_context_reaches_the_handler(frontend: Any) -> None:
+    name = frontend.create("context_dump.handler")
     context = base64.b64encode(json.dumps({"custom": {"k": "v"}}).encode()).decode()
     seen = document(frontend.invoke(name, {}, client_context=context))
     assert json.dumps(seen).count('"k"') == 1
 
 
-def test_event_is_accepted_and_runs(frontend: Frontend, invoker: Invoker,
-                                    make_function: MakeFunction) -> None:
-    name = make_function("add.handler")
+def test_event_is_accepted_and_runs(frontend: Any) -> None:
+    name = frontend.create("add.handler")
     result = frontend.invoke(name, {"a": 1, "b": 1}, invocation_type="Event")
     assert (result.status_code, result.payload) == (202, b"")
-    wait_until(lambda: invoker.meter(name)["invocations"] == 1)
+    wait_until(lambda: frontend.meter(name)["invocations"] == 1)
 
 
-def test_dry_run_only_validates(frontend: Frontend, invoker: Invoker,
-                                make_function: MakeFunction) -> None:
-    name = make_function("add.handler")
+def test_dry_run_only_validates(frontend: Any) -> None:
+    name = frontend.create("add.handler")
     assert frontend.invoke(name, {}, invocation_type="DryRun").status_code == 204
-    assert invoker.meter(name)["invocations"] == 0
+    assert frontend.meter(name)["invocations"] == 0
     with pytest.raises(ResourceNotFoundException):
         frontend.invoke("missing", {}, invocation_type="DryRun")
 
@@ -109,18 +119,18 @@ def test_dry_run_only_validates(frontend: Frontend, invoker: Invoker,
     (lambda f, n: f.invoke(n, {}, invocation_type="Sometimes"), ValidationException,
      "Member must satisfy enum value set: [Event, RequestResponse, DryRun]"),
 ])
-def test_service_errors(frontend: Frontend, make_function: MakeFunction, call: Any,
+def test_service_errors(frontend: Any, call: Any,
                         error: type[Exception], text: str) -> None:
-    name = make_function("add.handler")
+    name = frontend.create("add.handler")
     with pytest.raises(error) as raised:
         call(frontend, name)
     assert text in raised.value.message
 
 
-def test_throttling(frontend: Frontend, invoker: Invoker, make_function: MakeFunction) -> None:
-    name = make_function("add.handler", reserved_concurrency=0)
+def test_throttling(frontend: Any) -> None:
+    name = frontend.create("add.handler", reserved_concurrency=0)
     with pytest.raises(TooManyRequestsException) as raised:
         frontend.invoke(name, {})
     assert (raised.value.message, raised.value.reason) == (
         "Rate Exceeded.", "ReservedFunctionConcurrentInvocationLimitExceeded")
-    assert invoker.meter(name)["throttles"] == 1
+    assert frontend.meter(name)["throttles"] == 1

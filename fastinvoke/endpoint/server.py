@@ -101,6 +101,11 @@ class ZmqEndpoint:
         if self._channel.readable():  # sending may have consumed the FD's signal
             self._read()
 
+    @property
+    def answering(self) -> int:
+        """Requests in flight."""
+        return len(self._tasks)
+
     async def drain(self, timeout_s: float) -> None:
         """Stop taking requests; wait up to ``timeout_s`` for those in flight."""
         if self._loop is not None:

@@ -1,5 +1,7 @@
 """The ``fastinvoke serve`` process: an Invoker, the Lambda API over HTTP, and the stop.
 
+With ``--zmq``, the ZeroMQ endpoint serves Invoke on the same loop and stops alike.
+
 Stopping.  The first SIGTERM or SIGINT stops accepting connections, lets the requests
 being answered finish (at most ``grace_s``), then closes the Invoker, which stops every
 template and worker.  A second SIGINT stops at once.  Either way no worker outlives the
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import re
 import signal
 import sys
 from dataclasses import dataclass, field
@@ -17,6 +20,7 @@ from dataclasses import dataclass, field
 import uvloop
 
 from ..config import FunctionConfig
+from ..endpoint.server import ZmqEndpoint
 from ..invoker import Invoker
 from .api import LambdaApi
 from .functions import Functions
@@ -34,6 +38,7 @@ class ServeOptions:
     functions: list[FunctionConfig] = field(default_factory=list)
     limits: Limits = Limits()
     grace_s: float = 30.0
+    zmq: str | None = None  # also serve the ZeroMQ endpoint on this address
 
 
 def check_exposure(host: str, keys: dict[str, str] | None) -> str | None:
@@ -51,6 +56,29 @@ def check_exposure(host: str, keys: dict[str, str] | None) -> str | None:
             "key; clients sign with those keys), or bind 127.0.0.1")
 
 
+def check_zmq_exposure(address: str | None) -> str | None:
+    """Why serving the ZeroMQ endpoint on ``address`` is refused, or None: it has no
+    authentication, so it stays on this machine (loopback TCP or an ipc:// socket)."""
+    if address is None or address.startswith("ipc://"):
+        return None
+    match = re.fullmatch(r"tcp://(?P<host>\[[^\]]+\]|[^:]+):(?P<port>\d+|\*)", address)
+    if match is None:
+        return (f"--zmq {address}: give tcp://127.0.0.1:PORT or ipc://PATH")
+    host = match["host"].strip("[]")
+    if host != "localhost" and not _is_loopback(host):
+        return (f"refusing to serve ZeroMQ on {host}: the endpoint has no authentication. "
+                "Bind it to 127.0.0.1 (or ipc://PATH) and reach other machines over HTTP "
+                "with --auth sigv4")
+    return None
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def serve(options: ServeOptions) -> int:
     """Run until stopped by a signal; returns the exit status."""
     return uvloop.run(_serve(options))
@@ -59,6 +87,7 @@ def serve(options: ServeOptions) -> int:
 async def _serve(options: ServeOptions) -> int:
     loop = asyncio.get_running_loop()
     invoker = Invoker(options.state_dir)
+    endpoint: ZmqEndpoint | None = None
     try:
         functions = Functions(invoker)
         for note in await asyncio.to_thread(functions.start, options.functions):
@@ -67,6 +96,13 @@ async def _serve(options: ServeOptions) -> int:
         server = HttpServer(LambdaApi(invoker, functions, Metrics(invoker), verifier),
                             options.limits)
         port = await server.start(options.host, options.port)
+        if options.zmq is not None:
+            try:
+                endpoint = ZmqEndpoint(invoker, options.zmq)
+            except OSError as exc:
+                print(f"fastinvoke: {exc}", file=sys.stderr)
+                return 2
+            endpoint.start(loop)
         stop, now = asyncio.Event(), asyncio.Event()
 
         def on_signal(signum: int) -> None:
@@ -78,17 +114,26 @@ async def _serve(options: ServeOptions) -> int:
             loop.add_signal_handler(signum, on_signal, signum)
         print(f"fastinvoke: serving the Lambda API on http://{options.host}:{port} "
               f"({len(functions.records)} functions, state in {invoker.state_dir})", flush=True)
+        if endpoint is not None:
+            print(f"fastinvoke: serving Invoke over ZeroMQ on {endpoint.address}", flush=True)
         await stop.wait()
         server.stop_accepting()
-        if server.answering:
-            print(f"fastinvoke: stopping: finishing {server.answering} requests (at most "
+        answering = server.answering + (endpoint.answering if endpoint else 0)
+        if answering:
+            print(f"fastinvoke: stopping: finishing {answering} requests (at most "
                   f"{options.grace_s:g} s; Ctrl-C again to stop now)", file=sys.stderr, flush=True)
-            waits = [loop.create_task(server.drain(options.grace_s)), loop.create_task(now.wait())]
+            drains = [server.drain(options.grace_s)]
+            if endpoint is not None:
+                drains.append(endpoint.drain(options.grace_s))
+            waits = [loop.create_task(asyncio.wait(map(loop.create_task, drains))),
+                     loop.create_task(now.wait())]
             await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
             for wait in waits:
                 wait.cancel()
         server.abort()
     finally:
+        if endpoint is not None:
+            endpoint.close()
         await asyncio.to_thread(invoker.close)
     print("fastinvoke: stopped", file=sys.stderr, flush=True)
     return 0
