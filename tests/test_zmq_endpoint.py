@@ -74,3 +74,24 @@ def test_a_missing_server_times_out_with_what_to_check(tmp_path: Path) -> None:
     with ZmqClient(f"ipc://{tmp_path}/nobody", timeout_s=0.2) as client, \
             pytest.raises(TimeoutError, match="is `fastinvoke serve --zmq` running there"):
         client.invoke("f", {})
+
+
+@pytest.mark.parametrize(("address", "refused"), [
+    ("tcp://127.0.0.1:3002", False), ("tcp://localhost:3002", False), ("tcp://[::1]:3002", False),
+    ("ipc:///tmp/fastinvoke.sock", False), ("tcp://0.0.0.0:3002", True),
+    ("tcp://10.1.2.3:3002", True), ("tcp://*:3002", True), ("udp://x", True),
+])
+def test_the_endpoint_stays_on_this_machine(address: str, refused: bool) -> None:
+    from fastinvoke.http.serve import check_zmq_exposure
+    assert (check_zmq_exposure(address) is not None) == refused
+
+
+def test_serve_refuses_a_public_zmq_address_and_says_what_to_do(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+    done = subprocess.run([sys.executable, "-m", "fastinvoke", "serve", "--port", "0",
+                           "--state-dir", str(tmp_path), "--zmq", "tcp://0.0.0.0:3002"],
+                          capture_output=True, text=True, timeout=60,
+                          cwd=Path(__file__).parent.parent)
+    assert done.returncode == 2
+    assert "the endpoint has no authentication. Bind it to 127.0.0.1" in done.stderr
