@@ -276,6 +276,8 @@ SPECS = [
            "p50_us", None, None),
           ("peers, p50: fastinvoke HTTP / embedded", "latency.fastinvoke_http",
            "latency.fastinvoke", "p50_us", None, None),
+          ("peers, p50: fastinvoke ZeroMQ endpoint / raw pyzmq", "latency.fastinvoke_zmq",
+           "latency.rawzmq", "p50_us", "<=", 2.5),
           ("peers, p50: fastinvoke ZeroMQ / embedded", "latency.fastinvoke_zmq",
            "latency.fastinvoke", "p50_us", None, None),
           ("peers, 64 in flight: fastinvoke / ProcessPoolExecutor submit",

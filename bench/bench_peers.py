@@ -28,6 +28,7 @@ import sysconfig
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -340,13 +341,11 @@ def ll_api_cold(sizes: Sizes) -> dict[str, Any]:
 
 # -- fastinvoke's front-ends, driven by its own load generator -----------------------------
 
-def _front_end(kind: str, sizes: Sizes, concurrency: int) -> Any:
-    """The recorder of a closed-loop run of ``fastinvoke bench``'s engine against
-    ``fastinvoke serve`` (HTTP or ZeroMQ); skipped where this build has no server."""
-    import uvloop
-
-    from fastinvoke.loadgen import Plan, make_target, run
-
+@contextlib.contextmanager
+def _served(kind: str) -> Iterator[str]:
+    """``fastinvoke serve`` with the ``add`` function; yields its HTTP URL or its ZeroMQ
+    endpoint (ipc://, the transport of the raw pyzmq floor); skipped where this build
+    has no such server."""
     help_text = subprocess.run([sys.executable, "-m", "fastinvoke", "serve", "--help"],
                                capture_output=True, text=True).stdout
     if "--port" not in help_text or (kind == "zmq" and "--zmq" not in help_text):
@@ -354,22 +353,31 @@ def _front_end(kind: str, sizes: Sizes, concurrency: int) -> Any:
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         template = Path(tmp) / "template.yaml"
         template.write_text(SERVE_TEMPLATE.format(code=FUNCTIONS_DIR))
-        port, zmq_port = _free_port(), _free_port()
-        endpoint = (f"http://127.0.0.1:{port}" if kind == "http"
-                    else f"tcp://127.0.0.1:{zmq_port}")
+        port, zmq = _free_port(), f"ipc://{tmp}/zmq"
         with subprocess.Popen(
                 [sys.executable, "-m", "fastinvoke", "serve", "--template", str(template),
-                 "--port", str(port), "--zmq", f"tcp://127.0.0.1:{zmq_port}", "--state-dir",
-                 f"{tmp}/state"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) as server:
+                 "--port", str(port), "--zmq", zmq, "--state-dir", f"{tmp}/state"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) as server:
             try:
                 _wait_healthy(port, server)
-                calls = sizes.latency_calls if concurrency == 1 else sizes.throughput_calls
-                target = make_target("add", ADD_EVENT_BYTES, endpoint=endpoint)
-                plan = Plan(concurrency, requests=calls, warmup=max(sizes.warmup_calls, 256))
-                return uvloop.run(run(target, plan))
+                yield f"http://127.0.0.1:{port}" if kind == "http" else zmq
             finally:
                 server.terminate()
                 server.wait(30)
+
+
+def _front_end(kind: str, sizes: Sizes, concurrency: int) -> Any:
+    """The recorder of a closed-loop run of ``fastinvoke bench``'s engine against
+    ``fastinvoke serve`` (HTTP or ZeroMQ)."""
+    import uvloop
+
+    from fastinvoke.loadgen import Plan, make_target, run
+
+    with _served(kind) as endpoint:
+        calls = sizes.latency_calls if concurrency == 1 else sizes.throughput_calls
+        target = make_target("add", ADD_EVENT_BYTES, endpoint=endpoint)
+        plan = Plan(concurrency, requests=calls, warmup=max(sizes.warmup_calls, 256))
+        return uvloop.run(run(target, plan))
 
 
 SERVE_TEMPLATE = """\
@@ -428,7 +436,12 @@ def http_latency(sizes: Sizes) -> dict[str, Any]:
 
 
 def zmq_latency(sizes: Sizes) -> dict[str, Any]:
-    return _front_end_latency("zmq", sizes)
+    """A harness's synchronous loop: ``ZmqClient.invoke``, one call at a time."""
+    from fastinvoke.client import ZmqClient
+
+    with _served("zmq") as endpoint, ZmqClient(endpoint, timeout_s=30) as client:
+        invoke = client.invoke
+        return _time_calls(lambda: invoke("add", ADD_EVENT_BYTES).payload, ADD_RESULT, sizes)
 
 
 def http_throughput(sizes: Sizes) -> dict[str, Any]:
