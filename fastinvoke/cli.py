@@ -18,7 +18,7 @@ from pathlib import Path
 import msgspec
 
 from .errors import FastInvokeError
-from .invoker import Invoker
+from .invoker import Invoker, InvokeResult
 from .logs import log_group
 from .logstore import LogStore, parse_duration
 from .metering import bill_usage, load_usage
@@ -45,13 +45,18 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
     invoke = commands.add_parser(
-        "invoke", help="invoke a function from a SAM template",
-        description="Invoke a function of a SAM template embedded, as `aws lambda invoke` "
-        "would; prints the response payload, then the log tail with --log-type Tail.",
+        "invoke", help="invoke a function from a SAM template or of a running server",
+        description="Invoke a function, embedded from a SAM template or through a running "
+        "`fastinvoke serve`, as `aws lambda invoke` would; prints the response payload, then "
+        "the log tail with --log-type Tail.",
     )
     invoke.add_argument("name", help="the function's name (FunctionName or logical id)")
-    invoke.add_argument("--template", required=True, type=Path, metavar="FILE",
-                        help="SAM template.yaml holding the function")
+    source = invoke.add_mutually_exclusive_group(required=True)
+    source.add_argument("--template", type=Path, metavar="FILE",
+                        help="SAM template.yaml holding the function (run it embedded)")
+    source.add_argument("--endpoint", metavar="URL",
+                        help="a running server: http://HOST:PORT (its Lambda API) or "
+                        "tcp://HOST:PORT, ipc://PATH (its ZeroMQ endpoint)")
     invoke.add_argument("--payload", default="{}", metavar="JSON|@FILE",
                         help="the event: JSON text, or @FILE to read it from a file")
     invoke.add_argument("--invocation-type", default="RequestResponse",
@@ -151,6 +156,13 @@ def _add_state_dir(command: argparse.ArgumentParser) -> None:
 
 
 def _invoke(args: argparse.Namespace) -> int:
+    log_type = None if args.log_type == "None" else args.log_type
+    if args.endpoint is not None:
+        from .remote import invoke_remote
+
+        _print_result(invoke_remote(args.endpoint, args.name, _read_payload(args.payload),
+                                    invocation_type=args.invocation_type, log_type=log_type))
+        return 0
     template = load_template(args.template)
     _print_notes(template)
     payload = _read_payload(args.payload)
@@ -167,19 +179,23 @@ def _invoke(args: argparse.Namespace) -> int:
                      f"is not in {args.template} (functions: {known})"), file=sys.stderr)
             return 2
         result = invoker.invoke(args.name, payload, invocation_type=args.invocation_type,
-                                log_type=args.log_type)
+                                log_type=log_type)
         if args.invocation_type == "Event":
             # The call returned at once (202); the function still runs: let it finish
             # before this process, and the pool with it, ends.
             invoker.wait_for_events(args.name)
-        print(f"StatusCode: {result.status_code}" + (
-            f"  FunctionError: {result.function_error}" if result.function_error else ""),
-            file=sys.stderr)
-        if result.payload:
-            sys.stdout.write(result.payload.decode("utf-8", "replace") + "\n")
-        if result.log_result:
-            sys.stdout.write(base64.b64decode(result.log_result).decode("utf-8", "replace"))
+        _print_result(result)
     return 0
+
+
+def _print_result(result: InvokeResult) -> None:
+    print(f"StatusCode: {result.status_code}" + (
+        f"  FunctionError: {result.function_error}" if result.function_error else ""),
+        file=sys.stderr)
+    if result.payload:
+        sys.stdout.write(result.payload.decode("utf-8", "replace") + "\n")
+    if result.log_result:
+        sys.stdout.write(base64.b64decode(result.log_result).decode("utf-8", "replace"))
 
 
 def _serve(args: argparse.Namespace) -> int:

@@ -1,0 +1,60 @@
+"""Invoke a function of a running ``fastinvoke serve``, as a client would: over its Lambda
+API (``http://HOST:PORT``) or its ZeroMQ endpoint (``tcp://HOST:PORT``, ``ipc://PATH``)."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import time
+from urllib.parse import quote, urlsplit
+
+from .client import ZmqClient
+from .errors import InvalidParameterValueException, ServiceException, service_error
+from .invoker import InvokeResult
+
+_RETRY_S = 0.1
+
+
+def invoke_remote(endpoint: str, name: str, payload: bytes, *,
+                  invocation_type: str = "RequestResponse", log_type: str | None = None,
+                  wait_s: float = 10.0) -> InvokeResult:
+    """One Invoke; a server still starting is waited for, up to ``wait_s``."""
+    if endpoint.startswith(("tcp://", "ipc://")):  # ZeroMQ connects whenever the server binds
+        with ZmqClient(endpoint) as client:
+            return client.invoke(name, payload, invocation_type=invocation_type,
+                                 log_type=log_type)
+    url = urlsplit(endpoint)
+    if url.scheme != "http" or not url.hostname:
+        raise InvalidParameterValueException(
+            f"--endpoint {endpoint}: give http://HOST:PORT (the Lambda API of `fastinvoke "
+            "serve`), tcp://HOST:PORT or ipc://PATH (its --zmq endpoint)")
+    headers = {"X-Amz-Invocation-Type": invocation_type, "Content-Type": "application/json"}
+    if log_type is not None:
+        headers["X-Amz-Log-Type"] = log_type
+    deadline = time.monotonic() + wait_s
+    while True:
+        connection = http.client.HTTPConnection(url.hostname, url.port or 80, timeout=930)
+        try:
+            connection.request("POST", f"/2015-03-31/functions/{quote(name, safe='')}/"
+                               "invocations", body=payload, headers=headers)
+            response = connection.getresponse()
+            body = response.read()
+            break
+        except ConnectionRefusedError:
+            if time.monotonic() >= deadline:
+                raise ServiceException(
+                    f"nothing answers at {endpoint}: start `fastinvoke serve` there "
+                    f"(this waited {wait_s:g} s for it)") from None
+            time.sleep(_RETRY_S)
+        finally:
+            connection.close()
+    error_type = response.getheader("x-amzn-ErrorType")
+    if error_type is not None:
+        document = json.loads(body or b"{}")
+        message = document.pop("message", None) or document.pop("Message", "")
+        document.pop("Type", None)
+        raise service_error(error_type.split(":")[0], message, document)
+    return InvokeResult(response.status, body, response.getheader("X-Amz-Function-Error"),
+                        response.getheader("X-Amz-Log-Result"),
+                        response.getheader("X-Amz-Executed-Version"),
+                        response.getheader("x-amzn-RequestId") or "")

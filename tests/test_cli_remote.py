@@ -1,0 +1,81 @@
+"""``fastinvoke invoke --endpoint``: a running server invoked from the command line, over
+its Lambda API and its ZeroMQ endpoint, with Lambda's errors and a wait for a server
+that is still starting."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from http_server import ROOT, Server, write_template
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    directory = tmp_path_factory.mktemp("remote")
+    server = Server(directory / "state", "--zmq", f"ipc://{directory}/zmq",
+                    template=write_template(directory))
+    try:
+        yield server
+        assert server.stop()[0] == 0
+    finally:
+        server.kill()
+
+
+def fastinvoke(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "fastinvoke", *args], capture_output=True,
+                          text=True, cwd=ROOT, timeout=60)
+
+
+@pytest.mark.parametrize("over", ["http", "zmq"])
+def test_invoke_prints_the_payload_and_the_tail(served: Server, over: str) -> None:
+    endpoint = served.url if over == "http" else served.zmq
+    done = fastinvoke("invoke", "echo", "--endpoint", endpoint, "--payload", '{"hi": 1}',
+                      "--log-type", "Tail")
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.startswith("StatusCode: 200")
+    payload, *log = done.stdout.splitlines()
+    assert payload == '{"hi": 1}'
+    assert log[0].startswith("START RequestId: ") and log[-1].startswith("REPORT RequestId: ")
+
+
+def test_a_function_error_and_a_service_error(served: Server) -> None:
+    failed = fastinvoke("invoke", "raises", "--endpoint", served.url)
+    assert failed.returncode == 0
+    assert "FunctionError: Unhandled" in failed.stderr and '"errorType": "ValueError"' in \
+        failed.stdout
+    missing = fastinvoke("invoke", "nope", "--endpoint", served.url)
+    assert missing.returncode == 2
+    assert "ResourceNotFoundException: Function not found: " in missing.stderr
+
+
+def test_nothing_listening_is_waited_for_then_reported(tmp_path: Path) -> None:
+    import socket
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    from fastinvoke.errors import ServiceException
+    from fastinvoke.remote import invoke_remote
+    with pytest.raises(ServiceException, match="nothing answers at .*start `fastinvoke serve`"):
+        invoke_remote(f"http://127.0.0.1:{port}", "f", b"{}", wait_s=0.3)
+
+
+def test_the_quick_start_main_job_runs(tmp_path: Path) -> None:
+    """README's first command, after the setup: examples/serve.sh."""
+    import os
+    import socket
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    done = subprocess.run([str(Path(ROOT, "examples", "serve.sh"))], capture_output=True,
+                          text=True, timeout=120, env=dict(
+                              os.environ, FASTINVOKE=f"{sys.executable} -m fastinvoke",
+                              PORT=str(port), PYTHONPATH=str(ROOT)))
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("fastinvoke: serving the Lambda API on http://127.0.0.1:")
+    assert "30" in lines and "hello from fastinvoke" in lines
+    assert lines[-1].startswith("to pay ")
