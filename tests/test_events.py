@@ -461,3 +461,15 @@ def test_reserved_concurrency_one_runs_events_one_at_a_time(
     assert invoker.wait_for_events(name, timeout_s=60)
     meter = invoker.meter(name)
     assert (meter["invocations"], meter["peak_concurrent"], meter["throttles"]) == (20, 1, 0)
+
+
+def test_wait_for_events_returns_only_when_every_event_has_run(
+        make_invoker: MakeInvoker, make_function: MakeFunction) -> None:
+    """Events between two of the queue's moments (being claimed in the store) still count
+    as queued: waiting must not end while a batch is in transit."""
+    invoker = make_invoker(max_workers=2, durable_events=True)
+    name = make_function("ok.handler", invoker=invoker)
+    for _ in range(5000):
+        invoker.invoke(name, {}, invocation_type="Event")
+    assert invoker.wait_for_events(name, timeout_s=120)
+    assert invoker.meter(name)["invocations"] == 5000

@@ -55,7 +55,8 @@ def _now_ms() -> int:
 class Lane:
     """One function's events."""
 
-    __slots__ = ("pool", "arn", "config", "dead_letter", "ready", "claimed", "running")
+    __slots__ = ("pool", "arn", "config", "dead_letter", "ready", "claimed", "running",
+                 "in_transit")
 
     def __init__(self, pool: FunctionPool, arn: str) -> None:
         self.pool = pool
@@ -65,6 +66,8 @@ class Lane:
         self.ready: deque[QueuedEvent] = deque()
         self.claimed: deque[QueuedEvent] = deque()
         self.running = 0
+        # With the pump, between two of its locked moments: being claimed or delivered.
+        self.in_transit = 0
 
 
 class EventQueue:
@@ -89,7 +92,7 @@ class EventQueue:
         self._lanes: dict[str, Lane] = {}
         self._orphans: dict[str, list[QueuedEvent]] = {}  # recovered; function not back yet
         self._delayed: list[tuple[int, int, QueuedEvent]] = []  # heap: (due_ms, seq, event)
-        self._finished: list[tuple[QueuedEvent, str]] = []  # to deliver, then delete
+        self._finished: list[tuple[QueuedEvent, str, Lane]] = []  # to deliver, then delete
         self._done: list[int] = []
         self._retried: list[QueuedEvent] = []
         self._flush_at_ms = 0
@@ -250,7 +253,8 @@ class EventQueue:
             lane.config.on_success if condition == records.SUCCESS
             else lane.config.on_failure or lane.dead_letter)
         if wanted:
-            self._finished.append((event, condition))
+            lane.in_transit += 1
+            self._finished.append((event, condition, lane))
             self._wake.notify()
         else:
             self._delete(event.seq)
@@ -284,8 +288,8 @@ class EventQueue:
             claims, finished, done, retried, released, stop = work
             self.store.apply(claimed=[event for _, events in claims for event in events],
                              done=done, retried=retried, released=released)
-            for event, condition in finished:
-                lane = self._lanes.get(event.function)
+            for event, condition, _ in finished:
+                lane = self._lanes.get(event.function)  # the current one, if replaced
                 if lane is not None:
                     try:
                         self._deliver(lane, event, condition)
@@ -294,14 +298,33 @@ class EventQueue:
                         _log.exception("could not deliver the %s record of %s to its "
                                        "destination", condition, event.request_id)
             with lock:
-                for event, _ in finished:
+                for event, _, lane in finished:
                     self._delete(event.seq)
+                    lane.in_transit -= 1
                 for lane, events in claims:
-                    lane.claimed.extend(events)
-                    self._start(lane)
+                    lane.in_transit -= len(events)
+                    if lane is self._lanes.get(lane.pool.name):
+                        lane.claimed.extend(events)
+                        self._start(lane)
+                    else:  # its function was removed meanwhile (see remove_function)
+                        self._claimed_for_a_gone_lane(lane.pool.name, events)
                 self._dispatcher._drain()  # sending may have consumed the socket's signal
+                self._settled.notify_all()
             if stop:
                 return
+
+    def _claimed_for_a_gone_lane(self, name: str, events: list[QueuedEvent]) -> None:
+        """Events claimed for a function deleted (dropped) or replaced (back to its new
+        lane, to be claimed again) while the claim was being written."""
+        lane = self._lanes.get(name)
+        for event in events:
+            if lane is None:
+                self._delete(event.seq)
+            else:
+                event.attempts -= 1
+                lane.ready.append(event)
+        if lane is not None:
+            self._wake.notify()
 
     def _collect(self) -> tuple[Any, ...] | None:
         """What the pump must do now, taken out of the shared state; None: nothing yet."""
@@ -345,6 +368,7 @@ class EventQueue:
                     event.attempts += 1
                     taken.append(event)
             if taken:
+                lane.in_transit += len(taken)
                 claims.append((lane, taken))
         return claims
 
@@ -389,12 +413,14 @@ class EventQueue:
             return figures
 
     def wait_settled(self, name: str | None, timeout_s: float | None) -> bool:
-        """Wait until no event of ``name`` (None: of any function) is queued or running;
-        retries waiting for their delay do not count.  False if ``timeout_s`` passed."""
+        """Wait until no event of ``name`` (None: of any function) is queued, running or
+        having its record delivered; retries waiting for their delay do not count.  False
+        if ``timeout_s`` passed."""
         def settled() -> bool:
             lanes = [self._lanes[name]] if name in self._lanes else \
                 [] if name is not None else self._lanes.values()
-            return not any(lane.running or lane.claimed or lane.ready for lane in lanes)
+            return not any(lane.running or lane.claimed or lane.ready or lane.in_transit
+                           for lane in lanes)
 
         with self.lock:
             return self._settled.wait_for(settled, timeout_s)
