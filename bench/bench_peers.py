@@ -354,12 +354,13 @@ def _served(kind: str) -> Iterator[str]:
         template = Path(tmp) / "template.yaml"
         template.write_text(SERVE_TEMPLATE.format(code=FUNCTIONS_DIR))
         port, zmq = _free_port(), f"ipc://{tmp}/zmq"
-        with subprocess.Popen(
+        # The server's output goes to a file: a pipe nobody reads would stall it once full.
+        with open(f"{tmp}/serve.log", "w+b") as log, subprocess.Popen(
                 [sys.executable, "-m", "fastinvoke", "serve", "--template", str(template),
                  "--port", str(port), "--zmq", zmq, "--state-dir", f"{tmp}/state"],
-                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) as server:
+                stdout=log, stderr=log) as server:
             try:
-                _wait_healthy(port, server)
+                _wait_healthy(port, server, log)
                 yield f"http://127.0.0.1:{port}" if kind == "http" else zmq
             finally:
                 server.terminate()
@@ -398,12 +399,14 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def _wait_healthy(port: int, server: subprocess.Popen, timeout_s: float = 15.0) -> None:
+def _wait_healthy(port: int, server: subprocess.Popen, log: Any,
+                  timeout_s: float = 15.0) -> None:
     """Readiness by probe: GET /healthz answers 200, bounded in time."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if server.poll() is not None:
-            raise AssertionError(f"fastinvoke serve exited: {server.stderr.read()[-500:]!r}")
+            log.seek(0)
+            raise AssertionError(f"fastinvoke serve exited: {log.read()[-500:]!r}")
         with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1) as s:
             s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
             if s.recv(64).startswith(b"HTTP/1.1 200"):

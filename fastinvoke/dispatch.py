@@ -269,7 +269,8 @@ class Dispatcher:
                 invocation.cold = True
                 invocation.init_ns = reply.init_ns
             if (reply.retire or record.generation != pool.generation
-                    or (self.supervisor.budget.starved and not pool.queue)):
+                    or (self.supervisor.budget.starved and not pool.queue
+                        and self.supervisor.budget.wants_room(pool))):
                 # Asked to; or its configuration changed; or its memory is wanted elsewhere.
                 self.supervisor.stop_worker(record)
             else:

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Callable, Iterable
 
 from .workers import FunctionPool, WorkerRecord
 
 _log = logging.getLogger("fastinvoke")
+_WARN_EVERY_S = 60.0
 
 
 def host_memory_mb() -> int:
@@ -27,6 +29,7 @@ class MemoryBudget:
         self.limit_mb = host_memory_mb() if limit_mb is None else limit_mb
         self.committed_mb = 0
         self.starved: dict[str, FunctionPool] = {}
+        self._warned_at: dict[str, float] = {}
 
     def room(self, pool: FunctionPool) -> int:
         """How many more workers of ``pool`` fit."""
@@ -41,12 +44,24 @@ class MemoryBudget:
                 "Invoker(memory_budget_mb=...)")
 
     def starve(self, pool: FunctionPool) -> None:
-        if pool.name not in self.starved:
-            self.starved[pool.name] = pool
+        self.starved[pool.name] = pool
+        now = time.monotonic()
+        if now >= self._warned_at.get(pool.name, 0.0):  # at most once a minute a function
+            self._warned_at[pool.name] = now + _WARN_EVERY_S
             _log.warning(
-                "fastinvoke: the host memory budget (%d MB) is taken by other workers; "
+                "fastinvoke: the host memory budget (%d MB) is taken by running workers; "
                 "invocations of %s wait for one to end. Raise Invoker(memory_budget_mb=...) "
                 "or lower memory sizes to run more at once.", self.limit_mb, pool.name)
+
+    def wants_room(self, pool: FunctionPool) -> bool:
+        """Whether a function other than ``pool`` waits for memory (an idle worker of
+        ``pool`` should then make room).  Forgets functions that no longer wait."""
+        for name, starved in list(self.starved.items()):
+            if not starved.queue or starved.deleted:
+                del self.starved[name]
+            elif starved is not pool:
+                return True
+        return False
 
     def victims(self, workers: Iterable[WorkerRecord], idle: Callable[[WorkerRecord], bool],
                 pool: FunctionPool, wanted: int) -> list[WorkerRecord]:
