@@ -152,23 +152,6 @@ class Dispatcher:
                 self.supervisor.wake()
         self._route(invocation)
 
-    def withdraw(self, pool: FunctionPool,
-                 wanted: Callable[[Invocation], bool]) -> list[Invocation]:
-        """Take back the ``wanted`` invocations still queued for a worker of ``pool``, as if
-        they had never been enqueued (lock held)."""
-        taken = [invocation for invocation in pool.queue if wanted(invocation)]
-        if taken:
-            kept = [invocation for invocation in pool.queue if not wanted(invocation)]
-            pool.queue.clear()
-            pool.queue.extend(kept)
-            for invocation in taken:
-                pool.active -= 1
-                if pool.config.reserved_concurrency is None:
-                    self.active_unreserved -= 1
-                if invocation.callback is not None:
-                    self.unattended -= 1
-        return taken
-
     def _route(self, invocation: Invocation) -> None:
         pool = invocation.pool
         worker = self.core.pop_idle(pool.name)

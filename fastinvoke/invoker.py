@@ -201,22 +201,26 @@ class Invoker:
         return config
 
     def put_function(self, config: FunctionConfig) -> FunctionConfig:
-        """Create the function, or replace its configuration if it exists and differs (as
-        a deployment does): later invocations run in new workers, its counters, queued
-        events and Event settings carry over."""
+        """Create the function, or bring it to ``config`` if it exists and differs (as a
+        deployment does): its reserved concurrency with ``put_function_concurrency``, the
+        rest with ``update_function``.  Counters, queued events and Event settings carry
+        over."""
         config.validate()
         with self._admin:
             self._check_open()
             pool = self._pools.get(config.name)
-            if pool is not None and pool.config == config:
+            if pool is None:
+                self._add_pool(config)
+                self._save_functions()
                 return config
-            event_config = None
-            if pool is not None:
-                event_config = self._events.lane(config.name).config
-                self._remove_pool(pool, drop_events=False)
-            self._add_pool(config, event_config)
-            self._save_functions()
-        return config
+        if config.reserved_concurrency != pool.config.reserved_concurrency:
+            if config.reserved_concurrency is None:
+                self.delete_function_concurrency(config.name)
+            else:
+                self.put_function_concurrency(config.name, config.reserved_concurrency)
+        changes = {field: getattr(config, field) for field in config.__struct_fields__
+                   if getattr(config, field) != getattr(pool.config, field)}
+        return self.update_function(config.name, **changes) if changes else pool.config
 
     def _add_pool(self, config: FunctionConfig,
                   event_config: EventInvokeConfig | None = None) -> None:
@@ -231,17 +235,16 @@ class Invoker:
         with self._dispatcher.lock:
             self._supervisor.add(pool)
             lane = self._events.add_function(pool, self.function_arn(config.name))
-            lane.dead_letter = config.dead_letter_target
             if event_config is not None:
                 lane.config = event_config
 
-    def _remove_pool(self, pool: FunctionPool, drop_events: bool) -> None:
+    def _remove_pool(self, pool: FunctionPool) -> None:
         del self._pools[pool.name]
         self._reserved_total -= pool.config.reserved_concurrency or 0
         self._usage[pool.name] = _usage_of(pool)  # its invocations stay on the bill
         with self._dispatcher.lock:
             self._supervisor.remove(pool)
-            self._events.remove_function(pool.name, drop_events)
+            self._events.remove_function(pool.name)
 
     def _restore_functions(self) -> None:
         for entry in self._registry.load():
@@ -267,7 +270,7 @@ class Invoker:
         """Remove a function; invocations still waiting for it fail, its queued Event
         invocations are dropped (as Lambda drops them)."""
         with self._admin:
-            self._remove_pool(self._pool(name), drop_events=True)
+            self._remove_pool(self._pool(name))
             self._save_functions()
         self._logs.delete_group(logs.log_group(name))
 

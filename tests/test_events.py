@@ -12,6 +12,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 from helpers import FUNCTIONS, MakeFunction, MakeInvoker, wait_until
 
@@ -473,3 +474,28 @@ def test_wait_for_events_returns_only_when_every_event_has_run(
         invoker.invoke(name, {}, invocation_type="Event")
     assert invoker.wait_for_events(name, timeout_s=120)
     assert invoker.meter(name)["invocations"] == 5000
+
+
+def test_a_redeployed_function_keeps_its_queued_events_and_runs_them_as_redeployed(
+        make_invoker: MakeInvoker, make_function: MakeFunction, tmp_path: Path) -> None:
+    invoker = make_invoker(account_limit=1)
+    gate = make_function("gate.handler", invoker=invoker, timeout_s=60)
+    before, after = tmp_path / "before.jsonl", tmp_path / "after.jsonl"
+    config = FunctionConfig(name="rec", handler="recorder.handler", code=FUNCTIONS,
+                            env={"RECORD_TO": str(before)})
+    invoker.put_function(config)
+    opened = tmp_path / "open"
+    holder = threading.Thread(target=invoker.invoke, args=(gate, {"gate": str(opened)}))
+    holder.start()
+    try:
+        wait_until(lambda: invoker.meter(gate)["concurrent"] == 1)
+        accepted = [invoker.invoke("rec", {"i": i}, invocation_type="Event").request_id
+                    for i in range(5)]
+        invoker.put_function(msgspec.structs.replace(config, env={"RECORD_TO": str(after)}))
+        assert invoker.event_stats("rec")["queued"] == 5
+    finally:
+        opened.touch()
+        holder.join()
+    assert invoker.wait_for_events("rec", timeout_s=60)
+    assert not before.exists()
+    assert sorted(run["request_id"] for run in lines(after)) == sorted(accepted)

@@ -55,19 +55,21 @@ def _now_ms() -> int:
 class Lane:
     """One function's events."""
 
-    __slots__ = ("pool", "arn", "config", "dead_letter", "ready", "claimed", "running",
-                 "in_transit")
+    __slots__ = ("pool", "arn", "config", "ready", "claimed", "running", "in_transit")
 
     def __init__(self, pool: FunctionPool, arn: str) -> None:
         self.pool = pool
         self.arn = arn
         self.config = EventInvokeConfig()
-        self.dead_letter: str | None = None
         self.ready: deque[QueuedEvent] = deque()
         self.claimed: deque[QueuedEvent] = deque()
         self.running = 0
         # With the pump, between two of its locked moments: being claimed or delivered.
         self.in_transit = 0
+
+    @property
+    def dead_letter(self) -> str | None:
+        return self.pool.config.dead_letter_target  # (updates change the config in place)
 
 
 class EventQueue:
@@ -123,24 +125,12 @@ class EventQueue:
             self._wake.notify()
         return lane
 
-    def remove_function(self, name: str, drop_events: bool) -> None:
-        """The function is going: Lambda drops a deleted function's queued events.  A
-        replaced one keeps them, for its new lane (``add_function``), not yet started."""
+    def remove_function(self, name: str) -> None:
+        """The function is deleted: Lambda drops its queued events; so do we."""
         lane = self._lanes.pop(name, None)
-        if lane is None:
-            return
-        unstarted = [invocation.source for invocation in self._dispatcher.withdraw(
-            lane.pool, lambda invocation: invocation.callback == self._on_done)]
-        self._running -= len(unstarted)
-        for event in (*lane.claimed, *unstarted):
-            event.attempts -= 1  # claimed again by the next lane
-        events = [*unstarted, *lane.claimed, *lane.ready]
-        if drop_events:
-            for event in events:
+        if lane is not None:
+            for event in (*lane.claimed, *lane.ready):
                 self._delete(event.seq)
-        else:
-            self._orphans.setdefault(name, []).extend(events)
-        self._wake.notify()
 
     def lane(self, name: str) -> Lane:
         return self._lanes[name]
@@ -220,11 +210,10 @@ class EventQueue:
         event.last_payload = invocation.payload
         event.last_error = invocation.error_type if invocation.outcome else None
         lane = self._lanes.get(event.function)
-        if lane is None:  # its function was deleted meanwhile
+        if lane is None or lane.pool is not invocation.pool:  # deleted meanwhile
             self._delete(event.seq)
             return
-        if lane.pool is invocation.pool:  # else it ran in a replaced function's last worker
-            lane.running -= 1
+        lane.running -= 1
         config = lane.config
         if invocation.outcome == 0:
             self._finish(event, records.SUCCESS)
@@ -288,9 +277,8 @@ class EventQueue:
             claims, finished, done, retried, released, stop = work
             self.store.apply(claimed=[event for _, events in claims for event in events],
                              done=done, retried=retried, released=released)
-            for event, condition, _ in finished:
-                lane = self._lanes.get(event.function)  # the current one, if replaced
-                if lane is not None:
+            for event, condition, lane in finished:
+                if lane is self._lanes.get(event.function):  # (else deleted meanwhile)
                     try:
                         self._deliver(lane, event, condition)
                     except Exception:  # a destination must not stop the queue
@@ -306,25 +294,13 @@ class EventQueue:
                     if lane is self._lanes.get(lane.pool.name):
                         lane.claimed.extend(events)
                         self._start(lane)
-                    else:  # its function was removed meanwhile (see remove_function)
-                        self._claimed_for_a_gone_lane(lane.pool.name, events)
+                    else:  # its function was deleted meanwhile: dropped with it
+                        for event in events:
+                            self._delete(event.seq)
                 self._dispatcher._drain()  # sending may have consumed the socket's signal
                 self._settled.notify_all()
             if stop:
                 return
-
-    def _claimed_for_a_gone_lane(self, name: str, events: list[QueuedEvent]) -> None:
-        """Events claimed for a function deleted (dropped) or replaced (back to its new
-        lane, to be claimed again) while the claim was being written."""
-        lane = self._lanes.get(name)
-        for event in events:
-            if lane is None:
-                self._delete(event.seq)
-            else:
-                event.attempts -= 1
-                lane.ready.append(event)
-        if lane is not None:
-            self._wake.notify()
 
     def _collect(self) -> tuple[Any, ...] | None:
         """What the pump must do now, taken out of the shared state; None: nothing yet."""
