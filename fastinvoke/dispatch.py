@@ -358,18 +358,25 @@ class Dispatcher:
     async def wait_async(self, invocation: Invocation) -> Invocation:
         """Await ``invocation`` (its ``future`` was set before it was submitted)."""
         loop = invocation.loop
+        self.watch(loop)
+        try:
+            return await invocation.future
+        finally:
+            self.unwatch(loop)
+
+    def watch(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Have ``loop`` read the socket (its thread), until as many ``unwatch`` calls."""
         watchers = self._loops.get(loop, 0)
         if watchers == 0:
             loop.add_reader(self.fd, self._pump)
         self._loops[loop] = watchers + 1
-        try:
-            return await invocation.future
-        finally:
-            watchers = self._loops.pop(loop) - 1
-            if watchers:
-                self._loops[loop] = watchers
-            else:
-                loop.remove_reader(self.fd)
+
+    def unwatch(self, loop: asyncio.AbstractEventLoop) -> None:
+        watchers = self._loops.pop(loop) - 1
+        if watchers:
+            self._loops[loop] = watchers
+        else:
+            loop.remove_reader(self.fd)
 
     def _pump(self) -> None:
         with self.lock:

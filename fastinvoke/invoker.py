@@ -475,6 +475,15 @@ class Invoker:
         await self._dispatcher.wait_async(invocation)
         return self._result(invocation, log_type)
 
+    def watch_from(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Let ``loop`` (from its own thread) keep reading the workers' replies between
+        ``ainvoke`` calls, until ``unwatch_from``: a server whose requests come and go
+        saves registering the socket with the loop for every call."""
+        self._dispatcher.watch(loop)
+
+    def unwatch_from(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._dispatcher.unwatch(loop)
+
     def call(self, function_name: str, event: Any = None) -> Any:
         """Invoke synchronously and return the decoded result; raise ``FunctionError``."""
         result = self.invoke(function_name, event)

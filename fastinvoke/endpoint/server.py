@@ -55,6 +55,7 @@ class ZmqEndpoint:
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
+        self._invoker.watch_from(loop)  # requests come and go: no add/remove per call
         loop.add_reader(self._fd, self._read)
         self._read()  # edge-triggered: take what arrived before we watched
 
@@ -108,16 +109,25 @@ class ZmqEndpoint:
 
     async def drain(self, timeout_s: float) -> None:
         """Stop taking requests; wait up to ``timeout_s`` for those in flight."""
-        if self._loop is not None:
-            self._loop.remove_reader(self._fd)
-            self._loop = None
+        loop = self._loop
+        self._stop_reading()
         if self._tasks:
             await asyncio.wait(self._tasks, timeout=timeout_s)
+        if loop is not None:
+            self._invoker.unwatch_from(loop)
+
+    def _stop_reading(self) -> bool:
+        """Stop taking requests; whether it was reading until now."""
+        if self._loop is None:
+            return False
+        self._loop.remove_reader(self._fd)
+        self._loop = None
+        return True
 
     def close(self) -> None:
-        if self._loop is not None:
-            self._loop.remove_reader(self._fd)
-            self._loop = None
+        loop = self._loop
+        if self._stop_reading():
+            self._invoker.unwatch_from(loop)
         for task in self._tasks:
             task.cancel()
         self._socket.close(0)
