@@ -172,7 +172,7 @@ class EventQueue:
             for event in events:
                 lane = self._lanes.get(event.function)
                 if lane is None:  # deleted meanwhile: dropped with its function's events
-                    self._done.append(event.seq)
+                    self._delete(event.seq)
                 else:
                     lane.ready.append(event)
             self._wake.notify()
