@@ -82,6 +82,12 @@ def _parser() -> argparse.ArgumentParser:
                        "ipc://PATH (for fastinvoke.client.ZmqClient)")
     serve.add_argument("--state-dir", type=Path, metavar="DIR", default=Path(".fastinvoke"),
                        help="functions created over HTTP, logs and meters (default: .fastinvoke)")
+    serve.add_argument("--max-workers", type=int, metavar="N",
+                       help="most workers a function may have (default: its concurrency limit, "
+                       "as Lambda scales out); more invocations wait for one")
+    serve.add_argument("--memory-budget", type=int, metavar="MB",
+                       help="most memory all workers' limits may add up to (default: the "
+                       "machine's RAM)")
     serve.add_argument("--auth", choices=("sigv4",),
                        help="require requests signed with AWS Signature V4 (needs --keys)")
     serve.add_argument("--keys", type=Path, metavar="FILE",
@@ -231,7 +237,7 @@ def _serve(args: argparse.Namespace) -> int:
     return serve(ServeOptions(
         args.host, args.port, str(args.state_dir), keys, functions,
         Limits(read_timeout_s=args.read_timeout, keep_alive_s=args.keep_alive),
-        args.shutdown_timeout, args.zmq))
+        args.shutdown_timeout, args.zmq, args.max_workers, args.memory_budget))
 
 
 def _logs(args: argparse.Namespace) -> int:

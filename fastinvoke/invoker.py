@@ -26,7 +26,7 @@ from typing import Any
 import msgspec
 
 from . import logs
-from .config import ASYNC_PAYLOAD_LIMIT, SYNC_PAYLOAD_LIMIT, FunctionConfig
+from .config import ASYNC_PAYLOAD_LIMIT, MIN_MEMORY_MB, SYNC_PAYLOAD_LIMIT, FunctionConfig
 from .dispatch import Dispatcher, Invocation
 from .errors import (
     FastInvokeError,
@@ -150,6 +150,11 @@ class Invoker:
         memory_budget_mb: int | None = None,
     ) -> None:
         new_meter(billing)  # refuse an unknown preset before anything starts
+        if max_workers is not None and max_workers < 1:
+            raise ValidationException(f"max_workers must be at least 1, not {max_workers}")
+        if memory_budget_mb is not None and memory_budget_mb < MIN_MEMORY_MB:
+            raise ValidationException(f"memory_budget_mb must be at least {MIN_MEMORY_MB} (the "
+                                      f"smallest function), not {memory_budget_mb}")
         self._own_state_dir = state_dir is None
         self.state_dir = (tempfile.mkdtemp(prefix="fastinvoke-") if state_dir is None
                           else os.fspath(state_dir))

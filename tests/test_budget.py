@@ -63,3 +63,14 @@ def test_a_function_bigger_than_the_budget_is_refused_with_what_to_do(
     with pytest.raises(TooManyRequestsException,
                        match=r"needs 256 MB, more than the host memory budget of 200 MB"):
         invoker.invoke(name, {})
+
+
+@pytest.mark.parametrize(("settings", "message"), [
+    ({"max_workers": 0}, "max_workers must be at least 1, not 0"),
+    ({"memory_budget_mb": 64}, "memory_budget_mb must be at least 128"),
+])
+def test_impossible_limits_are_refused(settings: dict, message: str) -> None:
+    from fastinvoke import Invoker
+    from fastinvoke.errors import ValidationException
+    with pytest.raises(ValidationException, match=message):
+        Invoker(**settings)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import alive, describe, notify_socket
+from helpers import FUNCTIONS, alive, describe, notify_socket, wait_until
 from http_server import Server, http_exchange, read_responses, write_template
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -133,3 +133,43 @@ def test_a_second_sigint_stops_at_once(tmp_path: Path) -> None:
         client.close()
     finally:
         server.kill()
+
+
+def test_serve_caps_workers_and_resumes_queued_events(tmp_path: Path) -> None:
+    """--max-workers bounds a function's workers (callers wait for one); Event invocations
+    a previous run left queued are resumed, and serve says so."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from fastinvoke import FunctionConfig, Invoker
+    state = tmp_path / "state"
+    previous = Invoker(state, account_limit=1)
+    try:
+        for name, handler in (("gate", "gate.handler"), ("sleeper", "sleeper.handler")):
+            previous.create_function(FunctionConfig(name=name, handler=handler, code=FUNCTIONS,
+                                                    timeout_s=30))
+        # The gate holds the account's only slot: the events stay queued until the close.
+        holder = threading.Thread(target=previous.invoke,
+                                  args=("gate", {"gate": str(tmp_path / "never")}))
+        holder.start()
+        wait_until(lambda: previous.meter("gate")["concurrent"] == 1)
+        for i in range(3):
+            previous.invoke("sleeper", {"id": i}, invocation_type="Event")
+    finally:
+        previous.close(grace_s=0)
+    holder.join()
+    server = Server(state, "--max-workers", "1")
+    try:
+        client = server.client()
+        with ThreadPoolExecutor(3) as pool:
+            answers = list(pool.map(lambda i: client.invoke(
+                FunctionName="sleeper", Payload=json.dumps({"seconds": 0.05, "id": i})),
+                range(3)))
+        assert [answer["StatusCode"] for answer in answers] == [200, 200, 200]
+        wait_until(lambda: 'fastinvoke_invocations_total{function="sleeper"} 6.0' in
+                   urllib.request.urlopen(server.url + "/metrics", timeout=10).read().decode())
+        metrics = urllib.request.urlopen(server.url + "/metrics", timeout=10).read().decode()
+        assert 'fastinvoke_cold_starts_total{function="sleeper"} 1.0' in metrics
+    finally:
+        status, err = server.stop()
+    assert status == 0, err
+    assert "3 queued Event invocations resumed from" in err

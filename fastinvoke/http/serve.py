@@ -39,6 +39,8 @@ class ServeOptions:
     limits: Limits = Limits()
     grace_s: float = 30.0
     zmq: str | None = None  # also serve the ZeroMQ endpoint on this address
+    max_workers: int | None = None
+    memory_budget_mb: int | None = None
 
 
 def check_exposure(host: str, keys: dict[str, str] | None) -> str | None:
@@ -86,7 +88,13 @@ def serve(options: ServeOptions) -> int:
 
 async def _serve(options: ServeOptions) -> int:
     loop = asyncio.get_running_loop()
-    invoker = Invoker(options.state_dir)
+    invoker = Invoker(options.state_dir, max_workers=options.max_workers,
+                      memory_budget_mb=options.memory_budget_mb)
+    recovered = invoker.event_stats()
+    if recovered["recovered"]:
+        print(f"fastinvoke: {recovered['recovered']} queued Event invocations resumed from "
+              f"{invoker.state_dir} ({recovered['redelivered']} had started before the last "
+              "run ended: they run again)", file=sys.stderr, flush=True)
     endpoint: ZmqEndpoint | None = None
     try:
         functions = Functions(invoker)
