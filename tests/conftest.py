@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from helpers import FUNCTIONS, MakeFunction, MakeInvoker, alive, descendants, describe, parent_of
-from http_server import Server, write_template
+from http_server import Server, serving
 
 from fastinvoke import FunctionConfig, Invoker
 
@@ -140,13 +140,5 @@ def subreaper() -> Iterator[None]:
 def lambda_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """``fastinvoke serve`` (a subprocess) with the functions of ``http_server.HANDLERS``,
     shared by a test module.  It must stop cleanly on SIGTERM, leaving no process."""
-    directory = tmp_path_factory.mktemp("serve")
-    server = Server(directory / "state", template=write_template(directory))
-    try:
+    with serving(tmp_path_factory.mktemp("serve")) as server:
         yield server
-        left = server.descendants()
-        status, err = server.stop()
-        assert status == 0, err
-        assert not any(alive(pid) for pid in left), describe(left)
-    finally:
-        server.kill()

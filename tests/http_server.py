@@ -10,13 +10,15 @@ import socket
 import subprocess
 import sys
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import boto3
 import httptools
 from botocore.config import Config
-from helpers import FUNCTIONS, descendants, kill_all, read_line
+from helpers import FUNCTIONS, alive, descendants, describe, kill_all, read_line
 
 ROOT = Path(__file__).resolve().parent.parent
 READY = re.compile(rb"^fastinvoke: serving the Lambda API on http://([^:]+):(\d+) ")
@@ -153,3 +155,19 @@ def read_responses(sock: socket.socket, count: int,
             break
         collector.parser.feed_data(chunk)
     return collector.done
+
+
+@contextmanager
+def serving(directory: Path, *args: str, template: bool = True) -> Iterator[Server]:
+    """A ``Server`` in ``directory`` (with the ``HANDLERS`` template unless told not to)
+    for the block; it must then stop cleanly on SIGTERM, leaving no process."""
+    server = Server(directory / "state", *args,
+                    template=write_template(directory) if template else None)
+    try:
+        yield server
+        left = server.descendants()
+        status, err = server.stop()
+        assert status == 0, err
+        assert not any(alive(pid) for pid in left), describe(left)
+    finally:
+        server.kill()

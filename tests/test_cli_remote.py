@@ -10,19 +10,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from http_server import ROOT, Server, write_template
+from http_server import ROOT, Server, serving
 
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     directory = tmp_path_factory.mktemp("remote")
-    server = Server(directory / "state", "--zmq", f"ipc://{directory}/zmq",
-                    template=write_template(directory))
-    try:
+    with serving(directory, "--zmq", f"ipc://{directory}/zmq") as server:
         yield server
-        assert server.stop()[0] == 0
-    finally:
-        server.kill()
 
 
 def fastinvoke(*args: str) -> subprocess.CompletedProcess[str]:

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from frontends import Embedded, Served
 from helpers import document, report_of, tail_text, wait_until
-from http_server import Server
+from http_server import Server, serving
 
 from fastinvoke.errors import (
     InvalidRequestContentException,
@@ -26,13 +26,8 @@ from fastinvoke.errors import (
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """One ``fastinvoke serve`` with HTTP and ZeroMQ for the module; it must stop cleanly."""
     directory = tmp_path_factory.mktemp("contract")
-    server = Server(directory / "state", "--zmq", f"ipc://{directory}/zmq")
-    try:
+    with serving(directory, "--zmq", f"ipc://{directory}/zmq", template=False) as server:
         yield server
-        status, err = server.stop()
-        assert status == 0, err
-    finally:
-        server.kill()
 
 
 @pytest.fixture(params=["embedded", "http", "zmq"])

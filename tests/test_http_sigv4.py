@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from botocore import UNSIGNED
 from botocore.exceptions import ClientError
-from http_server import ROOT, Server, write_template
+from http_server import ROOT, Server, serving
 
 KEYS = {"AKIDFASTINVOKE": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"}
 
@@ -24,13 +24,8 @@ def signed_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     directory = tmp_path_factory.mktemp("sigv4")
     keys = directory / "keys.json"
     keys.write_text(json.dumps(KEYS))
-    server = Server(directory / "state", "--auth", "sigv4", "--keys", str(keys),
-                    template=write_template(directory))
-    try:
+    with serving(directory, "--auth", "sigv4", "--keys", str(keys)) as server:
         yield server
-        assert server.stop()[0] == 0
-    finally:
-        server.kill()
 
 
 def code_of(call: Any) -> tuple[str, int]:
