@@ -176,6 +176,9 @@ def _invoke(args: argparse.Namespace) -> int:
         for config in template.functions:
             if config.name == args.name:
                 invoker.put_function(config)
+                if config.name in template.event_configs:
+                    invoker.event_invoke_config(config.name,
+                                                **template.event_configs[config.name])
                 break
         else:
             reason = template.skipped.get(args.name)
@@ -229,15 +232,15 @@ def _serve(args: argparse.Namespace) -> int:
     if refusal is not None:
         print(f"fastinvoke: {refusal}", file=sys.stderr)
         return 2
-    functions = []
+    functions, event_configs = [], {}
     if args.template is not None:
         template = load_template(args.template)
         _print_notes(template)
-        functions = template.functions
+        functions, event_configs = template.functions, template.event_configs
     return serve(ServeOptions(
         args.host, args.port, str(args.state_dir), keys, functions,
         Limits(read_timeout_s=args.read_timeout, keep_alive_s=args.keep_alive),
-        args.shutdown_timeout, args.zmq, args.max_workers, args.memory_budget))
+        args.shutdown_timeout, args.zmq, args.max_workers, args.memory_budget, event_configs))
 
 
 def _logs(args: argparse.Namespace) -> int:

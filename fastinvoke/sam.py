@@ -37,12 +37,19 @@ GLOBAL_FUNCTION_KEYS = tuple(
     "DurableConfig CapacityProviderConfig FunctionScalingConfig PublishToLatestPublished "
     "VersionDeletionPolicy".split()
 )
-_NOT_YET, _NO = "not applied yet", "not emulated locally"
+_NO = "not emulated locally"
+# Resources whose ARN means something locally: destinations and dead-letter targets lead
+# to JSON-lines files (queues, topics, buses) or to a function.  Type -> (service, the
+# property that names it).
+_ARN_RESOURCES = {
+    "AWS::SQS::Queue": ("sqs", "QueueName"), "AWS::SNS::Topic": ("sns", "TopicName"),
+    "AWS::Events::EventBus": ("events", "Name"),
+    SERVERLESS: ("lambda", "FunctionName"), LAMBDA: ("lambda", "FunctionName"),
+}  # fmt: skip
 _IGNORED = {  # property (SAM and CloudFormation names) -> why it has no effect here
     "Layers": "layers are not mounted locally; put dependencies in the code directory",
     "VpcConfig": "there is no VPC locally; the function uses this machine's network",
     "Policies": "IAM policies are not enforced locally; code runs with this machine's credentials",
-    "DeadLetterQueue": _NOT_YET, "DeadLetterConfig": _NOT_YET, "EventInvokeConfig": _NOT_YET,
     "Tracing": _NO, "TracingConfig": _NO, "FileSystemConfigs": _NO, "SnapStart": _NO,
     "AutoPublishAlias": _NO, "DeploymentPreference": _NO, "FunctionUrlConfig": _NO,
 }  # fmt: skip
@@ -63,6 +70,8 @@ class Template:
     functions: list[FunctionConfig] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)
+    # Function name -> its EventInvokeConfig (Invoker.event_invoke_config's keywords).
+    event_configs: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 class _NotLocal(Exception):
@@ -137,6 +146,7 @@ class _Stack:
             "Fn::FindInMap": lambda a: v(self.mappings[v(a[0])][v(a[1])][v(a[2])]),
             "Fn::Equals": lambda a: _text(v(a[0])) == _text(v(a[1])),
             "Fn::And": lambda a: all(cond(c) for c in a), "Fn::Or": lambda a: any(map(cond, a)),
+            "Fn::GetAtt": self._get_att,
         }  # fmt: skip
 
     def value(self, node: Any) -> Any:
@@ -161,8 +171,34 @@ class _Stack:
             return self.known.get(name, _NO_VALUE)
         if name in self.declared:
             raise _NotLocal(f"parameter {name} has no Default; pass it in parameters=")
+        kind = (self.resources.get(name) or {}).get("Type")
+        if kind == "AWS::SNS::Topic":  # a topic's Ref is its ARN
+            return self.arn_of(name)
+        if kind in _TYPES:  # a function's Ref is its name
+            return self.arn_of(name).rpartition(":")[2]
         where = "a resource that exists only when deployed" if name in self.resources else "unknown"
         raise _NotLocal(f"Ref {name} is {where}")
+
+    def _get_att(self, arg: Any) -> str:
+        name, attribute = arg.split(".", 1) if isinstance(arg, str) else arg
+        kind = (self.resources.get(name) or {}).get("Type")
+        if attribute != "Arn" or kind not in _ARN_RESOURCES:
+            raise _NotLocal(f"Fn::GetAtt {name}.{attribute} has no value until the stack is "
+                            "deployed")
+        return self.arn_of(name)
+
+    def arn_of(self, lid: str, kind: str | None = None) -> str:
+        """The ARN a resource of the template would have (its name, or its logical id)."""
+        resource = self.resources.get(lid) or {}
+        service, name_key = _ARN_RESOURCES[kind or resource.get("Type")]
+        name = (resource.get("Properties") or {}).get(name_key, lid)
+        name = name if isinstance(name, str) else lid
+        region, account = self.known["AWS::Region"], self.known["AWS::AccountId"]
+        if service == "lambda":
+            return f"arn:aws:lambda:{region}:{account}:function:{name}"
+        if service == "events":
+            return f"arn:aws:events:{region}:{account}:event-bus/{name}"
+        return f"arn:aws:{service}:{region}:{account}:{name}"
 
     def condition(self, name: Any) -> bool:
         if name not in self.conditions:
@@ -234,6 +270,7 @@ class _Stack:
         if isinstance(arch := self.get(lid, props, "Architectures"), list) and arch:
             config.architecture = _text(arch[0])
         config.role = config.role if isinstance(config.role, str) else None
+        config.dead_letter_target = self._dead_letter(lid, props)
         try:
             config.validate()
         except (ValidationException, InvalidParameterValueException) as exc:
@@ -242,6 +279,40 @@ class _Stack:
             config.code = self._write_inline(lid, config.name, config.handler, inline,
                                              runtime_family(config.runtime) or "python")
         return config
+
+    def _dead_letter(self, lid: str, props: dict[str, Any]) -> str | None:
+        """SAM's DeadLetterQueue {Type, TargetArn} or CloudFormation's DeadLetterConfig."""
+        for key in ("DeadLetterQueue", "DeadLetterConfig"):
+            if isinstance(target := self.get(lid, props, key), dict) and target.get("TargetArn"):
+                return _text(target["TargetArn"])
+        return None
+
+    def event_config(self, lid: str, props: dict[str, Any]) -> dict[str, Any] | None:
+        """SAM's EventInvokeConfig as ``Invoker.event_invoke_config`` keywords.  A
+        destination without an ARN is one SAM would create: a queue or topic named after
+        the function (here: its JSON-lines file)."""
+        config = self.get(lid, props, "EventInvokeConfig")
+        if not isinstance(config, dict):
+            return None
+        settings: dict[str, Any] = {}
+        for key, field_ in (("MaximumRetryAttempts", "maximum_retry_attempts"),
+                            ("MaximumEventAgeInSeconds", "maximum_event_age_s")):
+            if config.get(key) is not None:
+                settings[field_] = _int(config[key])
+        destinations = config.get("DestinationConfig") or {}
+        for key, field_ in (("OnSuccess", "on_success"), ("OnFailure", "on_failure")):
+            if not isinstance(spec := destinations.get(key), dict):
+                continue
+            if spec.get("Destination"):
+                settings[field_] = _text(spec["Destination"])
+            elif (kind := spec.get("Type")) in ("SQS", "SNS"):
+                created = f"{lid}EventInvokeConfig{key}{kind.title()}"
+                settings[field_] = self.arn_of(
+                    created, "AWS::SQS::Queue" if kind == "SQS" else "AWS::SNS::Topic")
+            else:
+                self.note(lid, f"EventInvokeConfig {key} of Type {kind} needs a Destination; "
+                          "ignored")
+        return settings or None
 
     def _code(self, lid: str, kind: str, props: dict[str, Any]) -> tuple[str, str | None]:
         if kind == LAMBDA:
@@ -327,9 +398,11 @@ def load_template(
         try:  # a resource whose Condition is false (or unknown here) may not exist when deployed
             if "Condition" in resource and not stack.condition(cond := resource["Condition"]):
                 raise _NotLocal(f"its Condition {cond} is false, so the stack would not have it")
-            out.functions.append(
-                stack.function(lid, kind, _merge(glob, props) if kind == SERVERLESS else props)
-            )
+            merged = _merge(glob, props) if kind == SERVERLESS else props
+            config = stack.function(lid, kind, merged)
+            out.functions.append(config)
+            if kind == SERVERLESS and (events := stack.event_config(lid, merged)) is not None:
+                out.event_configs[config.name] = events
         except _NotLocal as why:
             out.skipped[lid] = str(why)
     return out

@@ -108,3 +108,32 @@ def test_billing_continues_across_runs_and_prints_the_bill(tmp_path: Path) -> No
         "0.025") * Decimal("0.0000166667")
     missing = fastinvoke("billing", "nope", "--state-dir", state)
     assert missing.returncode == 2 and "no meters for 'nope'" in missing.stderr
+
+
+def test_a_templates_event_invoke_config_sends_failures_to_its_queue(tmp_path: Path) -> None:
+    """EventInvokeConfig and a queue of the template: the record lands in the queue's
+    JSON-lines file in the state dir."""
+    functions = ROOT / "tests" / "functions"
+    template = tmp_path / "template.yaml"
+    template.write_text(f"""
+Resources:
+  Failures:
+    Type: AWS::SQS::Queue
+  Boom:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: {functions}
+      Handler: raise_.handler
+      Runtime: python3.{sys.version_info.minor}
+      EventInvokeConfig:
+        MaximumRetryAttempts: 0
+        DestinationConfig:
+          OnFailure: {{Type: SQS, Destination: !GetAtt Failures.Arn}}
+""")
+    done = fastinvoke("invoke", "Boom", "--template", str(template), "--invocation-type",
+                      "Event", "--state-dir", str(tmp_path / "state"))
+    assert done.returncode == 0, done.stderr
+    message = json.loads((tmp_path / "state/destinations/sqs/Failures.jsonl").read_text())
+    record = json.loads(message["Body"])
+    assert record["requestContext"]["condition"] == "RetriesExhausted"
+    assert record["responsePayload"]["errorType"] == "ValueError"

@@ -264,7 +264,55 @@ def test_events_and_other_unused_properties_are_noted(tmp_path: Path) -> None:
     ]
     assert any(n.startswith("Fn: Layers ignored: layers are not mounted") for n in template.notes)
     assert any(n.startswith("Fn: Tracing ignored") for n in template.notes)
-    assert "Fn: DeadLetterQueue ignored: not applied yet" in template.notes
+    assert fn.dead_letter_target == "arn:aws:sqs:us-east-1:123456789012:dlq"
+    assert not any("DeadLetterQueue" in n for n in template.notes)
+
+
+def test_event_invoke_config_and_dead_letters_resolve_to_local_targets(tmp_path: Path) -> None:
+    template = load_template(write(tmp_path, """
+        Resources:
+          Failures:
+            Type: AWS::SQS::Queue
+            Properties: {QueueName: failures}
+          Alerts:
+            Type: AWS::SNS::Topic
+          Audit:
+            Type: AWS::Serverless::Function
+            Properties: {CodeUri: src/, Handler: app.handler, Runtime: PY}
+          Fn:
+            Type: AWS::Serverless::Function
+            Properties:
+              CodeUri: src/
+              Handler: app.handler
+              Runtime: PY
+              DeadLetterQueue: {Type: SNS, TargetArn: !Ref Alerts}
+              EventInvokeConfig:
+                MaximumRetryAttempts: 1
+                MaximumEventAgeInSeconds: 600
+                DestinationConfig:
+                  OnSuccess: {Type: Lambda, Destination: !GetAtt Audit.Arn}
+                  OnFailure: {Type: SQS, Destination: !GetAtt Failures.Arn}
+          Other:
+            Type: AWS::Serverless::Function
+            Properties:
+              CodeUri: src/
+              Handler: app.handler
+              Runtime: PY
+              EventInvokeConfig:
+                DestinationConfig:
+                  OnFailure: {Type: SQS}
+        """))
+    functions = {f.name: f for f in template.functions}
+    assert functions["Fn"].dead_letter_target == "arn:aws:sns:us-east-1:123456789012:Alerts"
+    assert template.event_configs == {
+        "Fn": {"maximum_retry_attempts": 1, "maximum_event_age_s": 600,
+               "on_success": "arn:aws:lambda:us-east-1:123456789012:function:Audit",
+               "on_failure": "arn:aws:sqs:us-east-1:123456789012:failures"},
+        # SAM creates a queue when OnFailure gives only its Type
+        "Other": {"on_failure": "arn:aws:sqs:us-east-1:123456789012:"
+                                "OtherEventInvokeConfigOnFailureSqs"},
+    }
+    assert template.notes == []
 
 
 def test_functions_that_cannot_run_here_are_skipped(tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ import re
 import signal
 import sys
 from dataclasses import dataclass, field
+from typing import Any
 
 import uvloop
 
@@ -41,6 +42,8 @@ class ServeOptions:
     zmq: str | None = None  # also serve the ZeroMQ endpoint on this address
     max_workers: int | None = None
     memory_budget_mb: int | None = None
+    # A template's EventInvokeConfig per function (Invoker.event_invoke_config keywords).
+    event_configs: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def check_exposure(host: str, keys: dict[str, str] | None) -> str | None:
@@ -100,6 +103,8 @@ async def _serve(options: ServeOptions) -> int:
         functions = Functions(invoker)
         for note in await asyncio.to_thread(functions.start, options.functions):
             print(f"note: {note}", file=sys.stderr)
+        for name, settings in options.event_configs.items():
+            invoker.event_invoke_config(name, **settings)
         verifier = None if options.keys is None else Verifier(options.keys)
         server = HttpServer(LambdaApi(invoker, functions, Metrics(invoker), verifier),
                             options.limits)
