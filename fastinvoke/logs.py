@@ -61,6 +61,13 @@ def report_line(
     return line + "\n"
 
 
+def split_lines(text: str) -> list[str]:
+    """One message per line, each ending in a newline as CloudWatch stores them (a last line
+    without one gets one).  Only "\n" separates lines, not all that ``str.splitlines`` does."""
+    body = text[:-1] if text.endswith("\n") else text
+    return [line + "\n" for line in body.split("\n")] if text else []
+
+
 def timeout_line(request_id: str, timeout_s: int) -> str:
     now = time.time()
     stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1000):03d}Z"
@@ -86,6 +93,18 @@ class InvocationLog(msgspec.Struct, gc=False):
     init_ns: int | None = None
     status: str | None = None
     error_type: str | None = None
+
+    def lines(self) -> list[str]:
+        """The log store's events: START, each line of the output (a last one without a
+        newline gets one, rather than running into END), END and REPORT."""
+        return [
+            start_line(self.request_id),
+            *split_lines(self.output.decode("utf-8", "replace")),
+            end_line(self.request_id),
+            report_line(self.request_id, self.duration_ns, self.billed_ms, self.memory_mb,
+                        -(-self.max_rss_kb // 1024), self.init_ns, self.status,
+                        self.error_type),
+        ]
 
     def text(self) -> str:
         """START, the function's output, END and REPORT, as Lambda writes them."""

@@ -40,7 +40,7 @@ from typing import Any
 
 import msgspec
 
-from .logs import InvocationLog, start_line
+from .logs import InvocationLog, split_lines
 from .sqlitedb import connect, enable_wal
 
 RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827,
@@ -87,24 +87,8 @@ class LogEvent(msgspec.Struct, frozen=True, gc=False):
     message: str  # one line, ending in "\n"
 
 
-def split_lines(text: str) -> list[str]:
-    """One message per line, each ending in a newline as CloudWatch stores them (a last line
-    without one gets one).  Only "\n" separates lines, not all that ``str.splitlines`` does."""
-    body = text[:-1] if text.endswith("\n") else text
-    return [line + "\n" for line in body.split("\n")] if text else []
-
-
 def entry_lines(entry: Entry) -> list[str]:
-    if not isinstance(entry, InvocationLog):
-        return split_lines(entry.text)
-    text = entry.text()
-    # Split the function's output on its own: a last chunk without a newline must stay a line
-    # of its own rather than run into "END RequestId".
-    head = len(start_line(entry.request_id))
-    output = entry.output.decode("utf-8", "replace")
-    if output and text[head:head + len(output)] == output:
-        return [text[:head], *split_lines(output), *split_lines(text[head + len(output):])]
-    return split_lines(text)
+    return entry.lines() if isinstance(entry, InvocationLog) else split_lines(entry.text)
 
 
 _DURATION_PART = r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)"
