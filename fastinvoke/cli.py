@@ -51,14 +51,7 @@ def _parser() -> argparse.ArgumentParser:
         "the log tail with --log-type Tail.",
     )
     invoke.add_argument("name", help="the function's name (FunctionName or logical id)")
-    source = invoke.add_mutually_exclusive_group(required=True)
-    source.add_argument("--template", type=Path, metavar="FILE",
-                        help="SAM template.yaml holding the function (run it embedded)")
-    source.add_argument("--endpoint", metavar="URL",
-                        help="a running server: http://HOST:PORT (its Lambda API) or "
-                        "tcp://HOST:PORT, ipc://PATH (its ZeroMQ endpoint)")
-    invoke.add_argument("--payload", default="{}", metavar="JSON|@FILE",
-                        help="the event: JSON text, or @FILE to read it from a file")
+    _add_target(invoke)
     invoke.add_argument("--invocation-type", default="RequestResponse",
                         choices=("RequestResponse", "Event", "DryRun"))
     invoke.add_argument("--log-type", default="None", choices=("None", "Tail"))
@@ -129,11 +122,7 @@ def _parser() -> argparse.ArgumentParser:
         "at a fixed rate (open loop, timed from each request's intended send time so that a "
         "stall shows in the tail), and report latency percentiles, throughput and errors.")
     bench.add_argument("name", help="the function's name")
-    where = bench.add_mutually_exclusive_group(required=True)
-    where.add_argument("--template", type=Path, metavar="FILE",
-                       help="run the function from this SAM template, embedded in this process")
-    where.add_argument("--endpoint", metavar="URL", help="a running server: http://HOST:PORT "
-                       "(Lambda's Invoke API) or tcp://HOST:PORT, ipc://PATH (ZeroMQ)")
+    _add_target(bench)
     bench.add_argument("--concurrency", type=int, default=1, metavar="N",
                        help="callers (closed loop) or most requests in flight (open loop); "
                        "default 1")
@@ -145,14 +134,25 @@ def _parser() -> argparse.ArgumentParser:
     length.add_argument("--requests", type=int, metavar="N", help="run this many requests")
     bench.add_argument("--warmup", type=int, default=0, metavar="N",
                        help="unrecorded requests first (new workers start during them)")
-    bench.add_argument("--payload", default="{}", metavar="JSON|@FILE",
-                       help="the event: JSON text, or @FILE to read it from a file")
     bench.add_argument("--json", action="store_true",
                        help="print one JSON object (the last line) instead of the report")
     bench.add_argument("--plot", type=Path, metavar="FILE.png|FILE.html",
                        help="write latency percentiles and throughput over time")
     bench.set_defaults(run=_bench)
     return parser
+
+
+def _add_target(command: argparse.ArgumentParser) -> None:
+    """Which function to call (``--template`` or ``--endpoint``) and with what event."""
+    where = command.add_mutually_exclusive_group(required=True)
+    where.add_argument("--template", type=Path, metavar="FILE",
+                       help="SAM template.yaml holding the function (run it embedded, in "
+                       "this process)")
+    where.add_argument("--endpoint", metavar="URL",
+                       help="a running server: http://HOST:PORT (its Lambda API) or "
+                       "tcp://HOST:PORT, ipc://PATH (its ZeroMQ endpoint)")
+    command.add_argument("--payload", default="{}", metavar="JSON|@FILE",
+                         help="the event: JSON text, or @FILE to read it from a file")
 
 
 def _add_state_dir(command: argparse.ArgumentParser) -> None:
