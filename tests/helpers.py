@@ -9,6 +9,7 @@ import re
 import selectors
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -141,6 +142,65 @@ def read_line(process: subprocess.Popen[bytes], timeout: float = 30.0) -> bytes:
                 raise AssertionError(f"pid {process.pid} closed stdout: {line!r}")
             line += chunk
     return line
+
+
+def processes_mentioning(text: str) -> set[int]:
+    """Every live process whose command line holds ``text`` (a state directory: its
+    templates and workers name it), whoever its parent is now."""
+    found = set()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as file:
+                cmdline = file.read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if text in cmdline and alive(int(entry)):
+            found.add(int(entry))
+    return found
+
+
+# A web server that is not Lambda's: it answers every request 404 with an HTML page.
+NOT_FOUND_SERVER = """
+import http.server, sys
+class NotFound(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_error(404)
+    do_POST = do_GET
+http.server.test(HandlerClass=NotFound, port=int(sys.argv[1]), bind="127.0.0.1")
+"""
+
+
+@contextmanager
+def other_http_server(port: int = 0, script: str | None = None) -> Iterator[int | None]:
+    """Another program holding a port: ``python -m http.server PORT`` (bound as a user
+    runs it: all addresses), or ``script`` (which serves as ``http.server.test`` does,
+    on ``sys.argv[1]``), in a subprocess.  Yields its port once it listens, or None
+    when ``port`` was already taken (by whatever holds it)."""
+    command = ([sys.executable, "-u", "-m", "http.server", str(port)] if script is None
+               else [sys.executable, "-u", "-c", script, str(port)])
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               cwd=tempfile.gettempdir())
+    try:
+        try:
+            line = read_line(process, timeout=30)  # "Serving HTTP on HOST port N (...) ..."
+        except AssertionError:
+            assert process.stderr is not None
+            if process.wait(timeout=30) != 0 and b"Address already in use" in \
+                    process.stderr.read():
+                yield None
+                return
+            raise
+        match = re.search(rb" port (\d+) ", line)
+        assert match is not None, line
+        yield int(match[1])
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        for pipe in (process.stdout, process.stderr):
+            if pipe is not None:
+                pipe.close()
 
 
 @contextmanager

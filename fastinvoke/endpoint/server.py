@@ -28,26 +28,44 @@ def error_response(request_id: int, error: ServiceError) -> Response:
                     error_fields={key: str(value) for key, value in error.fields.items()})
 
 
+class ZmqListener:
+    """The endpoint's ROUTER socket bound to ``address``, nothing served on it yet:
+    ``fastinvoke serve`` binds its addresses before it starts an Invoker.  An OSError
+    (its errno kept: EADDRINUSE...) when it cannot bind; ``address`` is the bound
+    endpoint (a ``tcp://...:0`` request gets its real port)."""
+
+    def __init__(self, address: str) -> None:
+        self.context = zmq.Context(1)
+        self.socket = self.context.socket(zmq.ROUTER)
+        self.socket.setsockopt(zmq.LINGER, 0)
+        self.socket.setsockopt(zmq.SNDHWM, 0)  # a response is never dropped for a slow reader
+        try:
+            self.socket.bind(address)
+        except zmq.ZMQError as exc:
+            self.close()
+            error = OSError(f"cannot bind the ZeroMQ endpoint {address}: {exc}; choose another "
+                            "address with --zmq")
+            error.errno = exc.errno
+            raise error from None
+        self.address: str = self.socket.getsockopt_string(zmq.LAST_ENDPOINT)
+
+    def close(self) -> None:
+        self.socket.close(0)
+        self.context.term()
+
+
 class ZmqEndpoint:
-    """Serve ``invoker`` on ``address`` (``tcp://host:port`` or ``ipc://path``).
+    """Serve ``invoker`` on ``address`` (``tcp://host:port``, ``ipc://path``, or a
+    ``ZmqListener`` already bound, which it then owns).
 
     ``start(loop)`` begins serving on that loop; ``address`` is then the bound endpoint
     (a ``tcp://...:0`` request gets its real port)."""
 
-    def __init__(self, invoker: Invoker, address: str) -> None:
+    def __init__(self, invoker: Invoker, address: str | ZmqListener) -> None:
         self._invoker = invoker
-        self._context = zmq.Context(1)
-        self._socket = self._context.socket(zmq.ROUTER)
-        self._socket.setsockopt(zmq.LINGER, 0)
-        self._socket.setsockopt(zmq.SNDHWM, 0)  # a response is never dropped for a slow reader
-        try:
-            self._socket.bind(address)
-        except zmq.ZMQError as exc:
-            self._socket.close()
-            self._context.term()
-            raise OSError(f"cannot bind the ZeroMQ endpoint {address}: {exc}; choose another "
-                          "address with --zmq") from None
-        self.address: str = self._socket.getsockopt_string(zmq.LAST_ENDPOINT)
+        listener = address if isinstance(address, ZmqListener) else ZmqListener(address)
+        self._context, self._socket = listener.context, listener.socket
+        self.address: str = listener.address
         self._channel = open_channel(self._socket)
         self._fd: int = self._socket.getsockopt(zmq.FD)
         self._loop: asyncio.AbstractEventLoop | None = None

@@ -2,6 +2,11 @@
 
 With ``--zmq``, the ZeroMQ endpoint serves Invoke on the same loop and stops alike.
 
+Starting.  The addresses are bound before anything else: one already taken (by another
+program, or by another ``fastinvoke serve``, maybe of the same state directory) is one
+line naming the flag that picks another, exit status 1, and nothing was started (an
+Invoker on a state directory a running server uses would take its workers' socket).
+
 Stopping.  The first SIGTERM or SIGINT stops accepting connections, lets the requests
 being answered finish (at most ``grace_s``), then closes the Invoker, which stops every
 template and worker.  A second SIGINT stops at once.  Either way no worker outlives the
@@ -11,9 +16,11 @@ server: the Invoker's close kills and reaps what is left.
 from __future__ import annotations
 
 import asyncio
+import errno
 import ipaddress
 import re
 import signal
+import socket
 import sys
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,12 +28,12 @@ from typing import Any
 import uvloop
 
 from ..config import FunctionConfig
-from ..endpoint.server import ZmqEndpoint
+from ..endpoint.server import ZmqEndpoint, ZmqListener
 from ..invoker import Invoker
 from .api import LambdaApi
 from .functions import Functions
 from .metrics import Metrics
-from .server import HttpServer, Limits
+from .server import HttpServer, Limits, bind
 from .sigv4 import Verifier
 
 
@@ -61,12 +68,15 @@ def check_exposure(host: str, keys: dict[str, str] | None) -> str | None:
             "key; clients sign with those keys), or bind 127.0.0.1")
 
 
+_ZMQ_TCP = re.compile(r"tcp://(?P<host>\[[^\]]+\]|[^:]+):(?P<port>\d+|\*)")
+
+
 def check_zmq_exposure(address: str | None) -> str | None:
     """Why serving the ZeroMQ endpoint on ``address`` is refused, or None: it has no
     authentication, so it stays on this machine (loopback TCP or an ipc:// socket)."""
     if address is None or address.startswith("ipc://"):
         return None
-    match = re.fullmatch(r"tcp://(?P<host>\[[^\]]+\]|[^:]+):(?P<port>\d+|\*)", address)
+    match = _ZMQ_TCP.fullmatch(address)
     if match is None:
         return (f"--zmq {address}: give tcp://127.0.0.1:PORT or ipc://PATH")
     host = match["host"].strip("[]")
@@ -85,11 +95,62 @@ def _is_loopback(host: str) -> bool:
 
 
 def serve(options: ServeOptions) -> int:
-    """Run until stopped by a signal; returns the exit status."""
-    return uvloop.run(_serve(options))
+    """Run until stopped by a signal; returns the exit status (1: an address could not
+    be bound, said in one line on stderr)."""
+    try:
+        sockets, listener = _bind(options)
+    except _Unbound as exc:
+        print(f"fastinvoke serve: {exc}", file=sys.stderr)
+        return 1
+    try:
+        return uvloop.run(_serve(options, sockets, listener))
+    finally:  # what was bound and never served on (serving took the others over)
+        for sock in sockets:
+            sock.close()
+        if listener is not None and not listener.socket.closed:
+            listener.close()
 
 
-async def _serve(options: ServeOptions) -> int:
+class _Unbound(Exception):
+    """An address of ``serve`` cannot be bound; the message says which and what to do."""
+
+
+def _bind(options: ServeOptions) -> tuple[list[socket.socket], ZmqListener | None]:
+    """The HTTP sockets and the ZeroMQ socket, bound (and listening) before anything starts."""
+    http = _host_port(options.host, options.port)
+    try:
+        sockets = bind(options.host, options.port)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise _Unbound(f"{http} is in use by another program; pick another with "
+                           "--port N") from None
+        raise _Unbound(f"cannot listen on {http}: {exc.strerror or exc}; check --host and "
+                       "--port") from None
+    if options.zmq is None:
+        return sockets, None
+    try:
+        return sockets, ZmqListener(options.zmq)
+    except OSError as exc:
+        http_port = sockets[0].getsockname()[1]
+        for sock in sockets:
+            sock.close()
+        tcp = _ZMQ_TCP.fullmatch(options.zmq)
+        if exc.errno != errno.EADDRINUSE or tcp is None:
+            raise _Unbound(str(exc)) from None
+        zmq = _host_port(tcp["host"].strip("[]"), tcp["port"])
+        if tcp["port"] == str(http_port):
+            raise _Unbound(f"--zmq {options.zmq} takes the Lambda API's own port (--port); "
+                           f"pick another with --zmq tcp://{tcp['host']}:N") from None
+        raise _Unbound(f"{zmq} is in use by another program; pick another with --zmq "
+                       f"tcp://{tcp['host']}:N") from None
+
+
+def _host_port(host: str, port: int | str) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+async def _serve(options: ServeOptions, sockets: list[socket.socket],
+                 listener: ZmqListener | None) -> int:
     loop = asyncio.get_running_loop()
     invoker = Invoker(options.state_dir, max_workers=options.max_workers,
                       memory_budget_mb=options.memory_budget_mb)
@@ -108,13 +169,9 @@ async def _serve(options: ServeOptions) -> int:
         verifier = None if options.keys is None else Verifier(options.keys)
         server = HttpServer(LambdaApi(invoker, functions, Metrics(invoker), verifier),
                             options.limits)
-        port = await server.start(options.host, options.port)
-        if options.zmq is not None:
-            try:
-                endpoint = ZmqEndpoint(invoker, options.zmq)
-            except OSError as exc:
-                print(f"fastinvoke: {exc}", file=sys.stderr)
-                return 2
+        port = await server.listen(sockets)
+        if listener is not None:
+            endpoint = ZmqEndpoint(invoker, listener)
             endpoint.start(loop)
         stop, now = asyncio.Event(), asyncio.Event()
 

@@ -16,6 +16,7 @@ deadline here: a synchronous invocation may legitimately run for 15 minutes.
 from __future__ import annotations
 
 import asyncio
+import socket
 import sys
 import traceback
 from collections import deque
@@ -31,6 +32,36 @@ from .messages import Request, Response
 
 Application = Callable[[Request], Awaitable[Response]]
 MAX_PIPELINED = 32
+BACKLOG = 1024
+
+
+def bind(host: str, port: int) -> list[socket.socket]:
+    """Listening sockets on ``host``:``port`` (one per address ``host`` resolves to, all
+    on one port), made as ``loop.create_server`` makes them, for ``HttpServer.listen``.
+    An OSError (its errno kept: EADDRINUSE...) when one cannot be made; none is left
+    open then.
+
+    ``fastinvoke serve`` binds before anything else, so that a port taken by another
+    program stops it before it starts an Invoker, workers or templates."""
+    infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM,
+                               flags=socket.AI_PASSIVE)
+    sockets: list[socket.socket] = []
+    try:
+        for family, kind, proto, _, address in dict.fromkeys(infos):
+            sock = socket.socket(family, kind, proto)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            if port == 0 and sockets[0] is not sock:  # one port for all, as printed
+                address = (address[0], sockets[0].getsockname()[1], *address[2:])
+            sock.bind(address)
+            sock.listen(BACKLOG)
+    except OSError:
+        for sock in sockets:
+            sock.close()
+        raise
+    return sockets
 
 
 @dataclass(frozen=True)
@@ -61,18 +92,23 @@ class HttpServer:
         self.connections: set[Connection] = set()
         self.stopping = False
         self.answering = 0  # requests handed to the application and not yet answered
-        self._server: asyncio.Server | None = None
+        self._servers: list[asyncio.Server] = []
         self._sweeper: asyncio.Task[None] | None = None
         self._idle = asyncio.Event()  # set whenever ``answering`` is 0
         self._idle.set()
 
     async def start(self, host: str, port: int) -> int:
         """Listen on ``host``:``port`` (0: any free port); returns the port."""
+        return await self.listen(bind(host, port))
+
+    async def listen(self, sockets: list[socket.socket]) -> int:
+        """Serve on ``sockets`` (from ``bind``), which it then owns; returns the port."""
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(lambda: Connection(self), host, port,
-                                                backlog=1024)
+        for sock in sockets:
+            self._servers.append(await loop.create_server(lambda: Connection(self), sock=sock,
+                                                          backlog=BACKLOG))
         self._sweeper = loop.create_task(self._sweep())
-        return self._server.sockets[0].getsockname()[1]
+        return sockets[0].getsockname()[1]
 
     async def respond(self, request: Request) -> Response:
         """The application's answer; an unexpected exception is a 500 in Lambda's shape
@@ -93,11 +129,11 @@ class HttpServer:
                 self._idle.set()
 
     def stop_accepting(self) -> None:
-        """Close the listening socket; connections close after the response in progress
+        """Close the listening sockets; connections close after the response in progress
         and idle ones at once."""
         self.stopping = True
-        if self._server is not None:
-            self._server.close()
+        for server in self._servers:
+            server.close()
         for connection in list(self.connections):
             connection.close_if_idle()
 
@@ -113,8 +149,8 @@ class HttpServer:
     def abort(self) -> None:
         """Close every connection now."""
         self.stopping = True
-        if self._server is not None:
-            self._server.close()
+        for server in self._servers:
+            server.close()
         if self._sweeper is not None:
             self._sweeper.cancel()
         for connection in list(self.connections):
