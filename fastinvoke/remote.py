@@ -46,15 +46,38 @@ def invoke_remote(endpoint: str, name: str, payload: bytes, *,
                     f"nothing answers at {endpoint}: start `fastinvoke serve` there "
                     f"(this waited {wait_s:g} s for it)") from None
             time.sleep(_RETRY_S)
+        except (http.client.HTTPException, ConnectionError) as exc:
+            said = " ".join(str(exc).split())[:80]  # one line, whatever was received
+            raise ServiceException(
+                f"{endpoint} gave no HTTP answer ({type(exc).__name__}: {said}): is it the "
+                "address `fastinvoke serve` printed when it started?") from None
         finally:
             connection.close()
     error_type = response.getheader("x-amzn-ErrorType")
+    request_id = response.getheader("x-amzn-RequestId")
+    if error_type is None and request_id is None:
+        raise InvalidParameterValueException(_not_lambda(endpoint, response))
     if error_type is not None:
-        document = json.loads(body or b"{}")
+        try:
+            document = json.loads(body or b"{}")
+        except ValueError:
+            document = None
+        if not isinstance(document, dict):
+            document = {"message": body.decode("utf-8", "replace")[:200]}
         message = document.pop("message", None) or document.pop("Message", "")
         document.pop("Type", None)
         raise service_error(error_type.split(":")[0], message, document)
     return InvokeResult(response.status, body, response.getheader("X-Amz-Function-Error"),
                         response.getheader("X-Amz-Log-Result"),
-                        response.getheader("X-Amz-Executed-Version"),
-                        response.getheader("x-amzn-RequestId") or "")
+                        response.getheader("X-Amz-Executed-Version"), request_id or "")
+
+
+def _not_lambda(endpoint: str, response: http.client.HTTPResponse) -> str:
+    """Why an answer without Lambda's ``x-amzn-RequestId`` (and not one of its errors,
+    ``x-amzn-ErrorType``) is refused: another program holds the port, or the URL is
+    not a Lambda API's."""
+    server = response.getheader("Server")
+    return (f"{endpoint} is not a Lambda API: it answered {response.status} "
+            f"{response.reason[:80]}".rstrip() + (f" ({server[:80]})" if server else "")
+            + " without Lambda's x-amzn-RequestId header; give --endpoint the address "
+            "`fastinvoke serve` prints when it starts")

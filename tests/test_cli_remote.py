@@ -4,12 +4,14 @@ that is still starting."""
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from helpers import NOT_FOUND_SERVER, other_http_server
 from http_server import ROOT, Server, serving
 
 
@@ -48,7 +50,6 @@ def test_a_function_error_and_a_service_error(served: Server) -> None:
 
 
 def test_nothing_listening_is_waited_for_then_reported(tmp_path: Path) -> None:
-    import socket
     with socket.socket() as probe:  # a port nobody listens on
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -58,10 +59,52 @@ def test_nothing_listening_is_waited_for_then_reported(tmp_path: Path) -> None:
         invoke_remote(f"http://127.0.0.1:{port}", "f", b"{}", wait_s=0.3)
 
 
+@pytest.mark.parametrize("script, status", [(None, "501"), (NOT_FOUND_SERVER, "404")])
+def test_an_endpoint_that_is_not_lambdas_is_an_error_naming_it(script: str | None,
+                                                               status: str) -> None:
+    """http.server (501 to a POST) or a web site's 404 page: not Lambda's answers (no
+    x-amzn-RequestId), never printed as an invocation's status and payload."""
+    with other_http_server(script=script) as port:
+        done = fastinvoke("invoke", "echo", "--endpoint", f"http://127.0.0.1:{port}")
+    assert done.returncode == 2
+    assert done.stdout == ""
+    [line] = done.stderr.splitlines()
+    assert line.startswith(f"fastinvoke: InvalidParameterValueException: "
+                           f"http://127.0.0.1:{port} is not a Lambda API: it answered {status} ")
+    assert "give --endpoint the address `fastinvoke serve` prints" in line
+
+
+def test_lambdas_own_404_stays_its_error(served: Server) -> None:
+    """The same status from Lambda (x-amzn-ErrorType) is Lambda's error, not the above."""
+    from fastinvoke.errors import ResourceNotFoundException
+    from fastinvoke.remote import invoke_remote
+    with pytest.raises(ResourceNotFoundException, match="Function not found: "):
+        invoke_remote(served.url, "nope", b"{}")
+    assert invoke_remote(served.url, "echo", b"[1]").request_id
+
+
+def test_an_endpoint_that_does_not_answer_http_is_an_error_naming_it() -> None:
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        listener.settimeout(60)  # the client connects; if it never does, fail, not hang
+        endpoint = f"http://127.0.0.1:{listener.getsockname()[1]}"
+        client = subprocess.Popen([sys.executable, "-m", "fastinvoke", "invoke", "echo",
+                                   "--endpoint", endpoint], cwd=ROOT, text=True,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        connection, _ = listener.accept()
+        with connection:
+            connection.recv(65536)
+            connection.sendall(b"SSH-2.0-OpenSSH_9.6\r\n")
+        out, err = client.communicate(timeout=60)
+    assert client.returncode == 2 and out == ""
+    [line] = err.splitlines()
+    assert line.startswith(f"fastinvoke: ServiceException: {endpoint} gave no HTTP answer ")
+
+
 def test_the_quick_start_main_job_runs(tmp_path: Path) -> None:
     """README's first command, after the setup: examples/serve.sh."""
     import os
-    import socket
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
