@@ -1,18 +1,51 @@
 #!/usr/bin/env bash
 # The main job: serve the example functions (examples/template.yaml) over Lambda's API and
 # a ZeroMQ endpoint, invoke them as clients do, print the bill, and stop the server.
-# Run from anywhere; set FASTINVOKE to the command to use (default: fastinvoke on PATH).
+# Run from anywhere; set FASTINVOKE to the command to use (default: fastinvoke on PATH) and
+# PORT to the port to serve on (default: any free one; the server says which).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 fastinvoke=${FASTINVOKE:-fastinvoke}
 state=$(mktemp -d)
-port=${PORT:-3001}
-$fastinvoke serve --template examples/template.yaml --port "$port" \
-    --zmq "ipc://$state/zmq" --state-dir "$state" &
-server=$!
-trap 'kill -TERM $server 2>/dev/null; wait $server; rm -rf "$state"' EXIT
+server=
+stop() {  # on any exit: the server if it still runs, then its state
+    if [ -n "$server" ]; then
+        kill -TERM "$server" 2>/dev/null || true
+        wait "$server" || true
+    fi
+    rm -rf "$state"
+}
+trap stop EXIT
 
-http=http://127.0.0.1:$port
+# The clients talk to the address this server prints when it serves, read from its
+# stdout, never to whatever else may hold a port.  A port already taken stops it with one
+# line saying so.
+mkfifo "$state/out"
+$fastinvoke serve --template examples/template.yaml --port "${PORT:-0}" \
+    --zmq "ipc://$state/zmq" --state-dir "$state" >"$state/out" &
+server=$!
+exec 3<"$state/out"
+http=
+while IFS= read -r line <&3; do
+    echo "$line"
+    if [[ $line =~ ^"fastinvoke: serving the Lambda API on "(http://[^ ]+) ]]; then
+        http=${BASH_REMATCH[1]}
+    fi
+    if [[ $line == "fastinvoke: serving Invoke over ZeroMQ on "* ]]; then
+        break
+    fi
+done
+if [ -z "$http" ] || [[ $line != "fastinvoke: serving Invoke over ZeroMQ on "* ]]; then
+    status=0
+    wait "$server" || status=$?
+    server=
+    echo "$0: fastinvoke serve did not start (exit status $status)" >&2
+    exit $((status ? status : 1))
+fi
+cat <&3 &  # whatever else the server prints
+relay=$!
+exec 3<&-
+
 $fastinvoke invoke add --endpoint "$http" --payload '{"value1": 10, "value2": 20}' --log-type Tail
 $fastinvoke invoke log --endpoint "$http" --payload '{"message": "hello from fastinvoke"}' \
     --log-type Tail
@@ -24,6 +57,7 @@ fi
 $fastinvoke invoke add --endpoint "ipc://$state/zmq" --payload '{"value1": 1, "value2": 2}'
 $fastinvoke invoke log --endpoint "$http" --payload '{"message": "later"}' \
     --invocation-type Event
-kill -TERM $server && wait $server   # stops gracefully; the meters are written down
-trap 'rm -rf "$state"' EXIT
+kill -TERM "$server" && wait "$server"   # stops gracefully; the meters are written down
+server=
+wait "$relay"
 $fastinvoke billing --state-dir "$state"

@@ -4,6 +4,8 @@ that is still starting."""
 
 from __future__ import annotations
 
+import os
+import re
 import socket
 import subprocess
 import sys
@@ -11,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers import NOT_FOUND_SERVER, other_http_server
+from helpers import NOT_FOUND_SERVER, other_http_server, processes_mentioning
 from http_server import ROOT, Server, serving
 
 
@@ -102,18 +104,43 @@ def test_an_endpoint_that_does_not_answer_http_is_an_error_naming_it() -> None:
     assert line.startswith(f"fastinvoke: ServiceException: {endpoint} gave no HTTP answer ")
 
 
-def test_the_quick_start_main_job_runs(tmp_path: Path) -> None:
-    """README's first command, after the setup: examples/serve.sh."""
-    import os
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    done = subprocess.run([str(Path(ROOT, "examples", "serve.sh"))], capture_output=True,
+def serve_sh(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """examples/serve.sh with this checkout's fastinvoke, its temporary files under
+    ``tmp_path``, and ``env`` (PORT only if given)."""
+    inherited = {key: value for key, value in os.environ.items() if key != "PORT"}
+    return subprocess.run([str(Path(ROOT, "examples", "serve.sh"))], capture_output=True,
                           text=True, timeout=120, env=dict(
-                              os.environ, FASTINVOKE=f"{sys.executable} -m fastinvoke",
-                              PORT=str(port), PYTHONPATH=str(ROOT)))
+                              inherited, FASTINVOKE=f"{sys.executable} -m fastinvoke",
+                              PYTHONPATH=str(ROOT), TMPDIR=str(tmp_path), **env))
+
+
+def test_the_quick_start_main_job_runs(tmp_path: Path) -> None:
+    """README's first command, after the setup: examples/serve.sh, with 3001 (serve's
+    default port) held by another program, as a new user's machine may have it."""
+    with other_http_server(3001):  # or 3001 is already held by whoever holds it
+        done = serve_sh(tmp_path)
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
-    assert lines[0].startswith("fastinvoke: serving the Lambda API on http://127.0.0.1:")
+    served = re.match(r"fastinvoke: serving the Lambda API on http://127\.0\.0\.1:(\d+) ",
+                      lines[0])
+    assert served is not None and served[1] != "3001", lines[0]
+    assert lines[1].startswith("fastinvoke: serving Invoke over ZeroMQ on ipc://")
     assert "30" in lines and "hello from fastinvoke" in lines
     assert lines[-1].startswith("to pay ")
+    assert "StatusCode: 200" in done.stderr and "StatusCode: 501" not in done.stderr
+    assert list(tmp_path.iterdir()) == []  # its state, removed
+
+
+def test_the_main_job_on_a_taken_port_stops_saying_so(tmp_path: Path) -> None:
+    """PORT=N held by another program: the server's one line, the script's, and no
+    invocation sent to that program; nothing is left running or on disk."""
+    with other_http_server() as port:
+        done = serve_sh(tmp_path, PORT=str(port))
+    assert done.returncode == 1, done.stderr
+    assert done.stdout == ""
+    assert done.stderr.splitlines() == [
+        f"fastinvoke serve: 127.0.0.1:{port} is in use by another program; pick another "
+        "with --port N",
+        f"{ROOT}/examples/serve.sh: fastinvoke serve did not start (exit status 1)"]
+    assert list(tmp_path.iterdir()) == []
+    assert not processes_mentioning(str(tmp_path))
