@@ -1,5 +1,6 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, embedsignature=True
-"""fastinvoke's mechanisms in Cython: fork and reap, the dispatcher's bookkeeping, the meters.
+"""fastinvoke's mechanisms in Cython: fork and reap, the local hop, the dispatcher's
+bookkeeping, the meters.
 
 Policy (when to fork, whom to kill, what to bill) lives in Python; this module only does
 the delicate or hot parts of it fast and exactly.  The parts are included in dependency
@@ -14,5 +15,6 @@ include "errors.pxi"
 include "procs.pxi"
 include "dispatch.pxi"
 include "meter.pxi"
+include "link.pxi"
 include "zmqfast.pxi"
 include "marshal.pxi"

@@ -75,6 +75,10 @@ cdef class Meter:
         if self.concurrent > self.peak_concurrent:
             self.peak_concurrent = self.concurrent
 
+    cpdef not_started(self):
+        """An invocation counted by ``began`` never reached its worker (it ended first)."""
+        self.concurrent -= 1
+
     cpdef long long record(self, long long duration_ns, long long init_ns, long long memory_mb,
                            int outcome, bint cold, bint ran=True):
         """Count one invocation; return its billed duration in ms.

@@ -23,12 +23,6 @@ ctypedef void *(*_msg_data_f)(zmq_msg_t *msg) noexcept nogil
 ctypedef size_t (*_msg_size_f)(zmq_msg_t *msg) noexcept nogil
 ctypedef int (*_msg_close_f)(zmq_msg_t *msg) noexcept nogil
 ctypedef int (*_errno_f)() noexcept nogil
-ctypedef void *(*_ctx_new_f)() noexcept nogil
-ctypedef int (*_ctx_term_f)(void *context) noexcept nogil
-ctypedef void *(*_socket_f)(void *context, int kind) noexcept nogil
-ctypedef int (*_setsockopt_f)(void *s, int option, const void *value, size_t length) noexcept nogil
-ctypedef int (*_connect_f)(void *s, const char *address) noexcept nogil
-ctypedef int (*_close_f)(void *s) noexcept nogil
 
 cdef _getsockopt_f _zmq_getsockopt = NULL
 cdef _send_f _zmq_send = NULL
@@ -38,19 +32,10 @@ cdef _msg_data_f _zmq_msg_data = NULL
 cdef _msg_size_f _zmq_msg_size = NULL
 cdef _msg_close_f _zmq_msg_close = NULL
 cdef _errno_f _zmq_errno = NULL
-cdef _ctx_new_f _zmq_ctx_new = NULL
-cdef _ctx_term_f _zmq_ctx_term = NULL
-cdef _socket_f _zmq_socket = NULL
-cdef _setsockopt_f _zmq_setsockopt = NULL
-cdef _connect_f _zmq_connect = NULL
-cdef _close_f _zmq_close = NULL
 
 cdef int _ZMQ_EVENTS = 15
 cdef int _ZMQ_POLLIN = 1
 cdef int _ZMQ_DONTWAIT = 1
-cdef int _ZMQ_DEALER = 5
-cdef int _ZMQ_ROUTING_ID = 5
-cdef int _ZMQ_LINGER = 17
 
 
 cdef void *_symbol(void *library, const char *name) except NULL:
@@ -64,7 +49,6 @@ def bind_libzmq(str path):
     """Use the libzmq already loaded from ``path`` (pyzmq's) for the direct calls."""
     global _zmq_getsockopt, _zmq_send, _zmq_msg_init, _zmq_msg_recv
     global _zmq_msg_data, _zmq_msg_size, _zmq_msg_close, _zmq_errno
-    global _zmq_ctx_new, _zmq_ctx_term, _zmq_socket, _zmq_setsockopt, _zmq_connect, _zmq_close
     cdef void *library = dlopen(path.encode(), RTLD_NOW | RTLD_NOLOAD)
     if library == NULL:
         raise ImportError(f"libzmq is not loaded from {path}")
@@ -76,12 +60,6 @@ def bind_libzmq(str path):
     _zmq_msg_size = <_msg_size_f>_symbol(library, b"zmq_msg_size")
     _zmq_msg_close = <_msg_close_f>_symbol(library, b"zmq_msg_close")
     _zmq_errno = <_errno_f>_symbol(library, b"zmq_errno")
-    _zmq_ctx_new = <_ctx_new_f>_symbol(library, b"zmq_ctx_new")
-    _zmq_ctx_term = <_ctx_term_f>_symbol(library, b"zmq_ctx_term")
-    _zmq_socket = <_socket_f>_symbol(library, b"zmq_socket")
-    _zmq_setsockopt = <_setsockopt_f>_symbol(library, b"zmq_setsockopt")
-    _zmq_connect = <_connect_f>_symbol(library, b"zmq_connect")
-    _zmq_close = <_close_f>_symbol(library, b"zmq_close")
 
 
 cdef class Channel:
@@ -93,30 +71,13 @@ cdef class Channel:
     """
 
     cdef void *handle
-    cdef void *context  # set when this channel owns its socket (dealer()), else NULL
     cdef object socket
 
-    def __cinit__(self, socket=None):
+    def __cinit__(self, socket):
         if _zmq_send == NULL:
             raise RuntimeError("bind_libzmq() was not called")
         self.socket = socket
-        self.context = NULL
-        self.handle = NULL if socket is None else <void *><size_t>socket.underlying
-
-    def __dealloc__(self):
-        if self.context != NULL:
-            self.close(0)
-
-    def close(self, int linger_ms=1000):
-        """Close a socket this channel owns, waiting up to ``linger_ms`` to flush it."""
-        if self.context == NULL:
-            return
-        _zmq_setsockopt(self.handle, _ZMQ_LINGER, &linger_ms, sizeof(int))
-        _zmq_close(self.handle)
-        with nogil:
-            _zmq_ctx_term(self.context)
-        self.context = NULL
-        self.handle = NULL
+        self.handle = <void *><size_t>socket.underlying
 
     cpdef bint readable(self) except -1:
         """Whether a message is waiting (ZMQ_EVENTS & POLLIN; resets the FD's edge)."""
@@ -156,29 +117,6 @@ cdef class Channel:
 
     cdef int _raise(self) except -1:
         return _raise_zmq()
-
-
-def dealer(bytes identity, str endpoint):
-    """A new context and DEALER socket, made and connected by libzmq alone.
-
-    For a freshly forked worker: pyzmq's Python-level setup of a context and a socket
-    costs the better part of a millisecond in a child whose every touched page is a
-    copy-on-write fault; this costs what libzmq costs.
-    """
-    cdef Channel channel = Channel()
-    cdef bytes address = endpoint.encode()
-    channel.context = _zmq_ctx_new()
-    if channel.context == NULL:
-        _raise_zmq()
-    channel.handle = _zmq_socket(channel.context, _ZMQ_DEALER)
-    if channel.handle == NULL:
-        _raise_zmq()
-    if _zmq_setsockopt(channel.handle, _ZMQ_ROUTING_ID, PyBytes_AS_STRING(identity),
-                       PyBytes_GET_SIZE(identity)) != 0:
-        _raise_zmq()
-    if _zmq_connect(channel.handle, address) != 0:
-        _raise_zmq()
-    return channel
 
 
 cdef int _raise_zmq() except -1:

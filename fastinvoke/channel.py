@@ -23,12 +23,6 @@ class PyzmqChannel:
     def __init__(self, socket: zmq.Socket) -> None:
         self.socket = socket
 
-    def close(self, linger_ms: int = 1000) -> None:
-        """Close the socket and its context (for channels made by ``dealer``)."""
-        context = self.socket.context
-        self.socket.close(linger_ms)
-        context.term()
-
     def readable(self) -> bool:
         return bool(self.socket.get(zmq.EVENTS) & zmq.POLLIN)
 
@@ -69,14 +63,3 @@ _DIRECT = _bind()
 def open_channel(socket: zmq.Socket) -> _core.Channel | PyzmqChannel:
     """The fastest available channel over ``socket`` (pyzmq keeps owning it)."""
     return _core.Channel(socket) if _DIRECT else PyzmqChannel(socket)
-
-
-def dealer(identity: bytes, endpoint: str) -> _core.Channel | PyzmqChannel:
-    """A new context and DEALER socket with ``identity``, connected to ``endpoint``; the
-    channel owns both (``close`` them)."""
-    if _DIRECT:
-        return _core.dealer(identity, endpoint)
-    socket = zmq.Context(1).socket(zmq.DEALER)
-    socket.setsockopt(zmq.IDENTITY, identity)
-    socket.connect(endpoint)
-    return PyzmqChannel(socket)

@@ -1,21 +1,23 @@
-"""The dispatcher: routes invocations to idle workers over one ZeroMQ ROUTER socket.
+"""The dispatcher: routes invocations to idle workers over their shared-memory links.
 
 Bookkeeping (idle stacks, the table of requests in flight, deadlines) lives in
-``_core.Dispatcher``; this module owns the socket and the waiting.
+``_core.Dispatcher``; the links themselves in ``_core.Link`` (two single-slot lanes in
+shared memory per worker).  This module owns the links and the waiting.
 
-Threads and the socket.  A ZeroMQ socket must be used by one thread at a time, so every
-operation on the ROUTER happens under ``lock``.  Its ``FD`` is edge-triggered: any
-operation may consume the notification of messages that have arrived, so whoever holds
-the lock drains every pending message before releasing it (``_drain``).  Hence, with the
-lock free, either nothing is pending or the FD will signal.
+Wake-ups.  Every worker writes the dispatcher's one eventfd (``fd``) when it publishes a
+reply or its Hello, so one poll, or one asyncio reader, waits for all of them.  Whoever
+holds ``lock`` and reads the eventfd takes every reply waiting (``collect``) before it
+releases the lock, so with the lock free either no reply waits or the eventfd is readable.
 
 Waiting (leader/follower).  A synchronous caller does not hand its request to a
 dispatcher thread, which would add two thread wake-ups to every call: it sends it
-itself, and then at most one waiting thread, the *reader*, polls the FD and completes
-whatever arrives; the others sleep on their own lock until their invocation completes or
-the reader hands them the reading role.  An asyncio loop with invocations outstanding
-watches the FD itself (``add_reader``).  So a lone caller pays for its own round trip and
-nothing else.
+itself, and then at most one waiting thread, the *reader*, waits for the eventfd and
+completes whatever arrives; the others sleep on their own lock until their invocation
+completes or the reader hands them the reading role.  A reader alone (no follower) first
+spins briefly on its own worker's reply lane when that function's replies have lately come
+within microseconds: then a round trip costs no system call.  An asyncio loop with
+invocations outstanding watches the eventfd itself (``add_reader``).  So a lone caller
+pays for its own round trip and nothing else.
 """
 
 from __future__ import annotations
@@ -28,19 +30,19 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-import zmq
-
-from . import channel, wire
+from . import wire
 from ._core import Dispatcher as CoreDispatcher
-from ._core import monotonic_ns
+from ._core import Link, lane_file, monotonic_ns, ready_links
 
 if TYPE_CHECKING:
     from .logs import InvocationLog
     from .pool.supervisor import Supervisor
     from .pool.workers import FunctionPool
 
-_SNDMORE = channel.SNDMORE
-_DONTWAIT = channel.DONTWAIT
+# A lone waiting caller spins on its worker's reply for up to twice the function's recent
+# round trip, when that is below this; longer round trips are waited for asleep.
+MAX_CALLER_SPIN_NS = 100_000
+_STOP = wire.encode_header(wire.Stop())
 
 
 class Invocation:
@@ -56,7 +58,7 @@ class Invocation:
         "identity", "trace_id", "done", "payload", "error_type", "outcome", "log",
         "duration_ns", "max_rss_kb", "init_ns", "cold", "billed_ms", "log_entry",
         "sem", "waiting", "future", "loop", "loop_thread", "callback", "started_ns",
-        "log_stream", "source",
+        "log_stream", "source", "link",
     )
 
     def __init__(self, request_id: str, pool: FunctionPool, event: bytes,
@@ -89,22 +91,16 @@ class Invocation:
         self.started_ns = 0
         self.log_stream = pool.init_stream
         self.source: Any = None  # what the submitter keeps with it (the queued Event)
+        self.link: Link | None = None  # its worker's, once sent
 
 
 class Dispatcher:
     """The front-end's end of the worker channel.  See the module docstring."""
 
-    def __init__(self, endpoint: str) -> None:
-        self.context = zmq.Context(1)
-        self.router = self.context.socket(zmq.ROUTER)
-        self.router.setsockopt(zmq.ROUTER_MANDATORY, 1)  # a dead worker's id raises, not drops
-        self.router.setsockopt(zmq.SNDHWM, 0)
-        self.router.setsockopt(zmq.RCVHWM, 0)
-        self.router.setsockopt(zmq.LINGER, 0)
-        self.router.bind(endpoint)
-        self.endpoint = endpoint
-        self.fd: int = self.router.getsockopt(zmq.FD)
-        self.channel = channel.open_channel(self.router)
+    def __init__(self) -> None:
+        self.fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)  # every worker writes it
+        self.links: dict[bytes, Link] = {}
+        self._link_list: list[Link] = []
         self.lock = threading.Lock()
         self.core = CoreDispatcher()
         self.supervisor: Supervisor  # set by the supervisor, which needs us too
@@ -121,6 +117,8 @@ class Dispatcher:
         self._poller = select.poll()
         self._poller.register(self.fd, select.POLLIN)
         self._poller.register(self._wake_fd, select.POLLIN)
+        # A function's recent round trip (send to reply), averaged: whether to spin for it.
+        self._round_trip_ns: dict[str, int] = {}
         self._loops: dict[asyncio.AbstractEventLoop, int] = {}
         # Invocations nobody waits for (Event): while there are any, the supervisor
         # thread reads the socket too, since no caller will.
@@ -138,11 +136,9 @@ class Dispatcher:
         with self.lock:
             self.admit(invocation)
             self.enqueue(invocation)
-            self._drain()
 
     def enqueue(self, invocation: Invocation) -> None:
-        """Send ``invocation`` to an idle worker or queue it, admitted already (lock held;
-        the caller drains the socket before releasing the lock)."""
+        """Send ``invocation`` to an idle worker or queue it, admitted already (lock held)."""
         invocation.pool.active += 1
         if invocation.pool.config.reserved_concurrency is None:
             self.active_unreserved += 1
@@ -165,42 +161,53 @@ class Dispatcher:
         now = monotonic_ns()
         deadline_ns = now + invocation.timeout_ns
         invocation.started_ns = now
-        event = invocation.event
         message = wire.encode_header(wire.Invoke(
             invocation.request_id,
             (time.time_ns() + invocation.timeout_ns) // 1_000_000,
             invocation.invoked_arn,
-            event,
+            invocation.event,
             invocation.client_context,
             invocation.identity,
             invocation.trace_id,
         ))
         self.core.begin(invocation.request_id, worker, deadline_ns, invocation)
-        send = self.channel.send
-        try:
-            send(worker, _SNDMORE)
-        except zmq.ZMQError as exc:
-            if exc.errno != zmq.EHOSTUNREACH:
-                raise
-            # The worker vanished before the supervisor heard of it: try another one.
-            self.core.drop_worker(worker)
-            self.supervisor.lost(worker)
-            self._route(invocation)
-            return
-        send(message)
+        invocation.link = link = self.links[worker]
+        link.send(message)
         invocation.pool.meter.began()
         if deadline_ns < self.supervisor.wake_at_ns:
             self.supervisor.wake()
 
     def send_stop(self, worker: bytes) -> None:
         """Ask an idle worker to exit (lock held)."""
-        try:
-            self.channel.send(worker, _SNDMORE)
-        except zmq.ZMQError as exc:
-            if exc.errno != zmq.EHOSTUNREACH:
-                raise
-            return
-        self.channel.send(wire.encode_header(wire.Stop()))
+        link = self.links.get(worker)
+        if link is not None:
+            link.send(_STOP)
+
+    def resend(self, worker: bytes, invocation: Invocation) -> None:
+        """Route again an invocation whose worker ended before taking it (lock held)."""
+        invocation.pool.meter.not_started()
+        invocation.started_ns = 0
+        invocation.link = None
+        self._route(invocation)
+
+    # -- links (lock held) ----------------------------------------------------------------
+
+    def open_link(self, worker: bytes) -> tuple[int, int, int, int]:
+        """Make ``worker``'s link before it is forked; return the fds the worker needs:
+        its request lane, its reply lane, its own eventfd and the dispatcher's."""
+        requests = lane_file()
+        replies = lane_file(wake_always=True)
+        wake = os.eventfd(0, os.EFD_CLOEXEC)
+        link = Link(replies, requests, -1, wake, worker)
+        self.links[worker] = link
+        self._link_list.append(link)
+        return requests, replies, wake, self.fd
+
+    def close_link(self, worker: bytes) -> None:
+        link = self.links.pop(worker, None)
+        if link is not None:
+            self._link_list.remove(link)
+            link.close()
 
     def dispatch_queued(self, pool: FunctionPool) -> None:
         """Give queued invocations of ``pool`` to its idle workers (lock held)."""
@@ -213,20 +220,25 @@ class Dispatcher:
 
     # -- receiving (lock held) ------------------------------------------------------------
 
-    def _drain(self) -> None:
-        readable, recv = self.channel.readable, self.channel.recv
-        while readable():
-            worker = recv(_DONTWAIT)
-            try:
-                message = wire.decode_from_worker(recv(_DONTWAIT))
-            except (ValueError, zmq.ZMQError):
-                while self.router.get(zmq.RCVMORE):  # not one of ours: drop it whole
-                    recv(_DONTWAIT)
+    def collect(self) -> None:
+        """Take every reply and Hello waiting in the links (lock held)."""
+        try:
+            os.eventfd_read(self.fd)
+        except BlockingIOError:
+            pass
+        decode = wire.decode_from_worker
+        for link in ready_links(self._link_list):
+            data = link.take()
+            if data is None:
                 continue
+            try:
+                message = decode(data)
+            except ValueError:
+                continue  # not one of ours: dropped
             if type(message) is wire.Reply:
-                self._on_reply(worker, message)
+                self._on_reply(link.worker, message)
             else:
-                self._on_hello(worker, message)
+                self._on_hello(link.worker, message)
 
     def _on_reply(self, worker: bytes, reply: wire.Reply) -> None:
         invocation = self.core.finish(reply.request_id, worker)
@@ -234,6 +246,9 @@ class Dispatcher:
             return  # timed out already, or its worker was killed: nobody waits for it
         pool = invocation.pool
         record = pool.workers.get(worker)
+        round_trip = monotonic_ns() - invocation.started_ns
+        average = self._round_trip_ns.get(pool.name, round_trip)
+        self._round_trip_ns[pool.name] = (3 * average + round_trip) >> 2
         invocation.payload = reply.payload
         invocation.log = reply.log
         invocation.error_type = reply.error_type
@@ -334,18 +349,23 @@ class Dispatcher:
         lock, poll, wake_fd = self.lock, self._poller.poll, self._wake_fd
         try:
             while True:
-                events = poll()
-                with lock:
-                    for fd, _ in events:
+                link = invocation.link
+                if link is None or self._followers or not link.spin(self._spin_ns(invocation)):
+                    for fd, _ in poll():
                         if fd == wake_fd:
                             os.eventfd_read(wake_fd)
-                    self._drain()
+                with lock:
+                    self.collect()
                     if invocation.done:
                         return
         finally:
             with lock:
                 self._reader = None
                 self._hand_off()
+
+    def _spin_ns(self, invocation: Invocation) -> int:
+        average = self._round_trip_ns.get(invocation.pool.name, MAX_CALLER_SPIN_NS)
+        return 2 * average if average < MAX_CALLER_SPIN_NS else 0
 
     def _hand_off(self) -> None:
         """Pass the reader's role to a thread still waiting (lock held)."""
@@ -365,7 +385,7 @@ class Dispatcher:
             self.unwatch(loop)
 
     def watch(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Have ``loop`` read the socket (its thread), until as many ``unwatch`` calls."""
+        """Have ``loop`` read the replies (its thread), until as many ``unwatch`` calls."""
         watchers = self._loops.get(loop, 0)
         if watchers == 0:
             loop.add_reader(self.fd, self._pump)
@@ -380,11 +400,14 @@ class Dispatcher:
 
     def _pump(self) -> None:
         with self.lock:
-            self._drain()
+            self.collect()
 
     def close(self) -> None:
-        self.router.close(0)
-        self.context.term()
+        for link in self._link_list:
+            link.close()
+        self.links.clear()
+        self._link_list.clear()
+        os.close(self.fd)
         os.close(self._wake_fd)
 
 

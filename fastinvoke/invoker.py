@@ -169,7 +169,7 @@ class Invoker:
         self._usage = load_usage(self._usage_path)
         self._closed = False
         self._admin = threading.Lock()
-        self._dispatcher = Dispatcher(f"ipc://{self.state_dir}/workers")
+        self._dispatcher = Dispatcher()
         self._dispatcher.account = self._account
         self._dispatcher.admit = self._admit
         self.account_limit = account_limit
@@ -292,7 +292,6 @@ class Invoker:
                     if self._supervisor.is_idle(record)]
             for record in idle:
                 self._supervisor.stop_worker(record)
-            self._dispatcher._drain()
             self._supervisor.ended.wait_for(
                 lambda: not any(record.id in pool.workers for record in idle),
                 timeout=_RECYCLE_WAIT_S)

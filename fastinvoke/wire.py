@@ -2,16 +2,17 @@
 
 Two channels carry them:
 
-* **front-end <-> worker** (ZeroMQ, ROUTER in the front-end, one DEALER per worker whose
-  identity is the worker id).  One frame per message (each frame costs a send and a
-  receive on both sides of the round trip); the event and the result travel inside it as
+* **front-end <-> worker** (the worker's link: ``_core.Link``, a request and a reply slot
+  in shared memory with eventfd wake-ups; or any transport with the same ``send(bytes)`` /
+  ``recv() -> bytes``).  One message a slot; the event and the result travel inside it as
   opaque ``bin`` fields, never decoded on the way::
 
       worker -> front-end   Hello
       front-end -> worker   Invoke(..., event bytes)  |  Stop
       worker -> front-end   Reply(..., result bytes, log bytes)
 
-* **front-end <-> template** (a pipe pair, one JSON message a line; ids are ``str`` there)::
+* **front-end <-> template** (a socket for requests, each Fork with the new worker's link
+  fds attached; a pipe for reports; one JSON message a line; ids are ``str`` there)::
 
       front-end -> template  Fork(worker) | Shutdown
       template -> front-end  Ready(init_ns) | InitFailed(error, init_ns)
@@ -25,7 +26,7 @@ from __future__ import annotations
 
 import msgspec
 
-PROTOCOL = 1
+PROTOCOL = 2
 
 
 class Hello(msgspec.Struct, tag="hello", array_like=True, gc=False):
@@ -66,9 +67,8 @@ class Boot(msgspec.Struct, gc=False):
     function: str
     handler: str
     code: str  # absolute path of the code directory, the template's working directory
-    endpoint: str  # the front-end's ROUTER address
     log_dir: str  # where each worker keeps its log file, <worker id>.log
-    control_in: int  # fd: front-end -> template
+    control_in: int  # fd: front-end -> template (a SOCK_SEQPACKET socket)
     control_out: int  # fd: template -> front-end
     parent: int  # the front-end's pid: the template exits if it is not its parent
     prefork: bool = True  # False: Init runs in each worker after the fork
@@ -82,6 +82,7 @@ class Fork(msgspec.Struct, tag="fork", gc=False):
     cgroup_procs: list[str] = []  # cgroup.procs files the child joins before it runs
     memory_peak: str | None = None  # the file holding the group's peak memory, in bytes
     rlimit_mb: int = 0  # where no cgroup is writable: the memory limit, applied as RLIMIT_AS
+    max_spin_ns: int = 0  # how long the worker may spin for its next request after a reply
 
 
 class Shutdown(msgspec.Struct, tag="shutdown", gc=False):

@@ -52,6 +52,7 @@ cdef extern from "<errno.h>" nogil:
     int EINTR
     int ESRCH
     int ECHILD
+    int EBADF
 
 cdef extern from "<time.h>" nogil:
     struct timespec:

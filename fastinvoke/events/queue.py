@@ -297,7 +297,6 @@ class EventQueue:
                     else:  # its function was deleted meanwhile: dropped with it
                         for event in events:
                             self._delete(event.seq)
-                self._dispatcher._drain()  # sending may have consumed the socket's signal
                 self._settled.notify_all()
             if stop:
                 return

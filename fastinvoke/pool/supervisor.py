@@ -21,6 +21,7 @@ import itertools
 import os
 import selectors
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -35,15 +36,19 @@ from ..logs import timeout_line
 from ..metering import CRASH, FUNCTION_ERROR, OUT_OF_MEMORY, TIMEOUT
 from ..runtime.faults import error_log_line, exit_reason
 from .budget import MemoryBudget
-from .cgroups import CgroupError, Group, Instance
+from .cgroups import CgroupError, Group, Instance, cpu_share
 from .environment import function_environment
 from .workers import FunctionPool, WorkerRecord
 
 MAX_BOOT_FAILURES = 3
 INIT_TIMEOUT_NS = 10_000_000_000  # Lambda's limit on the Init phase of on-demand functions
-_ROUTER = "router"  # selector key data of the dispatcher's socket
+_REPLIES = "replies"  # selector key data of the dispatcher's eventfd
 _MAX_SLEEP_NS = 1_000_000_000  # = Lambda's shortest timeout (1 s)
 _SHUTDOWN_GRACE_S = 5.0
+# How long a worker may spin for its next request after a reply (it adapts below this).
+# Only where spinning costs the function nothing it is billed or limited for: a worker
+# held to a fraction of a CPU would spend its own quota waiting.
+MAX_WORKER_SPIN_NS = 100_000
 
 
 class Supervisor:
@@ -79,7 +84,7 @@ class Supervisor:
         self._selector = selectors.DefaultSelector()
         self._selector.register(self._wake_fd, selectors.EVENT_READ, None)
         self._stopping = False
-        self._watching_router = False
+        self._watching_replies = False
         self.wake_at_ns = 0
         self._thread = threading.Thread(target=self._run, name="fastinvoke-supervisor",
                                         daemon=True)
@@ -140,7 +145,8 @@ class Supervisor:
         name = f"w{next(self._worker_ids)}-{pool.name}"
         record = WorkerRecord(name.encode(), pool, os.path.join(self.log_dir, name + ".log"),
                               provisioned)
-        request = wire.Fork(name, record.log_stream, provisioned)
+        request = wire.Fork(name, record.log_stream, provisioned,
+                            max_spin_ns=self._worker_spin_ns(pool))
         if self.cgroups is not None:
             try:
                 record.group = group = self.cgroups.group(
@@ -158,10 +164,19 @@ class Supervisor:
         self.workers[record.id] = record
         self.budget.committed_mb += pool.config.memory_mb
         pool.starting += 1
+        fds = self.dispatcher.open_link(record.id)
         try:
-            os.write(pool.control, wire.encode_line(request))
-        except OSError:
-            pass  # the template is gone; its end of the pipe reports it to _on_template_eof
+            socket.send_fds(pool.control, [wire.encode_line(request)], fds)
+        except (OSError, TypeError):
+            pass  # the template is gone; its end of the report pipe tells _on_template_eof
+
+    def _worker_spin_ns(self, pool: FunctionPool) -> int:
+        if self.host_cpus < 2:
+            return 0  # nobody else could run while it spins
+        if self.cgroups is not None and self.cpu_limits == "proportional" \
+                and cpu_share(pool.config.memory_mb, self.host_cpus) < 1.0:
+            return 0
+        return MAX_WORKER_SPIN_NS
 
     def worker_ready(self, worker: bytes, hello: wire.Hello) -> WorkerRecord | None:
         """A worker said Hello: make it idle.  None means it must be stopped."""
@@ -182,12 +197,6 @@ class Supervisor:
         record.pool.boot_failures = 0
         return record
 
-    def lost(self, worker: bytes) -> None:
-        """The socket says ``worker`` is gone; its exit report will clean up."""
-        record = self.workers.get(worker)
-        if record is not None:
-            record.state = "killed"
-
     def remove(self, pool: FunctionPool) -> None:
         """Stop ``pool``'s template and workers (lock held)."""
         self.pools.pop(pool.name, None)
@@ -200,7 +209,7 @@ class Supervisor:
             self._forget(record)
         self._close_template(pool)
         for generation in list(pool.retired):
-            os.close(pool.retired.pop(generation))
+            pool.retired.pop(generation).close()
 
     def renew(self, pool: FunctionPool) -> None:
         """New execution environments for ``pool``'s changed configuration (lock held).
@@ -209,9 +218,9 @@ class Supervisor:
         current workers finish what they run and are then stopped, and their template
         ends with the last of them (``_forget``).
         """
-        if pool.control >= 0:
+        if pool.control is not None:
             pool.retired[pool.generation] = pool.control
-            pool.control = -1
+            pool.control = None
         template, pool.template = pool.template, None
         if pool.state == "booting" and template is not None:
             template.kill()  # still in Init: it has no workers and does not read its pipe
@@ -225,7 +234,7 @@ class Supervisor:
         """Close the pipes of retired templates whose last worker is gone: they exit."""
         live = {record.generation for record in pool.workers.values()}
         for generation in [g for g in pool.retired if g not in live]:
-            os.close(pool.retired.pop(generation))
+            pool.retired.pop(generation).close()
 
     # -- the supervisor thread -------------------------------------------------------------
 
@@ -247,26 +256,26 @@ class Supervisor:
                 for key, _ in events:
                     if key.data is None:
                         os.eventfd_read(self._wake_fd)
-                    elif key.data is not _ROUTER:
+                    elif key.data is not _REPLIES:
                         self._read_template(key.fd, *key.data)
+                self.dispatcher.collect()
                 now = monotonic_ns()
                 self._expire(now)
                 self._expire_init(now)
                 self._stop_idle(now)
-                self.dispatcher._drain()
 
     def _plan(self) -> float | None:
         """When to wake next: the nearest deadline or keep-warm expiry (lock held).
 
-        Also watch the dispatcher's socket while Event invocations are outstanding:
-        nobody else reads their replies (or the Hello of the worker forked for them)."""
+        Also watch the workers' replies while Event invocations are outstanding: nobody
+        else reads their replies (or the Hello of the worker forked for them)."""
         watch = self.dispatcher.unattended > 0
-        if watch != self._watching_router:
+        if watch != self._watching_replies:
             if watch:
-                self._selector.register(self.dispatcher.fd, selectors.EVENT_READ, _ROUTER)
+                self._selector.register(self.dispatcher.fd, selectors.EVENT_READ, _REPLIES)
             else:
                 self._selector.unregister(self.dispatcher.fd)
-            self._watching_router = watch
+            self._watching_replies = watch
         # Never sleep longer than the shortest function timeout: then a new invocation's
         # deadline is never earlier than the planned wake-up, and sending it need not
         # wake this thread (which would cost the caller a thread switch on every call).
@@ -291,10 +300,11 @@ class Supervisor:
             return
         config = pool.config
         code_dir = os.path.abspath(config.code)
-        to_template, control = os.pipe2(os.O_CLOEXEC)
+        # Fork requests travel with the new worker's link fds: a socket, not a pipe.
+        control, to_template = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         reports, from_template = os.pipe2(os.O_CLOEXEC)
-        boot = wire.Boot(config.name, config.handler, code_dir, self.dispatcher.endpoint,
-                         self.log_dir, to_template, from_template, os.getpid(), config.prefork,
+        boot = wire.Boot(config.name, config.handler, code_dir, self.log_dir,
+                         to_template.fileno(), from_template, os.getpid(), config.prefork,
                          config.runtime)
         init_log = os.path.join(self.log_dir, f"{config.name}.init.log")
         with open(init_log, "ab") as output:
@@ -303,18 +313,19 @@ class Supervisor:
                  wire.encode_boot(boot).decode()],
                 cwd=code_dir, env=function_environment(config, self.region, code_dir),
                 stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
-                pass_fds=(to_template, from_template), start_new_session=True,
+                pass_fds=(to_template.fileno(), from_template), start_new_session=True,
             )
-        os.close(to_template)
+        to_template.close()
         os.close(from_template)
         with self.lock:
             self._buffers[reports] = b""
             self._selector.register(reports, selectors.EVENT_READ, (pool, process))
             if generation != pool.generation:  # renewed while it started: it must not serve
-                os.close(control)
+                control.close()
                 process.kill()  # its end of the report pipe closes; that reaps it
                 return
             pool.template = process
+            self._close_template(pool)  # a template whose Init failed: its end not yet read
             pool.control = control
 
     def _read_template(self, fd: int, pool: FunctionPool,
@@ -400,8 +411,12 @@ class Supervisor:
         if record.state == "starting":
             pool.starting -= 1
             pool.boot_failures += 1
+        self.dispatcher.collect()  # a reply it published before it ended still counts
+        link = self.dispatcher.links.get(record.id)
         found = self.dispatcher.core.drop_worker(record.id)
-        if found is not None:
+        if found is not None and link is not None and not link.delivered():
+            self.dispatcher.resend(record.id, found[1])  # it never began: another worker runs it
+        elif found is not None:
             oom = record.group is not None and exited.signal == signal.SIGKILL \
                 and record.group.oom_killed(sigkilled=True)
             self._finish_crashed(found[1], record,
@@ -494,6 +509,7 @@ class Supervisor:
 
     def _forget(self, record: WorkerRecord) -> None:
         self.ended.notify_all()
+        self.dispatcher.close_link(record.id)
         if record.group is not None:
             # Removing a group may wait for the kernel to finish with a dying process:
             # the supervisor thread does it after releasing the lock callers need.
@@ -517,9 +533,9 @@ class Supervisor:
                 self.grow(pool)  # starves it again if it still does not fit
 
     def _close_template(self, pool: FunctionPool) -> None:
-        if pool.control >= 0:
-            os.close(pool.control)  # EOF tells the template to kill its workers and exit
-            pool.control = -1
+        if pool.control is not None:
+            pool.control.close()  # EOF tells the template to kill its workers and exit
+            pool.control = None
 
     def stop(self) -> None:
         """Stop every template and worker; fail what still waits.  Idempotent."""
@@ -539,7 +555,7 @@ class Supervisor:
         # Closing the control pipes told every template to kill its workers and exit;
         # one still in Init does not read it, so after a grace period it is killed.
         for key in list(self._selector.get_map().values()):
-            if key.data is not None and key.data is not _ROUTER:
+            if key.data is not None and key.data is not _REPLIES:
                 os.close(key.fd)
                 _end(key.data[1])
         if self.cgroups is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 from collections import deque
 from typing import TYPE_CHECKING
@@ -52,7 +53,7 @@ class FunctionPool:
     ready, so the pool never forks more than the queue needs.
 
     ``generation`` counts configuration changes: workers of an older generation finish
-    what they run and are stopped; ``retired`` maps such a generation to the control pipe
+    what they run and are stopped; ``retired`` maps such a generation to the control socket
     of its template, closed (ending the template) once its last worker is gone.
     """
 
@@ -63,7 +64,7 @@ class FunctionPool:
         self.max_workers = max_workers
         self.state = "booting"
         self.template: subprocess.Popen[bytes] | None = None
-        self.control: int = -1  # write end of the template's control pipe
+        self.control: socket.socket | None = None  # our end of the template's control socket
         self.init_ns = 0
         self.init_deadline_ns = 0
         self.init_timed_out = False
@@ -76,4 +77,4 @@ class FunctionPool:
         self.init_stream = log_stream_name()  # where invocations failed by Init are logged
         self.deleted = False
         self.generation = 0
-        self.retired: dict[int, int] = {}
+        self.retired: dict[int, socket.socket] = {}

@@ -36,8 +36,7 @@ from typing import NamedTuple
 import msgspec
 
 from .. import wire
-from .._core import Channel, max_rss_kb, monotonic_ns, set_parent_death_signal
-from ..channel import PyzmqChannel, dealer
+from .._core import Link, max_rss_kb, monotonic_ns, set_parent_death_signal
 from .faults import exit_reason
 from .launch import runtime_environment
 from .runtime_api import RuntimeApi
@@ -180,15 +179,14 @@ class RuntimeProcess:
         return returncode
 
 
-def run(worker_id: bytes, endpoint: str, log_path: str, command: list[str],
-        memory_peak: str | None, log_stream: str, code_dir: str) -> None:
+def run(link: Link, log_path: str, command: list[str], memory_peak: str | None,
+        log_stream: str, code_dir: str) -> None:
     """Run the runtime's Init, say Hello, serve invocations until told to stop."""
     os.environ["AWS_LAMBDA_LOG_STREAM_NAME"] = log_stream
     reader = redirect_output(log_path)
     peak = os.open(memory_peak, os.O_RDONLY | os.O_CLOEXEC) if memory_peak else -1
     runtime = RuntimeProcess(command, RuntimeApi(), code_dir)
-    runtime.start(monotonic_ns() + INIT_TIMEOUT_NS)  # before the socket: no thread at fork
-    link = dealer(worker_id, endpoint)
+    runtime.start(monotonic_ns() + INIT_TIMEOUT_NS)
     try:
         link.send(wire.encode_header(wire.Hello(wire.PROTOCOL, os.getpid(), runtime.init_ns)))
         _serve(link, runtime, reader, peak)
@@ -197,7 +195,7 @@ def run(worker_id: bytes, endpoint: str, log_path: str, command: list[str],
         link.close()
 
 
-def _serve(link: Channel | PyzmqChannel, runtime: RuntimeProcess, reader: int,
+def _serve(link: Link, runtime: RuntimeProcess, reader: int,
            peak: int) -> None:
     send, recv, readable = link.send, link.recv, link.readable
     decode, encode = wire.decode_to_worker, wire.encode_header

@@ -10,8 +10,10 @@ For a runtime other than Python (Node.js, a custom ``bootstrap``), Init only fin
 runtime's command (``launch``); each worker is then a bridge (``bridge``) that starts the
 runtime and serves it Lambda's Runtime API, and the runtime's own Init runs there.
 
-It dies with the front-end (parent-death signal) and its workers die with it.  It never
-creates a ZeroMQ context: each worker makes its own after the fork.
+Each Fork request arrives on the control socket with the new worker's link (its two
+shared-memory lanes and two eventfds, made by the front-end); the child keeps them, the
+template closes its copies.  It dies with the front-end (parent-death signal) and its
+workers die with it.
 """
 
 from __future__ import annotations
@@ -20,19 +22,21 @@ import os
 import resource
 import selectors
 import signal
+import socket
 import sys
 import traceback
 from collections.abc import Callable
 
 from .. import wire
-from .._core import fork_worker, monotonic_ns, reap, set_parent_death_signal
+from .._core import Link, fork_worker, monotonic_ns, reap, set_parent_death_signal
 from ..config import runtime_family
 from .faults import Fault, error_document
 from .handler import resolve
 from .worker import prepare as prepare_worker
 from .worker import run as run_worker
 
-_RLIMIT_SLACK_MB = 64  # the worker's ZeroMQ threads' stacks and buffers
+_RLIMIT_SLACK_MB = 64  # the worker's link mappings and the allocator's arenas
+_LINK_FDS = 4  # request lane, reply lane, the worker's eventfd, the front-end's eventfd
 
 
 class Template:
@@ -94,7 +98,7 @@ class Template:
         selector = selectors.DefaultSelector()
         selector.register(self.boot.control_in, selectors.EVENT_READ, "control")
         selector.register(wake_r, selectors.EVENT_READ, "signal")
-        pending = b""
+        control = socket.socket(fileno=self.boot.control_in)
         while True:
             for key, _ in selector.select():
                 if key.data == "signal":
@@ -102,35 +106,42 @@ class Template:
                         pass
                     self.report_exits()
                     continue
-                chunk = os.read(self.boot.control_in, 65536)
-                if not chunk:
+                line, fds, _, _ = socket.recv_fds(control, 65536, _LINK_FDS,
+                                                  socket.MSG_CMSG_CLOEXEC)
+                if not line:
                     return
-                pending += chunk
-                *lines, pending = pending.split(b"\n")
-                for line in lines:
-                    message = wire.decode_to_template(line)
-                    if type(message) is wire.Shutdown:
-                        return
-                    self.fork(message, (wake_r, wake_w))
+                message = wire.decode_to_template(line.rstrip(b"\n"))
+                if type(message) is wire.Shutdown:
+                    return
+                self.fork(message, fds, (wake_r, wake_w))
 
-    def fork(self, request: wire.Fork, private_fds: tuple[int, int]) -> None:
+    def fork(self, request: wire.Fork, link_fds: list[int],
+             private_fds: tuple[int, int]) -> None:
         groups: list[int] = []
         try:
+            if len(link_fds) != _LINK_FDS:
+                raise OSError(f"the fork request came with {len(link_fds)} of the link's "
+                              f"{_LINK_FDS} fds")
             for path in request.cgroup_procs:
                 groups.append(os.open(path, os.O_WRONLY | os.O_CLOEXEC))
             pid = fork_worker(signal.SIGKILL, tuple(groups))
         except OSError as exc:
+            for fd in link_fds:
+                os.close(fd)
             self.send(wire.ForkFailed(request.worker, str(exc)))
             return
         finally:  # parent and child alike: once forked, the child has joined its groups
             for fd in groups:
                 os.close(fd)
         if pid == 0:
-            self.become_worker(request, private_fds)
+            self.become_worker(request, link_fds, private_fds)
+        for fd in link_fds:
+            os.close(fd)
         self.workers[pid] = request.worker
         self.send(wire.Forked(request.worker, pid))
 
-    def become_worker(self, request: wire.Fork, private_fds: tuple[int, int]) -> None:
+    def become_worker(self, request: wire.Fork, link_fds: list[int],
+                      private_fds: tuple[int, int]) -> None:
         """In the child: drop the template's fds and signal handling, run the worker."""
         status = 0
         try:
@@ -143,17 +154,18 @@ class Template:
                 _limit_address_space(request.rlimit_mb)
             if request.provisioned:
                 os.environ["AWS_LAMBDA_INITIALIZATION_TYPE"] = "provisioned-concurrency"
+            requests, replies, wake, notify = link_fds
+            link = Link(requests, replies, wake, notify, max_spin_ns=request.max_spin_ns)
             log_path = os.path.join(self.boot.log_dir, request.worker + ".log")
             if self.run_bridge is not None:
-                self.run_bridge(request.worker.encode(), self.boot.endpoint, log_path,
-                                self.handler, request.memory_peak, request.log_stream,
-                                self.boot.code)
+                self.run_bridge(link, log_path, self.handler, request.memory_peak,
+                                request.log_stream, self.boot.code)
                 return
             handler, init_ns = self.handler, self.init_ns
             if not self.boot.prefork:
                 handler, init_ns = _init_in_worker(self.boot.handler)
-            run_worker(request.worker.encode(), self.boot.endpoint, log_path, handler, init_ns,
-                       request.memory_peak, request.log_stream)
+            run_worker(link, log_path, handler, init_ns, request.memory_peak,
+                       request.log_stream)
         except BaseException:
             traceback.print_exc()
             status = 1

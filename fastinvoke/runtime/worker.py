@@ -1,9 +1,10 @@
 """A worker process: one warm execution environment running one invocation at a time.
 
-It starts as a fork of its function's template (Init already done), opens its own ZeroMQ
-DEALER (a context never crosses a fork), says Hello, then loops: receive an Invoke and the
-event bytes, call the handler, send a Reply with the result bytes and this invocation's
-log output.  Module state survives between invocations, as in a warm Lambda environment.
+It starts as a fork of its function's template (Init already done) holding its link to the
+front-end (shared memory, made before the fork), says Hello, then loops: receive an Invoke
+and the event bytes, call the handler, send a Reply with the result bytes and this
+invocation's log output.  Module state survives between invocations, as in a warm Lambda
+environment.
 
 Output: fds 1 and 2 go to the worker's own log file (``O_APPEND``), so everything the
 function prints — ``print``, ``logging``, C extensions, child processes — is kept, and
@@ -27,14 +28,13 @@ import msgspec
 from .. import wire
 from .._core import (
     STDLIB,
-    Channel,
+    Link,
     check_result,
     file_size,
     lambda_layout,
     max_rss_kb,
     monotonic_ns,
 )
-from ..channel import PyzmqChannel, dealer
 from ..config import RESPONSE_PAYLOAD_LIMIT
 from .context import LambdaContext
 from .faults import Fault, error_document, error_log_line
@@ -113,8 +113,7 @@ def redirect_output(log_path: str) -> int:
 
 
 def run(
-    worker_id: bytes,
-    endpoint: str,
+    link: Link,
     log_path: str,
     handler: Callable[[Any, Any], Any] | Exception,
     init_ns: int,
@@ -127,7 +126,6 @@ def run(
     os.environ["AWS_LAMBDA_LOG_STREAM_NAME"] = LambdaContext.log_stream_name = log_stream
     reader = redirect_output(log_path)
     peak = os.open(memory_peak, os.O_RDONLY | os.O_CLOEXEC) if memory_peak else -1
-    link = dealer(worker_id, endpoint)
     link.send(wire.encode_header(wire.Hello(wire.PROTOCOL, os.getpid(), init_ns)))
     try:
         _serve(link, handler, reader, peak)
@@ -135,7 +133,7 @@ def run(
         link.close()
 
 
-def _serve(link: Channel | PyzmqChannel, handler: Any, reader: int, peak: int) -> None:
+def _serve(link: Link, handler: Any, reader: int, peak: int) -> None:
     """The invoke loop.  ``peak``: an fd of the cgroup's peak-memory file, or -1 (then
     Max Memory Used is the process's own peak RSS)."""
     global _request_id

@@ -1,0 +1,206 @@
+/* One direction of a worker's shared-memory link: a single message slot in a memfd.
+ *
+ * The file is a header page followed by the data area.  One process writes (the front-end
+ * for requests, the worker for replies), one reads.  Request and reply alternate, so a
+ * slot never holds more than one unread message and needs no ring.
+ *
+ * Publishing: the writer copies the message into the data area, stores its length, then
+ * increments ``seq`` (release).  A reader that sees ``seq`` move reads a whole message: a
+ * writer that dies mid-copy never publishes, so a torn message is never read.
+ *
+ * Wake-ups (eventfd): a reader about to sleep stores ``sleeping = 1`` and re-reads
+ * ``seq``; a writer stores ``seq`` and then reads ``sleeping``.  Both are sequentially
+ * consistent, so at least one of them sees the other (Dekker's pattern): either the
+ * reader finds the message, or the writer writes the eventfd.  A reader that never
+ * clears ``sleeping`` asks for a wake-up on every message.
+ *
+ * ``taken`` is the reader's acknowledgement: the ``seq`` of the last message it has
+ * copied out.  After a reader's death the writer knows whether its last message was ever
+ * read (an invocation that never started can go to another worker, not fail).
+ *
+ * Growth: a message larger than the data area makes the writer grow the file and its
+ * mapping first (``capacity`` in the header says how much the file holds); the reader
+ * grows its own mapping when it sees a larger capacity.  The header page is a mapping of
+ * its own that never moves, so a thread may spin on it while another grows the data.
+ */
+#ifndef FASTINVOKE_LANE_H
+#define FASTINVOKE_LANE_H
+
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE  /* mremap */
+#endif
+#include <errno.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#define FI_LANE_HEADER 4096
+
+typedef struct {
+    uint64_t seq;       /* messages published */
+    uint64_t length;    /* bytes of the latest message */
+    uint64_t capacity;  /* bytes of the data area the file holds */
+    char pad0[40];
+    uint64_t taken;     /* the reader's ack: seq of the last message it copied out */
+    char pad1[56];
+    uint32_t sleeping;  /* the reader may be asleep on its eventfd */
+} fi_lane_header;
+
+typedef struct {
+    fi_lane_header *h;  /* the header page's own mapping */
+    char *data;         /* the data area's mapping */
+    size_t mapped;      /* bytes of data mapped */
+    int fd;             /* the memfd */
+    uint64_t seen;      /* reader: seq of the last message read; writer: last published */
+} fi_lane;
+
+static inline void fi_pause(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+static inline uint64_t fi_now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* Map ``fd`` (whose header is initialised) for its reader or its writer; 0 or an errno.
+ * A reader starts after the last message taken, so none published before it mapped the
+ * lane is missed. */
+static inline int fi_lane_map(fi_lane *lane, int fd, int reader) {
+    void *header = mmap(NULL, FI_LANE_HEADER, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (header == MAP_FAILED)
+        return errno;
+    fi_lane_header *h = header;
+    size_t size = h->capacity;
+    void *data = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, FI_LANE_HEADER);
+    if (data == MAP_FAILED) {
+        int err = errno;
+        munmap(header, FI_LANE_HEADER);
+        return err;
+    }
+    lane->h = h;
+    lane->data = data;
+    lane->mapped = size;
+    lane->fd = fd;
+    lane->seen = __atomic_load_n(reader ? &h->taken : &h->seq, __ATOMIC_ACQUIRE);
+    return 0;
+}
+
+/* Unmap the data area (the header stays until fi_lane_unmap_header). */
+static inline void fi_lane_unmap_data(fi_lane *lane) {
+    if (lane->data != NULL)
+        munmap(lane->data, lane->mapped);
+    lane->data = NULL;
+    lane->mapped = 0;
+}
+
+static inline void fi_lane_unmap_header(fi_lane *lane) {
+    if (lane->h != NULL)
+        munmap(lane->h, FI_LANE_HEADER);
+    lane->h = NULL;
+}
+
+/* Make the data mapping cover ``capacity`` bytes; 0 or an errno. */
+static inline int fi_lane_cover(fi_lane *lane, uint64_t capacity) {
+    if (capacity <= lane->mapped)
+        return 0;
+    void *data = mremap(lane->data, lane->mapped, capacity, MREMAP_MAYMOVE);
+    if (data == MAP_FAILED)
+        return errno;
+    lane->data = data;
+    lane->mapped = capacity;
+    return 0;
+}
+
+/* Writer: copy ``length`` bytes in and publish them; returns 0, or an errno (nothing
+ * published).  ``wake_fd`` is written when the reader may be asleep. */
+static inline int fi_lane_publish(fi_lane *lane, const char *data, uint64_t length,
+                                  int wake_fd) {
+    fi_lane_header *h = lane->h;
+    if (length > h->capacity) {
+        uint64_t capacity = h->capacity * 2;
+        if (capacity < length)
+            capacity = (length + 4095) & ~(uint64_t)4095;
+        if (ftruncate(lane->fd, (off_t)(FI_LANE_HEADER + capacity)) != 0)
+            return errno;
+        int err = fi_lane_cover(lane, capacity);
+        if (err)
+            return err;
+        h->capacity = capacity;
+    }
+    memcpy(lane->data, data, length);
+    h->length = length;
+    lane->seen += 1;
+    __atomic_store_n(&h->seq, lane->seen, __ATOMIC_SEQ_CST);
+    if (__atomic_load_n(&h->sleeping, __ATOMIC_SEQ_CST)) {
+        uint64_t one = 1;
+        while (write(wake_fd, &one, sizeof one) < 0 && errno == EINTR) {
+        }
+    }
+    return 0;
+}
+
+/* Reader: whether a message is waiting. */
+static inline int fi_lane_ready(fi_lane *lane) {
+    return __atomic_load_n(&lane->h->seq, __ATOMIC_ACQUIRE) != lane->seen;
+}
+
+/* Reader: the waiting message's length, its data mapped (0 or an errno in *err). */
+static inline uint64_t fi_lane_peek(fi_lane *lane, int *err) {
+    fi_lane_header *h = lane->h;
+    *err = fi_lane_cover(lane, __atomic_load_n(&h->capacity, __ATOMIC_ACQUIRE));
+    return lane->h->length;
+}
+
+/* Reader: the message has been copied out. */
+static inline void fi_lane_consume(fi_lane *lane) {
+    lane->seen += 1;
+    __atomic_store_n(&lane->h->taken, lane->seen, __ATOMIC_RELEASE);
+}
+
+/* Reader: spin until a message waits or ``spin_ns`` pass; returns whether one waits. */
+static inline int fi_lane_spin(fi_lane *lane, uint64_t spin_ns) {
+    if (fi_lane_ready(lane))
+        return 1;
+    if (spin_ns == 0)
+        return 0;
+    uint64_t deadline = fi_now_ns() + spin_ns;
+    for (;;) {
+        for (int i = 0; i < 32; i++) {
+            if (fi_lane_ready(lane))
+                return 1;
+            fi_pause();
+        }
+        if (fi_now_ns() >= deadline)
+            return fi_lane_ready(lane);
+    }
+}
+
+/* Reader: block on ``wake_fd`` until a message waits; 0 or an errno. */
+static inline int fi_lane_sleep(fi_lane *lane, int wake_fd) {
+    fi_lane_header *h = lane->h;
+    uint64_t count;
+    for (;;) {
+        __atomic_store_n(&h->sleeping, 1, __ATOMIC_SEQ_CST);
+        if (__atomic_load_n(&h->seq, __ATOMIC_SEQ_CST) != lane->seen)
+            break;
+        if (read(wake_fd, &count, sizeof count) < 0 && errno != EINTR && errno != EAGAIN)
+            return errno;
+    }
+    __atomic_store_n(&h->sleeping, 0, __ATOMIC_RELAXED);
+    return 0;
+}
+
+/* Writer: whether the reader has copied out the last published message. */
+static inline int fi_lane_taken(fi_lane *lane) {
+    return __atomic_load_n(&lane->h->taken, __ATOMIC_ACQUIRE) == lane->seen;
+}
+
+#endif

@@ -1,0 +1,192 @@
+# The local hop: one worker's link to the front-end, two single-slot lanes in shared memory
+# (lane.h) with eventfd wake-ups.  The front-end makes the files (``lane_file``) and an
+# eventfd per worker before the fork; both ends wrap them in a ``Link``.
+#
+#   front-end: Link(in_fd=reply lane, out_fd=request lane, sleep_fd=-1, wake_fd=worker's eventfd)
+#   worker:    Link(in_fd=request lane, out_fd=reply lane, sleep_fd=its eventfd,
+#                   wake_fd=the front-end's eventfd)
+#
+# The front-end's reply lanes ask for a wake-up on every message (one eventfd serves all of
+# a front-end's workers, so a poll or an asyncio reader waits for all of them); a worker
+# spins briefly after a reply before it sleeps, and publishes ``sleeping`` only then, so a
+# request that comes while it spins costs no system call at either end.
+
+cdef extern from "<sys/mman.h>" nogil:
+    int memfd_create(const char *name, unsigned int flags)
+    int MFD_CLOEXEC
+
+cdef extern from "<unistd.h>" nogil:
+    ssize_t pwrite(int fd, const void *buf, size_t count, long offset)
+    int ftruncate(int fd, long length)
+
+cdef extern from "lane.h" nogil:
+    ctypedef struct fi_lane_header:
+        unsigned long long capacity
+        unsigned int sleeping
+    ctypedef struct fi_lane:
+        fi_lane_header *h
+        char *data
+        int fd
+        unsigned long long seen
+    int FI_LANE_HEADER
+    int fi_lane_map(fi_lane *lane, int fd, int reader)
+    void fi_lane_unmap_data(fi_lane *lane)
+    void fi_lane_unmap_header(fi_lane *lane)
+    int fi_lane_publish(fi_lane *lane, const char *data, unsigned long long length, int wake_fd)
+    int fi_lane_ready(fi_lane *lane)
+    unsigned long long fi_lane_peek(fi_lane *lane, int *err)
+    void fi_lane_consume(fi_lane *lane)
+    int fi_lane_spin(fi_lane *lane, unsigned long long spin_ns)
+    int fi_lane_sleep(fi_lane *lane, int wake_fd)
+    int fi_lane_taken(fi_lane *lane)
+    unsigned long long fi_now_ns()
+
+from libc.string cimport memset
+
+LANE_CAPACITY = 64 * 1024  # a lane's first data area; larger messages grow it
+
+
+def lane_file(unsigned long long capacity=LANE_CAPACITY, bint wake_always=False):
+    """A new lane: a memfd (close-on-exec) holding an initialised header and ``capacity``
+    bytes of data area.  ``wake_always``: its reader is woken on every message."""
+    cdef fi_lane_header header
+    cdef int fd = memfd_create(b"fastinvoke-lane", MFD_CLOEXEC)
+    if fd < 0:
+        raise os_error(errno, "memfd_create")
+    memset(&header, 0, sizeof(header))
+    header.capacity = capacity
+    header.sleeping = wake_always
+    if (ftruncate(fd, FI_LANE_HEADER + capacity) != 0
+            or pwrite(fd, &header, sizeof(header), 0) != sizeof(header)):
+        err = errno
+        close(fd)
+        raise os_error(err, "lane_file")
+    return fd
+
+
+cdef class Link:
+    """One end of a worker's link: receive from ``in``, send to ``out``.
+
+    Owns the fds it is given (``close`` closes them).  The front-end calls it under its
+    dispatcher's lock, except ``spin``, which only reads the inbound header (a mapping of
+    its own that stays until the Link is freed, so a ``close`` meanwhile is harmless).
+    """
+
+    cdef fi_lane inbound
+    cdef fi_lane outbound
+    cdef int sleep_fd
+    cdef int wake_fd
+    cdef bint closed
+    cdef readonly object worker
+    # The worker's spin after a reply: adapted to how soon requests have been following
+    # replies, never above max_spin_ns, so an idle worker sleeps at once.
+    cdef public long long max_spin_ns
+    cdef readonly long long spin_ns
+    cdef long long sent_ns
+
+    def __cinit__(self, int in_fd, int out_fd, int sleep_fd, int wake_fd, worker=None,
+                  long long max_spin_ns=0):
+        cdef int err
+        memset(&self.inbound, 0, sizeof(fi_lane))
+        memset(&self.outbound, 0, sizeof(fi_lane))
+        self.inbound.fd = in_fd
+        self.outbound.fd = out_fd
+        self.sleep_fd = sleep_fd
+        self.wake_fd = wake_fd
+        self.worker = worker
+        self.max_spin_ns = max_spin_ns
+        self.closed = False
+        err = fi_lane_map(&self.inbound, in_fd, 1)
+        if err == 0:
+            err = fi_lane_map(&self.outbound, out_fd, 0)
+        if err:
+            self.close()
+            raise os_error(err, "Link: mmap")
+
+    def __dealloc__(self):
+        self.close()
+        fi_lane_unmap_header(&self.inbound)
+        fi_lane_unmap_header(&self.outbound)
+
+    def close(self):
+        """Unmap the data areas and close the fds (idempotent)."""
+        if self.closed:
+            return
+        self.closed = True
+        fi_lane_unmap_data(&self.inbound)
+        fi_lane_unmap_data(&self.outbound)
+        for fd in (self.inbound.fd, self.outbound.fd, self.sleep_fd, self.wake_fd):
+            if fd >= 0:
+                close(fd)
+
+    cpdef send(self, bytes data):
+        """Publish ``data`` to the other end (waking it if it sleeps)."""
+        cdef int err
+        if self.closed:
+            raise OSError(EBADF, "send on a closed link")
+        err = fi_lane_publish(&self.outbound, PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data),
+                              self.wake_fd)
+        if err:
+            raise os_error(err, "Link.send")
+        self.sent_ns = fi_now_ns()
+
+    cpdef object take(self):
+        """The waiting message as bytes, or None when none waits."""
+        cdef int err = 0
+        cdef unsigned long long length
+        if self.closed or not fi_lane_ready(&self.inbound):
+            return None
+        length = fi_lane_peek(&self.inbound, &err)
+        if err:
+            raise os_error(err, "Link.take: mremap")
+        data = PyBytes_FromStringAndSize(self.inbound.data, length)
+        fi_lane_consume(&self.inbound)
+        return data
+
+    cpdef bytes recv(self):
+        """Wait for the next message (without the GIL): spin for as long as messages have
+        lately been coming after a send, then sleep on the eventfd."""
+        cdef int err = 0
+        cdef unsigned long long now
+        cdef long long gap
+        cdef fi_lane *lane = &self.inbound
+        cdef unsigned long long spin = self.spin_ns
+        cdef int sleep_fd = self.sleep_fd
+        if self.closed:
+            raise OSError(EBADF, "recv on a closed link")
+        with nogil:
+            if not fi_lane_spin(lane, spin):
+                err = fi_lane_sleep(lane, sleep_fd)
+            now = fi_now_ns()
+        if err:
+            raise os_error(err, "Link.recv")
+        gap = now - self.sent_ns
+        self.spin_ns = min(2 * gap, self.max_spin_ns) if gap < self.max_spin_ns else 0
+        return self.take()
+
+    cpdef bint readable(self):
+        """Whether a message waits."""
+        return not self.closed and fi_lane_ready(&self.inbound)
+
+    def spin(self, long long spin_ns):
+        """Spin up to ``spin_ns`` (without the GIL) for a message; return whether one waits."""
+        cdef int found
+        cdef fi_lane *lane = &self.inbound
+        with nogil:
+            found = fi_lane_spin(lane, spin_ns)
+        return bool(found)
+
+    cpdef bint delivered(self):
+        """Whether the other end has taken the last message sent."""
+        return fi_lane_taken(&self.outbound)
+
+
+def ready_links(list links):
+    """The links of ``links`` that have a message waiting."""
+    cdef Link link
+    ready = []
+    for item in links:
+        link = <Link>item
+        if not link.closed and fi_lane_ready(&link.inbound):
+            ready.append(link)
+    return ready
