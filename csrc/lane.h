@@ -30,6 +30,7 @@
 #define _GNU_SOURCE  /* mremap */
 #endif
 #include <errno.h>
+#include <sched.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -165,21 +166,29 @@ static inline void fi_lane_consume(fi_lane *lane) {
     __atomic_store_n(&lane->h->taken, lane->seen, __ATOMIC_RELEASE);
 }
 
-/* Reader: spin until a message waits or ``spin_ns`` pass; returns whether one waits. */
+/* Reader: spin until a message waits or ``spin_ns`` pass; returns whether one waits.
+ * Past the first FI_SPIN_ALONE_NS the spinner yields its CPU on every round, so on a
+ * machine with more runnable processes than cores it never holds up the one that will
+ * send the message. */
+#define FI_SPIN_ALONE_NS 2000
+
 static inline int fi_lane_spin(fi_lane *lane, uint64_t spin_ns) {
     if (fi_lane_ready(lane))
         return 1;
     if (spin_ns == 0)
         return 0;
-    uint64_t deadline = fi_now_ns() + spin_ns;
+    uint64_t start = fi_now_ns(), now = start;
     for (;;) {
         for (int i = 0; i < 32; i++) {
             if (fi_lane_ready(lane))
                 return 1;
             fi_pause();
         }
-        if (fi_now_ns() >= deadline)
+        now = fi_now_ns();
+        if (now - start >= spin_ns)
             return fi_lane_ready(lane);
+        if (now - start >= FI_SPIN_ALONE_NS)
+            sched_yield();
     }
 }
 

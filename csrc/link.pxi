@@ -40,7 +40,13 @@ cdef extern from "lane.h" nogil:
     int fi_lane_sleep(fi_lane *lane, int wake_fd)
     int fi_lane_taken(fi_lane *lane)
     unsigned long long fi_now_ns()
+    void fi_pause()
+    int FI_SPIN_ALONE_NS
 
+cdef extern from "<sched.h>" nogil:
+    int sched_yield()
+
+from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from libc.string cimport memset
 
 LANE_CAPACITY = 64 * 1024  # a lane's first data area; larger messages grow it
@@ -143,14 +149,15 @@ cdef class Link:
         fi_lane_consume(&self.inbound)
         return data
 
-    cpdef bytes recv(self):
+    cpdef bytes recv(self, bint busy=False):
         """Wait for the next message (without the GIL): spin for as long as messages have
-        lately been coming after a send, then sleep on the eventfd."""
+        lately been coming after a send (``busy``: the other end said more are coming, so
+        as long as ``max_spin_ns``), then sleep on the eventfd."""
         cdef int err = 0
         cdef unsigned long long now
         cdef long long gap
         cdef fi_lane *lane = &self.inbound
-        cdef unsigned long long spin = self.spin_ns
+        cdef unsigned long long spin = self.max_spin_ns if busy else self.spin_ns
         cdef int sleep_fd = self.sleep_fd
         if self.closed:
             raise OSError(EBADF, "recv on a closed link")
@@ -161,7 +168,7 @@ cdef class Link:
         if err:
             raise os_error(err, "Link.recv")
         gap = now - self.sent_ns
-        self.spin_ns = min(2 * gap, self.max_spin_ns) if gap < self.max_spin_ns else 0
+        self.spin_ns = min(gap + (gap >> 2), self.max_spin_ns) if gap < self.max_spin_ns else 0
         return self.take()
 
     cpdef bint readable(self):
@@ -179,6 +186,43 @@ cdef class Link:
     cpdef bint delivered(self):
         """Whether the other end has taken the last message sent."""
         return fi_lane_taken(&self.outbound)
+
+
+def spin_any(list links, long long spin_ns):
+    """Spin up to ``spin_ns`` (without the GIL) until one of ``links`` has a message
+    waiting; return whether one has.  Only the links' headers are read, which stay mapped
+    while a copy of the list holds them (the caller's may change meanwhile)."""
+    cdef list held = list(links)
+    cdef Py_ssize_t count = len(held), i
+    cdef fi_lane **lanes
+    cdef unsigned long long deadline, started, now
+    cdef int found = 0
+    if count == 0 or spin_ns <= 0:
+        return False
+    lanes = <fi_lane **>PyMem_Malloc(count * sizeof(fi_lane *))
+    if lanes == NULL:
+        raise MemoryError()
+    try:
+        for i in range(count):
+            lanes[i] = &(<Link>held[i]).inbound
+        with nogil:
+            started = fi_now_ns()
+            deadline = started + spin_ns
+            while not found:
+                for i in range(count):
+                    if fi_lane_ready(lanes[i]):
+                        found = 1
+                        break
+                else:
+                    fi_pause()
+                    now = fi_now_ns()
+                    if now >= deadline:
+                        break
+                    if now - started >= FI_SPIN_ALONE_NS:
+                        sched_yield()
+    finally:
+        PyMem_Free(lanes)
+    return bool(found)
 
 
 def ready_links(list links):

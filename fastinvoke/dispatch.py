@@ -14,8 +14,8 @@ dispatcher thread, which would add two thread wake-ups to every call: it sends i
 itself, and then at most one waiting thread, the *reader*, waits for the eventfd and
 completes whatever arrives; the others sleep on their own lock until their invocation
 completes or the reader hands them the reading role.  A reader alone (no follower) first
-spins briefly on its own worker's reply lane when that function's replies have lately come
-within microseconds: then a round trip costs no system call.  An asyncio loop with
+spins briefly on the reply lanes when that function's replies have lately come within
+microseconds: then a round trip costs no system call.  An asyncio loop with
 invocations outstanding watches the eventfd itself (``add_reader``).  So a lone caller
 pays for its own round trip and nothing else.
 """
@@ -27,12 +27,13 @@ import os
 import select
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from . import wire
 from ._core import Dispatcher as CoreDispatcher
-from ._core import Link, lane_file, monotonic_ns, ready_links
+from ._core import Link, lane_file, monotonic_ns, ready_links, spin_any
 
 if TYPE_CHECKING:
     from .logs import InvocationLog
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
 # round trip, when that is below this; longer round trips are waited for asleep.
 MAX_CALLER_SPIN_NS = 100_000
 _STOP = wire.encode_header(wire.Stop())
+_CPUS = len(os.sched_getaffinity(0))
 
 
 class Invocation:
@@ -58,7 +60,7 @@ class Invocation:
         "identity", "trace_id", "done", "payload", "error_type", "outcome", "log",
         "duration_ns", "max_rss_kb", "init_ns", "cold", "billed_ms", "log_entry",
         "sem", "waiting", "future", "loop", "loop_thread", "callback", "started_ns",
-        "log_stream", "source", "link",
+        "log_stream", "source", "link", "batch",
     )
 
     def __init__(self, request_id: str, pool: FunctionPool, event: bytes,
@@ -92,10 +94,31 @@ class Invocation:
         self.log_stream = pool.init_stream
         self.source: Any = None  # what the submitter keeps with it (the queued Event)
         self.link: Link | None = None  # its worker's, once sent
+        self.batch: Batch | None = None
+
+
+class Batch:
+    """Invocations of one function streamed through its workers (``invoke_many``).
+
+    At most ``width`` run at once; as one ends, the next is sent in its place, inheriting
+    its concurrency (so it needs no admission of its own, and nobody can take the slot in
+    between).  ``sentinel`` completes when the last one has: the caller waits for it as for
+    a single invocation, so one wake-up ends a whole batch, not one per invocation.
+    """
+
+    __slots__ = ("invocations", "pending", "remaining", "sentinel")
+
+    def __init__(self, invocations: list[Invocation], sentinel: Invocation) -> None:
+        self.invocations = invocations
+        self.pending = deque(invocations)
+        self.remaining = len(invocations)
+        self.sentinel = sentinel
+        for invocation in invocations:
+            invocation.batch = self
 
 
 class Dispatcher:
-    """The front-end's end of the worker channel.  See the module docstring."""
+    """The front-end's end of the worker links.  See the module docstring."""
 
     def __init__(self) -> None:
         self.fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)  # every worker writes it
@@ -137,6 +160,19 @@ class Dispatcher:
             self.admit(invocation)
             self.enqueue(invocation)
 
+    def submit_batch(self, batch: Batch, width_of: Callable[[], int]) -> None:
+        """Start ``batch``: admit its first invocation (which may raise a throttle, before
+        anything runs), then send up to ``width_of()`` (called under the lock) at once."""
+        with self.lock:
+            width = width_of()
+            pending = batch.pending
+            self.admit(pending[0])
+            self.enqueue(pending.popleft())
+            for _ in range(1, width):
+                if not pending:
+                    break
+                self.enqueue(pending.popleft())
+
     def enqueue(self, invocation: Invocation) -> None:
         """Send ``invocation`` to an idle worker or queue it, admitted already (lock held)."""
         invocation.pool.active += 1
@@ -169,6 +205,8 @@ class Dispatcher:
             invocation.client_context,
             invocation.identity,
             invocation.trace_id,
+            self._spare_core() and (bool(invocation.pool.queue) or (
+                invocation.batch is not None and bool(invocation.batch.pending))),
         ))
         self.core.begin(invocation.request_id, worker, deadline_ns, invocation)
         invocation.link = link = self.links[worker]
@@ -293,6 +331,21 @@ class Dispatcher:
         if invocation.pool.config.reserved_concurrency is None:
             self.active_unreserved -= 1
         self.account(invocation)
+        batch = invocation.batch
+        if batch is None:
+            self._wake(invocation)
+        else:
+            invocation.done = True
+            batch.remaining -= 1
+            if batch.pending:
+                self.enqueue(batch.pending.popleft())
+            elif batch.remaining == 0:
+                self._wake(batch.sentinel)
+        if self.wants_capacity:
+            self.on_capacity()
+
+    def _wake(self, invocation: Invocation) -> None:
+        """Mark ``invocation`` done and wake its waiter, in the way it waits (lock held)."""
         invocation.done = True
         if invocation is self._reader:
             if self._reader_thread != threading.get_ident():
@@ -309,8 +362,6 @@ class Dispatcher:
         elif invocation.callback is not None:
             self.unattended -= 1
             invocation.callback(invocation)
-        if self.wants_capacity:
-            self.on_capacity()
 
     # -- waiting --------------------------------------------------------------------------
 
@@ -349,8 +400,7 @@ class Dispatcher:
         lock, poll, wake_fd = self.lock, self._poller.poll, self._wake_fd
         try:
             while True:
-                link = invocation.link
-                if link is None or self._followers or not link.spin(self._spin_ns(invocation)):
+                if self._followers or not spin_any(self._link_list, self._spin_ns(invocation)):
                     for fd, _ in poll():
                         if fd == wake_fd:
                             os.eventfd_read(wake_fd)
@@ -365,7 +415,12 @@ class Dispatcher:
 
     def _spin_ns(self, invocation: Invocation) -> int:
         average = self._round_trip_ns.get(invocation.pool.name, MAX_CALLER_SPIN_NS)
-        return 2 * average if average < MAX_CALLER_SPIN_NS else 0
+        return 2 * average if average < MAX_CALLER_SPIN_NS and self._spare_core() else 0
+
+    def _spare_core(self) -> bool:
+        """Whether a core is left for a spinner beside every worker running now: spinning
+        on a core that a worker needs would delay the very reply it waits for."""
+        return self.core.in_flight < _CPUS - 1
 
     def _hand_off(self) -> None:
         """Pass the reader's role to a thread still waiting (lock held)."""

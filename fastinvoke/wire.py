@@ -43,6 +43,7 @@ class Invoke(msgspec.Struct, tag="invoke", array_like=True, gc=False):
     client_context: str | None = None  # decoded JSON text
     identity: str | None = None  # Cognito identity JSON text
     trace_id: str | None = None
+    busy: bool = False  # more invocations wait for this function: spin for the next one
 
 
 class Stop(msgspec.Struct, tag="stop", array_like=True, gc=False):

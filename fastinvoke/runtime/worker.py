@@ -142,10 +142,12 @@ def _serve(link: Link, handler: Any, reader: int, peak: int) -> None:
     environ = os.environ
     offset = 0
     trace_id = None
+    busy = False  # the last request said more were waiting: spin for the next one
     while True:
-        message = decode(recv())
+        message = decode(recv(busy))
         if type(message) is wire.Stop:
             return
+        busy = message.busy
         _request_id = request_id = message.request_id
         if message.trace_id != trace_id:
             trace_id = message.trace_id
