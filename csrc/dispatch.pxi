@@ -29,13 +29,14 @@ cdef class Dispatcher:
         self._heap = []
 
     def add_worker(self, bytes worker, str function):
-        """Register a new worker as idle for ``function``."""
+        """Register a new worker as idle for ``function``, below the others: it has served
+        nothing yet, so it is the coldest (a spare is taken only when no warm one is idle)."""
         self._function_of[worker] = function
         stack = self._idle.get(function)
         if stack is None:
             self._idle[function] = [worker]
         else:
-            (<list>stack).append(worker)
+            (<list>stack).insert(0, worker)
 
     cpdef object pop_idle(self, str function):
         """Take the warmest idle worker of ``function``, or None."""
@@ -43,6 +44,11 @@ cdef class Dispatcher:
         if stack:
             return (<list>stack).pop()
         return None
+
+    cpdef bint has_idle(self, str function):
+        """Whether ``function`` has an idle worker."""
+        stack = self._idle.get(function)
+        return bool(stack)
 
     cpdef begin(self, str request_id, bytes worker, long long deadline_ns, object entry):
         """Record that ``request_id`` was sent to ``worker`` and must end by ``deadline_ns``."""

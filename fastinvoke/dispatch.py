@@ -192,6 +192,8 @@ class Dispatcher:
             self.supervisor.grow(pool)
         else:
             self._send(worker, invocation)
+            if not self.core.has_idle(pool.name):
+                self.supervisor.keep_spare(pool)  # the next one must not wait for a fork
 
     def _send(self, worker: bytes, invocation: Invocation) -> None:
         now = monotonic_ns()
@@ -255,6 +257,8 @@ class Dispatcher:
             if worker is None:
                 return
             self._send(worker, queue.popleft())
+            if not queue and not self.core.has_idle(pool.name):
+                self.supervisor.keep_spare(pool)
 
     # -- receiving (lock held) ------------------------------------------------------------
 

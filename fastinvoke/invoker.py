@@ -95,8 +95,8 @@ class Invoker:
     Parameters
     ----------
     state_dir:
-        Where sockets and logs live.  None: a private temporary directory, removed on
-        ``close``.
+        Where functions, queued events, meters and logs live.  None: a private
+        temporary directory, removed on ``close``.
     keep_warm_s:
         How long an idle worker is kept before it is stopped (Lambda keeps environments
         for minutes; default 10 minutes).
@@ -130,6 +130,10 @@ class Invoker:
         Most memory the workers' limits may add up to (default: the machine's RAM).
         Past it, invocations wait for a worker to end, and idle workers of other
         functions are stopped to make room, rather than the machine swapping.
+    spare_workers:
+        When an invocation takes a function's last idle worker, fork the next one at
+        once, so a rise in concurrency does not wait for a fork (a spare counts against
+        ``max_workers`` and the memory budget; its first invocation is a cold start).
 
     With a state dir of your own, functions (and their Event settings), queued Event
     invocations, counters and logs carry over to the next Invoker made with it.
@@ -150,6 +154,7 @@ class Invoker:
         durable_events: bool | None = None,
         event_retry_delays_s: tuple[float, ...] = (60.0, 120.0),
         memory_budget_mb: int | None = None,
+        spare_workers: bool = True,
     ) -> None:
         new_meter(billing)  # refuse an unknown preset before anything starts
         if max_workers is not None and max_workers < 1:
@@ -183,7 +188,8 @@ class Invoker:
         if memory_limits or cpu_limits != "off":
             groups = detect().instance(f"{os.getpid()}.{next(_INSTANCES)}")
         self._supervisor = Supervisor(self._dispatcher, self.state_dir, region, keep_warm_s,
-                                      groups, cpu_limits, memory_limits, memory_budget_mb)
+                                      groups, cpu_limits, memory_limits, memory_budget_mb,
+                                      spare_workers)
         if durable_events is None:
             durable_events = not self._own_state_dir
         store = (SqliteEventStore(os.path.join(self.state_dir, "events.db")) if durable_events

@@ -28,21 +28,29 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # -- Dispatcher ----------------------------------------------------------------------------
 
 
-def test_idle_workers_are_lifo_per_function() -> None:
+def test_idle_workers_are_lifo_per_function_and_new_ones_go_below() -> None:
     core = _core.Dispatcher()
     for worker in (b"w1", b"w2", b"w3"):
         core.add_worker(worker, "f")
     core.add_worker(b"g1", "g")
-    assert core.idle_workers("f") == [b"w1", b"w2", b"w3"]  # coldest first
-    assert [core.pop_idle("f") for _ in range(4)] == [b"w3", b"w2", b"w1", None]
+    # A new worker has served nothing: it is the coldest, below every other.
+    assert core.idle_workers("f") == [b"w3", b"w2", b"w1"]  # coldest first
+    assert [core.pop_idle("f") for _ in range(4)] == [b"w1", b"w2", b"w3", None]
+    for request, worker in (("r3", b"w3"), ("r1", b"w1")):
+        core.begin(request, worker, 10, request)
+        core.finish(request, worker)
+    core.add_worker(b"w4", "f")  # a spare forked meanwhile
+    assert core.has_idle("f") and not core.has_idle("nobody")
+    assert [core.pop_idle("f") for _ in range(3)] == [b"w1", b"w3", b"w4"]
+    assert not core.has_idle("f")
     assert core.pop_idle("g") == b"g1"
     assert core.pop_idle("nobody") is None
 
 
 def test_a_finished_worker_is_the_next_one_used() -> None:
     core = _core.Dispatcher()
-    core.add_worker(b"w1", "f")
     core.add_worker(b"w2", "f")
+    core.add_worker(b"w1", "f")
     assert core.pop_idle("f") == b"w2"
     assert core.pop_idle("f") == b"w1"
     core.begin("r2", b"w2", 10, "e2")
@@ -73,7 +81,7 @@ def test_a_request_is_finished_only_by_the_worker_it_was_sent_to() -> None:
 
 def test_drop_worker_returns_its_request_in_flight() -> None:
     core = _core.Dispatcher()
-    for worker in (b"w1", b"w2", b"w3"):
+    for worker in (b"w3", b"w2", b"w1"):
         core.add_worker(worker, "f")
     assert core.pop_idle("f") == b"w3"
     core.begin("r3", b"w3", 1_000, "e3")
@@ -90,7 +98,7 @@ def test_drop_worker_returns_its_request_in_flight() -> None:
 
 def test_expired_and_next_deadline_skip_ended_requests() -> None:
     core = _core.Dispatcher()
-    for worker in (b"w1", b"w2", b"w3"):
+    for worker in (b"w3", b"w2", b"w1"):
         core.add_worker(worker, "f")
     core.begin("r2", core.pop_idle("f"), 200, "e2")  # w3
     core.begin("r1", core.pop_idle("f"), 100, "e1")  # w2

@@ -59,8 +59,9 @@ class Supervisor:
     def __init__(self, dispatcher: Dispatcher, state_dir: str, region: str,
                  keep_warm_s: float, cgroups: Instance | None = None,
                  cpu_limits: str = "proportional", memory_limits: bool = True,
-                 memory_budget_mb: int | None = None) -> None:
+                 memory_budget_mb: int | None = None, spare_workers: bool = True) -> None:
         self.dispatcher = dispatcher
+        self.spare_workers = spare_workers
         self.budget = MemoryBudget(memory_budget_mb)
         self.cgroups = cgroups
         self.cpu_limits = cpu_limits
@@ -140,6 +141,18 @@ class Supervisor:
         for _ in range(count):
             provisioned = len(pool.workers) < pool.config.provisioned
             self._fork(pool, provisioned)
+
+    def keep_spare(self, pool: FunctionPool) -> None:
+        """``pool`` just gave its last idle worker an invocation: fork the next one now, so
+        a rise in its concurrency finds a worker ready instead of waiting for a fork (lock
+        held).  A spare is a worker like any other: it counts against ``max_workers`` and
+        the memory budget (it is not forked where it would not fit, and never stops another
+        function's worker), its first invocation is a cold start with its Init Duration,
+        and it ends after the keep-warm time unused."""
+        if (self.spare_workers and pool.state == "ready" and not pool.starting
+                and not pool.boot_failures and len(pool.workers) < pool.max_workers
+                and self.budget.room(pool) >= 1):
+            self._fork(pool, False)
 
     def _fork(self, pool: FunctionPool, provisioned: bool) -> None:
         name = f"w{next(self._worker_ids)}-{pool.name}"
