@@ -11,8 +11,10 @@
  * Wake-ups (eventfd): a reader about to sleep stores ``sleeping = 1`` and re-reads
  * ``seq``; a writer stores ``seq`` and then reads ``sleeping``.  Both are sequentially
  * consistent, so at least one of them sees the other (Dekker's pattern): either the
- * reader finds the message, or the writer writes the eventfd.  A reader that never
- * clears ``sleeping`` asks for a wake-up on every message.
+ * reader finds the message, or the writer writes the eventfd.  The front-end waits for
+ * all its workers' replies at once, so its flag is not a lane's but a shared "doorbell"
+ * word: a count of its waiters (a sleeping thread, a watching event loop), each of which
+ * raises it before its last look at the lanes and lowers it once awake.
  *
  * ``taken`` is the reader's acknowledgement: the ``seq`` of the last message it has
  * copied out.  After a reader's death the writer knows whether its last message was ever
@@ -28,6 +30,19 @@
 
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE  /* mremap */
+/* The doorbell: raise before a reader's last look at its lanes, lower once awake. */
+static inline void fi_bell_raise(uint32_t *bell) {
+    __atomic_add_fetch(bell, 1, __ATOMIC_SEQ_CST);
+}
+
+static inline void fi_bell_lower(uint32_t *bell) {
+    __atomic_sub_fetch(bell, 1, __ATOMIC_SEQ_CST);
+}
+
+static inline uint32_t fi_bell_count(const uint32_t *bell) {
+    return __atomic_load_n(bell, __ATOMIC_SEQ_CST);
+}
+
 #endif
 #include <errno.h>
 #include <sched.h>
@@ -62,6 +77,19 @@ static inline void fi_pause(void) {
     __builtin_ia32_pause();
 #elif defined(__aarch64__)
     __asm__ __volatile__("yield");
+/* The doorbell: raise before a reader's last look at its lanes, lower once awake. */
+static inline void fi_bell_raise(uint32_t *bell) {
+    __atomic_add_fetch(bell, 1, __ATOMIC_SEQ_CST);
+}
+
+static inline void fi_bell_lower(uint32_t *bell) {
+    __atomic_sub_fetch(bell, 1, __ATOMIC_SEQ_CST);
+}
+
+static inline uint32_t fi_bell_count(const uint32_t *bell) {
+    return __atomic_load_n(bell, __ATOMIC_SEQ_CST);
+}
+
 #endif
 }
 
@@ -121,9 +149,10 @@ static inline int fi_lane_cover(fi_lane *lane, uint64_t capacity) {
 }
 
 /* Writer: copy ``length`` bytes in and publish them; returns 0, or an errno (nothing
- * published).  ``wake_fd`` is written when the reader may be asleep. */
+ * published).  ``wake_fd`` is written when the reader may be asleep: when ``*wake_flag``
+ * (the lane's ``sleeping``, or the reader's doorbell) is not 0. */
 static inline int fi_lane_publish(fi_lane *lane, const char *data, uint64_t length,
-                                  int wake_fd) {
+                                  int wake_fd, const uint32_t *wake_flag) {
     fi_lane_header *h = lane->h;
     if (length > h->capacity) {
         uint64_t capacity = h->capacity * 2;
@@ -140,7 +169,7 @@ static inline int fi_lane_publish(fi_lane *lane, const char *data, uint64_t leng
     h->length = length;
     lane->seen += 1;
     __atomic_store_n(&h->seq, lane->seen, __ATOMIC_SEQ_CST);
-    if (__atomic_load_n(&h->sleeping, __ATOMIC_SEQ_CST)) {
+    if (__atomic_load_n(wake_flag, __ATOMIC_SEQ_CST)) {
         uint64_t one = 1;
         while (write(wake_fd, &one, sizeof one) < 0 && errno == EINTR) {
         }
@@ -210,6 +239,19 @@ static inline int fi_lane_sleep(fi_lane *lane, int wake_fd) {
 /* Writer: whether the reader has copied out the last published message. */
 static inline int fi_lane_taken(fi_lane *lane) {
     return __atomic_load_n(&lane->h->taken, __ATOMIC_ACQUIRE) == lane->seen;
+}
+
+/* The doorbell: raise before a reader's last look at its lanes, lower once awake. */
+static inline void fi_bell_raise(uint32_t *bell) {
+    __atomic_add_fetch(bell, 1, __ATOMIC_SEQ_CST);
+}
+
+static inline void fi_bell_lower(uint32_t *bell) {
+    __atomic_sub_fetch(bell, 1, __ATOMIC_SEQ_CST);
+}
+
+static inline uint32_t fi_bell_count(const uint32_t *bell) {
+    return __atomic_load_n(bell, __ATOMIC_SEQ_CST);
 }
 
 #endif

@@ -4,16 +4,23 @@
 #
 #   front-end: Link(in_fd=reply lane, out_fd=request lane, sleep_fd=-1, wake_fd=worker's eventfd)
 #   worker:    Link(in_fd=request lane, out_fd=reply lane, sleep_fd=its eventfd,
-#                   wake_fd=the front-end's eventfd)
+#                   wake_fd=the front-end's eventfd, bell_fd=the front-end's doorbell)
 #
-# The front-end's reply lanes ask for a wake-up on every message (one eventfd serves all of
-# a front-end's workers, so a poll or an asyncio reader waits for all of them); a worker
-# spins briefly after a reply before it sleeps, and publishes ``sleeping`` only then, so a
-# request that comes while it spins costs no system call at either end.
+# One eventfd and one doorbell (``Doorbell``) serve all of a front-end's workers, so a poll
+# or an asyncio reader waits for all of them.  A worker writes the eventfd only while the
+# doorbell rings (someone waits asleep), and the front-end writes a worker's only while that
+# worker sleeps; a message that comes while the other end spins or works costs no system
+# call at either end.
 
 cdef extern from "<sys/mman.h>" nogil:
     int memfd_create(const char *name, unsigned int flags)
     int MFD_CLOEXEC
+    void *mmap(void *addr, size_t length, int prot, int flags, int fd, long offset)
+    int munmap(void *addr, size_t length)
+    void *MAP_FAILED
+    int PROT_READ
+    int PROT_WRITE
+    int MAP_SHARED
 
 cdef extern from "<unistd.h>" nogil:
     ssize_t pwrite(int fd, const void *buf, size_t count, long offset)
@@ -32,7 +39,11 @@ cdef extern from "lane.h" nogil:
     int fi_lane_map(fi_lane *lane, int fd, int reader)
     void fi_lane_unmap_data(fi_lane *lane)
     void fi_lane_unmap_header(fi_lane *lane)
-    int fi_lane_publish(fi_lane *lane, const char *data, unsigned long long length, int wake_fd)
+    int fi_lane_publish(fi_lane *lane, const char *data, unsigned long long length, int wake_fd,
+                        const unsigned int *wake_flag)
+    void fi_bell_raise(unsigned int *bell)
+    void fi_bell_lower(unsigned int *bell)
+    unsigned int fi_bell_count(const unsigned int *bell)
     int fi_lane_ready(fi_lane *lane)
     unsigned long long fi_lane_peek(fi_lane *lane, int *err)
     void fi_lane_consume(fi_lane *lane)
@@ -52,16 +63,15 @@ from libc.string cimport memset
 LANE_CAPACITY = 64 * 1024  # a lane's first data area; larger messages grow it
 
 
-def lane_file(unsigned long long capacity=LANE_CAPACITY, bint wake_always=False):
+def lane_file(unsigned long long capacity=LANE_CAPACITY):
     """A new lane: a memfd (close-on-exec) holding an initialised header and ``capacity``
-    bytes of data area.  ``wake_always``: its reader is woken on every message."""
+    bytes of data area."""
     cdef fi_lane_header header
     cdef int fd = memfd_create(b"fastinvoke-lane", MFD_CLOEXEC)
     if fd < 0:
         raise os_error(errno, "memfd_create")
     memset(&header, 0, sizeof(header))
     header.capacity = capacity
-    header.sleeping = wake_always
     if (ftruncate(fd, FI_LANE_HEADER + capacity) != 0
             or pwrite(fd, &header, sizeof(header), 0) != sizeof(header)):
         err = errno
@@ -82,6 +92,8 @@ cdef class Link:
     cdef fi_lane outbound
     cdef int sleep_fd
     cdef int wake_fd
+    cdef unsigned int *wake_flag  # the peer's: its lane's ``sleeping``, or its doorbell
+    cdef unsigned int *bell       # the doorbell's mapping, when this end was given one
     cdef bint closed
     cdef readonly object worker
     # The worker's spin after a reply: adapted to how soon requests have been following
@@ -91,8 +103,8 @@ cdef class Link:
     cdef long long sent_ns
 
     def __cinit__(self, int in_fd, int out_fd, int sleep_fd, int wake_fd, worker=None,
-                  long long max_spin_ns=0):
-        cdef int err
+                  long long max_spin_ns=0, int bell_fd=-1):
+        cdef int err = 0
         memset(&self.inbound, 0, sizeof(fi_lane))
         memset(&self.outbound, 0, sizeof(fi_lane))
         self.inbound.fd = in_fd
@@ -102,17 +114,27 @@ cdef class Link:
         self.worker = worker
         self.max_spin_ns = max_spin_ns
         self.closed = False
-        err = fi_lane_map(&self.inbound, in_fd, 1)
+        self.bell = NULL
+        if bell_fd >= 0:
+            self.bell = _map_bell(bell_fd)
+            if self.bell == NULL:
+                err = errno
+            close(bell_fd)  # the mapping keeps the doorbell
+        if err == 0:
+            err = fi_lane_map(&self.inbound, in_fd, 1)
         if err == 0:
             err = fi_lane_map(&self.outbound, out_fd, 0)
         if err:
             self.close()
             raise os_error(err, "Link: mmap")
+        self.wake_flag = self.bell if self.bell != NULL else &self.outbound.h.sleeping
 
     def __dealloc__(self):
         self.close()
         fi_lane_unmap_header(&self.inbound)
         fi_lane_unmap_header(&self.outbound)
+        if self.bell != NULL:
+            munmap(self.bell, FI_LANE_HEADER)
 
     def close(self):
         """Unmap the data areas and close the fds (idempotent)."""
@@ -131,7 +153,7 @@ cdef class Link:
         if self.closed:
             raise OSError(EBADF, "send on a closed link")
         err = fi_lane_publish(&self.outbound, PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data),
-                              self.wake_fd)
+                              self.wake_fd, self.wake_flag)
         if err:
             raise os_error(err, "Link.send")
         self.sent_ns = fi_now_ns()
@@ -186,6 +208,53 @@ cdef class Link:
     cpdef bint delivered(self):
         """Whether the other end has taken the last message sent."""
         return fi_lane_taken(&self.outbound)
+
+
+cdef unsigned int *_map_bell(int fd):
+    cdef void *mapped = mmap(NULL, FI_LANE_HEADER, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)
+    return NULL if mapped == MAP_FAILED else <unsigned int *>mapped
+
+
+cdef class Doorbell:
+    """The front-end's doorbell: how many of its waiters are asleep (or watching) on its
+    eventfd.  Workers write the eventfd after a reply only while it is above 0."""
+
+    cdef unsigned int *word
+    cdef readonly int fd
+
+    def __cinit__(self):
+        self.word = NULL
+        self.fd = memfd_create(b"fastinvoke-doorbell", MFD_CLOEXEC)
+        if self.fd < 0:
+            raise os_error(errno, "memfd_create")
+        if ftruncate(self.fd, FI_LANE_HEADER) != 0:
+            err = errno
+            close(self.fd)
+            raise os_error(err, "Doorbell: ftruncate")
+        self.word = _map_bell(self.fd)
+        if self.word == NULL:
+            err = errno
+            close(self.fd)
+            raise os_error(err, "Doorbell: mmap")
+
+    def __dealloc__(self):
+        if self.word != NULL:
+            munmap(self.word, FI_LANE_HEADER)
+        if self.fd >= 0:
+            close(self.fd)
+
+    cpdef raise_(self):
+        """One more waiter: call before the last look at the lanes, then sleep."""
+        fi_bell_raise(self.word)
+
+    cpdef lower(self):
+        """One waiter fewer (it is awake)."""
+        fi_bell_lower(self.word)
+
+    @property
+    def ringing(self):
+        """Whether any waiter is counted."""
+        return fi_bell_count(self.word) != 0
 
 
 def spin_any(list links, long long spin_ns):

@@ -4,10 +4,12 @@ Bookkeeping (idle stacks, the table of requests in flight, deadlines) lives in
 ``_core.Dispatcher``; the links themselves in ``_core.Link`` (two single-slot lanes in
 shared memory per worker).  This module owns the links and the waiting.
 
-Wake-ups.  Every worker writes the dispatcher's one eventfd (``fd``) when it publishes a
-reply or its Hello, so one poll, or one asyncio reader, waits for all of them.  Whoever
-holds ``lock`` and reads the eventfd takes every reply waiting (``collect``) before it
-releases the lock, so with the lock free either no reply waits or the eventfd is readable.
+Wake-ups.  A worker that publishes a reply (or its Hello) writes the dispatcher's one
+eventfd (``fd``) while the doorbell (``bell``) counts a waiter, so one poll, or one asyncio
+reader, waits for all of them.  A waiter raises the doorbell, takes a last look at the
+lanes, sleeps, and lowers it once awake; then, holding ``lock``, it takes every reply
+waiting (``collect``).  While nobody sleeps (callers spinning or busy) a reply costs no
+system call.
 
 Waiting (leader/follower).  A synchronous caller does not hand its request to a
 dispatcher thread, which would add two thread wake-ups to every call: it sends it
@@ -33,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import wire
 from ._core import Dispatcher as CoreDispatcher
-from ._core import Link, lane_file, monotonic_ns, ready_links, spin_any
+from ._core import Doorbell, Link, lane_file, monotonic_ns, ready_links, spin_any
 
 if TYPE_CHECKING:
     from .logs import InvocationLog
@@ -122,6 +124,7 @@ class Dispatcher:
 
     def __init__(self) -> None:
         self.fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)  # every worker writes it
+        self.bell = Doorbell()
         self.links: dict[bytes, Link] = {}
         self._link_list: list[Link] = []
         self.lock = threading.Lock()
@@ -232,16 +235,17 @@ class Dispatcher:
 
     # -- links (lock held) ----------------------------------------------------------------
 
-    def open_link(self, worker: bytes) -> tuple[int, int, int, int]:
+    def open_link(self, worker: bytes) -> tuple[int, int, int, int, int]:
         """Make ``worker``'s link before it is forked; return the fds the worker needs:
-        its request lane, its reply lane, its own eventfd and the dispatcher's."""
+        its request lane, its reply lane, its own eventfd, the dispatcher's eventfd and
+        its doorbell."""
         requests = lane_file()
-        replies = lane_file(wake_always=True)
+        replies = lane_file()
         wake = os.eventfd(0, os.EFD_CLOEXEC)
         link = Link(replies, requests, -1, wake, worker)
         self.links[worker] = link
         self._link_list.append(link)
-        return requests, replies, wake, self.fd
+        return requests, replies, wake, self.fd, self.bell.fd
 
     def close_link(self, worker: bytes) -> None:
         link = self.links.pop(worker, None)
@@ -264,10 +268,6 @@ class Dispatcher:
 
     def collect(self) -> None:
         """Take every reply and Hello waiting in the links (lock held)."""
-        try:
-            os.eventfd_read(self.fd)
-        except BlockingIOError:
-            pass
         decode = wire.decode_from_worker
         for link in ready_links(self._link_list):
             data = link.take()
@@ -405,9 +405,16 @@ class Dispatcher:
         try:
             while True:
                 if self._followers or not spin_any(self._link_list, self._spin_ns(invocation)):
-                    for fd, _ in poll():
-                        if fd == wake_fd:
-                            os.eventfd_read(wake_fd)
+                    self.bell.raise_()
+                    try:
+                        if not ready_links(self._link_list):  # the last look
+                            for fd, _ in poll():
+                                if fd == wake_fd:
+                                    os.eventfd_read(wake_fd)
+                                else:
+                                    self.clear_wake_up()
+                    finally:
+                        self.bell.lower()
                 with lock:
                     self.collect()
                     if invocation.done:
@@ -417,14 +424,22 @@ class Dispatcher:
                 self._reader = None
                 self._hand_off()
 
+    def clear_wake_up(self) -> None:
+        """Consume the eventfd's count (a waiter that woke on it; any thread)."""
+        try:
+            os.eventfd_read(self.fd)
+        except BlockingIOError:
+            pass  # another waiter took it
+
     def _spin_ns(self, invocation: Invocation) -> int:
         average = self._round_trip_ns.get(invocation.pool.name, MAX_CALLER_SPIN_NS)
         return 2 * average if average < MAX_CALLER_SPIN_NS and self._spare_core() else 0
 
     def _spare_core(self) -> bool:
-        """Whether a core is left for a spinner beside every worker running now: spinning
-        on a core that a worker needs would delay the very reply it waits for."""
-        return self.core.in_flight < _CPUS - 1
+        """Whether a core is left for a spinner beside the workers running now (and the
+        front-end, for a worker spinning): spinning on a core that another process needs
+        would delay the very message it waits for."""
+        return self.core.in_flight < _CPUS
 
     def _hand_off(self) -> None:
         """Pass the reader's role to a thread still waiting (lock held)."""
@@ -447,6 +462,7 @@ class Dispatcher:
         """Have ``loop`` read the replies (its thread), until as many ``unwatch`` calls."""
         watchers = self._loops.get(loop, 0)
         if watchers == 0:
+            self.bell.raise_()  # a loop cannot spin: it needs every reply's wake-up
             loop.add_reader(self.fd, self._pump)
         self._loops[loop] = watchers + 1
 
@@ -456,8 +472,10 @@ class Dispatcher:
             self._loops[loop] = watchers
         else:
             loop.remove_reader(self.fd)
+            self.bell.lower()
 
     def _pump(self) -> None:
+        self.clear_wake_up()
         with self.lock:
             self.collect()
 

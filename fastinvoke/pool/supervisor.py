@@ -269,7 +269,9 @@ class Supervisor:
                 for key, _ in events:
                     if key.data is None:
                         os.eventfd_read(self._wake_fd)
-                    elif key.data is not _REPLIES:
+                    elif key.data is _REPLIES:
+                        self.dispatcher.clear_wake_up()
+                    else:
                         self._read_template(key.fd, *key.data)
                 self.dispatcher.collect()
                 now = monotonic_ns()
@@ -286,8 +288,10 @@ class Supervisor:
         if watch != self._watching_replies:
             if watch:
                 self._selector.register(self.dispatcher.fd, selectors.EVENT_READ, _REPLIES)
+                self.dispatcher.bell.raise_()
             else:
                 self._selector.unregister(self.dispatcher.fd)
+                self.dispatcher.bell.lower()
             self._watching_replies = watch
         # Never sleep longer than the shortest function timeout: then a new invocation's
         # deadline is never earlier than the planned wake-up, and sending it need not

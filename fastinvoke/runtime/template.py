@@ -11,9 +11,9 @@ runtime's command (``launch``); each worker is then a bridge (``bridge``) that s
 runtime and serves it Lambda's Runtime API, and the runtime's own Init runs there.
 
 Each Fork request arrives on the control socket with the new worker's link (its two
-shared-memory lanes and two eventfds, made by the front-end); the child keeps them, the
-template closes its copies.  It dies with the front-end (parent-death signal) and its
-workers die with it.
+shared-memory lanes, two eventfds and the front-end's doorbell, made by the front-end); the
+child keeps them, the template closes its copies.  It dies with the front-end (parent-death
+signal) and its workers die with it.
 """
 
 from __future__ import annotations
@@ -36,7 +36,8 @@ from .worker import prepare as prepare_worker
 from .worker import run as run_worker
 
 _RLIMIT_SLACK_MB = 64  # the worker's link mappings and the allocator's arenas
-_LINK_FDS = 4  # request lane, reply lane, the worker's eventfd, the front-end's eventfd
+# request lane, reply lane, the worker's eventfd, the front-end's eventfd and doorbell
+_LINK_FDS = 5
 
 
 class Template:
@@ -154,8 +155,9 @@ class Template:
                 _limit_address_space(request.rlimit_mb)
             if request.provisioned:
                 os.environ["AWS_LAMBDA_INITIALIZATION_TYPE"] = "provisioned-concurrency"
-            requests, replies, wake, notify = link_fds
-            link = Link(requests, replies, wake, notify, max_spin_ns=request.max_spin_ns)
+            requests, replies, wake, notify, bell = link_fds
+            link = Link(requests, replies, wake, notify, max_spin_ns=request.max_spin_ns,
+                        bell_fd=bell)
             log_path = os.path.join(self.boot.log_dir, request.worker + ".log")
             if self.run_bridge is not None:
                 self.run_bridge(link, log_path, self.handler, request.memory_peak,
