@@ -1,12 +1,12 @@
 """python -m bench [core|latency|throughput|coldstart|isolation|events|runtimes|peers|
-http] [--json] [--versions] [--rounds N] [--quick]
+http|idle] [--json] [--versions] [--rounds N] [--quick]
 
 Runs every contender of the chosen groups in its own fresh subprocess
 (``python -m bench._runner NAME``), alternating the order round by round so slow
 moments of this noisy machine fall on every contender alike, then prints the medians
 with ratios against each group's baseline (``bench._report``).  The group defaults to
-``core`` (latency, throughput, coldstart; ``isolation`` and ``peers`` run only when
-named); ``--versions`` puts the machine facts above the figures.  A contender that
+``core`` (latency, throughput, coldstart; ``isolation``, ``peers`` and the others run
+only when named); ``--versions`` puts the machine facts above the figures.  A contender that
 cannot run here (a peer not installed) is skipped, and the reason is printed.
 
 Cleanup is enforced, not hoped for: each runner gets its own process group and a time
@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import ctypes
+import math
 import os
 import select
 import shutil
@@ -51,9 +52,13 @@ GROUPS = {
     "http": ["http.throughput", "http.latency"],
     # Node.js through the Runtime API; not part of core's figures.
     "runtimes": ["runtimes.latency", "runtimes.coldstart"],
+    # The CPU that 20 warm idle workers (and their front-end) use over 10 s: an absolute
+    # figure, the group's only row.
+    "idle": ["idle"],
 }
 # Many contenders, some taking seconds a round: fewer rounds keep it near 3 minutes.
-DEFAULT_ROUNDS = {"peers": 3}
+# idle: a 10 s window per round.
+DEFAULT_ROUNDS = {"peers": 3, "idle": 3}
 ROOT = str(Path(__file__).resolve().parent.parent)
 RUN_TIMEOUT_S = 90
 _PR_SET_CHILD_SUBREAPER = 36
@@ -142,7 +147,8 @@ def summarize(contenders: list[Contender], outcomes: dict[str, list[dict]]) -> l
             runs = outcomes[contender.name]
             for metric in runs[0]["metrics"]:
                 values = [run["metrics"][metric] for run in runs]
-                ratios = [v / b["metrics"][metric] for v, b in zip(values, base, strict=True)]
+                bases = [b["metrics"][metric] for b in base]
+                ratios = [_ratio(v, b) for v, b in zip(values, bases, strict=True)]
                 samples = sum(run["samples"] for run in runs)
                 rows.append(
                     _report.Row(
@@ -151,13 +157,21 @@ def summarize(contenders: list[Contender], outcomes: dict[str, list[dict]]) -> l
                         contender.label,
                         metric,
                         statistics.median(values),
-                        statistics.median(ratios),
+                        math.nan if any(map(math.isnan, ratios)) else statistics.median(ratios),
                         values,
                         samples,
                         contender.baseline,
                     )
                 )
     return rows
+
+
+def _ratio(value: float, base: float) -> float:
+    """value / base; against a zero base (an idle figure can be exactly 0): 1 for a zero
+    value (the baseline's own row), else NaN, which the report prints as n/a."""
+    if base:
+        return value / base
+    return 1.0 if value == 0 else math.nan
 
 
 class Spec(NamedTuple):
@@ -288,6 +302,14 @@ SPECS = [
            "throughput.fastinvoke", "inv_per_s", None, None),
           ("peers, batched: multiprocessing.Pool map / fastinvoke", "throughput.mp_pool_map",
            "throughput.fastinvoke", "inv_per_s", None, None),
+          ("peers, CPU per call, all processes: fastinvoke / raw pyzmq", "latency.fastinvoke",
+           "latency.rawzmq", "cpu_us_per_call", None, None),
+          ("peers, batched: fastinvoke invoke_many / ainvoke 64 in flight",
+           "throughput.fastinvoke_many", "throughput.fastinvoke", "inv_per_s", None, None),
+          ("peers, batched, same events: ProcessPoolExecutor map / fastinvoke invoke_many",
+           "throughput.ppe_map", "throughput.fastinvoke_many", "inv_per_s", None, None),
+          ("peers, batched, same events: multiprocessing.Pool map / fastinvoke invoke_many",
+           "throughput.mp_pool_map", "throughput.fastinvoke_many", "inv_per_s", None, None),
           ("peers, cold start: new ProcessPoolExecutor / fastinvoke", "coldstart.ppe",
            "coldstart.fastinvoke", "p50_ms", None, None),
           ("peers, cold start: new multiprocessing.Pool / fastinvoke", "coldstart.mp_pool",
@@ -327,7 +349,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--json", action="store_true", help="JSON lines instead of a table")
     parser.add_argument("--versions", action="store_true", help="print the machine facts")
     parser.add_argument("--rounds", type=int,
-                        help="rounds per contender (default 7, peers 3; quick 3)")
+                        help="rounds per contender (default 7, peers and idle 3; quick 3)")
     parser.add_argument("--quick", action="store_true", help="small sizes, for iterating")
     args = parser.parse_args(argv)
     machine = _report.facts() if args.versions else None
@@ -346,13 +368,15 @@ def main(argv: list[str] | None = None) -> None:
             outcomes[contender.name].append(run_contender(contender, args.quick))
             print(f"bench: round {round_ + 1}/{rounds} {contender.name} done", file=sys.stderr)
     rows = summarize(contenders, outcomes)
+    verified = {name: runs[-1]["checked"] for name, runs in outcomes.items()
+                if runs and "checked" in runs[-1]}
     title = (
         f"python -m bench {args.group}{' --quick' * args.quick}: {rounds} rounds, "
         f"{time.monotonic() - started:.0f} s; values: medians over rounds; "
         "vs. baseline: medians of per-round ratios"
     )
     print(_report.render(rows, checks(rows), as_json=args.json, machine=machine, title=title,
-                         skipped=skipped(outcomes)))
+                         skipped=skipped(outcomes), verified=verified))
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ value is the median over rounds; ``min..max`` shows how much the rounds disagree
 
 from __future__ import annotations
 
+import math
 import operator
 import os
 import platform
@@ -23,6 +24,11 @@ UNITS = {
     "p50_us": "p50 µs",
     "p99_us": "p99 µs",
     "cpu_us": "caller CPU µs",
+    "cpu_us_per_call": "CPU µs/call, all processes",
+    "cpu_pct": "CPU % of 1 core, all",
+    "cpu_pct_front": "CPU %, front-end process",
+    "cpu_pct_templates": "CPU %, templates",
+    "cpu_pct_workers": "CPU %, workers",
     "inv_per_s": "inv/s",
     "req_per_s": "requests/s",
     "accepted_per_s": "accepted/s",
@@ -144,14 +150,17 @@ def render(
     machine: dict[str, object] | None,
     title: str = "",
     skipped: dict[str, str] | None = None,
+    verified: dict[str, str] | None = None,
 ) -> str:
-    """``skipped``: contenders that could not run here, with the reason."""
-    skipped = skipped or {}
+    """``skipped``: contenders that could not run here, with the reason; ``verified``:
+    what a contender checked beyond its answers (its last round's account)."""
+    skipped, verified = skipped or {}, verified or {}
     if as_json:
         lines = [] if machine is None else [{"versions": machine}]
         lines += [asdict(row) for row in rows]
         lines += [{**asdict(check), "ok": check.ok} for check in checks]
         lines += [{"skipped": name, "reason": reason} for name, reason in skipped.items()]
+        lines += [{"checked": name, "what": what} for name, what in verified.items()]
         return "\n".join(msgspec.json.encode(line).decode() for line in lines)
     out = [title] if title else []
     if machine is not None:
@@ -162,7 +171,7 @@ def render(
             row.label + (" [baseline]" if row.baseline else ""),
             UNITS[row.metric],
             _number(row.value),
-            f"{row.vs_baseline:.2f}x",
+            "n/a" if math.isnan(row.vs_baseline) else f"{row.vs_baseline:.2f}x",
             f"{_number(min(row.per_round))}..{_number(max(row.per_round))} ({len(row.per_round)})",
         )
         for row in rows
@@ -186,6 +195,9 @@ def render(
             f"{title:<{w[0]}}  {value:>{w[1]}}   {target:<{w[2]}} {verdict}".rstrip()
             for title, value, target, verdict in lines
         ]
+    if verified:
+        out += ["", "== checked, beyond every answer (each round; the last one's count) =="]
+        out += [f"{name}: {what}" for name, what in verified.items()]
     if skipped:
         out += ["", "== skipped (could not run here) =="]
         out += [f"{name}: {reason}" for name, reason in skipped.items()]

@@ -2,7 +2,8 @@
 
     python -m bench._runner CONTENDER [--quick]
 
-The line is ``{"name", "group", "metrics": {...}, "samples"}``, or ``{"name", "group",
+The line is ``{"name", "group", "metrics": {...}, "samples"}`` (and ``"checked"``, what a
+contender verified beyond its answers, where it says), or ``{"name", "group",
 "skipped": REASON}`` for a contender that cannot run on this machine (``Skipped``).  The
 driver parses the last line of stdout; diagnostics go to stderr.  The registry below is
 also what the driver iterates over; it imports no contender code until one runs.
@@ -188,6 +189,8 @@ CONTENDERS += [
           "bench_peers:mp_pool_async"),
     _peer("throughput", "mp_pool_map", "multiprocessing.Pool(2) map, chunks",
           "bench_peers:mp_pool_map"),
+    _peer("throughput", "fastinvoke_many", "fastinvoke invoke_many(), concurrency 2",
+          "bench_peers:fastinvoke_many"),
     _peer("throughput", "ll_api", "lambda-local API, in-process", "bench_peers:ll_api_throughput"),
     _peer("coldstart", "fastinvoke", "fastinvoke fork from template",
           "bench_coldstart:fastinvoke_fork", baseline=True),
@@ -195,6 +198,9 @@ CONTENDERS += [
     _peer("coldstart", "ppe", "new ProcessPoolExecutor(1)", "bench_peers:ppe_cold"),
     _peer("coldstart", "mp_pool", "new multiprocessing.Pool(1)", "bench_peers:mp_pool_cold"),
     _peer("coldstart", "ll_api", "lambda-local API, fresh node", "bench_peers:ll_api_cold"),
+    # ``python -m bench idle``: one row, an absolute figure (its own baseline).
+    Contender("idle.workers", "idle", "20 idle workers (128 MB), whole tree",
+              "bench_idle:idle_workers", baseline=True),
     Contender("http.bare", "http.throughput", "bare uvloop server, fixed 200",
               "bench_http:bare_uvloop", baseline=True, needs="wrk"),
     Contender("http.fastinvoke", "http.throughput", "fastinvoke serve, sync Invoke",

@@ -17,7 +17,7 @@ from typing import Any
 
 import zmq
 
-from . import rawzmq
+from . import proctree, rawzmq
 from .data import ADD_EVENT, ADD_RESULT, MEMORY_MB, Sizes
 from .functions.add import lambda_handler
 from .stats import latency_us
@@ -25,22 +25,40 @@ from .stats import latency_us
 FUNCTIONS_DIR = str(Path(__file__).parent / "functions")
 
 
-def _time_calls(call: Callable[[], Any], expected: Any, sizes: Sizes) -> dict[str, Any]:
+def _time_calls(call: Callable[[], Any], expected: Any, sizes: Sizes,
+                tree_cpu: bool = True) -> dict[str, Any]:
+    """Warm up, then time ``sizes.latency_calls`` calls one after another; every answer
+    is checked (after the clock stops).  ``tree_cpu``: also the CPU per call of every
+    process involved, the caller and all below it (``proctree``); off for a peer that
+    starts a process per call, whose tree changes under the loop."""
     for _ in range(sizes.warmup_calls):
         if call() != expected:
             raise AssertionError(f"wrong answer: {call()!r} != {expected!r}")
     gc.collect()
     clock = time.perf_counter_ns
     samples = []
+    answers = []
+    tree = proctree.depths() if tree_cpu else {}
+    tree_started = proctree.sample(tree)
     cpu_started = time.process_time_ns()
     for _ in range(sizes.latency_calls):
         started = clock()
-        call()
+        answer = call()
         samples.append(clock() - started)
+        answers.append(answer)
     # The caller's own CPU per call (every thread, ZeroMQ's I/O thread too): what the
     # front-end costs, apart from the wait for the worker.
     cpu_us = (time.process_time_ns() - cpu_started) / len(samples) / 1e3
-    return {"metrics": {**latency_us(samples), "cpu_us": cpu_us}, "samples": len(samples)}
+    tree_ended = proctree.sample(tree)
+    wrong = sum(answer != expected for answer in answers)
+    if wrong:
+        raise AssertionError(f"{wrong} of {len(answers)} timed answers are wrong")
+    metrics = {**latency_us(samples), "cpu_us": cpu_us}
+    if tree_cpu:
+        # Caller + workers (every thread of each): what one invocation costs the machine.
+        used = proctree.used(tree_started, tree_ended)
+        metrics["cpu_us_per_call"] = sum(used.values()) / len(samples) / 1e3
+    return {"metrics": metrics, "samples": len(samples)}
 
 
 def raw_zmq(sizes: Sizes) -> dict[str, Any]:

@@ -5,8 +5,9 @@ Groups (each contender in its own fresh interpreter, like every benchmark here; 
 baseline of each group is fastinvoke, so *vs. baseline* reads "times fastinvoke"):
 
 - ``peers.latency``: one warm synchronous call after another, p50 and p99.
-- ``peers.throughput``: invocations per second with 64 in flight; the batched ``map``
-  rows hand a pool whole chunks at once, which no request/reply server can do.
+- ``peers.throughput``: invocations per second with 64 in flight; the batched rows
+  (a pool's ``map`` in chunks, fastinvoke's ``invoke_many``) hand over a whole batch at
+  once, as many events in each.
 - ``peers.coldstart``: from nothing running to the first answer.
 
 A peer that cannot run here (no node/npm, python-lambda-local not installed, a
@@ -39,7 +40,7 @@ from . import nodepeer, rawzmq
 from ._skip import Skipped
 from .bench_coldstart import summary
 from .bench_latency import FUNCTIONS_DIR, _time_calls
-from .bench_throughput import _outcome
+from .bench_throughput import _invoker, _outcome, check_workers, warm_workers
 from .data import ADD_EVENT, ADD_EVENT_BYTES, ADD_RESULT, IN_FLIGHT, WORKERS, Sizes, add_answers
 from .data import add_events as make_events
 from .functions.add import lambda_handler
@@ -105,7 +106,7 @@ def pll_api(sizes: Sizes) -> dict[str, Any]:
         result, error = call(lambda_handler, ADD_EVENT, context)
         return result if error is None else error
 
-    return _time_calls(invoke, 3, _slow(sizes, sizes.peer_calls))
+    return _time_calls(invoke, 3, _slow(sizes, sizes.peer_calls), tree_cpu=False)
 
 
 def _time_cli(argv: list[str], answer_in: Any, calls: int) -> list[int]:
@@ -176,8 +177,8 @@ def ll_cli(sizes: Sizes) -> dict[str, Any]:
 
 # -- throughput: 64 in flight -------------------------------------------------------------
 
-def _answers(sizes: Sizes) -> tuple[list[dict[str, int]], list[bytes]]:
-    events = make_events(sizes.throughput_calls)
+def _answers(count: int) -> tuple[list[dict[str, int]], list[bytes]]:
+    events = make_events(count)
     return events, add_answers(events)
 
 
@@ -190,7 +191,7 @@ def ppe_submit(sizes: Sizes) -> dict[str, Any]:
     at a time (fastinvoke's async row, with a pool instead)."""
     import uvloop
 
-    events, answers = _answers(sizes)
+    events, answers = _answers(sizes.throughput_calls)
     results: list[Any] = [None] * len(events)
 
     async def run(source: list, out: list) -> int:
@@ -213,8 +214,9 @@ def ppe_submit(sizes: Sizes) -> dict[str, Any]:
 
 
 def ppe_map(sizes: Sizes) -> dict[str, Any]:
-    """ProcessPoolExecutor(2).map with chunks of 256: batching, where a pool shines."""
-    events, answers = _answers(sizes)
+    """ProcessPoolExecutor(2).map with chunks of 256: batching, where a pool shines (as many
+    events as ``invoke_many``'s row)."""
+    events, answers = _answers(sizes.batch_calls)
     with ProcessPoolExecutor(WORKERS) as pool:
         list(pool.map(lambda_handler, [ADD_EVENT] * MAP_CHUNK * 2, [None] * MAP_CHUNK * 2))
         gc.collect()
@@ -227,7 +229,7 @@ def ppe_map(sizes: Sizes) -> dict[str, Any]:
 
 def mp_pool_async(sizes: Sizes) -> dict[str, Any]:
     """multiprocessing.Pool(2).apply_async, at most 64 outstanding (a semaphore)."""
-    events, answers = _answers(sizes)
+    events, answers = _answers(sizes.throughput_calls)
     results: list[Any] = [None] * len(events)
 
     def run(pool: Any, source: list, out: list) -> int:
@@ -261,8 +263,9 @@ def mp_pool_async(sizes: Sizes) -> dict[str, Any]:
 
 
 def mp_pool_map(sizes: Sizes) -> dict[str, Any]:
-    """multiprocessing.Pool(2).map with chunks of 256."""
-    events, answers = _answers(sizes)
+    """multiprocessing.Pool(2).map with chunks of 256 (as many events as ``invoke_many``'s
+    row)."""
+    events, answers = _answers(sizes.batch_calls)
     with multiprocessing.Pool(WORKERS) as pool:
         pool.map(_add_one, [ADD_EVENT] * MAP_CHUNK * 2)
         gc.collect()
@@ -274,6 +277,47 @@ def mp_pool_map(sizes: Sizes) -> dict[str, Any]:
 
 def _add_one(event: dict[str, int]) -> int:
     return lambda_handler(event, None)
+
+
+def fastinvoke_many(sizes: Sizes) -> dict[str, Any]:
+    """``Invoker.invoke_many``: the batch streamed through 2 warm workers, ``concurrency``
+    2, one call for all the events (as many as the pools' ``map`` rows).  After the clock
+    stops: every answer, the meter's ``invocations`` grown by exactly the batch, and each
+    invocation's START, END and REPORT lines in the log store."""
+    events, answers = _answers(sizes.batch_calls)
+    with _invoker() as inv:
+        warm = [ADD_EVENT] * (IN_FLIGHT * 4)
+        warm_workers(inv, lambda: inv.invoke_many("add", warm, concurrency=WORKERS))
+        metered = inv.meter("add")["invocations"]
+        gc.collect()
+        started = time.perf_counter_ns()
+        results = inv.invoke_many("add", events, concurrency=WORKERS)
+        elapsed = time.perf_counter_ns() - started
+        check_workers(inv)
+        grew = inv.meter("add")["invocations"] - metered
+        if grew != len(events):
+            raise AssertionError(f"the meter counted {grew} invocations, not {len(events)}")
+        logged = _check_log_records(inv.log_events("add"), [r.request_id for r in results])
+    outcome = _outcome([r.payload for r in results], answers, elapsed)
+    outcome["checked"] = (f"{len(results):,} answers; meter invocations +{grew:,}; "
+                          f"{logged:,} request ids with exactly START, END, REPORT stored")
+    return outcome
+
+
+def _check_log_records(stored: list[Any], request_ids: list[str]) -> int:
+    """Each request id's stored lines are START, END and REPORT, in that order (the add
+    handler prints nothing); returns how many request ids were checked: all of them."""
+    if len(set(request_ids)) != len(request_ids):
+        raise AssertionError("invoke_many returned a request id twice")
+    lines: dict[str, list[str]] = {rid: [] for rid in request_ids}
+    for event in stored:
+        if event.request_id in lines:
+            lines[event.request_id].append(event.message.split(" ", 1)[0])
+    bad = [rid for rid, kinds in lines.items() if kinds != ["START", "END", "REPORT"]]
+    if bad:
+        raise AssertionError(f"{len(bad)} of {len(lines)} invocations lack their log record, "
+                             f"e.g. {bad[0]}: {lines[bad[0]]}")
+    return len(lines)
 
 
 def ll_api_throughput(sizes: Sizes) -> dict[str, Any]:

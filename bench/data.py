@@ -32,6 +32,10 @@ class Sizes:
     # call (python-lambda-local's API), and of a command line (one process per call).
     peer_calls: int
     cli_calls: int
+    # Events per batched run (``invoke_many`` and the pools' ``map``), the same for each.
+    batch_calls: int
+    # The ``idle`` group's window: seconds the idle workers' CPU is read over.
+    idle_s: float
 
 
 FULL = Sizes(
@@ -42,6 +46,8 @@ FULL = Sizes(
     cgroup_coldstarts=100,
     peer_calls=200,
     cli_calls=10,
+    batch_calls=100_000,
+    idle_s=10.0,
 )
 QUICK = Sizes(
     latency_calls=500,
@@ -51,6 +57,8 @@ QUICK = Sizes(
     cgroup_coldstarts=20,
     peer_calls=30,
     cli_calls=3,
+    batch_calls=10_000,
+    idle_s=3.0,
 )
 
 
