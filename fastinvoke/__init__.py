@@ -1,4 +1,12 @@
-"""fastinvoke: run AWS-Lambda-style functions on one machine, fast and faithfully."""
+"""fastinvoke: run AWS-Lambda-style functions on one machine, fast and faithfully.
+
+The public names are imported on first use (PEP 562), so that a function's own processes,
+which import ``fastinvoke.runtime``, load only what they run and not the server.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 try:
     from . import _core  # noqa: F401
@@ -9,9 +17,20 @@ except ImportError as exc:  # pragma: no cover - only without a build
     ) from exc
 
 from ._version import __version__
-from .config import FunctionConfig
-from .errors import FastInvokeError, FunctionError, InvalidRequestContentException
-from .invoker import Invoker, InvokeResult
+
+if TYPE_CHECKING:
+    from .config import FunctionConfig
+    from .errors import FastInvokeError, FunctionError, InvalidRequestContentException
+    from .invoker import Invoker, InvokeResult
+
+_HOMES = {
+    "FunctionConfig": "config",
+    "FastInvokeError": "errors",
+    "FunctionError": "errors",
+    "InvalidRequestContentException": "errors",
+    "Invoker": "invoker",
+    "InvokeResult": "invoker",
+}
 
 __all__ = [
     "FastInvokeError",
@@ -22,3 +41,14 @@ __all__ = [
     "Invoker",
     "__version__",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'fastinvoke' has no attribute {name!r}")
+    from importlib import import_module
+
+    value = getattr(import_module(f".{home}", __name__), name)
+    globals()[name] = value
+    return value

@@ -18,6 +18,7 @@ signal) and its workers die with it.
 
 from __future__ import annotations
 
+import gc
 import os
 import resource
 import selectors
@@ -229,6 +230,9 @@ def main() -> None:
     template = Template(boot)
     if not template.init():
         sys.exit(0)
+    # Everything Init made is now shared with every worker copy-on-write: keep the
+    # collector from walking (and so copying) those pages in each child.
+    gc.freeze()
     try:
         template.serve()
     finally:
