@@ -25,7 +25,7 @@ def test_pipelined_calls_come_back_in_order_with_errors_in_place(
     payloads = [{"a": i, "b": 1} for i in range(500)]
     with zmq_endpoint(invoker, f"ipc://{tmp_path}/zmq") as endpoint, \
             ZmqClient(endpoint.address) as client:
-        results = client.invoke_many(name, payloads, depth=64)
+        results = client.invoke_many(name, payloads, batch=1, depth=64)  # one request each
         mixed = client.invoke_many("missing", [{}, {}])
     assert [msgspec.json.decode(r.payload)["sum"] for r in results] == \
         [i + 1 for i in range(500)]

@@ -1,7 +1,8 @@
 """The ZeroMQ endpoint's server: a ROUTER socket watched by the front-end's event loop.
 
-Each request becomes a task awaiting ``Invoker.ainvoke``; its response goes back to the
-identity that sent it.  The socket's FD is edge-triggered and sending may consume its
+Each request becomes a task awaiting ``Invoker.ainvoke`` (a batch request:
+``Invoker.ainvoke_many``, answered with one response per event); its responses go back to
+the identity that sent it.  The socket's FD is edge-triggered and sending may consume its
 notification, so after every send the loop looks for requests that arrived meanwhile.
 """
 
@@ -92,7 +93,8 @@ class ZmqEndpoint:
                     f"Could not decode the request: {exc}. Send one msgpack frame as "
                     "fastinvoke.endpoint.protocol.Request, e.g. with fastinvoke.client.")))
                 continue
-            task = loop.create_task(self._serve(identity, request))
+            serve = self._serve if request.payloads is None else self._serve_batch
+            task = loop.create_task(serve(identity, request))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
@@ -113,6 +115,40 @@ class ZmqEndpoint:
                 f"fastinvoke could not serve this request ({type(exc).__name__}: {exc}); "
                 "the server's log has the traceback"))
         self._send(identity, response)
+
+    async def _serve_batch(self, identity: bytes, request: Request) -> None:
+        first, events = request.id, request.payloads
+        assert events is not None
+        try:
+            if request.payload or request.client_context is not None or \
+                    request.qualifier is not None:
+                raise InvalidRequestContentException(
+                    "A batch Request (payloads) takes no payload, client_context or "
+                    "qualifier; send such invocations one Request each.")
+            results = await self._invoker.ainvoke_many(
+                request.function, events, invocation_type=request.invocation_type,
+                log_type=request.log_type)
+            responses = [Response(first + i, result.status_code, result.payload,
+                                  result.function_error, result.log_result,
+                                  result.executed_version, result.request_id)
+                         for i, result in enumerate(results)]
+        except ServiceError as error:  # nothing ran: the error is every event's answer
+            responses = [error_response(first + i, error) for i in range(len(events))]
+        except Exception as exc:
+            _log.exception("batch request %d to %s failed", first, request.function)
+            error = ServiceException(
+                f"fastinvoke could not serve this batch ({type(exc).__name__}: {exc}); "
+                "the server's log has the traceback")
+            responses = [error_response(first + i, error) for i in range(len(events))]
+        self._send_all(identity, responses)
+
+    def _send_all(self, identity: bytes, responses: list[Response]) -> None:
+        channel = self._channel
+        for response in responses:
+            channel.send(identity, SNDMORE)
+            channel.send(encode(response))
+        if responses and channel.readable():  # sending may have consumed the FD's signal
+            self._read()
 
     def _send(self, identity: bytes, response: Response) -> None:
         self._channel.send(identity, SNDMORE)
