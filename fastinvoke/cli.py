@@ -124,16 +124,24 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("name", help="the function's name")
     _add_target(bench)
     bench.add_argument("--concurrency", type=int, default=1, metavar="N",
-                       help="callers (closed loop) or most requests in flight (open loop); "
-                       "default 1")
+                       help="callers (closed loop) or most requests in flight (open loop), "
+                       "batches with --batch; default 1")
     bench.add_argument("--rate", type=float, metavar="PER_S",
                        help="open loop: send this many requests per second")
     length = bench.add_mutually_exclusive_group()
     length.add_argument("--duration", type=float, metavar="S",
                         help="run this many seconds (default 10)")
-    length.add_argument("--requests", type=int, metavar="N", help="run this many requests")
+    length.add_argument("--requests", type=int, metavar="N",
+                        help="run this many requests (with --batch: invocations, rounded up "
+                        "to whole batches)")
     bench.add_argument("--warmup", type=int, default=0, metavar="N",
                        help="unrecorded requests first (new workers start during them)")
+    bench.add_argument("--batch", type=int, default=1, metavar="N",
+                       help="each call is one invoke_many of N copies of the payload "
+                       "(--template or the ZeroMQ endpoint; not http://); each invocation "
+                       "counts as a request, timed from its batch's start to its end: "
+                       "throughput and --rate are invocations/s, --requests and --warmup are "
+                       "rounded up to whole batches (default 1)")
     bench.add_argument("--json", action="store_true",
                        help="print one JSON object (the last line) instead of the report")
     bench.add_argument("--plot", type=Path, metavar="FILE.png|FILE.html",
@@ -314,7 +322,7 @@ def _bench(args: argparse.Namespace) -> int:
 
     duration = args.duration if args.duration is not None else 10.0
     plan = Plan(args.concurrency, args.rate, args.requests,
-                None if args.requests is not None else duration, args.warmup)
+                None if args.requests is not None else duration, args.warmup, args.batch)
     return bench(args.name, _read_payload(args.payload), plan, template=args.template,
                  endpoint=args.endpoint, as_json=args.json, plot_path=args.plot)
 

@@ -141,6 +141,37 @@ def test_bad_input_gets_a_clear_error(args: list[str], message: str) -> None:
     assert message in done.stderr
 
 
+def test_a_batch_run_counts_each_invocation_as_a_request() -> None:
+    report = bench_json("add", "--template", str(EXAMPLES), "--payload", ADD_EVENT,
+                        "--batch", "8", "--requests", "64")
+    check_shape(report, 64)
+    assert (report["errors"], report["batch"], report["concurrency"]) == (0, 8, 1)
+
+
+def test_batches_over_the_zeromq_endpoint(invoker: Invoker, make_function: MakeFunction,
+                                          tmp_path: Path) -> None:
+    name = make_function("add.handler")
+    boom = make_function("raise_.handler")
+    with zmq_endpoint(invoker, f"ipc://{tmp_path}/zmq") as served:
+        report = bench_json(name, "--endpoint", served.address, "--batch", "8",
+                            "--requests", "60", "--concurrency", "2",
+                            "--payload", '{"a": 1, "b": 2}')
+        failing = bench_json(boom, "--endpoint", served.address, "--batch", "4",
+                             "--requests", "8")
+    check_shape(report, 64)  # rounded up to whole batches
+    assert report["errors"] == 0
+    assert invoker.meter(name)["invocations"] == 8 + 64  # the first call (a batch), the run
+    assert failing["function_errors"] == {"Unhandled": 8}
+
+
+def test_http_has_no_batch() -> None:
+    done = bench("add", "--endpoint", "http://127.0.0.1:9", "--batch", "8", "--requests", "8")
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1
+    assert "--batch: Lambda's HTTP Invoke API takes one event per request; drop --batch" \
+        in done.stderr
+
+
 def test_zeromq_endpoint(invoker: Invoker, make_function: MakeFunction,
                          tmp_path: Path) -> None:
     name = make_function("add.handler")

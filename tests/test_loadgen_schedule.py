@@ -80,6 +80,27 @@ def test_duration_budget_ends_an_open_loop_when_the_schedule_passes_it() -> None
     assert len(recorder) == 50
 
 
+def test_a_batch_is_due_with_its_first_request_and_each_invocation_recorded() -> None:
+    calls = []
+
+    async def call_batch() -> list[Failure | None]:
+        calls.append(time.perf_counter_ns())
+        return [None, Failure("function", "Unhandled"), None, None, None]
+
+    recorder = Recorder()
+    asyncio.run(open_loop(call_batch, 200, 2, Budget(duration_s=0.25), recorder, batch=5))
+    # Batches of 5 due every 25 ms at 200/s: 10 of them, each invocation a request.
+    assert (len(calls), len(recorder)) == (10, 50)
+    assert recorder.error_count == recorder.summary().errors == 10
+    for first in range(0, 50, 5):  # timed as their batch
+        assert len({recorder.starts[i] for i in range(first, first + 5)}) == 1
+        assert len({recorder.ends[i] for i in range(first, first + 5)}) == 1
+
+    recorder = Recorder()
+    asyncio.run(closed_loop(call_batch, 2, Budget(requests=20), recorder, batch=5))
+    assert len(recorder) == 20
+
+
 @pytest.mark.parametrize("requests, duration_s", [(None, None), (10, 1.0)])
 def test_a_budget_needs_exactly_one_limit(requests: int | None, duration_s: float | None) -> None:
     with pytest.raises(ValueError, match="exactly one"):

@@ -18,7 +18,8 @@ def bench(name: str, payload: bytes, plan: Plan, *, template: Path | None,
     """Exit status 0 once the run is reported, whatever the errors counted in it."""
     if plot_path is not None:
         plot.check(plot_path)
-    target = make_target(name, payload, template=template, endpoint=endpoint)
+    target = make_target(name, payload, template=template, endpoint=endpoint,
+                         batch=plan.batch)
     recorder = uvloop.run(run(target, plan))
     summary = recorder.summary()
     text = report.as_text(summary, plan, name, target.description)

@@ -59,6 +59,16 @@ class Recorder:
             self.error_count += 1
             self.codes.append(self._code(failure))
 
+    def record_batch(self, start_ns: int, end_ns: int, failures: list[Failure | None]) -> None:
+        """The invocations of one batch (``invoke_many``), each a request of its own, all
+        timed from the batch's start to its end."""
+        count = len(failures)
+        self.starts.extend(array("q", (start_ns - self.started_ns,)) * count)
+        self.ends.extend(array("q", (end_ns - self.started_ns,)) * count)
+        code = self._code
+        self.codes.extend([OK if failure is None else code(failure) for failure in failures])
+        self.error_count += count - failures.count(None)
+
     def stop(self) -> None:
         self.stopped_ns = time.perf_counter_ns()
 

@@ -20,6 +20,7 @@ def as_dict(summary: Summary, plan: Plan, function: str, target: str) -> dict[st
         "mode": plan.mode,
         "concurrency": plan.concurrency,
         "rate": plan.rate,
+        "batch": plan.batch,
         **asdict(summary),
     }
 
@@ -34,8 +35,10 @@ def shortfall(summary: Summary, plan: Plan) -> str | None:
 
 
 def as_text(summary: Summary, plan: Plan, function: str, target: str) -> str:
-    loop = (f"closed loop, {plan.concurrency} in flight" if plan.rate is None else
-            f"open loop at {plan.rate:,g}/s, up to {plan.concurrency} in flight")
+    flight = (f"{plan.concurrency}" if plan.batch == 1 else
+              f"{plan.concurrency} batch{'es' if plan.concurrency > 1 else ''} of {plan.batch}")
+    loop = (f"closed loop, {flight} in flight" if plan.rate is None else
+            f"open loop at {plan.rate:,g}/s, up to {flight} in flight")
     lat = summary.latency_us
     lines = [
         f"fastinvoke bench {function}: {target}; {loop}; {summary.elapsed_s:.2f} s",
@@ -47,6 +50,9 @@ def as_text(summary: Summary, plan: Plan, function: str, target: str) -> str:
     ]
     if plan.rate is not None:
         lines.append("              (measured from each request's intended send time)")
+    if plan.batch > 1:
+        lines.append("              (each invocation timed as its batch: from its start to "
+                     "its end)")
     for title, counts in (("function errors", summary.function_errors),
                           ("throttles (429)", summary.throttles),
                           ("service errors", summary.service_errors)):

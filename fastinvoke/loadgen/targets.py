@@ -4,13 +4,15 @@ through its HTTP Invoke API or its ZeroMQ endpoint.
 Each target turns an answer into ``None`` (success) or a ``Failure`` of one of three
 kinds: a function error (Lambda's X-Amz-Function-Error / ``InvokeResult.function_error``),
 a throttle (HTTP 429, by its Reason) or another service error (by its exception name).
+With a ``batch`` of N, the embedded and ZeroMQ targets' ``call_batch`` is one
+``invoke_many`` of N copies of the payload, answered with one outcome per invocation.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import quote, urlsplit
 
 import msgspec
@@ -18,6 +20,9 @@ import msgspec
 from ..errors import FastInvokeError, ServiceError, TooManyRequestsException
 from .httpclient import Connection, Response
 from .recorder import FUNCTION, SERVICE, THROTTLE, Failure
+
+if TYPE_CHECKING:
+    from ..invoker import InvokeResult
 
 INVOKE_PATH = "/2015-03-31/functions/{name}/invocations"
 
@@ -35,6 +40,9 @@ class Target(Protocol):
     async def call(self) -> Failure | None:
         """One invocation of the payload; never raises for an answer, only for a bug."""
 
+    async def call_batch(self) -> list[Failure | None]:
+        """One ``invoke_many`` of the target's batch of payloads: each one's outcome."""
+
     async def close(self) -> None: ...
 
 
@@ -45,15 +53,19 @@ def classify_service_error(exc: ServiceError) -> Failure:
 
 
 class ClientTarget:
-    """A client with ``ainvoke(name, payload) -> InvokeResult`` and ``close()``: the
-    embedded ``Invoker`` or the ZeroMQ client, made by ``connect`` when the run starts."""
+    """A client with ``ainvoke(name, payload) -> InvokeResult``, ``ainvoke_many(name,
+    payloads, **many_options)`` and ``close()``: the embedded ``Invoker`` or the ZeroMQ
+    client, made by ``connect`` when the run starts."""
 
     def __init__(self, name: str, payload: bytes, description: str,
-                 connect: Callable[[], Any]) -> None:
+                 connect: Callable[[], Any], batch: int = 1,
+                 many_options: dict[str, Any] | None = None) -> None:
         self.name = name
         self.payload = payload
         self.description = description
+        self.payloads = [payload] * batch
         self._connect = connect
+        self._many_options = many_options or {}
         self._client: Any = None
 
     async def start(self, concurrency: int) -> None:
@@ -66,13 +78,30 @@ class ClientTarget:
             return classify_service_error(exc)
         return None if result.function_error is None else Failure(FUNCTION, result.function_error)
 
+    async def call_batch(self) -> list[Failure | None]:
+        try:
+            results = await self._client.ainvoke_many(self.name, self.payloads,
+                                                      **self._many_options)
+        except ServiceError as exc:  # none of the batch ran: each invocation failed so
+            return [classify_service_error(exc)] * len(self.payloads)
+        return [classify_result(result) for result in results]
+
     async def close(self) -> None:
         if self._client is not None:
             self._client.close()
 
 
-def embedded(template: str | os.PathLike[str], name: str, payload: bytes) -> ClientTarget:
-    """A function from a SAM template, run in this process's own warm pool."""
+def classify_result(result: InvokeResult | ServiceError) -> Failure | None:
+    """One invocation of a batch: a result, or a service error in its place."""
+    if isinstance(result, ServiceError):
+        return classify_service_error(result)
+    return None if result.function_error is None else Failure(FUNCTION, result.function_error)
+
+
+def embedded(template: str | os.PathLike[str], name: str, payload: bytes,
+             batch: int = 1) -> ClientTarget:
+    """A function from a SAM template, run in this process's own warm pool (a batch
+    through ``Invoker.ainvoke_many``)."""
 
     def connect() -> Any:
         from ..invoker import Invoker
@@ -89,24 +118,30 @@ def embedded(template: str | os.PathLike[str], name: str, payload: bytes) -> Cli
         invoker.create_function(config)
         return invoker
 
-    return ClientTarget(name, payload, f"embedded, {template}", connect)
+    return ClientTarget(name, payload, f"embedded, {template}", connect, batch)
 
 
-def zeromq(endpoint: str, name: str, payload: bytes) -> ClientTarget:
-    """fastinvoke's ZeroMQ endpoint (``tcp://`` or ``ipc://``), through its client."""
+def zeromq(endpoint: str, name: str, payload: bytes, batch: int = 1) -> ClientTarget:
+    """fastinvoke's ZeroMQ endpoint (``tcp://`` or ``ipc://``), through its client (a
+    batch as one batch request: ``ZmqClient.ainvoke_many(..., batch=N)``)."""
 
     def connect() -> Any:
         from ..client import ZmqClient
 
         return ZmqClient(endpoint)
 
-    return ClientTarget(name, payload, f"ZeroMQ, {endpoint}", connect)
+    return ClientTarget(name, payload, f"ZeroMQ, {endpoint}", connect, batch,
+                        {"batch": batch})
 
 
 class HttpTarget:
     """Lambda's Invoke API (``fastinvoke serve``): one keep-alive connection per caller."""
 
-    def __init__(self, url: str, name: str, payload: bytes) -> None:
+    def __init__(self, url: str, name: str, payload: bytes, batch: int = 1) -> None:
+        if batch != 1:
+            raise BenchError("--batch: Lambda's HTTP Invoke API takes one event per request; "
+                             "drop --batch, or give --endpoint tcp://HOST:PORT (the ZeroMQ "
+                             "endpoint) or --template")
         parts = urlsplit(url)
         if parts.scheme != "http" or not parts.hostname:
             raise BenchError(f"--endpoint {url}: give http://HOST:PORT (plain HTTP, as "
@@ -147,6 +182,9 @@ class HttpTarget:
             self._idle.append(connection)
         return http_failure(response)
 
+    async def call_batch(self) -> list[Failure | None]:
+        raise NotImplementedError("refused at construction: the Invoke API has no batch")
+
     async def close(self) -> None:
         for connection in self._open:
             connection.close()
@@ -169,18 +207,19 @@ def http_failure(response: Response) -> Failure | None:
 
 
 def make_target(name: str, payload: bytes, *, template: str | os.PathLike[str] | None = None,
-                endpoint: str | None = None) -> Target:
-    """The target for ``--template`` or ``--endpoint`` (exactly one of them)."""
+                endpoint: str | None = None, batch: int = 1) -> Target:
+    """The target for ``--template`` or ``--endpoint`` (exactly one of them); ``batch``
+    N > 1 makes ``call_batch`` invoke N copies of ``payload`` at once (not over HTTP)."""
     if (template is None) == (endpoint is None):
         raise BenchError("give either --template FILE (run the function here) or --endpoint "
                          "URL (a running `fastinvoke serve`)")
     if template is not None:
-        return embedded(template, name, payload)
+        return embedded(template, name, payload, batch)
     assert endpoint is not None
     scheme = endpoint.split("://", 1)[0] if "://" in endpoint else ""
-    kinds: dict[str, Callable[[str, str, bytes], Target]] = {
+    kinds: dict[str, Callable[[str, str, bytes, int], Target]] = {
         "http": HttpTarget, "tcp": zeromq, "ipc": zeromq}
     if scheme not in kinds:
         raise BenchError(f"--endpoint {endpoint}: give http://HOST:PORT (the Invoke API) or "
                          "tcp://HOST:PORT / ipc://PATH (the ZeroMQ endpoint)")
-    return kinds[scheme](endpoint, name, payload)
+    return kinds[scheme](endpoint, name, payload, batch)
