@@ -84,8 +84,9 @@ cdef class Link:
     """One end of a worker's link: receive from ``in``, send to ``out``.
 
     Owns the fds it is given (``close`` closes them).  The front-end calls it under its
-    dispatcher's lock, except ``spin``, which only reads the inbound header (a mapping of
-    its own that stays until the Link is freed, so a ``close`` meanwhile is harmless).
+    dispatcher's lock, except ``spin_any`` and ``ready_links``, which only read inbound
+    headers (mappings of their own that stay until the Link is freed, so a ``close``
+    meanwhile is harmless).
     """
 
     cdef fi_lane inbound
@@ -197,14 +198,6 @@ cdef class Link:
         """Whether a message waits."""
         return not self.closed and fi_lane_ready(&self.inbound)
 
-    def spin(self, long long spin_ns):
-        """Spin up to ``spin_ns`` (without the GIL) for a message; return whether one waits."""
-        cdef int found
-        cdef fi_lane *lane = &self.inbound
-        with nogil:
-            found = fi_lane_spin(lane, spin_ns)
-        return bool(found)
-
     cpdef bint delivered(self):
         """Whether the other end has taken the last message sent."""
         return fi_lane_taken(&self.outbound)
@@ -240,8 +233,14 @@ cdef class Doorbell:
     def __dealloc__(self):
         if self.word != NULL:
             munmap(self.word, FI_LANE_HEADER)
+        self.close()
+
+    def close(self):
+        """Close its memfd (idempotent); the mapping stays until the Doorbell is freed, so a
+        thread still waiting meanwhile touches valid memory."""
         if self.fd >= 0:
             close(self.fd)
+            self.fd = -1
 
     cpdef raise_(self):
         """One more waiter: call before the last look at the lanes, then sleep."""

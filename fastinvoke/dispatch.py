@@ -62,7 +62,7 @@ class Invocation:
         "identity", "trace_id", "done", "payload", "error_type", "outcome", "log",
         "duration_ns", "max_rss_kb", "init_ns", "cold", "billed_ms", "log_entry",
         "sem", "waiting", "future", "loop", "loop_thread", "callback", "started_ns",
-        "log_stream", "source", "link", "batch",
+        "log_stream", "source", "batch",
     )
 
     def __init__(self, request_id: str, pool: FunctionPool, event: bytes,
@@ -95,7 +95,6 @@ class Invocation:
         self.started_ns = 0
         self.log_stream = pool.init_stream
         self.source: Any = None  # what the submitter keeps with it (the queued Event)
-        self.link: Link | None = None  # its worker's, once sent
         self.batch: Batch | None = None
 
 
@@ -214,8 +213,7 @@ class Dispatcher:
                 invocation.batch is not None and bool(invocation.batch.pending))),
         ))
         self.core.begin(invocation.request_id, worker, deadline_ns, invocation)
-        invocation.link = link = self.links[worker]
-        link.send(message)
+        self.links[worker].send(message)
         invocation.pool.meter.began()
         if deadline_ns < self.supervisor.wake_at_ns:
             self.supervisor.wake()
@@ -226,11 +224,10 @@ class Dispatcher:
         if link is not None:
             link.send(_STOP)
 
-    def resend(self, worker: bytes, invocation: Invocation) -> None:
+    def resend(self, invocation: Invocation) -> None:
         """Route again an invocation whose worker ended before taking it (lock held)."""
         invocation.pool.meter.not_started()
         invocation.started_ns = 0
-        invocation.link = None
         self._route(invocation)
 
     # -- links (lock held) ----------------------------------------------------------------
@@ -484,6 +481,7 @@ class Dispatcher:
             link.close()
         self.links.clear()
         self._link_list.clear()
+        self.bell.close()
         os.close(self.fd)
         os.close(self._wake_fd)
 

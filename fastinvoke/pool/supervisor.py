@@ -432,7 +432,7 @@ class Supervisor:
         link = self.dispatcher.links.get(record.id)
         found = self.dispatcher.core.drop_worker(record.id)
         if found is not None and link is not None and not link.delivered():
-            self.dispatcher.resend(record.id, found[1])  # it never began: another worker runs it
+            self.dispatcher.resend(found[1])  # it never began: another worker runs it
         elif found is not None:
             oom = record.group is not None and exited.signal == signal.SIGKILL \
                 and record.group.oom_killed(sigkilled=True)
