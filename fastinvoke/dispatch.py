@@ -404,7 +404,7 @@ class Dispatcher:
                 if self._followers or not spin_any(self._link_list, self._spin_ns(invocation)):
                     self.bell.raise_()
                     try:
-                        if not ready_links(self._link_list):  # the last look
+                        if not self.replies_waiting():  # the last look
                             for fd, _ in poll():
                                 if fd == wake_fd:
                                     os.eventfd_read(wake_fd)
@@ -420,6 +420,11 @@ class Dispatcher:
             with lock:
                 self._reader = None
                 self._hand_off()
+
+    def replies_waiting(self) -> bool:
+        """Whether a reply waits in a lane: a waiter's last look after raising the doorbell
+        (a reply published before that woke nobody).  Any thread."""
+        return bool(ready_links(self._link_list))
 
     def clear_wake_up(self) -> None:
         """Consume the eventfd's count (a waiter that woke on it; any thread)."""
@@ -461,6 +466,8 @@ class Dispatcher:
         if watchers == 0:
             self.bell.raise_()  # a loop cannot spin: it needs every reply's wake-up
             loop.add_reader(self.fd, self._pump)
+            if self.replies_waiting():  # published before the bell rang: nobody was woken
+                loop.call_soon(self._pump)
         self._loops[loop] = watchers + 1
 
     def unwatch(self, loop: asyncio.AbstractEventLoop) -> None:

@@ -114,3 +114,21 @@ def test_event_batches_queue_each_and_dry_runs_only_validate(
     dry = invoker.invoke_many(name, [{"n": 0}], invocation_type="DryRun")
     assert [r.status_code for r in dry] == [204]
     assert invoker.meter(name)["invocations"] == 10
+
+
+def test_a_reply_before_the_loop_watches_still_wakes_it(invoker: Invoker,
+                                                       make_function: MakeFunction) -> None:
+    """``ainvoke`` sends, then starts watching: a reply published in between rang no
+    doorbell, so the loop must take its own last look.  Missing it leaves the call to the
+    supervisor's sweep, a second later: each call here must end well before that (a check
+    of a lost wake-up, not of speed: a warm call takes well under a millisecond)."""
+    name = make_function("picky.handler", source=PICKY)
+
+    async def calls() -> list[int]:
+        out = []
+        for n in range(200):
+            result = await asyncio.wait_for(invoker.ainvoke(name, {"n": n}), timeout=0.5)
+            out.append(json.loads(result.payload)["n"])
+        return out
+
+    assert asyncio.run(calls()) == list(range(200))

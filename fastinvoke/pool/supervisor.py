@@ -308,6 +308,8 @@ class Supervisor:
             if pool.state == "booting":
                 wake_at = min(wake_at, pool.init_deadline_ns)
         self.wake_at_ns = wake_at
+        if watch and self.dispatcher.replies_waiting():
+            return 0.0  # the last look: a reply published before the doorbell rang
         return max(0.0, (wake_at - now) / 1e9)
 
     def _spawn(self, pool: FunctionPool, generation: int) -> None:
