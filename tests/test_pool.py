@@ -36,7 +36,7 @@ from helpers import (
     wait_until,
 )
 
-from fastinvoke import Invoker
+from fastinvoke import FunctionConfig, Invoker
 from fastinvoke.errors import ResourceNotFoundException
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -435,3 +435,28 @@ def test_killing_the_front_end_leaves_no_worker() -> None:
             kill_all(processes)
             if state_dir is not None:
                 shutil.rmtree(state_dir, ignore_errors=True)
+
+
+def test_an_environment_that_cannot_start_fails_its_invocations_and_heals_later(
+        invoker: Invoker, tmp_path: Path) -> None:
+    """The code directory vanishes and the template dies: the next invocation cannot even
+    start a template.  It fails in Lambda's shape, saying why; the pool (and the thread that
+    heals it) goes on, and once the code is back the function runs again."""
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "ok.py").write_text("def handler(event, context):\n    return 'ok'\n")
+    invoker.create_function(FunctionConfig(name="fragile", handler="ok.handler",
+                                           code=str(code)))
+    assert invoker.call("fragile") == "ok"
+    template = invoker._pool("fragile").template
+    shutil.rmtree(code)
+    template.kill()  # its workers die with it; wait until the pool has seen it end
+    wait_until(lambda: invoker._pool("fragile").state == "dead")
+    result = invoker.invoke("fragile")
+    document = json.loads(result.payload)
+    assert result.function_error == "Unhandled"
+    assert document["errorType"] == "Runtime.Unknown"
+    assert str(code) in document["errorMessage"]
+    code.mkdir()
+    (code / "ok.py").write_text("def handler(event, context):\n    return 'ok'\n")
+    assert invoker.call("fragile") == "ok"

@@ -18,6 +18,7 @@ before they are ready trip a breaker: waiting invocations fail instead of re-for
 from __future__ import annotations
 
 import itertools
+import logging
 import os
 import selectors
 import signal
@@ -39,6 +40,8 @@ from .budget import MemoryBudget
 from .cgroups import CgroupError, Group, Instance, cpu_share
 from .environment import function_environment
 from .workers import FunctionPool, WorkerRecord
+
+_log = logging.getLogger(__name__)
 
 MAX_BOOT_FAILURES = 3
 INIT_TIMEOUT_NS = 10_000_000_000  # Lambda's limit on the Init phase of on-demand functions
@@ -260,24 +263,51 @@ class Supervisor:
             if stopping:
                 self._shut_down()
                 return
-            events = self._selector.select(timeout)
-            while self._dead_groups:
-                self._dead_groups.popleft().remove()
-            while self._to_spawn:
-                self._spawn(*self._to_spawn.popleft())
-            with self.lock:
-                for key, _ in events:
-                    if key.data is None:
-                        os.eventfd_read(self._wake_fd)
-                    elif key.data is _REPLIES:
-                        self.dispatcher.clear_wake_up()
-                    else:
-                        self._read_template(key.fd, *key.data)
-                self.dispatcher.collect()
-                now = monotonic_ns()
-                self._expire(now)
-                self._expire_init(now)
-                self._stop_idle(now)
+            try:
+                self._step(self._selector.select(timeout))
+            except Exception:
+                # This thread heals every pool: a bug met once must not end it and leave
+                # every caller waiting.  Say so loudly, and go on.
+                _log.exception("fastinvoke's supervisor met an error; it goes on")
+
+    def _step(self, events: list[tuple[selectors.SelectorKey, int]]) -> None:
+        """One round: what the selector reported, then deadlines and keep-warm."""
+        while self._dead_groups:
+            self._dead_groups.popleft().remove()
+        while self._to_spawn:
+            pool, generation = self._to_spawn.popleft()
+            try:
+                self._spawn(pool, generation)
+            except OSError as exc:
+                with self.lock:
+                    self._spawn_failed(pool, exc)
+        with self.lock:
+            for key, _ in events:
+                if key.data is None:
+                    os.eventfd_read(self._wake_fd)
+                elif key.data is _REPLIES:
+                    self.dispatcher.clear_wake_up()
+                else:
+                    self._read_template(key.fd, *key.data)
+            self.dispatcher.collect()
+            now = monotonic_ns()
+            self._expire(now)
+            self._expire_init(now)
+            self._stop_idle(now)
+
+    def _spawn_failed(self, pool: FunctionPool, exc: OSError) -> None:
+        """The template could not even start (lock held): an Init failure for the
+        invocations waiting; the next one tries again."""
+        if pool.state != "booting":
+            return
+        pool.state = "failed"
+        pool.init_error = {
+            "errorType": "Runtime.Unknown",
+            "errorMessage": f"could not start the function's environment: {exc}; check its "
+                            f"code directory {os.path.abspath(pool.config.code)}",
+        }
+        while pool.queue:
+            self._finish_init_failed(pool.queue.popleft())
 
     def _plan(self) -> float | None:
         """When to wake next: the nearest deadline or keep-warm expiry (lock held).
@@ -326,16 +356,22 @@ class Supervisor:
                          to_template.fileno(), from_template, os.getpid(), config.prefork,
                          config.runtime)
         init_log = os.path.join(self.log_dir, f"{config.name}.init.log")
-        with open(init_log, "ab") as output:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "fastinvoke.runtime.template",
-                 wire.encode_boot(boot).decode()],
-                cwd=code_dir, env=function_environment(config, self.region, code_dir),
-                stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
-                pass_fds=(to_template.fileno(), from_template), start_new_session=True,
-            )
-        to_template.close()
-        os.close(from_template)
+        try:
+            with open(init_log, "ab") as output:
+                process = subprocess.Popen(
+                    [sys.executable, "-m", "fastinvoke.runtime.template",
+                     wire.encode_boot(boot).decode()],
+                    cwd=code_dir, env=function_environment(config, self.region, code_dir),
+                    stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
+                    pass_fds=(to_template.fileno(), from_template), start_new_session=True,
+                )
+        except BaseException:
+            control.close()
+            os.close(reports)
+            raise
+        finally:
+            to_template.close()
+            os.close(from_template)
         with self.lock:
             self._buffers[reports] = b""
             self._selector.register(reports, selectors.EVENT_READ, (pool, process))
