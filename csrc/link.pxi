@@ -172,15 +172,17 @@ cdef class Link:
         fi_lane_consume(&self.inbound)
         return data
 
-    cpdef bytes recv(self, bint busy=False):
-        """Wait for the next message (without the GIL): spin for as long as messages have
-        lately been coming after a send (``busy``: the other end said more are coming, so
-        as long as ``max_spin_ns``), then sleep on the eventfd."""
+    cpdef bytes recv(self, int spin_mode=1):
+        """Wait for the next message (without the GIL): spin, then sleep on the eventfd.
+        ``spin_mode`` 1: spin for as long as messages have lately been coming after a
+        send; 2 (the other end said more are coming): as long as ``max_spin_ns``; 0 (it
+        said every core is taken): not at all."""
         cdef int err = 0
         cdef unsigned long long now
         cdef long long gap
         cdef fi_lane *lane = &self.inbound
-        cdef unsigned long long spin = self.max_spin_ns if busy else self.spin_ns
+        cdef unsigned long long spin = (self.spin_ns if spin_mode == 1 else
+                                        self.max_spin_ns if spin_mode == 2 else 0)
         cdef int sleep_fd = self.sleep_fd
         if self.closed:
             raise OSError(EBADF, "recv on a closed link")

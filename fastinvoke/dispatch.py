@@ -107,13 +107,15 @@ class Batch:
     a single invocation, so one wake-up ends a whole batch, not one per invocation.
     """
 
-    __slots__ = ("invocations", "pending", "remaining", "sentinel")
+    __slots__ = ("invocations", "pending", "remaining", "sentinel", "width")
 
     def __init__(self, invocations: list[Invocation], sentinel: Invocation) -> None:
+        self.width = 1  # set when it starts
         self.invocations = invocations
         self.pending = deque(invocations)
         self.remaining = len(invocations)
         self.sentinel = sentinel
+        sentinel.batch = self  # never sent: it only ends when the batch has
         for invocation in invocations:
             invocation.batch = self
 
@@ -166,7 +168,7 @@ class Dispatcher:
         """Start ``batch``: admit its first invocation (which may raise a throttle, before
         anything runs), then send up to ``width_of()`` (called under the lock) at once."""
         with self.lock:
-            width = width_of()
+            batch.width = width = width_of()
             pending = batch.pending
             self.admit(pending[0])
             self.enqueue(pending.popleft())
@@ -209,8 +211,7 @@ class Dispatcher:
             invocation.client_context,
             invocation.identity,
             invocation.trace_id,
-            self._spare_core() and (bool(invocation.pool.queue) or (
-                invocation.batch is not None and bool(invocation.batch.pending))),
+            self._worker_spin(invocation),
         ))
         self.core.begin(invocation.request_id, worker, deadline_ns, invocation)
         self.links[worker].send(message)
@@ -434,14 +435,28 @@ class Dispatcher:
             pass  # another waiter took it
 
     def _spin_ns(self, invocation: Invocation) -> int:
+        """How long a lone waiting caller spins: twice the function's recent round trip,
+        when that is short and a core is spare beside the workers kept busy."""
         average = self._round_trip_ns.get(invocation.pool.name, MAX_CALLER_SPIN_NS)
-        return 2 * average if average < MAX_CALLER_SPIN_NS and self._spare_core() else 0
+        if average >= MAX_CALLER_SPIN_NS or self._busy_workers(invocation) >= _CPUS:
+            return 0
+        return 2 * average
 
-    def _spare_core(self) -> bool:
-        """Whether a core is left for a spinner beside the workers running now (and the
-        front-end, for a worker spinning): spinning on a core that another process needs
-        would delay the very message it waits for."""
-        return self.core.in_flight < _CPUS
+    def _worker_spin(self, invocation: Invocation) -> int:
+        """How the worker sent ``invocation`` waits for its next request after replying."""
+        if self._busy_workers(invocation) >= _CPUS:  # with the front-end, one too many
+            return wire.SPIN_NEVER
+        batch = invocation.batch
+        if invocation.pool.queue or (batch is not None and batch.pending):
+            return wire.SPIN_BUSY
+        return wire.SPIN_ADAPTIVE
+
+    def _busy_workers(self, invocation: Invocation) -> int:
+        """Workers running now, or about to: a batch keeps ``width`` of them busy while it
+        has invocations to send (between one's reply and the next's send, fewer run)."""
+        batch = invocation.batch
+        width = batch.width if batch is not None and batch.pending else 0
+        return max(self.core.in_flight, width)
 
     def _hand_off(self) -> None:
         """Pass the reader's role to a thread still waiting (lock held)."""

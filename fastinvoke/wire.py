@@ -28,6 +28,8 @@ import msgspec
 
 PROTOCOL = 2
 
+SPIN_NEVER, SPIN_ADAPTIVE, SPIN_BUSY = 0, 1, 2
+
 
 class Hello(msgspec.Struct, tag="hello", array_like=True, gc=False):
     protocol: int
@@ -43,7 +45,10 @@ class Invoke(msgspec.Struct, tag="invoke", array_like=True, gc=False):
     client_context: str | None = None  # decoded JSON text
     identity: str | None = None  # Cognito identity JSON text
     trace_id: str | None = None
-    busy: bool = False  # more invocations wait for this function: spin for the next one
+    # After replying, how the worker waits for its next request: SPIN_NEVER (every core is
+    # taken), SPIN_ADAPTIVE (as long as requests lately followed replies), SPIN_BUSY (more
+    # wait for this function: as long as it may).
+    spin: int = 1
 
 
 class Stop(msgspec.Struct, tag="stop", array_like=True, gc=False):

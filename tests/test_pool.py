@@ -264,9 +264,11 @@ def test_recycle_makes_the_next_invocation_a_cold_start(invoker: Invoker,
     wait_until(lambda: not alive(first["pid"]), message=f"recycled worker {first['pid']} lives")
 
 
-def test_recycle_leaves_a_busy_worker_to_finish(invoker: Invoker, make_function: MakeFunction,
+def test_recycle_leaves_a_busy_worker_to_finish(make_invoker: MakeInvoker,
+                                                make_function: MakeFunction,
                                                 tmp_path: Path) -> None:
-    name = make_function("gate.handler", timeout_s=60)
+    invoker = make_invoker(spare_workers=False)  # no idle spare: the busy worker is all
+    name = make_function("gate.handler", timeout_s=60, invoker=invoker)
     opened = tmp_path / "open"
     results = []
     caller = threading.Thread(

@@ -142,12 +142,12 @@ def _serve(link: Link, handler: Any, reader: int, peak: int) -> None:
     environ = os.environ
     offset = 0
     trace_id = None
-    busy = False  # the last request said more were waiting: spin for the next one
+    spin = wire.SPIN_ADAPTIVE  # how the last request said to wait for the next one
     while True:
-        message = decode(recv(busy))
+        message = decode(recv(spin))
         if type(message) is wire.Stop:
             return
-        busy = message.busy
+        spin = message.spin
         _request_id = request_id = message.request_id
         if message.trace_id != trace_id:
             trace_id = message.trace_id
