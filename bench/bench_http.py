@@ -1,6 +1,6 @@
 """The HTTP front-end (``fastinvoke serve``): throughput and a boto3 round trip.
 
-Throughput: wrk (Debian's package: ``apt-get install -y wrk``) with 50 keep-alive
+Throughput: wrk (Debian's package: ``apt-get install -y wrk``) with 64 keep-alive
 connections on one thread POSTs the add event for a fixed time, against a bare uvloop
 server answering a fixed 200 (``bare_http.py``, the baseline) and against
 ``fastinvoke serve`` invoking the add function synchronously.  Every fastinvoke answer
@@ -29,7 +29,7 @@ from typing import Any
 from .data import ADD_EVENT_BYTES, ADD_RESULT, MEMORY_MB, QUICK, Sizes
 from .stats import latency_us
 
-CONNECTIONS = 50
+CONNECTIONS = 64
 ROOT = Path(__file__).resolve().parent.parent
 FUNCTIONS_DIR = Path(__file__).resolve().parent / "functions"
 INVOKE_PATH = "/2015-03-31/functions/add/invocations"
