@@ -30,19 +30,6 @@
 
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE  /* mremap */
-/* The doorbell: raise before a reader's last look at its lanes, lower once awake. */
-static inline void fi_bell_raise(uint32_t *bell) {
-    __atomic_add_fetch(bell, 1, __ATOMIC_SEQ_CST);
-}
-
-static inline void fi_bell_lower(uint32_t *bell) {
-    __atomic_sub_fetch(bell, 1, __ATOMIC_SEQ_CST);
-}
-
-static inline uint32_t fi_bell_count(const uint32_t *bell) {
-    return __atomic_load_n(bell, __ATOMIC_SEQ_CST);
-}
-
 #endif
 #include <errno.h>
 #include <sched.h>
@@ -77,19 +64,6 @@ static inline void fi_pause(void) {
     __builtin_ia32_pause();
 #elif defined(__aarch64__)
     __asm__ __volatile__("yield");
-/* The doorbell: raise before a reader's last look at its lanes, lower once awake. */
-static inline void fi_bell_raise(uint32_t *bell) {
-    __atomic_add_fetch(bell, 1, __ATOMIC_SEQ_CST);
-}
-
-static inline void fi_bell_lower(uint32_t *bell) {
-    __atomic_sub_fetch(bell, 1, __ATOMIC_SEQ_CST);
-}
-
-static inline uint32_t fi_bell_count(const uint32_t *bell) {
-    return __atomic_load_n(bell, __ATOMIC_SEQ_CST);
-}
-
 #endif
 }
 
