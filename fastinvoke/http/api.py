@@ -42,6 +42,8 @@ _QUALIFIED_ONLY = ("This operation is permitted on Lambda functions only. Aliase
                    "do not support this operation. Please specify either a function name or "
                    "an unqualified function ARN.")
 _LOG_TYPES = (None, "None", "Tail")
+_JSON_TYPE = ("Content-Type", "application/json")
+_CACHED = 1024  # most entries of a per-request cache (paths, names) before it starts over
 
 
 class LambdaApi:
@@ -54,6 +56,12 @@ class LambdaApi:
         self.functions = functions
         self.metrics = metrics
         self.verifier = verifier
+        # Per-request lookups that give the same answer for the same input, cached (a few
+        # µs each per Invoke): the histogram's child per function (``labels`` takes a lock
+        # and builds a tuple every call), and the (name, qualifier) a function segment and
+        # Qualifier parse to (only what parsed: errors are raised afresh every time).
+        self._invoke_seconds: dict[str, Any] = {}
+        self._names: dict[tuple[str, str | None, int], tuple[str, str | None]] = {}
 
     async def __call__(self, request: Request) -> Response:
         if request.method == "GET" and request.path in _OPEN:
@@ -79,12 +87,15 @@ class LambdaApi:
         result = await self.invoker.ainvoke(
             name, request.body, invocation_type=invocation_type, log_type=log_type,
             client_context=headers.get("x-amz-client-context"), qualifier=qualifier)
-        answer = [("x-amzn-RequestId", result.request_id)]
-        if result.status_code != 200:
-            return Response(result.status_code, b"", answer)  # Event 202, DryRun 204
-        self.metrics.invoke_seconds.labels(name).observe(time.perf_counter() - started)
-        answer += [("Content-Type", "application/json"),
-                   ("X-Amz-Executed-Version", result.executed_version or "$LATEST")]
+        if result.status_code != 200:  # Event 202, DryRun 204
+            return Response(result.status_code, b"", [("x-amzn-RequestId", result.request_id)])
+        elapsed = time.perf_counter() - started
+        histogram = self._invoke_seconds.get(name)
+        if histogram is None:
+            histogram = self._invoke_seconds[name] = self.metrics.invoke_seconds.labels(name)
+        histogram.observe(elapsed)
+        answer = [("x-amzn-RequestId", result.request_id), _JSON_TYPE,
+                  ("X-Amz-Executed-Version", result.executed_version or "$LATEST")]
         if result.function_error is not None:
             answer.append(("X-Amz-Function-Error", result.function_error))
         if result.log_result is not None:
@@ -217,8 +228,16 @@ class LambdaApi:
     def _name(self, function: str | None, query: dict[str, str],
               max_length: int = 256) -> tuple[str, str | None]:
         assert function is not None  # every route with a function has its segment
-        return parse_function_name(function, query.get("Qualifier"), region=self.invoker.region,
-                                   account=self.invoker.account_id, max_length=max_length)
+        key = (function, query.get("Qualifier"), max_length)
+        parsed = self._names.get(key)
+        if parsed is None:
+            parsed = parse_function_name(function, key[1], region=self.invoker.region,
+                                         account=self.invoker.account_id,
+                                         max_length=max_length)
+            if len(self._names) >= _CACHED:
+                self._names.clear()  # names sent are unbounded: keep the recent ones
+            self._names[key] = parsed
+        return parsed
 
     def _latest(self, function: str | None, query: dict[str, str]) -> str:
         """The name, for operations on $LATEST (the only version there is)."""
@@ -261,9 +280,34 @@ _OPEN: dict[str, Callable[[LambdaApi], Response]] = {
     "/healthz": LambdaApi.healthz, "/metrics": LambdaApi.metrics_text}
 
 
+_ROUTED: dict[str, tuple[dict[str, Operation], str | None]] = {}
+
+
 def _route(request: Request) -> tuple[Operation, str | None]:
     """The operation for the request's method and path, and the function's name as sent
     (percent-decoded), or Lambda's 404/405."""
+    # A client invokes the same few paths over and over: the methods and function a path
+    # maps to are cached (splitting and percent-decoding it cost more than the lookup).
+    routed = _ROUTED.get(request.path)
+    if routed is None:
+        routed = _methods(request)
+        if len(_ROUTED) >= _CACHED:
+            _ROUTED.clear()
+        _ROUTED[request.path] = routed
+    methods, function = routed
+    operation = methods.get(request.method)
+    if operation is None:
+        error = UnknownOperationException(
+            f"{request.method[:20]} is not an operation on {request.path[:200]}; use "
+            f"{' or '.join(methods)}")
+        error.status = 405
+        raise error
+    return operation, function
+
+
+def _methods(request: Request) -> tuple[dict[str, Operation], str | None]:
+    """The operations on the request's path by method, and the function's name, or
+    Lambda's 404."""
     parts = request.path.split("/")
     if len(parts) > 3 and parts[-1] == "":
         parts.pop()  # a trailing slash: /2015-03-31/functions/ is ListFunctions too
@@ -280,14 +324,7 @@ def _route(request: Request) -> tuple[Operation, str | None]:
         raise UnknownOperationException(
             f"No Lambda operation has the path {request.path[:200]}; see the Lambda API "
             "reference (2015-03-31)")
-    operation = methods.get(request.method)
-    if operation is None:
-        error = UnknownOperationException(
-            f"{request.method[:20]} is not an operation on {request.path[:200]}; use "
-            f"{' or '.join(methods)}")
-        error.status = 405
-        raise error
-    return operation, function
+    return methods, function
 
 
 def _decode_segment(segment: str) -> str:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from http import HTTPStatus
 
-_REASONS = {status.value: status.phrase.encode() for status in HTTPStatus}
+# Each status line, built once ("HTTP/1.1 200 OK\r\n").
+_STATUS_LINES = {status.value: b"HTTP/1.1 %d %s\r\n" % (status.value, status.phrase.encode())
+                 for status in HTTPStatus}
 
 
 class Request:
@@ -38,10 +40,10 @@ class Response:
 
     def encode(self, keep_alive: bool) -> bytes:
         """The response's bytes on the wire (HTTP/1.1, with Content-Length)."""
-        lines = [b"HTTP/1.1 %d %s" % (self.status, _REASONS.get(self.status, b"Unknown"))]
-        lines += [f"{name}: {value}".encode("latin-1") for name, value in self.headers]
-        lines.append(b"Content-Length: %d" % len(self.body))
-        if not keep_alive:
-            lines.append(b"Connection: close")
-        lines.append(b"\r\n")
-        return b"\r\n".join(lines) + self.body
+        # The headers as one str, encoded once, and one join with the body: no bytes
+        # object per header line, and the body copied once.
+        status = _STATUS_LINES.get(self.status) or b"HTTP/1.1 %d Unknown\r\n" % self.status
+        headers = "".join([f"{name}: {value}\r\n" for name, value in self.headers])
+        end = b"\r\n\r\n" if keep_alive else b"\r\nConnection: close\r\n\r\n"
+        return b"".join((status, headers.encode("latin-1"),
+                         b"Content-Length: %d" % len(self.body), end, self.body))

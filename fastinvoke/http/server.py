@@ -32,6 +32,7 @@ from .messages import Request, Response
 
 Application = Callable[[Request], Awaitable[Response]]
 MAX_PIPELINED = 32
+_HEADER_NAMES: dict[bytes, str] = {}  # header names as sent -> lower-case str
 BACKLOG = 1024
 
 
@@ -260,8 +261,15 @@ class Connection(asyncio.Protocol):
         self._count_head(len(url))
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._count_head(len(name) + len(value))
-        key = name.decode("latin-1").lower()
+        self._head_size += len(name) + len(value)  # ``_count_head``, inlined: every header
+        if self._head_size > self.limits.max_head:
+            self._count_head(0)  # refuses
+        key = _HEADER_NAMES.get(name)  # a client sends the same names every request
+        if key is None:
+            key = name.decode("latin-1").lower()
+            if len(_HEADER_NAMES) >= 256:
+                _HEADER_NAMES.clear()  # names are the client's: keep only recent ones
+            _HEADER_NAMES[name] = key
         text = value.decode("latin-1")
         previous = self._headers.get(key)
         self._headers[key] = text if previous is None else f"{previous},{text}"
