@@ -298,14 +298,18 @@ class Supervisor:
     def _spawn_failed(self, pool: FunctionPool, exc: OSError) -> None:
         """The template could not even start (lock held): an Init failure for the
         invocations waiting; the next one tries again."""
-        if pool.state != "booting":
-            return
+        if pool.state == "booting":
+            self._init_failed(pool, {
+                "errorType": "Runtime.Unknown",
+                "errorMessage": f"could not start the function's environment: {exc}; check "
+                                f"its code directory {os.path.abspath(pool.config.code)}",
+            })
+
+    def _init_failed(self, pool: FunctionPool, error: dict) -> None:
+        """Init failed (lock held): ``error`` answers every invocation waiting for it; the
+        next one retries Init, as Lambda does."""
         pool.state = "failed"
-        pool.init_error = {
-            "errorType": "Runtime.Unknown",
-            "errorMessage": f"could not start the function's environment: {exc}; check its "
-                            f"code directory {os.path.abspath(pool.config.code)}",
-        }
+        pool.init_error = error
         while pool.queue:
             self._finish_init_failed(pool.queue.popleft())
 
@@ -411,11 +415,8 @@ class Supervisor:
             pool.init_error = None
             self.grow(pool)
         elif kind is wire.InitFailed:
-            pool.state = "failed"
             pool.init_ns = message.init_ns
-            pool.init_error = message.error
-            while pool.queue:
-                self._finish_init_failed(pool.queue.popleft())
+            self._init_failed(pool, message.error)
         elif kind is wire.ForkFailed:
             record = self.workers.get(message.worker.encode())
             if record is not None:
@@ -435,18 +436,16 @@ class Supervisor:
         self._close_template(pool)
         if pool.state == "booting":  # it ended before Init finished: an Init failure
             reason = exit_reason(-1, -status) if status < 0 else exit_reason(status, 0)
-            pool.state = "failed"
-            pool.init_error = {
+            error = {
                 "errorType": "Runtime.ExitError",
                 "errorMessage": f"RequestId:  Error: {reason} (its output is in "
                                 f"{self.log_dir}/{pool.name}.init.log)",
             }
             if pool.init_timed_out:
                 pool.init_timed_out = False
-                pool.init_error = {"errorType": "Sandbox.Timedout",
-                                   "errorMessage": "Init timed out after 10.00 seconds"}
-            while pool.queue:
-                self._finish_init_failed(pool.queue.popleft())
+                error = {"errorType": "Sandbox.Timedout",
+                         "errorMessage": "Init timed out after 10.00 seconds"}
+            self._init_failed(pool, error)
         elif pool.state != "failed":
             pool.state = "dead"
             for record in list(pool.workers.values()):  # they die with their template
