@@ -148,7 +148,7 @@ class Dispatcher:
         self._round_trip_ns: dict[str, int] = {}
         self._loops: dict[asyncio.AbstractEventLoop, int] = {}
         # Invocations nobody waits for (Event): while there are any, the supervisor
-        # thread reads the socket too, since no caller will.
+        # thread reads the replies too, since no caller will.
         self.unattended = 0
         # Set when queued Events wait for concurrency: the next invocation to end calls
         # ``on_capacity`` (lock held) to start them.

@@ -585,7 +585,7 @@ class Invoker:
     def watch_from(self, loop: asyncio.AbstractEventLoop) -> None:
         """Let ``loop`` (from its own thread) keep reading the workers' replies between
         ``ainvoke`` calls, until ``unwatch_from``: a server whose requests come and go
-        saves registering the socket with the loop for every call."""
+        saves registering the replies' eventfd with the loop for every call."""
         self._dispatcher.watch(loop)
 
     def unwatch_from(self, loop: asyncio.AbstractEventLoop) -> None:
