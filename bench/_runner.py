@@ -88,7 +88,7 @@ CONTENDERS = [
     Contender(
         "runtimes.python",
         "runtimes.latency",
-        "Python add, ZeroMQ path",
+        "Python add, the local hop",
         "bench_runtimes:python_warm",
         baseline=True,
     ),

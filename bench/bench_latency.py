@@ -1,6 +1,6 @@
 """Latency of one warm synchronous call of the add handler: p50 and p99.
 
-Contenders: the raw DEALER/ROUTER round trip (baseline, the floor of this design),
+Contenders: the raw DEALER/ROUTER round trip (baseline, the floor of the earlier ZeroMQ hop),
 fastinvoke's embedded ``Invoker.invoke``, and ``ProcessPoolExecutor(1)``.  Every one
 encodes the same event, crosses a process boundary, runs the handler and returns.
 """

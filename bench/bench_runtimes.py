@@ -1,10 +1,11 @@
-"""Node.js through the Runtime API, against Python on the ZeroMQ path and a bare ``node``.
+"""Node.js through the Runtime API, against Python on the local hop and a bare ``node``.
 
 Latency: the warm synchronous call p50/p99 of the add handler in Node.js
 (``functions/node/add.js``, callback style, run by the bridge worker and the shipped
 bootstrap over the Runtime API), against the same call of the Python add handler
-(``functions/add.py``) on the ZeroMQ path; both on ``Invoker()`` with the same memory
-size, each in its own fresh runner process, measured as ``bench_latency`` measures.
+(``functions/add.py``) on the local hop (shared memory); both on ``Invoker()`` with the
+same memory size, each in its own fresh runner process, measured as ``bench_latency``
+measures.
 
 Cold start: a new Node.js worker's first reply (``recycle``, then one timed ``invoke``:
 the bridge's fork, the ``node`` process start, the bootstrap and handler loading, the
