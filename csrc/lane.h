@@ -224,8 +224,4 @@ static inline void fi_bell_lower(uint32_t *bell) {
     __atomic_sub_fetch(bell, 1, __ATOMIC_SEQ_CST);
 }
 
-static inline uint32_t fi_bell_count(const uint32_t *bell) {
-    return __atomic_load_n(bell, __ATOMIC_SEQ_CST);
-}
-
 #endif

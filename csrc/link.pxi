@@ -43,7 +43,6 @@ cdef extern from "lane.h" nogil:
                         const unsigned int *wake_flag)
     void fi_bell_raise(unsigned int *bell)
     void fi_bell_lower(unsigned int *bell)
-    unsigned int fi_bell_count(const unsigned int *bell)
     int fi_lane_ready(fi_lane *lane)
     unsigned long long fi_lane_peek(fi_lane *lane, int *err)
     void fi_lane_consume(fi_lane *lane)
@@ -157,7 +156,8 @@ cdef class Link:
                               self.wake_fd, self.wake_flag)
         if err:
             raise os_error(err, "Link.send")
-        self.sent_ns = fi_now_ns()
+        if self.max_spin_ns:  # only a spinning end adapts to when the answer follows
+            self.sent_ns = fi_now_ns()
 
     cpdef object take(self):
         """The waiting message as bytes, or None when none waits."""
@@ -251,11 +251,6 @@ cdef class Doorbell:
     cpdef lower(self):
         """One waiter fewer (it is awake)."""
         fi_bell_lower(self.word)
-
-    @property
-    def ringing(self):
-        """Whether any waiter is counted."""
-        return fi_bell_count(self.word) != 0
 
 
 def spin_any(list links, long long spin_ns):

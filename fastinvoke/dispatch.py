@@ -144,8 +144,6 @@ class Dispatcher:
         self._poller = select.poll()
         self._poller.register(self.fd, select.POLLIN)
         self._poller.register(self._wake_fd, select.POLLIN)
-        # A function's recent round trip (send to reply), averaged: whether to spin for it.
-        self._round_trip_ns: dict[str, int] = {}
         self._loops: dict[asyncio.AbstractEventLoop, int] = {}
         # Invocations nobody waits for (Event): while there are any, the supervisor
         # thread reads the replies too, since no caller will.
@@ -287,8 +285,8 @@ class Dispatcher:
         pool = invocation.pool
         record = pool.workers.get(worker)
         round_trip = monotonic_ns() - invocation.started_ns
-        average = self._round_trip_ns.get(pool.name, round_trip)
-        self._round_trip_ns[pool.name] = (3 * average + round_trip) >> 2
+        pool.round_trip_ns = ((3 * pool.round_trip_ns + round_trip) >> 2
+                              if pool.round_trip_ns else round_trip)
         invocation.payload = reply.payload
         invocation.log = reply.log
         invocation.error_type = reply.error_type
@@ -437,7 +435,7 @@ class Dispatcher:
     def _spin_ns(self, invocation: Invocation) -> int:
         """How long a lone waiting caller spins: twice the function's recent round trip,
         when that is short and a core is spare beside the workers kept busy."""
-        average = self._round_trip_ns.get(invocation.pool.name, MAX_CALLER_SPIN_NS)
+        average = invocation.pool.round_trip_ns or MAX_CALLER_SPIN_NS
         if average >= MAX_CALLER_SPIN_NS or self._busy_workers(invocation) >= _CPUS:
             return 0
         return 2 * average

@@ -478,11 +478,8 @@ class Invoker:
                 await self._events.accept_async(pool, request_id, body)
                 return InvokeResult(202, request_id=request_id)
             return InvokeResult(204, request_id=request_id)
-        invocation = self._invocation(pool, body, request_id, client_context, qualifier)
-        loop = asyncio.get_running_loop()
-        invocation.loop = loop
-        invocation.loop_thread = threading.get_ident()
-        invocation.future = loop.create_future()
+        invocation = _awaitable(self._invocation(pool, body, request_id, client_context,
+                                                 qualifier))
         self._dispatcher.submit(invocation)
         await self._dispatcher.wait_async(invocation)
         return self._result(invocation, log_type)
@@ -541,20 +538,16 @@ class Invoker:
         if not bodies:
             return []
         batch = self._batch(pool, bodies)
-        sentinel = batch.sentinel
-        loop = asyncio.get_running_loop()
-        sentinel.loop = loop
-        sentinel.loop_thread = threading.get_ident()
-        sentinel.future = loop.create_future()
+        _awaitable(batch.sentinel)
         self._dispatcher.submit_batch(batch, self._batch_width(pool, concurrency))
-        await self._dispatcher.wait_async(sentinel)
+        await self._dispatcher.wait_async(batch.sentinel)
         return [self._result(invocation, log_type) for invocation in batch.invocations]
 
     def _accept_many(self, function_name: str, events: Iterable[Any],
                      invocation_type: str) -> tuple[FunctionPool, list[bytes]]:
         """Validate every event of a batch before any runs; an error names the event."""
-        pool, first, _ = self._accept(function_name, None, invocation_type, None)
-        limit = ASYNC_PAYLOAD_LIMIT if invocation_type == "Event" else SYNC_PAYLOAD_LIMIT
+        pool = self._target(function_name, invocation_type, None)
+        limit = _limit(invocation_type)
         bodies = []
         for index, event in enumerate(events):
             try:
@@ -601,15 +594,20 @@ class Invoker:
     def _accept(self, function_name: str, event: Any, invocation_type: str,
                 qualifier: str | None) -> tuple[FunctionPool, bytes, str]:
         """Validate an invocation as Lambda does before accepting it."""
+        pool = self._target(function_name, invocation_type, qualifier)
+        body = _event_bytes(event, invocation_type, _limit(invocation_type))
+        return pool, body, new_request_id()
+
+    def _target(self, function_name: str, invocation_type: str,
+                qualifier: str | None) -> FunctionPool:
+        """The pool an invocation of this type goes to, once both are checked."""
         if invocation_type not in _INVOCATION_TYPES:
             raise ValidationException(
                 f"1 validation error detected: Value '{invocation_type}' at 'invocationType' "
                 "failed to satisfy constraint: Member must satisfy enum value set: "
                 "[Event, RequestResponse, DryRun]"
             )
-        pool = self._invocable(function_name, qualifier)
-        limit = ASYNC_PAYLOAD_LIMIT if invocation_type == "Event" else SYNC_PAYLOAD_LIMIT
-        return pool, _event_bytes(event, invocation_type, limit), new_request_id()
+        return self._invocable(function_name, qualifier)
 
     def _invocation(self, pool: FunctionPool, body: bytes, request_id: str,
                     client_context: dict[str, Any] | str | None,
@@ -789,6 +787,20 @@ class Invoker:
             raise ResourceNotFoundException(
                 f"Function not found: {self.function_arn(name)}:{qualifier or '$LATEST'}")
         return pool
+
+
+def _limit(invocation_type: str) -> int:
+    """Lambda's payload limit for the invocation type."""
+    return ASYNC_PAYLOAD_LIMIT if invocation_type == "Event" else SYNC_PAYLOAD_LIMIT
+
+
+def _awaitable(invocation: Invocation) -> Invocation:
+    """``invocation``, to be awaited on the running loop (its thread)."""
+    loop = asyncio.get_running_loop()
+    invocation.loop = loop
+    invocation.loop_thread = threading.get_ident()
+    invocation.future = loop.create_future()
+    return invocation
 
 
 def _event_bytes(event: Any, invocation_type: str, limit: int) -> bytes:

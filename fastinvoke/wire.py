@@ -48,7 +48,7 @@ class Invoke(msgspec.Struct, tag="invoke", array_like=True, gc=False):
     # After replying, how the worker waits for its next request: SPIN_NEVER (every core is
     # taken), SPIN_ADAPTIVE (as long as requests lately followed replies), SPIN_BUSY (more
     # wait for this function: as long as it may).
-    spin: int = 1
+    spin: int = SPIN_ADAPTIVE
 
 
 class Stop(msgspec.Struct, tag="stop", array_like=True, gc=False):

@@ -16,11 +16,17 @@ import zmq
 
 from ..channel import DONTWAIT, SNDMORE, open_channel
 from ..errors import InvalidRequestContentException, ServiceError, ServiceException
-from ..invoker import Invoker
+from ..invoker import Invoker, InvokeResult
 from .protocol import Request, Response, decode_request, encode
 
 _log = logging.getLogger(__name__)
 _encode_json = msgspec.json.encode
+
+
+def result_response(request_id: int, result: InvokeResult) -> Response:
+    """An Invoke's answer, as the response to request ``request_id``."""
+    return Response(request_id, result.status_code, result.payload, result.function_error,
+                    result.log_result, result.executed_version, result.request_id)
 
 
 def error_response(request_id: int, error: ServiceError) -> Response:
@@ -104,9 +110,7 @@ class ZmqEndpoint:
                 request.function, request.payload, invocation_type=request.invocation_type,
                 log_type=request.log_type, client_context=request.client_context,
                 qualifier=request.qualifier)
-            response = Response(request.id, result.status_code, result.payload,
-                                result.function_error, result.log_result,
-                                result.executed_version, result.request_id)
+            response = result_response(request.id, result)
         except ServiceError as error:
             response = error_response(request.id, error)
         except Exception as exc:  # the endpoint outlives any one request
@@ -128,9 +132,7 @@ class ZmqEndpoint:
             results = await self._invoker.ainvoke_many(
                 request.function, events, invocation_type=request.invocation_type,
                 log_type=request.log_type)
-            responses = [Response(first + i, result.status_code, result.payload,
-                                  result.function_error, result.log_result,
-                                  result.executed_version, result.request_id)
+            responses = [result_response(first + i, result)
                          for i, result in enumerate(results)]
         except ServiceError as error:  # nothing ran: the error is every event's answer
             responses = [error_response(first + i, error) for i in range(len(events))]

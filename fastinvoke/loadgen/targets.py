@@ -183,7 +183,8 @@ class HttpTarget:
         return http_failure(response)
 
     async def call_batch(self) -> list[Failure | None]:
-        raise NotImplementedError("refused at construction: the Invoke API has no batch")
+        """A batch of one: the only size this target takes (the Invoke API has no batch)."""
+        return [await self.call()]
 
     async def close(self) -> None:
         for connection in self._open:

@@ -183,7 +183,7 @@ class Supervisor:
         fds = self.dispatcher.open_link(record.id)
         try:
             socket.send_fds(pool.control, [wire.encode_line(request)], fds)
-        except (OSError, TypeError):
+        except OSError:
             pass  # the template is gone; its end of the report pipe tells _on_template_eof
 
     def _worker_spin_ns(self, pool: FunctionPool) -> int:

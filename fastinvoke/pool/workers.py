@@ -72,6 +72,7 @@ class FunctionPool:
         self.workers: dict[bytes, WorkerRecord] = {}
         self.starting = 0
         self.active = 0  # invocations admitted and not complete (its concurrency, as Lambda's)
+        self.round_trip_ns = 0  # recent send-to-reply time, averaged (0: none yet)
         self.boot_failures = 0
         self.queue: deque[Invocation] = deque()
         self.init_stream = log_stream_name()  # where invocations failed by Init are logged
