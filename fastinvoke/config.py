@@ -17,21 +17,19 @@ from pathlib import Path
 import msgspec
 
 from .errors import InvalidParameterValueException, ValidationException
-
-MIN_MEMORY_MB = 128
-MAX_MEMORY_MB = 10_240
-MIN_TIMEOUT_S = 1
-MAX_TIMEOUT_S = 900
-MAX_ENV_BYTES = 4 * 1024
-SYNC_PAYLOAD_LIMIT = 6 * 1024 * 1024
-ASYNC_PAYLOAD_LIMIT = 1024 * 1024
-RESPONSE_PAYLOAD_LIMIT = 6 * 1024 * 1024 + 100
+from .events.config import check_dead_letter
+from .limits import (
+    MAX_ENV_BYTES,
+    MAX_MEMORY_MB,
+    MAX_TIMEOUT_S,
+    MIN_MEMORY_MB,
+    MIN_TIMEOUT_S,
+    check_range,
+)
+from .runtime.launch import NODE_RUNTIMES, PROVIDED_RUNTIMES, PYTHON_RUNTIME, runtime_family
 
 LOCAL_PYTHON = f"python{sys.version_info.major}.{sys.version_info.minor}"
 _NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
-_PYTHON_RUNTIME = re.compile(r"^python3\.(\d+)$")
-NODE_RUNTIMES = ("nodejs18.x", "nodejs20.x", "nodejs22.x")
-PROVIDED_RUNTIMES = ("provided", "provided.al2", "provided.al2023")
 _RESERVED_ENV = frozenset(
     {
         "_HANDLER",
@@ -83,11 +81,11 @@ class FunctionConfig(msgspec.Struct, kw_only=True):
     def validate(self) -> FunctionConfig:
         """Check Lambda's limits; return self so calls can chain."""
         _check_name(self.name)
-        _check_range(self.memory_mb, "memorySize", MIN_MEMORY_MB, MAX_MEMORY_MB)
-        _check_range(self.timeout_s, "timeout", MIN_TIMEOUT_S, MAX_TIMEOUT_S)
+        check_range(self.memory_mb, "memorySize", MIN_MEMORY_MB, MAX_MEMORY_MB)
+        check_range(self.timeout_s, "timeout", MIN_TIMEOUT_S, MAX_TIMEOUT_S)
         if self.reserved_concurrency is not None:
-            _check_range(self.reserved_concurrency, "reservedConcurrentExecutions", 0, 1_000_000)
-        _check_range(self.provisioned, "provisionedConcurrentExecutions", 0, 1_000_000)
+            check_range(self.reserved_concurrency, "reservedConcurrentExecutions", 0, 1_000_000)
+        check_range(self.provisioned, "provisionedConcurrentExecutions", 0, 1_000_000)
         if self.architecture not in ("x86_64", "arm64"):
             raise ValidationException(
                 f"1 validation error detected: Value '[{self.architecture}]' at 'architectures' "
@@ -97,8 +95,6 @@ class FunctionConfig(msgspec.Struct, kw_only=True):
             raise InvalidParameterValueException("Handler is required for Zip packages.")
         _check_env(self.env)
         if self.dead_letter_target is not None:
-            from .events.config import check_dead_letter  # events.config builds on this module
-
             check_dead_letter(self.dead_letter_target)
         check_runtime(self.runtime)  # refuses runtimes this machine cannot run
         if not Path(self.code).is_dir():
@@ -108,16 +104,6 @@ class FunctionConfig(msgspec.Struct, kw_only=True):
             )
         return self
 
-
-def runtime_family(runtime: str) -> str | None:
-    """``python``, ``nodejs`` or ``provided`` for a runtime fastinvoke runs; else None."""
-    if _PYTHON_RUNTIME.match(runtime):
-        return "python"
-    if runtime in NODE_RUNTIMES:
-        return "nodejs"
-    if runtime in PROVIDED_RUNTIMES:
-        return "provided"
-    return None
 
 
 def check_runtime(runtime: str) -> str:
@@ -142,7 +128,7 @@ def check_runtime(runtime: str) -> str:
 def python_minor(runtime: str) -> int:
     """The Python minor version a ``python3.X`` runtime asks for, warning when this
     machine's Python is another one."""
-    match = _PYTHON_RUNTIME.match(runtime)
+    match = PYTHON_RUNTIME.match(runtime)
     if match is None:
         raise InvalidParameterValueException(f"{runtime} is not a python3.X runtime.")
     minor = int(match.group(1))
@@ -199,23 +185,6 @@ def _check_name(name: str) -> None:
             "constraint: Member must satisfy regular expression pattern: [a-zA-Z0-9-_]+"
         )
 
-
-def _check_range(value: int, field: str, low: int, high: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValidationException(
-            f"1 validation error detected: Value '{value}' at '{field}' failed to satisfy "
-            "constraint: Member must be an integer"
-        )
-    if value < low:
-        raise ValidationException(
-            f"1 validation error detected: Value '{value}' at '{field}' failed to satisfy "
-            f"constraint: Member must have value greater than or equal to {low}"
-        )
-    if value > high:
-        raise ValidationException(
-            f"1 validation error detected: Value '{value}' at '{field}' failed to satisfy "
-            f"constraint: Member must have value less than or equal to {high}"
-        )
 
 
 def _check_env(env: dict[str, str]) -> None:

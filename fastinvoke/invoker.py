@@ -27,7 +27,7 @@ from typing import Any
 import msgspec
 
 from . import logs
-from .config import ASYNC_PAYLOAD_LIMIT, MIN_MEMORY_MB, SYNC_PAYLOAD_LIMIT, FunctionConfig
+from .config import FunctionConfig
 from .dispatch import Batch, Dispatcher, Invocation
 from .errors import (
     FastInvokeError,
@@ -46,6 +46,7 @@ from .events import EventInvokeConfig
 from .events.destinations import Deliverer
 from .events.queue import EventQueue
 from .events.store import MemoryEventStore, SqliteEventStore
+from .limits import ASYNC_PAYLOAD_LIMIT, MIN_MEMORY_MB, SYNC_PAYLOAD_LIMIT
 from .logstore import LogEvent, LogStore
 from .metering import (
     OUT_OF_MEMORY,

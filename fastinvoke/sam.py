@@ -17,8 +17,9 @@ from typing import Any
 
 import yaml
 
-from .config import LOCAL_PYTHON, FunctionConfig, local_node, runtime_family
+from .config import LOCAL_PYTHON, FunctionConfig, local_node
 from .errors import InvalidParameterValueException, ValidationException
+from .runtime.launch import runtime_family
 
 StrPath = str | os.PathLike[str]
 _TYPES = SERVERLESS, LAMBDA = "AWS::Serverless::Function", "AWS::Lambda::Function"

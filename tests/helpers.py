@@ -253,7 +253,8 @@ def log_of(invoker: Any, function: str, request_id: str) -> str | None:
 # -- runtimes other than Python ----------------------------------------------------------
 
 def _node_runtime() -> str | None:
-    from fastinvoke.config import NODE_RUNTIMES, local_node
+    from fastinvoke.config import local_node
+    from fastinvoke.runtime.launch import NODE_RUNTIMES
 
     local = local_node()
     runtime = None if local is None else f"nodejs{local[1]}.x"

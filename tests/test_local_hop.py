@@ -49,8 +49,8 @@ from helpers import (
 )
 
 from fastinvoke import Invoker
-from fastinvoke.config import RESPONSE_PAYLOAD_LIMIT, SYNC_PAYLOAD_LIMIT
 from fastinvoke.errors import RequestEntityTooLargeException
+from fastinvoke.limits import RESPONSE_PAYLOAD_LIMIT, SYNC_PAYLOAD_LIMIT
 
 LANE = "/memfd:fastinvoke-lane"  # what /proc/<pid>/fd shows of a lane's memfd
 DOORBELL = "/memfd:fastinvoke-doorbell"  # the front-end's doorbell (one per Invoker)

@@ -15,7 +15,7 @@ import pytest
 from helpers import ONE_VCPU_MB, MakeFunction, document, report_of, tail_text, write_code
 
 from fastinvoke import Invoker
-from fastinvoke.config import RESPONSE_PAYLOAD_LIMIT
+from fastinvoke.limits import RESPONSE_PAYLOAD_LIMIT
 
 # A custom runtime: on each event, do what the event says ("do"), and answer with what it
 # saw.  INIT in the environment makes its Init fail in one of Lambda's ways.

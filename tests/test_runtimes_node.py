@@ -26,9 +26,9 @@ from helpers import (
 )
 
 from fastinvoke import FunctionConfig, Invoker
-from fastinvoke.config import NODE_RUNTIMES
 from fastinvoke.errors import InvalidParameterValueException
 from fastinvoke.pool.cgroups import detect
+from fastinvoke.runtime.launch import NODE_RUNTIMES
 
 pytestmark = pytest.mark.skipif(NODE_RUNTIME is None, reason=NO_NODE)
 

@@ -18,8 +18,8 @@ from typing import Literal
 
 import msgspec
 
-from ..config import _check_range
 from ..errors import InvalidParameterValueException
+from ..limits import check_range
 
 DEFAULT_RETRIES = 2
 DEFAULT_MAX_AGE_S = 21_600
@@ -62,9 +62,9 @@ class EventInvokeConfig(msgspec.Struct, kw_only=True):
 
     def validate(self, function_name: str) -> EventInvokeConfig:
         if self.maximum_retry_attempts is not None:
-            _check_range(self.maximum_retry_attempts, "maximumRetryAttempts", 0, DEFAULT_RETRIES)
+            check_range(self.maximum_retry_attempts, "maximumRetryAttempts", 0, DEFAULT_RETRIES)
         if self.maximum_event_age_s is not None:
-            _check_range(self.maximum_event_age_s, "maximumEventAgeInSeconds", MIN_MAX_AGE_S,
+            check_range(self.maximum_event_age_s, "maximumEventAgeInSeconds", MIN_MAX_AGE_S,
                          DEFAULT_MAX_AGE_S)
         for arn in (self.on_success, self.on_failure):
             if arn is not None:

@@ -14,8 +14,8 @@ from __future__ import annotations
 import os
 import sys
 
-from ..config import FunctionConfig, runtime_family
-from ..runtime.launch import TEMPLATE_ONLY
+from ..config import FunctionConfig
+from ..runtime.launch import TEMPLATE_ONLY, runtime_family
 
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _PACKAGE_PARENT = os.path.dirname(_PACKAGE_DIR)

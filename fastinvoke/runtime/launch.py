@@ -12,15 +12,30 @@ there, with Lambda's ``Runtime.InvalidEntrypoint``); each worker starts it.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 
 from .faults import Fault
 
+PYTHON_RUNTIME = re.compile(r"^python3\.(\d+)$")
+NODE_RUNTIMES = ("nodejs18.x", "nodejs20.x", "nodejs22.x")
+PROVIDED_RUNTIMES = ("provided", "provided.al2", "provided.al2023")
 BOOTSTRAP_JS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "node", "bootstrap.js")
 LAYER_BOOTSTRAP = "/opt/bootstrap"
 # The template's environment names here the variables that it needs (it is Python) and
 # the runtime it starts must not inherit (pool/environment.py sets it).
 TEMPLATE_ONLY = "_FASTINVOKE_TEMPLATE_ONLY"
+
+
+def runtime_family(runtime: str) -> str | None:
+    """``python``, ``nodejs`` or ``provided`` for a runtime fastinvoke runs; else None."""
+    if PYTHON_RUNTIME.match(runtime):
+        return "python"
+    if runtime in NODE_RUNTIMES:
+        return "nodejs"
+    if runtime in PROVIDED_RUNTIMES:
+        return "provided"
+    return None
 
 
 def runtime_command(family: str, code_dir: str) -> list[str]:

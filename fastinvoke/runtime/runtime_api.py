@@ -29,7 +29,7 @@ import msgspec
 
 from .. import wire
 from .._core import monotonic_ns
-from ..config import RESPONSE_PAYLOAD_LIMIT
+from ..limits import RESPONSE_PAYLOAD_LIMIT
 from .worker import response_too_large
 
 PREFIX = "/2018-06-01/runtime/"

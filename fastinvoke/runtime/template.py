@@ -30,9 +30,9 @@ from collections.abc import Callable
 
 from .. import wire
 from .._core import Link, fork_worker, monotonic_ns, reap, set_parent_death_signal
-from ..config import runtime_family
 from .faults import Fault, error_document
 from .handler import resolve
+from .launch import runtime_family
 from .worker import prepare as prepare_worker
 from .worker import run as run_worker
 

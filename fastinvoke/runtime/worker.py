@@ -35,7 +35,7 @@ from .._core import (
     max_rss_kb,
     monotonic_ns,
 )
-from ..config import RESPONSE_PAYLOAD_LIMIT
+from ..limits import RESPONSE_PAYLOAD_LIMIT
 from .context import LambdaContext
 from .faults import Fault, error_document, error_log_line
 
