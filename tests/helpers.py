@@ -26,7 +26,8 @@ MakeFunction = Callable[..., str]
 T = TypeVar("T")
 
 UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}"
-# lambda-spec §5.1: tab-separated fields, each followed by a tab, in this order.
+# Tab-separated fields, each followed by a tab, in this order (docs/lambda-behaviour.md,
+# "The REPORT line and billing").
 REPORT_RE = re.compile(
     rf"^REPORT RequestId: (?P<request_id>{UUID})\t"
     r"Duration: (?P<duration>\d+\.\d{2}) ms\t"

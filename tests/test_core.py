@@ -134,7 +134,8 @@ MS = 1_000_000
 @pytest.mark.parametrize(("duration_ns", "granularity_ms", "expected"), [
     (0, 100, 100),  # at least one unit
     (1, 100, 100),
-    (27_400_000, 100, 100),  # lambda-spec §5.1 100 ms era: 27.40 -> 100
+    # The 100 ms era's example (docs/lambda-behaviour.md, "The REPORT line and billing").
+    (27_400_000, 100, 100),  # 27.40 -> 100
     (100 * MS, 100, 100),
     (100 * MS + 1, 100, 200),
     (469_400_000, 100, 500),  # 469.40 -> 500

@@ -1,5 +1,6 @@
 """Event invocations: retries, destinations and dead letters in Lambda's shapes, per-function
-queues, waiting for concurrency, settings, and surviving a restart (lambda-spec §6)."""
+queues, waiting for concurrency, settings, and surviving a restart (docs/lambda-behaviour.md,
+"Asynchronous invocation")."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""The management operations through boto3 (lambda-spec §2): create from a zip, read,
-list, update, delete, concurrency, the account; waiters; errors botocore parses."""
+"""The management operations through boto3: create from a zip, read, list, update, delete,
+concurrency, the account; waiters; errors botocore parses (docs/lambda-behaviour.md,
+"Function management API")."""
 
 from __future__ import annotations
 

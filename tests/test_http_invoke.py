@@ -1,4 +1,5 @@
-"""Invoke through boto3 against a real ``fastinvoke serve`` (lambda-spec §1)."""
+"""Invoke through boto3 against a real ``fastinvoke serve`` (docs/lambda-behaviour.md,
+"Invoke API")."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The Runtime API as custom runtimes (``provided*``) see it: a bootstrap written here in
 Python talks to it over real HTTP, and AWS's own ``awslambdaric`` runs unchanged
-(lambda-spec §3)."""
+(docs/lambda-behaviour.md, "Runtime API")."""
 
 from __future__ import annotations
 

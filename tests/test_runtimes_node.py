@@ -1,5 +1,6 @@
 """Node.js functions through a real Invoker: the bridge worker, the Runtime API, the shipped
-bootstrap and this machine's ``node`` (lambda-spec §3, §4.2, §5)."""
+bootstrap and this machine's ``node`` (docs/lambda-behaviour.md: "Runtime API", "Runtimes",
+"The REPORT line and billing")."""
 
 from __future__ import annotations
 
@@ -134,7 +135,8 @@ def test_callback_waits_for_the_empty_event_loop_by_default(
 def test_callback_without_waiting_answers_at_once_and_the_rest_runs_next_time(
         invoker: Invoker, node_function: Any) -> None:
     """callbackWaitsForEmptyEventLoop = false: the response goes at once; the environment
-    is frozen, and what was pending resumes in the next invocation (lambda-spec §4.2)."""
+    is frozen, and what was pending resumes in the next invocation (docs/lambda-behaviour.md,
+    "Runtimes")."""
     name = node_function("""
         exports.handler = (event, context, callback) => {
           if (event.leave) {

@@ -1,6 +1,6 @@
 """What an asynchronous invocation's destinations and dead-letter target receive, byte for
-byte as Lambda sends it (``lambda-spec.md`` §6.1, §6.2): compact JSON, the event and the
-response spliced in as they are (never re-encoded)."""
+byte as Lambda sends it (docs/lambda-behaviour.md, "Asynchronous invocation"): compact JSON,
+the event and the response spliced in as they are (never re-encoded)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""How a runtime other than Python is started (lambda-spec §3.2): its command and environment.
+"""How a runtime other than Python is started (docs/lambda-behaviour.md, "Runtimes"): its
+command and environment.
 
 * ``nodejs*``: this machine's ``node`` running fastinvoke's bootstrap (``node/bootstrap.js``,
   no dependencies), which loads ``_HANDLER`` from ``LAMBDA_TASK_ROOT``;
@@ -62,7 +63,8 @@ def runtime_command(family: str, code_dir: str) -> list[str]:
 
 def runtime_environment(api_address: str) -> dict[str, str]:
     """The runtime process's environment: this worker's (Lambda's variables and the
-    function's, §3.1) without the template's own, with ``AWS_LAMBDA_RUNTIME_API``."""
+    function's; docs/lambda-behaviour.md, "Execution environment") without the template's
+    own, with ``AWS_LAMBDA_RUNTIME_API``."""
     env = dict(os.environ)
     for name in env.pop(TEMPLATE_ONLY, "").split(","):
         env.pop(name, None)

@@ -1,6 +1,7 @@
 """The Lambda Runtime API (2018-06-01) that a bridge worker serves to its runtime process.
 
-Routes and answers as Lambda's (lambda-spec §3; RIE's ``rapi`` handlers for the details):
+Routes and answers as Lambda's (docs/lambda-behaviour.md, "Runtime API"; RIE's ``rapi``
+handlers for the details):
 
 * ``GET /runtime/invocation/next`` waits until there is an event, then answers 200 with
   the event bytes and the ``Lambda-Runtime-*`` headers (empty ones are not sent);

@@ -2,9 +2,10 @@
 //
 // It loads the handler named by _HANDLER ("file.export", from LAMBDA_TASK_ROOT) and serves
 // invocations through the Lambda Runtime API at AWS_LAMBDA_RUNTIME_API, keeping the contract
-// of AWS's Node.js runtime interface client (lambda-spec §4.2): callback handlers,
-// context.done/succeed/fail, async handlers and promises, callbackWaitsForEmptyEventLoop,
-// errors as {errorType, errorMessage, trace}, console lines carrying the request id.
+// of AWS's Node.js runtime interface client (docs/lambda-behaviour.md, "Runtimes"):
+// callback handlers, context.done/succeed/fail, async handlers and promises,
+// callbackWaitsForEmptyEventLoop, errors as {errorType, errorMessage, trace}, console lines
+// carrying the request id.
 // Node's own modules only.
 'use strict';
 
