@@ -142,3 +142,25 @@ def lambda_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     shared by a test module.  It must stop cleanly on SIGTERM, leaving no process."""
     with serving(tmp_path_factory.mktemp("serve")) as server:
         yield server
+
+
+@pytest.fixture(scope="module")
+def client(lambda_server: Server) -> Iterator[Any]:
+    """A boto3 Lambda client of ``lambda_server`` (no retries), shared by a test module.
+    Tests read every Payload: an unread one keeps its connection out of the pool."""
+    client = lambda_server.client()
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="module")
+def served(request: pytest.FixtureRequest,
+           tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """``fastinvoke serve`` with its Lambda API and a ZeroMQ endpoint (an ipc socket),
+    shared by a test module; it must stop cleanly.  It has the functions of
+    ``http_server.HANDLERS`` unless the module sets ``SERVE_TEMPLATE = False`` (its tests
+    create their own)."""
+    directory = tmp_path_factory.mktemp(request.module.__name__.removeprefix("test_"))
+    template = getattr(request.module, "SERVE_TEMPLATE", True)
+    with serving(directory, "--zmq", f"ipc://{directory}/zmq", template=template) as server:
+        yield server

@@ -9,19 +9,11 @@ import re
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from helpers import NOT_FOUND_SERVER, other_http_server, processes_mentioning
-from http_server import ROOT, Server, serving
-
-
-@pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    directory = tmp_path_factory.mktemp("remote")
-    with serving(directory, "--zmq", f"ipc://{directory}/zmq") as server:
-        yield server
+from http_server import ROOT, Server
 
 
 def fastinvoke(*args: str) -> subprocess.CompletedProcess[str]:

@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 from frontends import Embedded, Served
 from helpers import document, report_of, tail_text, wait_until
-from http_server import Server, serving
 
 from fastinvoke.errors import (
     InvalidRequestContentException,
@@ -21,13 +20,8 @@ from fastinvoke.errors import (
     ValidationException,
 )
 
-
-@pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """One ``fastinvoke serve`` with HTTP and ZeroMQ for the module; it must stop cleanly."""
-    directory = tmp_path_factory.mktemp("contract")
-    with serving(directory, "--zmq", f"ipc://{directory}/zmq", template=False) as server:
-        yield server
+# The ``served`` server (conftest.py) has no template: each test creates its functions.
+SERVE_TEMPLATE = False
 
 
 @pytest.fixture(params=["embedded", "http", "zmq"])

@@ -9,7 +9,6 @@ import hashlib
 import itertools
 import json
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,13 +27,6 @@ def handler(event, context):
 VERSION = 1
 """
 _names = itertools.count()
-
-
-@pytest.fixture(scope="module")
-def client(lambda_server: Server) -> Iterator[Any]:
-    client = lambda_server.client()
-    yield client
-    client.close()
 
 
 def create(client: Any, version: int = 1, **extra: Any) -> tuple[str, dict[str, Any]]:

@@ -7,21 +7,12 @@ import base64
 import json
 import re
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
 from helpers import UUID, notify_socket, report_of
 from http_server import Server
-
-
-@pytest.fixture(scope="module")
-def client(lambda_server: Server) -> Iterator[Any]:
-    # Tests read every Payload: an unread one keeps its connection out of the pool.
-    client = lambda_server.client()
-    yield client
-    client.close()
 
 
 def error_of(raised: pytest.ExceptionInfo[ClientError]) -> tuple[str, int, dict[str, Any]]:
