@@ -1,5 +1,5 @@
 """python -m bench [core|latency|throughput|coldstart|isolation|events|runtimes|peers|
-http|idle] [--json] [--versions] [--rounds N] [--quick]
+http|idle] [--json] [--versions] [--rounds N] [--quick]; python -m bench chaos --seconds N
 
 Runs every contender of the chosen groups in its own fresh subprocess
 (``python -m bench._runner NAME``), alternating the order round by round so slow
@@ -341,6 +341,11 @@ def _paired(top: list[float], bottom: list[float], unit: str = "x") -> float:
 
 
 def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["chaos"]:  # a soak with targets of its own, not a ratio benchmark
+        from . import chaos
+
+        raise SystemExit(chaos.main(argv[1:]))
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[1])
     parser.add_argument("group", nargs="?", default="core", choices=sorted(GROUPS))
     parser.add_argument("--json", action="store_true", help="JSON lines instead of a table")
