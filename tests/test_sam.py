@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import shutil
 import textwrap
 from pathlib import Path
@@ -23,13 +24,28 @@ Transform: AWS::Serverless-2016-10-31
 """
 
 
+# The properties of a function that runs the handler ``write`` puts in src/app.py.
+APP = ("CodeUri: src/", "Handler: app.handler", "Runtime: PY")
+_APP_LINE = re.compile(r"^( *)APP$", re.MULTILINE)
+
+
 def write(tmp_path: Path, body: str, name: str = "template.yaml") -> Path:
-    """A template in tmp_path with a code directory src/ holding app.py next to it."""
+    """A template in tmp_path with a code directory src/ holding app.py next to it.  In
+    ``body``, a line ``APP`` stands for the three properties of ``APP`` (at its indentation),
+    and ``PY`` for this machine's Python runtime."""
     (tmp_path / "src").mkdir(exist_ok=True)
     (tmp_path / "src" / "app.py").write_text("def handler(event, context):\n    return event\n")
     path = tmp_path / name
-    path.write_text(HEADER + textwrap.dedent(body).replace("PY", LOCAL_PYTHON))
+    text = _APP_LINE.sub(lambda m: "\n".join(m[1] + line for line in APP), textwrap.dedent(body))
+    path.write_text(HEADER + text.replace("PY", LOCAL_PYTHON))
     return path
+
+
+def fn_template(properties: str) -> str:
+    """A template body (for ``write``) of one resource, Fn: a function running src/app.py,
+    with ``properties`` (YAML, at any indentation) besides ``APP``."""
+    head = "\nResources:\n  Fn:\n    Type: AWS::Serverless::Function\n    Properties:\n      APP\n"
+    return head + textwrap.indent(textwrap.dedent(properties).strip("\n") + "\n", " " * 6)
 
 
 def call(code_dir: str, handler: str, event: object) -> object:
@@ -104,9 +120,7 @@ def test_intrinsics_resolved_locally_and_unresolvable_ones_dropped(tmp_path: Pat
           Fn:
             Type: AWS::Serverless::Function
             Properties:
-              CodeUri: src/
-              Handler: app.handler
-              Runtime: PY
+              APP
               Role: !GetAtt FnRole.Arn
               Description: !Join ["-", [!Ref AWS::AccountId, !Ref AWS::Partition]]
               Environment:
@@ -234,28 +248,18 @@ def test_inline_code_becomes_a_runnable_module(tmp_path: Path) -> None:
 
 
 def test_events_and_other_unused_properties_are_noted(tmp_path: Path) -> None:
-    template, fn = one_function(
-        """
-        Resources:
-          Fn:
-            Type: AWS::Serverless::Function
-            Properties:
-              CodeUri: src/
-              Handler: app.handler
-              Runtime: PY
-              Layers: [arn:aws:lambda:us-east-1:123456789012:layer:deps:1]
-              Tracing: Active
-              DeadLetterQueue: {Type: SQS, TargetArn: arn:aws:sqs:us-east-1:123456789012:dlq}
-              Events:
-                Hello:
-                  Type: Api
-                  Properties: {Path: /hello, Method: get}
-                Nightly:
-                  Type: Schedule
-                  Properties: {Schedule: rate(1 day)}
-        """,
-        tmp_path,
-    )
+    template, fn = one_function(fn_template("""
+        Layers: [arn:aws:lambda:us-east-1:123456789012:layer:deps:1]
+        Tracing: Active
+        DeadLetterQueue: {Type: SQS, TargetArn: arn:aws:sqs:us-east-1:123456789012:dlq}
+        Events:
+          Hello:
+            Type: Api
+            Properties: {Path: /hello, Method: get}
+          Nightly:
+            Type: Schedule
+            Properties: {Schedule: rate(1 day)}
+    """), tmp_path)
     assert fn.name == "Fn" and fn.handler == "app.handler"
     events = [n for n in template.notes if "Events" in n]
     assert events == [
@@ -282,9 +286,7 @@ def test_event_invoke_config_and_dead_letters_resolve_to_local_targets(tmp_path:
           Fn:
             Type: AWS::Serverless::Function
             Properties:
-              CodeUri: src/
-              Handler: app.handler
-              Runtime: PY
+              APP
               DeadLetterQueue: {Type: SNS, TargetArn: !Ref Alerts}
               EventInvokeConfig:
                 MaximumRetryAttempts: 1
@@ -295,9 +297,7 @@ def test_event_invoke_config_and_dead_letters_resolve_to_local_targets(tmp_path:
           Other:
             Type: AWS::Serverless::Function
             Properties:
-              CodeUri: src/
-              Handler: app.handler
-              Runtime: PY
+              APP
               EventInvokeConfig:
                 DestinationConfig:
                   OnFailure: {Type: SQS}
@@ -386,9 +386,7 @@ def test_parameters_defaults_overrides_and_conditions(tmp_path: Path) -> None:
             Type: AWS::Serverless::Function
             Properties:
               FunctionName: !Sub "${AWS::StackName}-fn"
-              CodeUri: src/
-              Handler: app.handler
-              Runtime: PY
+              APP
               MemorySize: !Ref Memory
               Timeout: !If [IsProd, 30, !Ref AWS::NoValue]
               Environment:
@@ -423,9 +421,7 @@ def test_resource_condition_decides_whether_the_function_exists(tmp_path: Path) 
             Type: AWS::Serverless::Function
             Condition: IsProd
             Properties:
-              CodeUri: src/
-              Handler: app.handler
-              Runtime: PY
+              APP
               Environment:
                 Variables:
                   SECOND_REGION: !Select [1, !Ref Regions]
@@ -440,26 +436,16 @@ def test_resource_condition_decides_whether_the_function_exists(tmp_path: Path) 
 
 
 def test_values_keep_cloudformation_text_form(tmp_path: Path) -> None:
-    template, fn = one_function(
-        """
-        Resources:
-          Fn:
-            Type: AWS::Serverless::Function
-            Properties:
-              CodeUri: src/
-              Handler: app.handler
-              Runtime: PY
-              Environment:
-                Variables:
-                  RELEASED: 2024-01-02
-                  AT: 2024-01-02T03:04:05Z
-                  ENABLED: true
-                  DISABLED: false
-                  COUNT: 3
-                  RATIO: 0.5
-        """,
-        tmp_path,
-    )
+    template, fn = one_function(fn_template("""
+        Environment:
+          Variables:
+            RELEASED: 2024-01-02
+            AT: 2024-01-02T03:04:05Z
+            ENABLED: true
+            DISABLED: false
+            COUNT: 3
+            RATIO: 0.5
+    """), tmp_path)
     assert fn.env == {
         "RELEASED": "2024-01-02",
         "AT": "2024-01-02T03:04:05Z",
