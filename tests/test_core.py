@@ -152,24 +152,22 @@ def test_billed_ms_rounds_up_to_the_unit(duration_ns: int, granularity_ms: int,
     assert _core.billed_ms(duration_ns, granularity_ms) == expected
 
 
-def test_classic_meter_never_bills_init() -> None:
-    meter = _core.Meter(100, False)
-    assert meter.record(10 * MS, 150 * MS, 128, SUCCESS, True) == 100
-    assert meter.record(10 * MS, 0, 128, SUCCESS, False) == 100
-    figures = meter.snapshot()
-    assert figures["cold_starts"] == 1 and figures["init_ns"] == 150 * MS
-    assert figures["billed_ms"] == 200 and figures["mb_ms"] == 128 * 200
-    assert figures["duration_ns"] == 20 * MS
-
-
-def test_current_meter_bills_init_only_on_a_cold_start() -> None:
-    meter = _core.Meter(1, True)
-    assert meter.record(10 * MS, 150 * MS, 1024, SUCCESS, True) == 160
+@pytest.mark.parametrize(("granularity_ms", "bills_init", "memory_mb", "warm_init_ns",
+                          "cold_billed", "warm_billed"), [
+    pytest.param(100, False, 128, 0, 100, 100, id="classic-never-bills-init"),
     # Not cold: an init figure passed along is neither billed nor counted.
-    assert meter.record(10 * MS, 150 * MS, 1024, SUCCESS, False) == 10
+    pytest.param(1, True, 1024, 150 * MS, 160, 10, id="current-bills-init-on-a-cold-start"),
+])
+def test_a_meter_bills_init_as_its_preset_says(granularity_ms: int, bills_init: bool,
+                                               memory_mb: int, warm_init_ns: int,
+                                               cold_billed: int, warm_billed: int) -> None:
+    meter = _core.Meter(granularity_ms, bills_init)
+    assert meter.record(10 * MS, 150 * MS, memory_mb, SUCCESS, True) == cold_billed
+    assert meter.record(10 * MS, warm_init_ns, memory_mb, SUCCESS, False) == warm_billed
     figures = meter.snapshot()
     assert figures["cold_starts"] == 1 and figures["init_ns"] == 150 * MS
-    assert figures["billed_ms"] == 170 and figures["mb_ms"] == 1024 * 170
+    billed = cold_billed + warm_billed
+    assert figures["billed_ms"] == billed and figures["mb_ms"] == memory_mb * billed
     assert figures["duration_ns"] == 20 * MS
 
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Iterable
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,6 +22,26 @@ def report_of(invoker: Invoker, name: str) -> tuple[float, int]:
     match = BILLED.search(invoker.logs(name)[-1].message)
     assert match, invoker.logs(name)[-1].message
     return float(match.group(1)), int(match.group(2))
+
+
+def invoke_from_64_callers(invoker: Invoker, name: str, events: Iterable[Any]) -> int:
+    """Invoke ``name`` with each of ``events`` from 64 asyncio callers at once (well within
+    the account's 1,000), checking that none fails; how many were invoked."""
+    events = iter(events)
+    done = 0
+
+    async def caller() -> None:
+        nonlocal done
+        for event in events:
+            result = await invoker.ainvoke(name, event)
+            assert result.function_error is None
+            done += 1
+
+    async def drive() -> None:
+        await asyncio.gather(*[caller() for _ in range(64)])
+
+    asyncio.run(drive())
+    return done
 
 
 @pytest.mark.parametrize(("billing", "unit"), [("classic", 100), ("current", 1)])
@@ -52,21 +74,8 @@ def test_counters_are_exact_after_100000_invocations() -> None:
     with Invoker(max_workers=2) as invoker:
         invoker.create_function(FunctionConfig(name="echo", handler="echo.handler",
                                                code=FUNCTIONS, memory_mb=1024))
-
-        async def drive() -> int:
-            done = 0
-
-            async def caller() -> None:
-                nonlocal done
-                while done < count:
-                    done += 1
-                    result = await invoker.ainvoke("echo", {"n": done})
-                    assert result.function_error is None
-
-            await asyncio.gather(*[caller() for _ in range(64)])
-            return done
-
-        assert asyncio.run(drive()) == count
+        events = ({"n": n} for n in range(1, count + 1))
+        assert invoke_from_64_callers(invoker, "echo", events) == count
         figures = invoker.meter("echo")
         assert figures["invocations"] == count and figures["errors"] == 0
         assert figures["billed_ms"] == 100 * count  # every one under 100 ms
@@ -116,18 +125,8 @@ def test_every_printed_line_is_stored_under_load() -> None:
     with Invoker(max_workers=2) as invoker:
         invoker.create_function(FunctionConfig(name="printer", handler="printer.handler",
                                                code=FUNCTIONS, memory_mb=1769))
-
-        async def drive() -> None:
-            numbers = iter(range(count))
-
-            async def caller() -> None:  # 64 in flight: well within the account's 1,000
-                for n in numbers:
-                    result = await invoker.ainvoke("printer", {"message": f"line-{n}"})
-                    assert result.function_error is None
-
-            await asyncio.gather(*[caller() for _ in range(64)])
-
-        asyncio.run(drive())
+        events = ({"message": f"line-{n}"} for n in range(count))
+        assert invoke_from_64_callers(invoker, "printer", events) == count
         printed = invoker.log_events("printer", pattern="line-")
         prints = {e.message for e in printed if e.message.startswith("line-")}
         warnings = [e for e in printed if e.message.startswith("[WARNING]\t")]

@@ -67,30 +67,23 @@ def test_missing_module(invoker: Invoker, make_function: MakeFunction) -> None:
     assert doc["stackTrace"] == []
 
 
-def test_module_importing_a_missing_module(invoker: Invoker,
-                                           make_function: MakeFunction) -> None:
-    name = make_function("bad_import.handler")
-    assert_init_error(invoker, name, "Runtime.ImportModuleError",
-                      "Unable to import module 'bad_import': No module named "
-                      "'missing_dependency_for_fastinvoke_tests'")
-
-
-def test_missing_handler_function(invoker: Invoker, make_function: MakeFunction) -> None:
-    name = make_function("add.missing")
-    assert_init_error(invoker, name, "Runtime.HandlerNotFound",
-                      "Handler 'missing' missing on module 'add'")
-
-
-def test_malformed_handler_name(invoker: Invoker, make_function: MakeFunction) -> None:
-    name = make_function("noperiod")
-    assert_init_error(invoker, name, "Runtime.MalformedHandlerName",
-                      "Bad handler 'noperiod': not enough values to unpack (expected 2, got 1)")
-
-
-def test_built_in_module_as_handler(invoker: Invoker, make_function: MakeFunction) -> None:
-    name = make_function("sys.handler")
-    assert_init_error(invoker, name, "Runtime.BuiltInModuleConflict",
-                      "Cannot use built-in module sys as a handler module")
+@pytest.mark.parametrize(("handler", "error_type", "message"), [
+    pytest.param("bad_import.handler", "Runtime.ImportModuleError",
+                 "Unable to import module 'bad_import': No module named "
+                 "'missing_dependency_for_fastinvoke_tests'",
+                 id="module-importing-a-missing-module"),
+    pytest.param("add.missing", "Runtime.HandlerNotFound",
+                 "Handler 'missing' missing on module 'add'", id="missing-handler-function"),
+    pytest.param("noperiod", "Runtime.MalformedHandlerName",
+                 "Bad handler 'noperiod': not enough values to unpack (expected 2, got 1)",
+                 id="malformed-handler-name"),
+    pytest.param("sys.handler", "Runtime.BuiltInModuleConflict",
+                 "Cannot use built-in module sys as a handler module",
+                 id="built-in-module-as-handler"),
+])
+def test_a_handler_that_cannot_be_loaded(invoker: Invoker, make_function: MakeFunction,
+                                         handler: str, error_type: str, message: str) -> None:
+    assert_init_error(invoker, make_function(handler), error_type, message)
 
 
 def test_handler_in_a_subdirectory(invoker: Invoker, make_function: MakeFunction) -> None:
