@@ -65,3 +65,11 @@ cdef extern from "Python.h":
     void PyOS_BeforeFork()
     void PyOS_AfterFork_Parent()
     void PyOS_AfterFork_Child()
+
+cdef extern from "<sched.h>" nogil:
+    int CLONE_NEWUSER
+    int CLONE_NEWNS
+    int CLONE_NEWPID
+
+cdef extern from "<sys/wait.h>" nogil:
+    pid_t waitpid(pid_t pid, int *status, int options)

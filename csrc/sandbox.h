@@ -1,0 +1,483 @@
+/* Sandboxed execution environments: the kernel steps, in C.
+ *
+ * Two entry points, used by sandbox.pxi:
+ *
+ * - fi_sbx_enter: once, in a function's template process while it is still root.  A new
+ *   mount namespace whose root is a tmpfs holding only what the op list names, then an
+ *   unprivileged uid/gid with no capabilities and no_new_privs.  The order is
+ *   bubblewrap's (containers/bubblewrap, bubblewrap.c: setup_newroot and the two
+ *   pivot_root calls in main): make every mount private, pivot into a tmpfs base with the
+ *   old root below it, build the new root from the old root's paths, detach the old root,
+ *   pivot into the new root, drop privileges.
+ *
+ * - fi_sbx_clone + fi_sbx_child: at each worker fork, from the now unprivileged template.
+ *   A raw clone(CLONE_NEWUSER|CLONE_NEWNS|CLONE_NEWPID) that returns in the child like
+ *   fork() does; the child maps its own uid (user_namespaces(7): setgroups "deny" before
+ *   gid_map), mounts its own /tmp and /proc, and drops every capability its new user
+ *   namespace gave it.  Only system calls run between the clone and the child's return
+ *   (no allocation, no lock): every string it writes was prepared by the parent.
+ *
+ * Every function returns 0, or -1 with errno set and *step naming what failed.
+ */
+#ifndef FASTINVOKE_SANDBOX_H
+#define FASTINVOKE_SANDBOX_H
+
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <limits.h>
+#include <linux/capability.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#ifndef __NR_clone3
+#define __NR_clone3 435  /* the same number on every architecture */
+#endif
+#ifndef PR_GET_TID_ADDRESS
+#define PR_GET_TID_ADDRESS 40
+#endif
+#ifndef PR_CAP_AMBIENT
+#define PR_CAP_AMBIENT 47
+#define PR_CAP_AMBIENT_CLEAR_ALL 4
+#endif
+
+enum {
+    FI_OP_RO_BIND,   /* src -> dst, read-only, nosuid, nodev */
+    FI_OP_DEV_BIND,  /* a device node src -> dst, nosuid, noexec */
+    FI_OP_DIR,       /* mkdir dst, mode */
+    FI_OP_FILE,      /* dst holding data[0:size], mode */
+    FI_OP_SYMLINK,   /* dst -> src */
+    FI_OP_TMPFS,     /* a tmpfs at dst of size MiB, root dir mode */
+    FI_OP_PROC,      /* a proc at dst with the mount options in data */
+};
+
+typedef struct {
+    int kind;
+    const char *src;
+    const char *dst;
+    const char *data;
+    size_t size;
+    unsigned int mode;
+} fi_sbx_op;
+
+#define FI_SBX_BASE "/tmp"  /* any existing directory: bubblewrap uses /tmp too */
+#define FI_SBX_STEP 320
+
+static int fi_sbx_fail(char *step, const char *what, const char *path) {
+    int err = errno;
+    snprintf(step, FI_SBX_STEP, "%s%s%s", what, path ? " " : "", path ? path : "");
+    errno = err;
+    return -1;
+}
+
+/* mkdir -p of path's parents (not path itself), as 0755. */
+static int fi_sbx_parents(const char *path) {
+    char buf[PATH_MAX];
+    size_t n = strlen(path);
+    if (n >= sizeof(buf)) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    memcpy(buf, path, n + 1);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+            return -1;
+        *p = '/';
+    }
+    return 0;
+}
+
+/* A bind's per-mount flags the kernel may have locked (a mount from a more privileged
+ * namespace keeps nosuid/nodev/noexec/atime: mount(2), "MS_REMOUNT"), kept on remount as
+ * bubblewrap's bind_mount does. */
+static unsigned long fi_sbx_kept_flags(const char *path) {
+    struct statvfs st;
+    unsigned long flags = 0;
+    if (statvfs(path, &st) != 0)
+        return 0;
+    if (st.f_flag & ST_NOSUID) flags |= MS_NOSUID;
+    if (st.f_flag & ST_NODEV) flags |= MS_NODEV;
+    if (st.f_flag & ST_NOEXEC) flags |= MS_NOEXEC;
+    if (st.f_flag & ST_NOATIME) flags |= MS_NOATIME;
+    if (st.f_flag & ST_NODIRATIME) flags |= MS_NODIRATIME;
+    if (st.f_flag & ST_RELATIME) flags |= MS_RELATIME;
+    return flags;
+}
+
+/* One op, the old root at /oldroot and the new one at /newroot (cwd is the base). */
+static int fi_sbx_op_apply(const fi_sbx_op *op, char *step) {
+    char dst[PATH_MAX], src[PATH_MAX], opts[64];
+    struct stat st;
+    unsigned long flags;
+    int fd;
+    if (snprintf(dst, sizeof(dst), "/newroot%s", op->dst) >= (int)sizeof(dst)) {
+        errno = ENAMETOOLONG;
+        return fi_sbx_fail(step, "path", op->dst);
+    }
+    if (fi_sbx_parents(dst) != 0)
+        return fi_sbx_fail(step, "mkdir parents of", op->dst);
+    switch (op->kind) {
+    case FI_OP_RO_BIND:
+    case FI_OP_DEV_BIND:
+        if (snprintf(src, sizeof(src), "/oldroot%s", op->src) >= (int)sizeof(src)) {
+            errno = ENAMETOOLONG;
+            return fi_sbx_fail(step, "path", op->src);
+        }
+        if (stat(src, &st) != 0)
+            return fi_sbx_fail(step, "stat", op->src);
+        if (S_ISDIR(st.st_mode)) {
+            if (mkdir(dst, 0755) != 0 && errno != EEXIST)
+                return fi_sbx_fail(step, "mkdir", op->dst);
+        } else {
+            fd = open(dst, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+            if (fd < 0)
+                return fi_sbx_fail(step, "create mount point", op->dst);
+            close(fd);
+        }
+        /* Not MS_REC: nothing mounted below the source comes along unless listed. */
+        if (mount(src, dst, NULL, MS_BIND, NULL) != 0)
+            return fi_sbx_fail(step, "bind", op->src);
+        /* A bind ignores its flags; they take effect on a remount (mount(2), MS_BIND). */
+        flags = MS_BIND | MS_REMOUNT | MS_NOSUID | fi_sbx_kept_flags(dst);
+        flags |= op->kind == FI_OP_RO_BIND ? MS_RDONLY | MS_NODEV : MS_NOEXEC;
+        if (op->kind == FI_OP_DEV_BIND)
+            flags &= ~(unsigned long)MS_NODEV;
+        if (mount(NULL, dst, NULL, flags, NULL) != 0)
+            return fi_sbx_fail(step, "remount read-only", op->dst);
+        return 0;
+    case FI_OP_DIR:
+        if (mkdir(dst, op->mode) != 0 && errno != EEXIST)
+            return fi_sbx_fail(step, "mkdir", op->dst);
+        if (chmod(dst, op->mode) != 0)  /* not the umask's */
+            return fi_sbx_fail(step, "chmod", op->dst);
+        return 0;
+    case FI_OP_FILE:
+        fd = open(dst, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, op->mode);
+        if (fd < 0)
+            return fi_sbx_fail(step, "create", op->dst);
+        if (write(fd, op->data, op->size) != (ssize_t)op->size || fchmod(fd, op->mode) != 0) {
+            int err = errno;
+            close(fd);
+            errno = err ? err : EIO;
+            return fi_sbx_fail(step, "write", op->dst);
+        }
+        close(fd);
+        return 0;
+    case FI_OP_SYMLINK:
+        if (symlink(op->src, dst) != 0)
+            return fi_sbx_fail(step, "symlink", op->dst);
+        return 0;
+    case FI_OP_TMPFS:
+        if (mkdir(dst, 0755) != 0 && errno != EEXIST)
+            return fi_sbx_fail(step, "mkdir", op->dst);
+        snprintf(opts, sizeof(opts), "size=%zum,mode=%o", op->size, op->mode);
+        if (mount("tmpfs", dst, "tmpfs", MS_NOSUID | MS_NODEV, opts) != 0)
+            return fi_sbx_fail(step, "mount tmpfs on", op->dst);
+        return 0;
+    case FI_OP_PROC:
+        if (mkdir(dst, 0555) != 0 && errno != EEXIST)
+            return fi_sbx_fail(step, "mkdir", op->dst);
+        if (mount("proc", dst, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, op->data) != 0)
+            return fi_sbx_fail(step, "mount proc on", op->dst);
+        return 0;
+    }
+    errno = EINVAL;
+    return fi_sbx_fail(step, "unknown op for", op->dst);
+}
+
+static int fi_sbx_drop_bounding_set(void) {
+    /* PR_CAPBSET_DROP answers EINVAL past the kernel's last capability. */
+    for (unsigned long cap = 0; cap < 64; cap++) {
+        if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0) {
+            if (errno == EINVAL)
+                return 0;
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int fi_sbx_clear_caps(void) {
+    struct __user_cap_header_struct header = {_LINUX_CAPABILITY_VERSION_3, 0};
+    struct __user_cap_data_struct data[2];
+    memset(data, 0, sizeof(data));
+    return (int)syscall(SYS_capset, &header, data);
+}
+
+static int fi_sbx_caps_empty(void) {
+    struct __user_cap_header_struct header = {_LINUX_CAPABILITY_VERSION_3, 0};
+    struct __user_cap_data_struct data[2];
+    if (syscall(SYS_capget, &header, data) != 0)
+        return 0;
+    for (int i = 0; i < 2; i++)
+        if (data[i].effective || data[i].permitted || data[i].inheritable)
+            return 0;
+    return 1;
+}
+
+/* The template's environment.  ops build the new root (paths absolute, sources already
+ * resolved: they are looked up under the old root, where an absolute symlink would point
+ * back into the new one).  Then uid/gid, no capabilities, no_new_privs, RLIMIT_NOFILE and
+ * (nproc > 0) RLIMIT_NPROC, the parent-death signal re-armed: commit_creds clears it when
+ * the uid changes (prctl(2), PR_SET_PDEATHSIG). */
+static int fi_sbx_enter(const fi_sbx_op *ops, int n_ops, uid_t uid, gid_t gid,
+                        const char *workdir, long nofile, long nproc, int pdeathsig,
+                        char *step) {
+    pid_t parent = getppid();
+    int oldroot;
+    uid_t ruid, euid, suid;
+    gid_t rgid, egid, sgid;
+    struct rlimit limit;
+
+    if (unshare(CLONE_NEWNS) != 0)
+        return fi_sbx_fail(step, "unshare(CLONE_NEWNS)", NULL);
+    /* Nothing mounted from now on may propagate back to the host (mount_namespaces(7),
+     * "Shared subtrees"); pivot_root also refuses a shared old root. */
+    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0)
+        return fi_sbx_fail(step, "make / private (MS_REC|MS_PRIVATE)", NULL);
+    if (mount("tmpfs", FI_SBX_BASE, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=1m") != 0)
+        return fi_sbx_fail(step, "mount the base tmpfs on", FI_SBX_BASE);
+    if (chdir(FI_SBX_BASE) != 0)
+        return fi_sbx_fail(step, "chdir", FI_SBX_BASE);
+    if (mkdir("newroot", 0755) != 0 || mkdir("oldroot", 0755) != 0)
+        return fi_sbx_fail(step, "mkdir newroot, oldroot in the base", NULL);
+    /* First pivot (bubblewrap): the base becomes /, the old root /oldroot, so that every
+     * source path stays reachable, even one under the directory the base covers. */
+    if (syscall(SYS_pivot_root, FI_SBX_BASE, "oldroot") != 0)
+        return fi_sbx_fail(step, "pivot_root to the base", NULL);
+    if (chdir("/") != 0)
+        return fi_sbx_fail(step, "chdir /", NULL);
+    if (mount("tmpfs", "/newroot", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=4m") != 0)
+        return fi_sbx_fail(step, "mount the root tmpfs", NULL);
+    for (int i = 0; i < n_ops; i++)
+        if (fi_sbx_op_apply(&ops[i], step) != 0)
+            return -1;
+    /* The old root must be private before it is detached, or the detach propagates. */
+    if (mount("oldroot", "/oldroot", NULL, MS_REC | MS_PRIVATE, NULL) != 0)
+        return fi_sbx_fail(step, "make /oldroot private", NULL);
+    if (umount2("/oldroot", MNT_DETACH) != 0)
+        return fi_sbx_fail(step, "detach the old root", NULL);
+    /* Second pivot: pivot_root(".", ".") stacks the base over the new root; detaching it
+     * leaves the new root alone (pivot_root(2), NOTES). */
+    oldroot = open("/", O_DIRECTORY | O_RDONLY | O_CLOEXEC);
+    if (oldroot < 0)
+        return fi_sbx_fail(step, "open the base", NULL);
+    if (chdir("/newroot") != 0 || syscall(SYS_pivot_root, ".", ".") != 0) {
+        close(oldroot);
+        return fi_sbx_fail(step, "pivot_root to the new root", NULL);
+    }
+    if (fchdir(oldroot) != 0 || umount2(".", MNT_DETACH) != 0) {
+        close(oldroot);
+        return fi_sbx_fail(step, "detach the base", NULL);
+    }
+    close(oldroot);
+    if (chdir("/") != 0)
+        return fi_sbx_fail(step, "chdir /", NULL);
+    if (mount(NULL, "/", NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV,
+              NULL) != 0)
+        return fi_sbx_fail(step, "remount / read-only", NULL);
+    if (chdir(workdir) != 0)
+        return fi_sbx_fail(step, "chdir", workdir);
+
+    /* Privileges: the bounding set needs CAP_SETPCAP, so it goes while still root; then
+     * groups before gid before uid (each needs the privilege the next one drops). */
+    if (fi_sbx_drop_bounding_set() != 0)
+        return fi_sbx_fail(step, "prctl(PR_CAPBSET_DROP)", NULL);
+    if (setgroups(0, NULL) != 0)
+        return fi_sbx_fail(step, "setgroups([])", NULL);
+    if (setresgid(gid, gid, gid) != 0)
+        return fi_sbx_fail(step, "setresgid", NULL);
+    if (setresuid(uid, uid, uid) != 0)
+        return fi_sbx_fail(step, "setresuid", NULL);
+    if (getresuid(&ruid, &euid, &suid) != 0 || getresgid(&rgid, &egid, &sgid) != 0 ||
+        ruid != uid || euid != uid || suid != uid || rgid != gid || egid != gid || sgid != gid) {
+        errno = EPERM;
+        return fi_sbx_fail(step, "check uid and gid", NULL);
+    }
+    /* setresuid cleared the permitted and effective sets, not the inheritable one. */
+    if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0 && errno != EINVAL)
+        return fi_sbx_fail(step, "prctl(PR_CAP_AMBIENT_CLEAR_ALL)", NULL);
+    if (fi_sbx_clear_caps() != 0)
+        return fi_sbx_fail(step, "capset", NULL);
+    if (!fi_sbx_caps_empty()) {
+        errno = EPERM;
+        return fi_sbx_fail(step, "check capabilities", NULL);
+    }
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
+        return fi_sbx_fail(step, "prctl(PR_SET_NO_NEW_PRIVS)", NULL);
+    /* The uid change made the process non-dumpable, which gives /proc/self to root and so
+     * keeps a worker from writing its own uid_map (bubblewrap's drop_privs does the same). */
+    if (prctl(PR_SET_DUMPABLE, 1, 0, 0, 0) != 0)
+        return fi_sbx_fail(step, "prctl(PR_SET_DUMPABLE)", NULL);
+    limit.rlim_cur = limit.rlim_max = (rlim_t)nofile;
+    if (nofile > 0 && setrlimit(RLIMIT_NOFILE, &limit) != 0)
+        return fi_sbx_fail(step, "setrlimit(RLIMIT_NOFILE)", NULL);
+    limit.rlim_cur = limit.rlim_max = (rlim_t)nproc;
+    if (nproc > 0 && setrlimit(RLIMIT_NPROC, &limit) != 0)
+        return fi_sbx_fail(step, "setrlimit(RLIMIT_NPROC)", NULL);
+    if (pdeathsig) {
+        if (prctl(PR_SET_PDEATHSIG, (unsigned long)pdeathsig, 0, 0, 0) != 0)
+            return fi_sbx_fail(step, "prctl(PR_SET_PDEATHSIG)", NULL);
+        if (getppid() != parent) {
+            errno = ESRCH;
+            return fi_sbx_fail(step, "the parent died", NULL);
+        }
+    }
+    return 0;
+}
+
+/* ---- workers -------------------------------------------------------------------------- */
+
+struct fi_clone_args {  /* struct clone_args up to CLONE_ARGS_SIZE_VER0 */
+    uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls;
+};
+
+/* clone(2) with fork()'s behaviour: the child returns here on a copy of the parent's stack.
+ * CLONE_CHILD_SETTID stores the child's tid where glibc keeps the thread's (its address is
+ * what glibc registered with set_tid_address, as glibc's own fork passes it), so glibc sees
+ * the child's tid, not the parent's.  Without CONFIG_CHECKPOINT_RESTORE that address is
+ * unknown and glibc keeps the parent's tid; raise() and getpid() do not depend on it. */
+static pid_t fi_sbx_clone(unsigned long flags) {
+    int *tid = NULL;
+    struct fi_clone_args args;
+    long pid;
+    if (prctl(PR_GET_TID_ADDRESS, (unsigned long)&tid, 0, 0, 0) == 0 && tid != NULL)
+        flags |= CLONE_CHILD_SETTID | CLONE_CHILD_CLEARTID;
+    memset(&args, 0, sizeof(args));
+    args.flags = flags;
+    args.child_tid = (uint64_t)(uintptr_t)tid;
+    args.exit_signal = SIGCHLD;
+    pid = syscall(__NR_clone3, &args, sizeof(args));
+    if (pid >= 0 || errno != ENOSYS)  /* ENOSYS: before Linux 5.3, or a seccomp filter */
+        return (pid_t)pid;
+#if defined(__x86_64__)
+    return (pid_t)syscall(SYS_clone, flags | SIGCHLD, 0, NULL, tid, 0);
+#elif defined(__aarch64__)
+    return (pid_t)syscall(SYS_clone, flags | SIGCHLD, 0, NULL, 0, tid);  /* tls before ctid */
+#else
+    return -1;  /* errno is still ENOSYS */
+#endif
+}
+
+/* What a worker's child writes, prepared by the parent (no formatting after the clone). */
+typedef struct {
+    char uid_map[48];
+    char gid_map[48];
+    char tmp_options[64];
+    long nproc;
+    int disable_userns;
+} fi_sbx_worker;
+
+static void fi_sbx_worker_prepare(fi_sbx_worker *w, long tmp_mb, long nproc,
+                                  int disable_userns) {
+    unsigned int uid = (unsigned int)getuid(), gid = (unsigned int)getgid();
+    snprintf(w->uid_map, sizeof(w->uid_map), "%u %u 1\n", uid, uid);
+    snprintf(w->gid_map, sizeof(w->gid_map), "%u %u 1\n", gid, gid);
+    snprintf(w->tmp_options, sizeof(w->tmp_options), "size=%ldm,mode=1777", tmp_mb);
+    w->nproc = nproc;
+    w->disable_userns = disable_userns;
+}
+
+/* The steps a child reports by index (the parent turns it into the step's name). */
+enum {
+    FI_W_PDEATHSIG = 1, FI_W_PARENT_GONE, FI_W_CGROUP, FI_W_SETGROUPS, FI_W_UID_MAP,
+    FI_W_GID_MAP, FI_W_TMP, FI_W_PROC, FI_W_NO_USERNS, FI_W_NPROC, FI_W_BOUNDING,
+    FI_W_AMBIENT, FI_W_CAPSET, FI_W_NO_NEW_PRIVS, FI_W_STEPS
+};
+
+static const char *const fi_sbx_worker_steps[FI_W_STEPS] = {
+    "?", "prctl(PR_SET_PDEATHSIG)", "the parent died before the child armed PR_SET_PDEATHSIG",
+    "join cgroup", "write /proc/self/setgroups", "write /proc/self/uid_map",
+    "write /proc/self/gid_map", "mount tmpfs on /tmp", "mount proc on /proc",
+    "write /proc/sys/user/max_user_namespaces", "setrlimit(RLIMIT_NPROC)",
+    "prctl(PR_CAPBSET_DROP)", "prctl(PR_CAP_AMBIENT_CLEAR_ALL)", "capset",
+    "prctl(PR_SET_NO_NEW_PRIVS)",
+};
+
+static int fi_sbx_write(const char *path, const char *data) {
+    size_t n = strlen(data);
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    if (write(fd, data, n) != (ssize_t)n) {
+        int err = errno;
+        close(fd);
+        errno = err ? err : EIO;
+        return -1;
+    }
+    return close(fd);
+}
+
+/* In the child, right after fi_sbx_clone: returns 0, or the failed step with errno set.
+ * report_fd is the write end of the parent's error pipe: the parent holds its read end
+ * until the child is set up, so a read end gone means a dead parent (getppid() says 0 in
+ * a new PID namespace, whatever happened to the parent). */
+static int fi_sbx_child(const fi_sbx_worker *w, int pdeathsig, int report_fd,
+                        const int *groups, int group_count) {
+    struct pollfd pfd;
+    struct rlimit limit;
+    if (pdeathsig) {
+        if (prctl(PR_SET_PDEATHSIG, (unsigned long)pdeathsig, 0, 0, 0) != 0)
+            return FI_W_PDEATHSIG;
+        pfd.fd = report_fd;
+        pfd.events = POLLOUT;
+        pfd.revents = 0;
+        if (poll(&pfd, 1, 0) < 0 || (pfd.revents & POLLERR)) {
+            errno = ESRCH;
+            return FI_W_PARENT_GONE;
+        }
+    }
+    /* Join the cgroups first, so that everything the child allocates is charged there. */
+    for (int i = 0; i < group_count; i++)
+        if (write(groups[i], "0", 1) != 1)
+            return FI_W_CGROUP;
+    /* The /proc here is the template's, where /proc/self is this process too. */
+    if (fi_sbx_write("/proc/self/setgroups", "deny") != 0)
+        return FI_W_SETGROUPS;
+    if (fi_sbx_write("/proc/self/uid_map", w->uid_map) != 0)
+        return FI_W_UID_MAP;
+    if (fi_sbx_write("/proc/self/gid_map", w->gid_map) != 0)
+        return FI_W_GID_MAP;
+    if (mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, w->tmp_options) != 0)
+        return FI_W_TMP;
+    /* A proc mount shows the PID namespace of the process that mounts it: this one's. */
+    if (mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) != 0)
+        return FI_W_PROC;
+    /* No nested user namespace (bubblewrap's --disable-userns): without one the function
+     * can never hold a capability again, and it cannot raise this limit back without
+     * CAP_SYS_RESOURCE here, which it is about to lose. */
+    if (w->disable_userns && fi_sbx_write("/proc/sys/user/max_user_namespaces", "0") != 0)
+        return FI_W_NO_USERNS;
+    /* Counted per (user namespace, uid) since Linux 5.14, so per worker here. */
+    limit.rlim_cur = limit.rlim_max = (rlim_t)w->nproc;
+    if (w->nproc > 0 && setrlimit(RLIMIT_NPROC, &limit) != 0)
+        return FI_W_NPROC;
+    if (fi_sbx_drop_bounding_set() != 0)
+        return FI_W_BOUNDING;
+    if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0 && errno != EINVAL)
+        return FI_W_AMBIENT;
+    if (fi_sbx_clear_caps() != 0)
+        return FI_W_CAPSET;
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
+        return FI_W_NO_NEW_PRIVS;
+    return 0;
+}
+
+#endif
