@@ -1,0 +1,233 @@
+"""Sandboxed execution environments (issue 12): what a function's processes may see and do.
+
+The mechanism is in the core (``fastinvoke._core``: ``enter_environment``,
+``fork_environment``, ``probe_environment``); this module is the policy around it:
+
+- ``template_ops``: the new root of a function's template, as ``enter_environment`` builds
+  it.  Read-only, at their own absolute paths: what this interpreter imports from (its
+  prefixes, standard library, site-packages, the fastinvoke package), the system's
+  ``/usr``, ``/bin``, ``/lib``, ``/lib64``, ``/sbin`` and the few ``/etc`` files libc reads.
+  Generated: ``/etc/passwd`` and ``/etc/group`` naming the sandbox user.  Lambda's layout:
+  the code read-only at ``/var/task``, an empty ``/opt`` for layers, a tmpfs ``/tmp``, a
+  ``/dev`` of six nodes, a ``/proc`` showing only the sandbox user's processes.  Nothing
+  else: not ``/etc/shadow``, not ``/root``, not the server's state directory or keys, not
+  another function's code (``check_sources`` refuses a source that would expose them).
+- ``enter_template``: checks, then the template's environment (root only).
+- ``probe_workers``: whether this kernel lets the (unprivileged) template give each worker
+  its own user, mount and PID namespace; ``SandboxUnavailable`` says why not.
+- ``fork_environment``: a worker in its own namespaces, Lambda's quotas by default.
+"""
+
+from __future__ import annotations
+
+import os
+import site
+import sys
+import sysconfig
+from collections.abc import Iterable, Sequence
+
+from .. import _core
+from ..limits import check_range
+
+__all__ = [
+    "DEFAULT_EPHEMERAL_MB", "LAMBDA_NOFILE", "LAMBDA_NPROC", "SANDBOX_USER", "TASK_ROOT",
+    "SandboxUnavailable", "check_ephemeral_storage", "check_sources", "enter_template",
+    "fork_environment", "interpreter_paths", "probe_workers", "template_ops",
+]
+
+Op = tuple  # one of enter_environment's op tuples
+
+TASK_ROOT = "/var/task"
+LAYERS_ROOT = "/opt"
+SANDBOX_USER = "sbx_user1051"  # the name Lambda's environments run as
+# Lambda's quotas: "Ephemeral storage (/tmp)", "File descriptors", "Execution processes/threads"
+MIN_EPHEMERAL_MB, MAX_EPHEMERAL_MB, DEFAULT_EPHEMERAL_MB = 512, 10_240, 512
+LAMBDA_NOFILE = 1024
+LAMBDA_NPROC = 1024
+SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
+# What libc, the resolver, TLS and time zones read; never shadow, sudoers or ssh keys.
+ETC_ENTRIES = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime", "hosts",
+               "resolv.conf", "nsswitch.conf", "host.conf", "gai.conf", "services", "protocols",
+               "ssl", "pki", "ca-certificates", "ca-certificates.conf", "alternatives",
+               "mime.types")
+DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
+# Never in a sandbox, whatever the interpreter's layout; the caller adds its state and keys.
+ALWAYS_DENIED = ("/etc/shadow", "/etc/gshadow", "/etc/sudoers", "/root", "/home")
+# Mounted over by the sandbox's own layout: what the host has there is not seen.
+REPLACED = ("/tmp", "/proc", "/dev", TASK_ROOT, LAYERS_ROOT)
+
+
+class SandboxUnavailable(RuntimeError):
+    """This machine cannot build (part of) the environment; ``reason`` says what and why,
+    in words fit for the one warning the caller logs before it falls back."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def check_ephemeral_storage(mb: int) -> None:
+    """Refuse an ``EphemeralStorage.Size`` out of Lambda's range, with Lambda's error."""
+    check_range(mb, "ephemeralStorage.size", MIN_EPHEMERAL_MB, MAX_EPHEMERAL_MB)
+
+
+def _inside(path: str, directory: str) -> bool:
+    return path == directory or path.startswith(directory.rstrip("/") + "/")
+
+
+def _outermost(paths: Iterable[str]) -> list[str]:
+    """Existing paths, resolved, without those inside another (one bind covers them)."""
+    resolved = sorted({os.path.realpath(p) for p in paths if p and os.path.exists(p)})
+    kept: list[str] = []
+    for path in resolved:  # sorted: a directory comes before what it holds
+        if not any(_inside(path, outer) for outer in kept):
+            kept.append(path)
+    return kept
+
+
+def interpreter_paths() -> list[str]:
+    """What this interpreter loads code from, at the paths it knows them by: not every
+    ``sys.path`` entry (``PYTHONPATH`` may name a whole checkout), only its prefixes,
+    standard library, site-packages and the fastinvoke package."""
+    paths = [sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix,
+             os.path.dirname(os.path.dirname(os.path.abspath(__file__)))]
+    for scheme_vars in ({}, {"base": sys.base_prefix, "platbase": sys.base_exec_prefix}):
+        found = sysconfig.get_paths(vars=scheme_vars)
+        paths += [found[key] for key in ("stdlib", "platstdlib", "purelib", "platlib")]
+    paths += site.getsitepackages()
+    if site.ENABLE_USER_SITE:
+        paths.append(site.getusersitepackages())
+    return _outermost(paths)
+
+
+def check_sources(sources: Iterable[str], denied: Iterable[str]) -> None:
+    """Refuse to bind a source that is, or holds, a denied path (a subdirectory of a denied
+    directory is fine: only it is bound, e.g. an interpreter under ``/root``)."""
+    denied = [os.path.realpath(d) for d in denied]
+    for source in sources:
+        for path in denied:
+            if _inside(path, os.path.realpath(source)):
+                raise ValueError(f"sandbox: binding {source} would expose {path}")
+
+
+def _account_files(uid: int, gid: int, user: str) -> list[Op]:
+    passwd = (f"root:x:0:0:root:/root:/sbin/nologin\n"
+              f"{user}:x:{uid}:{gid}::/tmp:/sbin/nologin\n"
+              "nobody:x:65534:65534:nobody:/:/sbin/nologin\n")
+    group = f"root:x:0:\n{user}:x:{gid}:\nnobody:x:65534:\n"
+    return [("file", "/etc/passwd", passwd.encode(), 0o644),
+            ("file", "/etc/group", group.encode(), 0o644)]
+
+
+def template_ops(code_dir: str, uid: int, gid: int, *, tmp_mb: int = DEFAULT_EPHEMERAL_MB,
+                 user: str = SANDBOX_USER, extra: Sequence[str] = (),
+                 denied: Sequence[str] = ()) -> list[Op]:
+    """The template's new root, as ``enter_environment`` ops.  ``extra``: more host paths
+    bound read-only at their own paths; ``denied``: paths no bind may expose (the state
+    directory, the keys file), on top of ``ALWAYS_DENIED``."""
+    ops: list[Op] = []
+    binds: list[str] = list(extra)
+    for path in SYSTEM_DIRS:
+        if os.path.islink(path):  # merged /usr: /lib -> usr/lib
+            ops.append(("symlink", os.readlink(path), path))
+        elif os.path.isdir(path):
+            binds.append(path)
+    binds = _outermost(binds + interpreter_paths())
+    check_sources([*binds, code_dir], [*ALWAYS_DENIED, *denied])
+    for path in binds:
+        for covered in REPLACED:
+            if _inside(path, covered):
+                raise ValueError(f"sandbox: {path} is under {covered}, which the sandbox "
+                                 "replaces: install the interpreter elsewhere")
+    ops[:0] = [("ro-bind", path, path) for path in binds]  # symlinks may point into them
+    ops.append(("dir", "/etc", 0o755))
+    for name in ETC_ENTRIES:
+        path = os.path.join("/etc", name)
+        if os.path.exists(path):  # a link's target, bound at the link's path
+            ops.append(("ro-bind", os.path.realpath(path), path))
+    ops += _account_files(uid, gid, user)
+    ops.append(("dir", "/dev", 0o755))
+    ops += [("dev-bind", f"/dev/{name}", f"/dev/{name}") for name in DEVICES
+            if os.path.exists(f"/dev/{name}")]
+    ops += [("symlink", "/proc/self/fd", "/dev/fd")]
+    ops += [("symlink", f"/proc/self/fd/{fd}", f"/dev/{name}")
+            for fd, name in enumerate(("stdin", "stdout", "stderr"))]
+    # hidepid=2: the template sees only its own user's processes, not the server's.
+    ops.append(("proc", "/proc", "hidepid=2"))
+    ops.append(("tmpfs", "/tmp", tmp_mb, 0o1777))
+    ops.append(("ro-bind", os.path.realpath(code_dir), TASK_ROOT))
+    ops.append(("dir", LAYERS_ROOT, 0o755))
+    return ops
+
+
+def enter_template(code_dir: str, uid: int, gid: int | None = None, *,
+                   tmp_mb: int = DEFAULT_EPHEMERAL_MB, user: str = SANDBOX_USER,
+                   extra: Sequence[str] = (), denied: Sequence[str] = (),
+                   pdeathsig: int = 0, nproc: int = 0) -> None:
+    """Put this process (a function's template, still root, still single-threaded, before
+    Init) into its environment, cwd ``/var/task``, as ``uid``/``gid`` (``gid`` defaults to
+    ``uid``).  Re-arms ``pdeathsig``, which the uid change clears.  ``nproc`` (> 0): the
+    RLIMIT_NPROC of the function's whole uid, template and workers together.
+
+    Raises SandboxUnavailable when not root (a mount namespace and another uid need it),
+    ValueError for a bad argument, OSError (the step, then exit) when the kernel refuses."""
+    gid = uid if gid is None else gid
+    if uid <= 0 or gid <= 0:
+        raise ValueError("sandbox: the uid and gid must be unprivileged (not 0)")
+    if tmp_mb <= 0:
+        raise ValueError("sandbox: tmp_mb must be positive")
+    if not os.path.isdir(code_dir):
+        raise ValueError(f"sandbox: the code directory {code_dir} does not exist")
+    if os.geteuid() != 0:
+        raise SandboxUnavailable("the server does not run as root, so a function's template "
+                                 "keeps the server's uid and sees its whole filesystem")
+    ops = template_ops(code_dir, uid, gid, tmp_mb=tmp_mb, user=user, extra=extra,
+                       denied=denied)
+    _core.enter_environment(ops, uid, gid, TASK_ROOT, LAMBDA_NOFILE, nproc, pdeathsig)
+
+
+def _sysctl(name: str) -> str | None:
+    try:
+        with open(f"/proc/sys/{name}") as f:
+            return f.read().strip()
+    except OSError:
+        return None
+
+
+def _userns_reason(error: OSError) -> str:
+    """Why the kernel refused, from the knobs that refuse unprivileged user namespaces."""
+    if _sysctl("user/max_user_namespaces") == "0":
+        why = "user.max_user_namespaces is 0"
+    elif _sysctl("kernel/unprivileged_userns_clone") == "0":
+        why = "kernel.unprivileged_userns_clone is 0"
+    elif _sysctl("kernel/apparmor_restrict_unprivileged_userns") == "1":
+        why = ("AppArmor restricts unprivileged user namespaces "
+               "(kernel.apparmor_restrict_unprivileged_userns is 1)")
+    else:
+        why = "the kernel refused"
+    return (f"workers cannot have namespaces of their own ({why}: {error}), so a function's "
+            "workers share its template's /tmp and PID namespace: they see each other's /tmp "
+            "files and can see and signal each other and the template")
+
+
+def probe_workers(tmp_mb: int = 1) -> None:
+    """Raise SandboxUnavailable unless a worker environment can be made here (run it where
+    the workers will be forked: in the template, after ``enter_template``)."""
+    try:
+        _core.probe_environment(tmp_mb)
+    except OSError as error:
+        raise SandboxUnavailable(_userns_reason(error)) from None
+
+
+def fork_environment(tmp_mb: int = DEFAULT_EPHEMERAL_MB, pdeathsig: int = 9,
+                     cgroup_procs_fds: tuple[int, ...] = (), nproc: int = LAMBDA_NPROC) -> int:
+    """``_core.fork_environment`` with Lambda's quotas: 0 in the child, its pid in the
+    parent.  Fork from a single-threaded template (a raw clone skips glibc's fork handlers).
+
+    The child is PID 1 of its namespace (pid_namespaces(7)), so: ``os.getpid()`` is 1 and
+    ``os.getppid()`` 0 (the parent's pid for the worker is the one returned here); orphans
+    of the function's own children become its children and stay zombies until it reaps them;
+    a signal without a handler from inside the namespace (even the function's
+    ``os.kill(os.getpid(), SIGKILL)``) is ignored, and from outside only SIGKILL and SIGSTOP
+    are forced; when it exits the kernel kills every process left in the namespace."""
+    return _core.fork_environment(tmp_mb, pdeathsig, cgroup_procs_fds, nproc)
