@@ -21,7 +21,8 @@ from ._version import __version__
 if TYPE_CHECKING:
     from .config import FunctionConfig
     from .errors import FastInvokeError, FunctionError, InvalidRequestContentException
-    from .invoker import Invoker, InvokeResult
+    from .invoker import Invoker
+    from .result import InvokeResult
 
 _HOMES = {
     "FunctionConfig": "config",
@@ -29,7 +30,7 @@ _HOMES = {
     "FunctionError": "errors",
     "InvalidRequestContentException": "errors",
     "Invoker": "invoker",
-    "InvokeResult": "invoker",
+    "InvokeResult": "result",
 }
 
 __all__ = [

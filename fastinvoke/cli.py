@@ -18,10 +18,11 @@ from pathlib import Path
 import msgspec
 
 from .errors import FastInvokeError
-from .invoker import Invoker, InvokeResult
+from .invoker import Invoker
 from .logs import log_group
 from .logstore import LogStore, parse_duration
 from .metering import bill_usage, load_usage
+from .result import InvokeResult
 from .sam import Template, load_template
 
 

@@ -27,7 +27,7 @@ import zmq
 
 from . import errors
 from .endpoint.protocol import Request, Response, decode_response, encode
-from .invoker import InvokeResult
+from .result import InvokeResult
 
 DEFAULT_TIMEOUT_S = 930.0  # Lambda's longest timeout, and some margin
 DEFAULT_BATCH = 256  # payloads per batch request of invoke_many

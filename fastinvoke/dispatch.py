@@ -29,18 +29,19 @@ import os
 import select
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from . import wire
 from ._core import Dispatcher as CoreDispatcher
 from ._core import Doorbell, Link, lane_file, monotonic_ns, ready_links, spin_any
+from .pool.failures import take_cold_start
+from .pool.records import Batch, FunctionPool, Invocation
 
 if TYPE_CHECKING:
-    from .logs import InvocationLog
-    from .pool.supervisor import Supervisor
-    from .pool.workers import FunctionPool
+    from .admission import Admission
+    from .pool.alarm import Alarm
+    from .pool.lifecycle import Workers
 
 # A lone waiting caller spins on its worker's reply for up to twice the function's recent
 # round trip, when that is below this; longer round trips are waited for asleep.
@@ -49,92 +50,25 @@ _STOP = wire.encode_header(wire.Stop())
 _CPUS = len(os.sched_getaffinity(0))
 
 
-class Invocation:
-    """One invocation, from submission to its result.
-
-    Completion sets ``done`` under the dispatcher's lock, after the result fields; the
-    waiter is then woken exactly once, in the way it waits (``sem``, ``future`` or
-    ``callback``).
-    """
-
-    __slots__ = (
-        "request_id", "pool", "event", "timeout_ns", "invoked_arn", "client_context",
-        "identity", "trace_id", "done", "payload", "error_type", "outcome", "log",
-        "duration_ns", "max_rss_kb", "init_ns", "cold", "billed_ms", "log_entry",
-        "sem", "waiting", "future", "loop", "loop_thread", "callback", "started_ns",
-        "log_stream", "source", "batch",
-    )
-
-    def __init__(self, request_id: str, pool: FunctionPool, event: bytes,
-                 invoked_arn: str, client_context: str | None = None) -> None:
-        self.request_id = request_id
-        self.pool = pool
-        self.event = event
-        self.timeout_ns = pool.config.timeout_s * 1_000_000_000
-        self.invoked_arn = invoked_arn
-        self.client_context = client_context
-        self.identity: str | None = None
-        self.trace_id: str | None = None
-        self.done = False
-        self.payload = b""
-        self.error_type: str | None = None
-        self.outcome = 0
-        self.log = b""
-        self.duration_ns = 0
-        self.max_rss_kb = 0
-        self.init_ns = 0
-        self.cold = False
-        self.billed_ms = 0
-        self.log_entry: InvocationLog | None = None
-        self.sem: threading.Lock | None = None
-        self.waiting = False
-        self.future: asyncio.Future[Invocation] | None = None
-        self.loop: asyncio.AbstractEventLoop | None = None
-        self.loop_thread = 0
-        self.callback: Callable[[Invocation], None] | None = None
-        self.started_ns = 0
-        self.log_stream = pool.init_stream
-        self.source: Any = None  # what the submitter keeps with it (the queued Event)
-        self.batch: Batch | None = None
-
-
-class Batch:
-    """Invocations of one function streamed through its workers (``invoke_many``).
-
-    At most ``width`` run at once; as one ends, the next is sent in its place, inheriting
-    its concurrency (so it needs no admission of its own, and nobody can take the slot in
-    between).  ``sentinel`` completes when the last one has: the caller waits for it as for
-    a single invocation, so one wake-up ends a whole batch, not one per invocation.
-    """
-
-    __slots__ = ("invocations", "pending", "remaining", "sentinel", "width")
-
-    def __init__(self, invocations: list[Invocation], sentinel: Invocation) -> None:
-        self.width = 1  # set when it starts
-        self.invocations = invocations
-        self.pending = deque(invocations)
-        self.remaining = len(invocations)
-        self.sentinel = sentinel
-        sentinel.batch = self  # never sent: it only ends when the batch has
-        for invocation in invocations:
-            invocation.batch = self
-
-
 class Dispatcher:
-    """The front-end's end of the worker links.  See the module docstring."""
+    """The front-end's end of the worker links.  See the module docstring.
 
-    def __init__(self) -> None:
+    ``admission`` counts every function's concurrency and may refuse a new invocation (it
+    raises a throttle); ``account`` meters and logs a finished one; both are called with
+    the lock held.  The pool's ``Workers`` and its supervisor's ``Alarm`` come with
+    ``attach``: they are made with this dispatcher, which they need too."""
+
+    def __init__(self, admission: Admission, account: Callable[[Invocation], None]) -> None:
         self.fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)  # every worker writes it
         self.bell = Doorbell()
         self.links: dict[bytes, Link] = {}
         self._link_list: list[Link] = []
         self.lock = threading.Lock()
         self.core = CoreDispatcher()
-        self.supervisor: Supervisor  # set by the supervisor, which needs us too
-        self.account: Callable[[Invocation], None] = _ignore  # meters and logs a finished one
-        self.admit: Callable[[Invocation], None] = _ignore  # raises to throttle a new one
-        # Invocations submitted and not complete, of functions without reserved concurrency.
-        self.active_unreserved = 0
+        self.admission = admission
+        self.account = account
+        self.workers: Workers
+        self.alarm: Alarm
         self._reader: Invocation | None = None
         self._reader_thread = 0
         # Waiting threads in arrival order; an entry leaves as soon as its invocation
@@ -148,18 +82,26 @@ class Dispatcher:
         # Invocations nobody waits for (Event): while there are any, the supervisor
         # thread reads the replies too, since no caller will.
         self.unattended = 0
-        # Set when queued Events wait for concurrency: the next invocation to end calls
-        # ``on_capacity`` (lock held) to start them.
-        self.wants_capacity = False
-        self.on_capacity: Callable[[], None] = _nothing
+        self._capacity_waiter: Callable[[], None] | None = None
+
+    def attach(self, workers: Workers, alarm: Alarm) -> None:
+        """Take the pool's workers (they fork and stop workers) and the alarm that wakes
+        the supervisor thread."""
+        self.workers = workers
+        self.alarm = alarm
+
+    def when_capacity(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` once, lock held, when the next invocation ends (queued Event
+        invocations waiting for concurrency)."""
+        self._capacity_waiter = callback
 
     # -- submitting (lock held in the underscored methods) --------------------------------
 
     def submit(self, invocation: Invocation) -> None:
-        """Send ``invocation`` to an idle worker, or queue it for one.  ``admit`` may
+        """Send ``invocation`` to an idle worker, or queue it for one.  Admission may
         refuse it first (a throttle, raised to the caller)."""
         with self.lock:
-            self.admit(invocation)
+            self.admission.admit(invocation)
             self.enqueue(invocation)
 
     def submit_batch(self, batch: Batch, width_of: Callable[[], int]) -> None:
@@ -168,7 +110,7 @@ class Dispatcher:
         with self.lock:
             batch.width = width = width_of()
             pending = batch.pending
-            self.admit(pending[0])
+            self.admission.admit(pending[0])
             self.enqueue(pending.popleft())
             for _ in range(1, width):
                 if not pending:
@@ -177,13 +119,11 @@ class Dispatcher:
 
     def enqueue(self, invocation: Invocation) -> None:
         """Send ``invocation`` to an idle worker or queue it, admitted already (lock held)."""
-        invocation.pool.active += 1
-        if invocation.pool.config.reserved_concurrency is None:
-            self.active_unreserved += 1
+        self.admission.enter(invocation.pool)
         if invocation.callback is not None:
             self.unattended += 1
             if self.unattended == 1:
-                self.supervisor.wake()
+                self.alarm.ring()
         self._route(invocation)
 
     def _route(self, invocation: Invocation) -> None:
@@ -191,11 +131,11 @@ class Dispatcher:
         worker = self.core.pop_idle(pool.name)
         if worker is None:
             pool.queue.append(invocation)
-            self.supervisor.grow(pool)
+            self.workers.grow(pool)
         else:
             self._send(worker, invocation)
             if not self.core.has_idle(pool.name):
-                self.supervisor.keep_spare(pool)  # the next one must not wait for a fork
+                self.workers.keep_spare(pool)  # the next one must not wait for a fork
 
     def _send(self, worker: bytes, invocation: Invocation) -> None:
         now = monotonic_ns()
@@ -214,8 +154,8 @@ class Dispatcher:
         self.core.begin(invocation.request_id, worker, deadline_ns, invocation)
         self.links[worker].send(message)
         invocation.pool.meter.began()
-        if deadline_ns < self.supervisor.wake_at_ns:
-            self.supervisor.wake()
+        if deadline_ns < self.alarm.wake_at_ns:
+            self.alarm.ring()
 
     def send_stop(self, worker: bytes) -> None:
         """Ask an idle worker to exit (lock held)."""
@@ -243,6 +183,11 @@ class Dispatcher:
         self._link_list.append(link)
         return requests, replies, wake, self.fd, self.bell.fd
 
+    def delivered(self, worker: bytes) -> bool:
+        """Whether ``worker`` took the last request sent to it (True without a link)."""
+        link = self.links.get(worker)
+        return link is None or link.delivered()
+
     def close_link(self, worker: bytes) -> None:
         link = self.links.pop(worker, None)
         if link is not None:
@@ -258,7 +203,7 @@ class Dispatcher:
                 return
             self._send(worker, queue.popleft())
             if not queue and not self.core.has_idle(pool.name):
-                self.supervisor.keep_spare(pool)
+                self.workers.keep_spare(pool)
 
     # -- receiving (lock held) ------------------------------------------------------------
 
@@ -294,21 +239,15 @@ class Dispatcher:
         invocation.duration_ns = reply.duration_ns
         invocation.max_rss_kb = reply.max_rss_kb
         if record is not None:
-            invocation.log_stream = record.log_stream
-            if record.provisioned:
-                pool.meter.served_provisioned()
-            if record.cold:
-                record.cold = False
-                invocation.cold = True
-                invocation.init_ns = record.init_ns
-            elif reply.init_ns:  # its runtime had ended; Init ran again within this call
-                invocation.cold = True
+            take_cold_start(record, invocation)
+            if reply.init_ns and not invocation.cold:
+                invocation.cold = True  # its runtime had ended; Init ran again in this call
                 invocation.init_ns = reply.init_ns
+            budget = self.workers.budget
             if (reply.retire or record.generation != pool.generation
-                    or (self.supervisor.budget.starved and not pool.queue
-                        and self.supervisor.budget.wants_room(pool))):
+                    or (budget.starved and not pool.queue and budget.wants_room(pool))):
                 # Asked to; or its configuration changed; or its memory is wanted elsewhere.
-                self.supervisor.stop_worker(record)
+                self.workers.stop(record)
             else:
                 record.state = "idle"
                 record.log_offset = reply.log_offset
@@ -318,7 +257,7 @@ class Dispatcher:
             self.dispatch_queued(pool)
 
     def _on_hello(self, worker: bytes, hello: wire.Hello) -> None:
-        record = self.supervisor.worker_ready(worker, hello)
+        record = self.workers.ready(worker, hello)
         if record is None:
             self.send_stop(worker)
             return
@@ -327,9 +266,7 @@ class Dispatcher:
 
     def complete(self, invocation: Invocation) -> None:
         """Account for a finished invocation and wake whoever waits for it (lock held)."""
-        invocation.pool.active -= 1
-        if invocation.pool.config.reserved_concurrency is None:
-            self.active_unreserved -= 1
+        self.admission.leave(invocation.pool)
         self.account(invocation)
         batch = invocation.batch
         if batch is None:
@@ -341,8 +278,10 @@ class Dispatcher:
                 self.enqueue(batch.pending.popleft())
             elif batch.remaining == 0:
                 self._wake(batch.sentinel)
-        if self.wants_capacity:
-            self.on_capacity()
+        waiter = self._capacity_waiter
+        if waiter is not None:
+            self._capacity_waiter = None
+            waiter()
 
     def _wake(self, invocation: Invocation) -> None:
         """Mark ``invocation`` done and wake its waiter, in the way it waits (lock held)."""
@@ -427,7 +366,7 @@ class Dispatcher:
 
     def clear_wake_up(self) -> None:
         """Consume the eventfd's count (a waiter that woke on it; any thread)."""
-        try:
+        try:  # noqa: SIM105 - on every wake-up: suppress() would add a context manager
             os.eventfd_read(self.fd)
         except BlockingIOError:
             pass  # another waiter took it
@@ -504,14 +443,6 @@ class Dispatcher:
         self.bell.close()
         os.close(self.fd)
         os.close(self._wake_fd)
-
-
-def _ignore(invocation: Invocation) -> None:
-    pass
-
-
-def _nothing() -> None:
-    pass
 
 
 def _resolve(invocation: Invocation) -> None:

@@ -10,12 +10,8 @@ from __future__ import annotations
 import base64
 import secrets
 import time
-from typing import TYPE_CHECKING
 
 import msgspec
-
-if TYPE_CHECKING:
-    from .logstore import LogEvent
 
 TAIL_BYTES = 4096
 
@@ -126,12 +122,3 @@ def log_stream_name(version: str = "$LATEST") -> str:
     """``YYYY/MM/DD/[$LATEST]<32 hex>``: one stream per execution environment."""
     return f"{time.strftime('%Y/%m/%d', time.gmtime())}/[{version}]{secrets.token_hex(16)}"
 
-
-def records(events: list[LogEvent]) -> list[LogRecord]:
-    """One record per invocation (its lines joined), in the order invocations began."""
-    texts: dict[str, list[str]] = {}
-    stamps: dict[str, int] = {}
-    for event in events:
-        texts.setdefault(event.request_id, []).append(event.message)
-        stamps.setdefault(event.request_id, event.timestamp_ms)
-    return [LogRecord(stamps[rid], rid, "".join(lines)) for rid, lines in texts.items()]

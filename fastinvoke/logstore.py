@@ -40,7 +40,7 @@ from typing import Any
 
 import msgspec
 
-from .logs import InvocationLog, split_lines
+from .logs import InvocationLog, LogRecord, split_lines
 from .sqlitedb import connect, enable_wal
 
 RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827,
@@ -374,3 +374,13 @@ def _purge(conn: sqlite3.Connection, now_ms: int | None) -> int:
                             (gid, now_ms - days * _DAY_MS)).rowcount
                for gid, days in conn.execute("SELECT id, retention_days FROM groups "
                                              "WHERE retention_days IS NOT NULL").fetchall())
+
+
+def records(events: list[LogEvent]) -> list[LogRecord]:
+    """One record per invocation (its lines joined), in the order invocations began."""
+    texts: dict[str, list[str]] = {}
+    stamps: dict[str, int] = {}
+    for event in events:
+        texts.setdefault(event.request_id, []).append(event.message)
+        stamps.setdefault(event.request_id, event.timestamp_ms)
+    return [LogRecord(stamps[rid], rid, "".join(lines)) for rid, lines in texts.items()]

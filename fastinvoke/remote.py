@@ -10,7 +10,7 @@ from urllib.parse import quote, urlsplit
 
 from .client import ZmqClient
 from .errors import InvalidParameterValueException, ServiceException, service_error
-from .invoker import InvokeResult
+from .result import InvokeResult
 
 _RETRY_S = 0.1
 

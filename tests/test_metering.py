@@ -116,7 +116,7 @@ def test_log_retention_is_validated_and_applied(tmp_path: Path) -> None:
             invoker.set_log_retention("echo", 2)
         invoker.set_log_retention("echo", 1)
         assert len(invoker.logs("echo")) == 1
-        purged = invoker._logs.purge(now_ms=(2**41))  # far in the future: all expired
+        purged = invoker._ledger.store.purge(now_ms=(2**41))  # far in the future: all expired
         assert purged == 3 and invoker.logs("echo") == []  # START, END, REPORT
 
 

@@ -450,10 +450,10 @@ def test_an_environment_that_cannot_start_fails_its_invocations_and_heals_later(
     invoker.create_function(FunctionConfig(name="fragile", handler="ok.handler",
                                            code=str(code)))
     assert invoker.call("fragile") == "ok"
-    template = invoker._pool("fragile").template
+    template = invoker._functions.pool("fragile").template
     shutil.rmtree(code)
     template.kill()  # its workers die with it; wait until the pool has seen it end
-    wait_until(lambda: invoker._pool("fragile").state == "dead")
+    wait_until(lambda: invoker._functions.pool("fragile").state == "dead")
     result = invoker.invoke("fragile")
     document = json.loads(result.payload)
     assert result.function_error == "Unhandled"

@@ -61,12 +61,12 @@ def test_spares_count_against_max_workers_and_the_memory_budget(
     capped = make_invoker(max_workers=1)
     name = make_function("gated.handler", invoker=capped, source=GATED)
     capped.call(name, {})
-    assert len(capped._pool(name).workers) == 1
+    assert len(capped._functions.pool(name).workers) == 1
     budget = make_invoker(memory_budget_mb=256)
     name = make_function("gated.handler", invoker=budget, source=GATED, memory_mb=256)
     budget.call(name, {})
-    assert len(budget._pool(name).workers) == 1
+    assert len(budget._functions.pool(name).workers) == 1
     off = make_invoker(spare_workers=False)
     name = make_function("gated.handler", invoker=off, source=GATED)
     off.call(name, {})
-    assert len(off._pool(name).workers) == 1
+    assert len(off._functions.pool(name).workers) == 1

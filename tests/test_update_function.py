@@ -159,4 +159,4 @@ def test_a_reservation_changed_mid_invocation_keeps_the_account_count(
         thread.join()
     # The count of unreserved executions in flight, which throttling compares with the
     # account limit, is back at zero: no capacity was lost or invented.
-    assert invoker._dispatcher.active_unreserved == 0
+    assert invoker._admission.active_unreserved == 0

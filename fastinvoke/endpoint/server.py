@@ -16,7 +16,8 @@ import zmq
 
 from ..channel import DONTWAIT, SNDMORE, open_channel
 from ..errors import InvalidRequestContentException, ServiceError, ServiceException
-from ..invoker import Invoker, InvokeResult
+from ..invoker import Invoker
+from ..result import InvokeResult
 from .protocol import Request, Response, decode_request, encode
 
 _log = logging.getLogger(__name__)

@@ -13,12 +13,13 @@ retries and deletions, delivers records to destinations.  Starting an event is c
 happens inline, under the dispatcher's lock: when an attempt ends, the next claimed event
 of its lane starts in the same breath, without waking any thread.
 
-Failure policy (``lambda-spec.md`` §6).  A function error, timeout or crash is retried up
-to the lane's ``maximum_retry_attempts`` after the configured delays (Lambda: about 1 and
-2 minutes), with the same request id.  An event older than ``maximum_event_age_s`` is
-not run again: it goes to the failure destination as ``EventAgeExceeded``.  Reserved
-concurrency 0 sends events straight there as ``ZeroReservedConcurrency``.  Waiting for
-concurrency is not a failure: the event stays queued.
+Failure policy (docs/lambda-behaviour.md, "Asynchronous invocation").  A function error,
+timeout or crash is retried up to the lane's ``maximum_retry_attempts`` after the
+configured delays (Lambda: about 1 and 2 minutes), with the same request id.  An event
+older than ``maximum_event_age_s`` is not run again: it goes to the failure destination
+as ``EventAgeExceeded``.  Reserved concurrency 0 sends events straight there as
+``ZeroReservedConcurrency``.  Waiting for concurrency is not a failure: the event stays
+queued.
 """
 
 from __future__ import annotations
@@ -33,14 +34,15 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ..dispatch import Dispatcher, Invocation
+from ..dispatch import Dispatcher
 from ..errors import ServiceException
+from ..pool.records import Invocation
 from . import records
 from .config import EventInvokeConfig
 from .store import MemoryEventStore, QueuedEvent
 
 if TYPE_CHECKING:
-    from ..pool.workers import FunctionPool
+    from ..pool.records import FunctionPool
 
 _BUFFER = 256  # claimed events a lane keeps ready to start; refilled when below half
 _FLUSH_MS = 50  # a finished event's row is deleted within this long (or 1,000 at once)
@@ -104,7 +106,6 @@ class EventQueue:
         self._loop_batches: dict[asyncio.AbstractEventLoop, tuple[list[QueuedEvent],
                                                                    asyncio.Future[None]]] = {}
         self.recovered = self.redelivered = self.delivery_failures = 0
-        dispatcher.on_capacity = self._on_capacity
         recovered, self.redelivered = store.recover()
         self.recovered = len(recovered)
         for event in recovered:
@@ -200,7 +201,7 @@ class EventQueue:
                 enqueue(invocation)
                 room -= 1
         if claimed and room <= 0:
-            self._dispatcher.wants_capacity = True
+            self._dispatcher.when_capacity(self._on_capacity)
         if len(claimed) < _BUFFER // 2 and lane.ready:
             self._wake.notify()
 
@@ -259,7 +260,6 @@ class EventQueue:
 
     def _on_capacity(self) -> None:
         """Some invocation ended while claimed events waited for concurrency."""
-        self._dispatcher.wants_capacity = False
         for lane in self._lanes.values():
             if lane.claimed:
                 self._start(lane)

@@ -22,7 +22,7 @@ from .httpclient import Connection, Response
 from .recorder import FUNCTION, SERVICE, THROTTLE, Failure
 
 if TYPE_CHECKING:
-    from ..invoker import InvokeResult
+    from ..result import InvokeResult
 
 INVOKE_PATH = "/2015-03-31/functions/{name}/invocations"
 

@@ -9,7 +9,7 @@ import os
 import time
 from collections.abc import Callable, Iterable
 
-from .workers import FunctionPool, WorkerRecord
+from .records import FunctionPool, WorkerRecord
 
 _log = logging.getLogger("fastinvoke")
 _WARN_EVERY_S = 60.0

@@ -18,6 +18,7 @@ signal) and its workers die with it.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 import resource
@@ -183,15 +184,11 @@ class Template:
     def stop(self) -> None:
         """Kill every worker and wait for each, so none outlives the template."""
         for pid in self.workers:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         for pid in self.workers:
-            try:
+            with contextlib.suppress(ChildProcessError):
                 os.waitpid(pid, 0)
-            except ChildProcessError:
-                pass
 
 
 def _init_in_worker(handler: str) -> tuple[object, int]:

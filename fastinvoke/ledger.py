@@ -1,0 +1,113 @@
+"""Every function's meters, bill and logs: what an invocation leaves behind once it ends.
+
+Counters carry over a function's replacement and, with a state directory of the user's
+own, to the next run (``meters.json``); deleted functions stay on the bill.  Each
+invocation's START, output, END and REPORT lines go to the log store.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+from . import logs, logstore
+from ._core import Meter
+from .errors import InvalidParameterValueException
+from .logstore import LogEvent, LogStore
+from .metering import (
+    OUT_OF_MEMORY,
+    TIMEOUT,
+    Bill,
+    Prices,
+    Usage,
+    bill_usage,
+    load_usage,
+    new_meter,
+    save_usage,
+    snapshot,
+)
+from .pool.records import FunctionPool, Invocation
+
+
+class Ledger:
+    """Meters and logs of one Invoker's functions, in ``state_dir``."""
+
+    def __init__(self, state_dir: str, billing: str) -> None:
+        new_meter(billing)  # refuse an unknown preset before anything starts
+        self.billing = billing
+        self.store = LogStore(os.path.join(state_dir, "logs.db"))
+        self._usage_path = os.path.join(state_dir, "meters.json")
+        self._usage = load_usage(self._usage_path)
+
+    def meter_for(self, name: str) -> Meter:
+        """A new meter for the function ``name``, going on from its saved counters."""
+        meter = new_meter(self.billing)
+        saved = self._usage.pop(name, None)
+        if saved is not None:  # a persistent state dir, or a replaced function
+            meter.restore(saved.counters)
+        return meter
+
+    def retire(self, pool: FunctionPool) -> None:
+        """``pool``'s function is deleted: its invocations stay on the bill."""
+        self._usage[pool.name] = _usage_of(pool)
+        self.store.delete_group(logs.log_group(pool.name))
+
+    def account(self, invocation: Invocation) -> None:
+        """Meter a finished invocation and write its log lines (dispatcher lock held)."""
+        pool = invocation.pool
+        memory_mb = pool.config.memory_mb
+        invocation.billed_ms = pool.meter.record(invocation.duration_ns, invocation.init_ns,
+                                                 memory_mb, invocation.outcome, invocation.cold,
+                                                 invocation.started_ns != 0)
+        status = error_type = None
+        if invocation.outcome == TIMEOUT:
+            status = "timeout"
+        elif invocation.outcome >= OUT_OF_MEMORY:
+            status = "error"
+            error_type = ("Runtime.OutOfMemory" if invocation.outcome == OUT_OF_MEMORY
+                          else invocation.error_type)
+        invocation.log_entry = entry = logs.InvocationLog(
+            time.time_ns() // 1_000_000, invocation.request_id, invocation.log,
+            invocation.duration_ns, invocation.billed_ms, memory_mb, invocation.max_rss_kb,
+            invocation.init_ns if invocation.cold else None, status, error_type,
+        )
+        self.store.append(logs.log_group(pool.name), invocation.log_stream, (entry,))
+
+    def meter(self, pool: FunctionPool) -> dict[str, Any]:
+        figures = snapshot(pool.meter)
+        figures["function"] = pool.name
+        figures["billing"] = self.billing
+        return figures
+
+    def bill(self, pools: list[FunctionPool], prices: dict[str, Prices] | None) -> Bill:
+        usage = dict(self._usage)
+        usage.update((pool.name, _usage_of(pool)) for pool in pools)
+        return bill_usage(usage, prices)
+
+    def records(self, name: str, since_ms: int | None,
+                pattern: str | None) -> list[logs.LogRecord]:
+        self.store.flush()
+        return logstore.records(self.store.events(logs.log_group(name), since_ms=since_ms,
+                                                  pattern=pattern))
+
+    def events(self, name: str, **query: Any) -> list[LogEvent]:
+        self.store.flush()
+        return self.store.events(logs.log_group(name), **query)
+
+    def set_retention(self, name: str, days: int | None) -> None:
+        try:
+            self.store.set_retention(logs.log_group(name), days)
+        except ValueError as exc:
+            raise InvalidParameterValueException(str(exc)) from None
+
+    def close(self, pools: list[FunctionPool], *, keep: bool) -> None:
+        """Close the log store; with ``keep``, save the counters for the next run."""
+        self.store.close()
+        if keep:
+            self._usage.update((pool.name, _usage_of(pool)) for pool in pools)
+            save_usage(self._usage_path, self._usage)
+
+
+def _usage_of(pool: FunctionPool) -> Usage:
+    return Usage(pool.config.architecture, pool.config.memory_mb, pool.meter.snapshot())

@@ -1,0 +1,35 @@
+"""What the pool asks of the front-end's end of the workers' links (the dispatcher).
+
+The dispatcher routes invocations and reads replies; the pool makes and ends workers. Each
+needs the other: the dispatcher asks the pool for workers (``Workers``), the pool asks the
+dispatcher for the links of the workers it forks and to complete the invocations it ends
+(a timeout, a crash, an Init failure).  This protocol is the second half, so that the pool
+does not import the dispatcher."""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from .._core import Dispatcher as CoreDispatcher
+    from .._core import Doorbell
+    from .records import Invocation
+
+
+class Hop(Protocol):
+    lock: threading.Lock  # the one lock of the front-end's bookkeeping
+    core: CoreDispatcher  # idle stacks, requests in flight, deadlines
+    fd: int  # the eventfd every worker writes after a reply
+    bell: Doorbell  # raised while someone sleeps on ``fd``
+    unattended: int  # invocations in flight that no caller waits for (Event)
+
+    def open_link(self, worker: bytes) -> tuple[int, int, int, int, int]: ...
+    def close_link(self, worker: bytes) -> None: ...
+    def delivered(self, worker: bytes) -> bool: ...
+    def send_stop(self, worker: bytes) -> None: ...
+    def collect(self) -> None: ...
+    def replies_waiting(self) -> bool: ...
+    def clear_wake_up(self) -> None: ...
+    def complete(self, invocation: Invocation) -> None: ...
+    def resend(self, invocation: Invocation) -> None: ...

@@ -1,0 +1,233 @@
+"""Template processes: one per function, started from the supervisor thread, running Init
+and forking workers on request.
+
+A template reports on a pipe (Init's outcome, forks, its workers' exits) and takes Fork
+requests on a SOCK_SEQPACKET control socket, with each new worker's link fds attached.
+Closing the control socket tells it to kill its workers and exit.  A configuration change
+retires the template: it keeps serving its workers until the last one is gone.
+"""
+
+from __future__ import annotations
+
+import os
+import selectors
+import socket
+import subprocess
+import sys
+from collections import deque
+from collections.abc import Iterable
+
+import msgspec
+
+from .. import wire
+from .._core import monotonic_ns
+from ..runtime.faults import exit_reason
+from .alarm import Alarm
+from .environment import function_environment
+from .failures import finish_init_failed
+from .hop import Hop
+from .records import FunctionPool
+
+INIT_TIMEOUT_NS = 10_000_000_000  # Lambda's limit on the Init phase of on-demand functions
+_SHUTDOWN_GRACE_S = 5.0
+
+Message = msgspec.Struct
+
+
+class Templates:
+    """The template processes of every pool.  Reports are read by the supervisor thread
+    through ``selector``, their keys' data being ``(pool, process)``."""
+
+    def __init__(self, hop: Hop, alarm: Alarm, selector: selectors.BaseSelector,
+                 log_dir: str, region: str) -> None:
+        self._hop = hop
+        self._alarm = alarm
+        self._selector = selector
+        self.log_dir = log_dir
+        self.region = region
+        self._to_spawn: deque[tuple[FunctionPool, int]] = deque()  # with its generation
+        self._buffers: dict[int, bytes] = {}
+
+    # -- asking for Init (lock held) ----------------------------------------------------------
+
+    def boot(self, pool: FunctionPool) -> None:
+        """Have the supervisor thread start ``pool``'s template (Init)."""
+        pool.state = "booting"
+        pool.init_deadline_ns = monotonic_ns() + INIT_TIMEOUT_NS
+        self._to_spawn.append((pool, pool.generation))
+        self._alarm.ring()
+
+    def retire(self, pool: FunctionPool) -> None:
+        """``pool``'s configuration changed: its template serves only the workers it has;
+        a template still in Init is killed (it has none, and does not read its socket)."""
+        if pool.control is not None:
+            pool.retired[pool.generation] = pool.control
+            pool.control = None
+        template, pool.template = pool.template, None
+        if pool.state == "booting" and template is not None:
+            template.kill()
+        pool.generation += 1
+
+    def init_failed(self, pool: FunctionPool, error: dict) -> None:
+        """Init failed: ``error`` answers every invocation waiting for it; the next one
+        retries Init, as Lambda does."""
+        pool.state = "failed"
+        pool.init_error = error
+        while pool.queue:
+            finish_init_failed(self._hop, pool.queue.popleft())
+
+    def expire_init(self, pools: Iterable[FunctionPool], now: int) -> None:
+        """Kill templates whose Init ran past 10 s; their end reports the failure."""
+        for pool in pools:
+            if pool.state == "booting" and pool.template is not None \
+                    and now >= pool.init_deadline_ns:
+                pool.init_timed_out = True
+                pool.template.kill()
+
+    def close(self, pool: FunctionPool) -> None:
+        """Close ``pool``'s control socket: its template kills its workers and exits."""
+        if pool.control is not None:
+            pool.control.close()
+            pool.control = None
+
+    def close_all(self, pool: FunctionPool) -> None:
+        """``pool`` is gone: end its template and every retired one."""
+        self.close(pool)
+        for generation in list(pool.retired):
+            pool.retired.pop(generation).close()
+
+    # -- starting (supervisor thread) ----------------------------------------------------------
+
+    def spawn_pending(self) -> None:
+        """Start the templates asked for (lock not held: a start takes milliseconds)."""
+        while self._to_spawn:
+            pool, generation = self._to_spawn.popleft()
+            try:
+                self._spawn(pool, generation)
+            except OSError as exc:
+                with self._hop.lock:
+                    self._spawn_failed(pool, exc)
+
+    def clear_pending(self) -> None:
+        self._to_spawn.clear()
+
+    def _spawn(self, pool: FunctionPool, generation: int) -> None:
+        """Start ``pool``'s template process, unless its configuration was renewed since."""
+        if generation != pool.generation:
+            return
+        config = pool.config
+        code_dir = os.path.abspath(config.code)
+        # Fork requests travel with the new worker's link fds: a socket, not a pipe.
+        control, to_template = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        reports, from_template = os.pipe2(os.O_CLOEXEC)
+        boot = wire.Boot(config.name, config.handler, code_dir, self.log_dir,
+                         to_template.fileno(), from_template, os.getpid(), config.prefork,
+                         config.runtime)
+        init_log = os.path.join(self.log_dir, f"{config.name}.init.log")
+        try:
+            with open(init_log, "ab") as output:
+                process = subprocess.Popen(
+                    [sys.executable, "-m", "fastinvoke.runtime.template",
+                     wire.encode_boot(boot).decode()],
+                    cwd=code_dir, env=function_environment(config, self.region, code_dir),
+                    stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
+                    pass_fds=(to_template.fileno(), from_template), start_new_session=True,
+                )
+        except BaseException:
+            control.close()
+            os.close(reports)
+            raise
+        finally:
+            to_template.close()
+            os.close(from_template)
+        with self._hop.lock:
+            self._buffers[reports] = b""
+            self._selector.register(reports, selectors.EVENT_READ, (pool, process))
+            if generation != pool.generation:  # renewed while it started: it must not serve
+                control.close()
+                process.kill()  # its end of the report pipe closes; that reaps it
+                return
+            pool.template = process
+            self.close(pool)  # a template whose Init failed: its end not yet read
+            pool.control = control
+
+    def _spawn_failed(self, pool: FunctionPool, exc: OSError) -> None:
+        """The template could not even start (lock held): an Init failure for the
+        invocations waiting; the next one tries again."""
+        if pool.state == "booting":
+            self.init_failed(pool, {
+                "errorType": "Runtime.Unknown",
+                "errorMessage": f"could not start the function's environment: {exc}; check "
+                                f"its code directory {os.path.abspath(pool.config.code)}",
+            })
+
+    # -- reading reports (supervisor thread, lock held) ---------------------------------------
+
+    def read(self, fd: int, pool: FunctionPool,
+             process: subprocess.Popen[bytes]) -> list[Message] | None:
+        """What the template reported; None once its pipe closed (see ``ended``)."""
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            return None
+        *lines, self._buffers[fd] = (self._buffers[fd] + chunk).split(b"\n")
+        messages = []
+        for line in lines:
+            message = wire.decode_from_template(line)
+            if process is not pool.template and type(message) in (wire.Ready, wire.InitFailed):
+                continue  # the Init of a template replaced by ``renew``
+            messages.append(message)
+        return messages
+
+    def ready(self, pool: FunctionPool, message: wire.Ready) -> None:
+        pool.state = "ready"
+        pool.init_ns = message.init_ns
+        pool.init_error = None
+
+    def ended(self, fd: int, pool: FunctionPool, process: subprocess.Popen[bytes]) -> bool:
+        """The template's report pipe closed: it has exited.  True when it was ``pool``'s
+        current template: then Init failed if it was running, and otherwise the pool is
+        "dead" and its workers died with it (the caller ends them)."""
+        self._selector.unregister(fd)
+        os.close(fd)
+        del self._buffers[fd]
+        status = process.wait()
+        if process is not pool.template:
+            return False  # an earlier template (its Init failed); a newer one is running
+        self.close(pool)
+        if pool.state == "booting":  # it ended before Init finished: an Init failure
+            reason = exit_reason(-1, -status) if status < 0 else exit_reason(status, 0)
+            error = {
+                "errorType": "Runtime.ExitError",
+                "errorMessage": f"RequestId:  Error: {reason} (its output is in "
+                                f"{self.log_dir}/{pool.name}.init.log)",
+            }
+            if pool.init_timed_out:
+                pool.init_timed_out = False
+                error = {"errorType": "Sandbox.Timedout",
+                         "errorMessage": "Init timed out after 10.00 seconds"}
+            self.init_failed(pool, error)
+        elif pool.state != "failed":
+            pool.state = "dead"
+        return True
+
+    def end_retired(self, pool: FunctionPool) -> None:
+        """Close the sockets of retired templates whose last worker is gone: they exit."""
+        live = {record.generation for record in pool.workers.values()}
+        for generation in [g for g in pool.retired if g not in live]:
+            pool.retired.pop(generation).close()
+
+    def shut_down(self) -> None:
+        """Wait for every template to exit (their sockets are closed); one still in Init
+        does not read its socket, so after a grace period it is killed."""
+        for key in list(self._selector.get_map().values()):
+            if isinstance(key.data, tuple):
+                os.close(key.fd)
+                _end(key.data[1])
+
+
+def _end(process: subprocess.Popen[bytes]) -> None:
+    try:
+        process.wait(_SHUTDOWN_GRACE_S)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()

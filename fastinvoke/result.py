@@ -1,0 +1,40 @@
+"""What an invocation answers, as Lambda's Invoke API does."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import msgspec
+
+from .logs import tail
+
+if TYPE_CHECKING:
+    from .pool.records import Invocation
+
+
+class InvokeResult(msgspec.Struct, frozen=True):
+    """What Lambda's Invoke answers (botocore's field names in snake case).
+
+    ``payload`` holds the result bytes exactly as the function produced them, or the
+    error document when ``function_error`` is set.
+    """
+
+    status_code: int
+    payload: bytes = b""
+    function_error: str | None = None
+    log_result: str | None = None
+    executed_version: str | None = None
+    request_id: str = ""
+
+
+def answer(invocation: Invocation, log_type: str | None) -> InvokeResult:
+    """What Invoke answers for a finished synchronous invocation: its payload or error
+    document, and with ``log_type="Tail"`` the last 4 KB of its log, base64-encoded."""
+    return InvokeResult(
+        200,
+        invocation.payload,
+        None if invocation.error_type is None else "Unhandled",
+        tail(invocation.log_entry.text()) if log_type == "Tail" else None,
+        "$LATEST",
+        invocation.request_id,
+    )
