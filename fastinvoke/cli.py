@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import base64
 import json
+import re
 import sys
 import time
 from collections.abc import Sequence
@@ -71,6 +72,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1",
                        help="address to bind (default 127.0.0.1; any other needs --auth sigv4)")
     serve.add_argument("--port", type=int, default=3001, help="port (default 3001; 0: any)")
+    serve.add_argument("--region", default="us-east-1",
+                       help="the AWS region served: in ARNs, and the one requests must be "
+                       "signed for with --auth sigv4 (default us-east-1)")
     serve.add_argument("--zmq", metavar="ADDRESS",
                        help="also serve Invoke on a ZeroMQ endpoint, tcp://127.0.0.1:3002 or "
                        "ipc://PATH (for fastinvoke.client.ZmqClient)")
@@ -216,6 +220,10 @@ def _print_result(result: InvokeResult) -> None:
         sys.stdout.write(base64.b64decode(result.log_result).decode("utf-8", "replace"))
 
 
+# An AWS region's name, as botocore accepts one (a host name label).
+_REGION = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+
+
 def _serve(args: argparse.Namespace) -> int:
     from .http.serve import (  # their imports cost the other commands
         ServeOptions,
@@ -237,19 +245,24 @@ def _serve(args: argparse.Namespace) -> int:
         except ValueError as exc:
             print(f"fastinvoke: {exc}", file=sys.stderr)
             return 2
+    if not _REGION.fullmatch(args.region):
+        print(f"fastinvoke: --region {args.region}: give an AWS region name, such as "
+              "us-east-1", file=sys.stderr)
+        return 2
     refusal = check_exposure(args.host, keys) or check_zmq_exposure(args.zmq)
     if refusal is not None:
         print(f"fastinvoke: {refusal}", file=sys.stderr)
         return 2
     functions, event_configs = [], {}
     if args.template is not None:
-        template = load_template(args.template)
+        template = load_template(args.template, parameters={"AWS::Region": args.region})
         _print_notes(template)
         functions, event_configs = template.functions, template.event_configs
     return serve(ServeOptions(
         args.host, args.port, str(args.state_dir), keys, functions,
         Limits(read_timeout_s=args.read_timeout, keep_alive_s=args.keep_alive),
-        args.shutdown_timeout, args.zmq, args.max_workers, args.memory_budget, event_configs))
+        args.shutdown_timeout, args.zmq, args.max_workers, args.memory_budget, event_configs,
+        region=args.region))
 
 
 def _logs(args: argparse.Namespace) -> int:

@@ -51,6 +51,7 @@ class ServeOptions:
     memory_budget_mb: int | None = None
     # A template's EventInvokeConfig per function (Invoker.event_invoke_config keywords).
     event_configs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    region: str = "us-east-1"  # in ARNs, and the region requests must be signed for
 
 
 def check_exposure(host: str, keys: dict[str, str] | None) -> str | None:
@@ -153,7 +154,7 @@ async def _serve(options: ServeOptions, sockets: list[socket.socket],
                  listener: ZmqListener | None) -> int:
     loop = asyncio.get_running_loop()
     invoker = Invoker(options.state_dir, max_workers=options.max_workers,
-                      memory_budget_mb=options.memory_budget_mb)
+                      memory_budget_mb=options.memory_budget_mb, region=options.region)
     recovered = invoker.event_stats()
     if recovered["recovered"]:
         print(f"fastinvoke: {recovered['recovered']} queued Event invocations resumed from "
@@ -166,7 +167,8 @@ async def _serve(options: ServeOptions, sockets: list[socket.socket],
             print(f"note: {note}", file=sys.stderr)
         for name, settings in options.event_configs.items():
             invoker.event_invoke_config(name, **settings)
-        verifier = None if options.keys is None else Verifier(options.keys)
+        verifier = None if options.keys is None else Verifier(options.keys,
+                                                              region=options.region)
         server = HttpServer(LambdaApi(invoker, functions, Metrics(invoker), verifier),
                             options.limits)
         port = await server.listen(sockets)

@@ -6,6 +6,11 @@ botocore's ``SigV4Auth`` for non-S3 services: the path as sent, dot segments rem
 percent-encoded once more (``/~`` kept); the query's ``key=value`` pairs as sent,
 sorted; the signed headers, lower-case, values with runs of whitespace collapsed; the
 SHA-256 of the body.  Errors carry the names AWS answers with (403).
+
+The credential scope must name this server's region and service, as an AWS endpoint's
+does (IAM User Guide: "Elements of an AWS API request signature"): a client configured
+for another region, or a request signed for another service, gets the 403
+``InvalidSignatureException`` and the message AWS endpoints answer with.
 """
 
 from __future__ import annotations
@@ -52,11 +57,13 @@ def load_keys(path: str | Path) -> dict[str, str]:
 
 
 class Verifier:
-    """Check requests signed with one of ``keys`` for ``service``."""
+    """Check requests signed with one of ``keys`` for ``service`` in ``region``."""
 
-    def __init__(self, keys: dict[str, str], service: str = "lambda") -> None:
+    def __init__(self, keys: dict[str, str], service: str = "lambda",
+                 region: str = "us-east-1") -> None:
         self.keys = keys
         self.service = service
+        self.region = region
 
     def verify(self, request: Request, now: float | None = None) -> str:
         """Return the access key id that signed ``request``, or raise AWS's 403 error."""
@@ -68,17 +75,23 @@ class Verifier:
             raise IncompleteSignatureException(
                 "Authorization header requires 'Credential', 'SignedHeaders' and 'Signature' "
                 f"in the {ALGORITHM} format; sign requests with an AWS SDK")
+        # The scope is checked before the key, as AWS does: it needs no secret.
+        if match["region"] != self.region:
+            raise InvalidSignatureException(
+                f"Credential should be scoped to a valid region, not '{match['region']}'. ")
+        if match["service"] != self.service:
+            raise InvalidSignatureException(
+                f"Credential should be scoped to correct service: '{self.service}'. ")
         secret = self.keys.get(match["key"])
         if secret is None:
             raise UnrecognizedClientException("The security token included in the request is "
                                               "invalid.")
         stamp = request.headers.get("x-amz-date", "")
         signed = match["headers"].split(";")
-        if "host" not in signed or not stamp.startswith(match["date"]) \
-                or match["service"] != self.service:
+        if "host" not in signed or not stamp.startswith(match["date"]):
             raise IncompleteSignatureException(
-                f"The credential scope must be <date>/<region>/{self.service}/aws4_request for "
-                "the X-Amz-Date of the request, and the Host header must be signed")
+                f"The credential scope must be <date>/{self.region}/{self.service}/aws4_request "
+                "for the X-Amz-Date of the request, and the Host header must be signed")
         _check_time(stamp, time.time() if now is None else now)
         scope = f"{match['date']}/{match['region']}/{match['service']}/aws4_request"
         canonical = canonical_request(request, signed)
