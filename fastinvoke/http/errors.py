@@ -28,6 +28,12 @@ class RequestTimeoutException(ServiceError):
     status = 408
 
 
+class RequestHeaderFieldsTooLargeException(ServiceError):
+    """Too many headers, or too many bytes of them (RFC 6585 §5)."""
+
+    status = 431
+
+
 class MissingAuthenticationTokenException(ServiceError):
     status = 403
 

@@ -57,13 +57,12 @@ class ServeOptions:
 def check_exposure(host: str, keys: dict[str, str] | None) -> str | None:
     """Why serving on ``host`` is refused, or None.  Beyond loopback, anyone who can
     reach the port could run code: requests must then be signed."""
-    if keys is not None or host == "localhost":
+    if keys is not None or is_loopback(host):
         return None
-    try:
-        if ipaddress.ip_address(host).is_loopback:
-            return None
-    except ValueError:
-        pass
+    return _exposed(host)
+
+
+def _exposed(host: str) -> str:
     return (f"refusing to serve on {host} without authentication: anyone who reaches it could "
             "run code. Add --auth sigv4 --keys FILE (a JSON object of access key id -> secret "
             "key; clients sign with those keys), or bind 127.0.0.1")
@@ -81,28 +80,55 @@ def check_zmq_exposure(address: str | None) -> str | None:
     if match is None:
         return (f"--zmq {address}: give tcp://127.0.0.1:PORT or ipc://PATH")
     host = match["host"].strip("[]")
-    if host != "localhost" and not _is_loopback(host):
-        return (f"refusing to serve ZeroMQ on {host}: the endpoint has no authentication. "
-                "Bind it to 127.0.0.1 (or ipc://PATH) and reach other machines over HTTP "
-                "with --auth sigv4")
+    if not is_loopback(host):
+        return _zmq_exposed(host)
     return None
 
 
-def _is_loopback(host: str) -> bool:
+def _zmq_exposed(host: str) -> str:
+    return (f"refusing to serve ZeroMQ on {host}: the endpoint has no authentication. "
+            "Bind it to 127.0.0.1 (or ipc://PATH) and reach other machines over HTTP "
+            "with --auth sigv4")
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` binds only loopback addresses.  It is resolved as ``bind``
+    resolves it, so every spelling the resolver accepts counts: ``localhost``,
+    ``127.1``, ``127.0.0.2``, ``::1``, ``0:0:0:0:0:0:0:1``...; an empty host (every
+    interface) or one that does not resolve does not."""
     try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
+        infos = socket.getaddrinfo(host or None, 0, type=socket.SOCK_STREAM,
+                                   flags=socket.AI_PASSIVE)
+    except (OSError, UnicodeError):
         return False
+    return bool(infos) and all(_loopback_address(info[4][0]) for info in infos)
+
+
+def _loopback_address(address: str) -> bool:
+    ip = ipaddress.ip_address(address.partition("%")[0])  # without an IPv6 scope
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped  # ::ffff:127.0.0.1 (Python 3.11 does not look inside)
+    return ip.is_loopback
 
 
 def serve(options: ServeOptions) -> int:
     """Run until stopped by a signal; returns the exit status (1: an address could not
-    be bound, said in one line on stderr)."""
+    be bound, 2: it is not loopback and requests need no signature; either said in one
+    line on stderr)."""
     try:
         sockets, listener = _bind(options)
     except _Unbound as exc:
         print(f"fastinvoke serve: {exc}", file=sys.stderr)
         return 1
+    # What was bound decides, whatever the host's spelling or the resolver's answer now.
+    refusal = _bound_exposure(options, sockets, listener)
+    if refusal is not None:
+        for sock in sockets:
+            sock.close()
+        if listener is not None:
+            listener.close()
+        print(f"fastinvoke serve: {refusal}", file=sys.stderr)
+        return 2
     try:
         return uvloop.run(_serve(options, sockets, listener))
     finally:  # what was bound and never served on (serving took the others over)
@@ -110,6 +136,17 @@ def serve(options: ServeOptions) -> int:
             sock.close()
         if listener is not None and not listener.socket.closed:
             listener.close()
+
+
+def _bound_exposure(options: ServeOptions, sockets: list[socket.socket],
+                    listener: ZmqListener | None) -> str | None:
+    if options.keys is None and not all(
+            _loopback_address(sock.getsockname()[0]) for sock in sockets):
+        return _exposed(options.host)
+    tcp = None if listener is None else _ZMQ_TCP.fullmatch(listener.address)
+    if tcp is not None and not _loopback_address(tcp["host"].strip("[]")):
+        return _zmq_exposed(tcp["host"].strip("[]"))
+    return None
 
 
 class _Unbound(Exception):
@@ -184,7 +221,7 @@ async def _serve(options: ServeOptions, sockets: list[socket.socket],
 
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, on_signal, signum)
-        print(f"fastinvoke: serving the Lambda API on http://{options.host}:{port} "
+        print(f"fastinvoke: serving the Lambda API on http://{_host_port(options.host, port)} "
               f"({len(functions.records)} functions, state in {invoker.state_dir})", flush=True)
         if endpoint is not None:
             print(f"fastinvoke: serving Invoke over ZeroMQ on {endpoint.address}", flush=True)
@@ -209,3 +246,4 @@ async def _serve(options: ServeOptions, sockets: list[socket.socket],
         await asyncio.to_thread(invoker.close)
     print("fastinvoke: stopped", file=sys.stderr, flush=True)
     return 0
+

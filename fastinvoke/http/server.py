@@ -4,12 +4,20 @@ One ``Connection`` protocol per client.  Keep-alive and pipelining: parsed reque
 wait in the connection's queue and one task answers them in order, so responses never
 overtake each other; past ``MAX_PIPELINED`` waiting requests the connection stops
 reading until the queue drains.  Whatever goes wrong while reading (a malformed or
-oversized request, a client too slow to send one) is answered in the same queue, in
-Lambda's error shape, and then the connection closes; the server keeps serving others.
+oversized request, too many headers, a client too slow to send one) is answered in the
+same queue, in Lambda's error shape, and then the connection closes; the server keeps
+serving others.
+
+Closing after such an answer is a *lingering close*: the client may still be sending
+the rest of its request, and closing a socket with unread data makes the kernel send a
+reset, which can destroy the answer before the client reads it.  So the server ends its
+side (FIN), then reads and drops what still arrives until the client closes, at most
+``LINGER_S``.
 
 Timeouts are checked by one sweep over the connections (``_sweep``), not a timer per
-request: a request must arrive whole within ``read_timeout_s`` of its first byte, and an
-idle keep-alive connection is closed after ``keep_alive_s``.  Answering a request has no
+request: a request must arrive whole within ``read_timeout_s`` of its first byte (time
+the server itself stopped reading, its queue full, does not count), and an idle
+keep-alive connection is closed after ``keep_alive_s``.  Answering a request has no
 deadline here: a synchronous invocation may legitimately run for 15 minutes.
 """
 
@@ -27,11 +35,12 @@ import httptools
 
 from ..errors import InvalidRequestContentException, RequestEntityTooLargeException, ServiceError
 from ..errors import ServiceException as InternalError
-from .errors import RequestTimeoutException, error_response
+from .errors import RequestHeaderFieldsTooLargeException, RequestTimeoutException, error_response
 from .messages import Request, Response
 
 Application = Callable[[Request], Awaitable[Response]]
 MAX_PIPELINED = 32
+LINGER_S = 5.0  # most time a refused client has to stop sending (see the module docstring)
 _HEADER_NAMES: dict[bytes, str] = {}  # header names as sent -> lower-case str
 BACKLOG = 1024
 
@@ -72,6 +81,7 @@ class Limits:
 
     max_body: int = 70_167_211
     max_head: int = 64 * 1024
+    max_headers: int = 100  # as Python's http.server; an SDK sends about ten
     read_timeout_s: float = 30.0
     keep_alive_s: float = 60.0
 
@@ -165,8 +175,11 @@ class HttpServer:
             await asyncio.sleep(period)
             now = loop.time()
             for connection in list(self.connections):
-                if connection.reading_since and now - connection.reading_since > \
-                        limits.read_timeout_s:
+                if connection.lingering_until:
+                    if now > connection.lingering_until:
+                        connection.abort()
+                elif connection.reading_since and not connection.paused and \
+                        now - connection.reading_since > limits.read_timeout_s:
                     connection.refuse(RequestTimeoutException(
                         f"The request did not arrive whole within {limits.read_timeout_s:g} "
                         "seconds; send it again, faster"))
@@ -191,10 +204,13 @@ class Connection(asyncio.Protocol):
         self.broken = False  # an error is queued: read nothing more, close after it
         self.peer_done = False  # the client half-closed: close once answered
         self.paused = False
+        self.paused_at = 0.0
+        self.lingering_until = 0.0  # answered and half-closed: drop input until then
         self._writable: asyncio.Future[None] | None = None
         self._url = b""
         self._headers: dict[str, str] = {}
         self._head_size = 0
+        self._header_count = 0
         self._body: list[bytes] = []
         self._body_size = 0
 
@@ -212,7 +228,7 @@ class Connection(asyncio.Protocol):
             self._writable.set_result(None)
 
     def data_received(self, data: bytes) -> None:
-        if self.broken:
+        if self.broken:  # the rest of a refused request, or lingering: dropped
             return
         try:
             self.parser.feed_data(data)
@@ -232,6 +248,8 @@ class Connection(asyncio.Protocol):
         """The client sent all it will: answer what is queued, then close (returning
         True keeps our side open until then)."""
         self.peer_done = True
+        if self.lingering_until:
+            return False  # the client has stopped sending: close now
         if self.reading_since and not self.broken:
             self.refuse(InvalidRequestContentException(
                 "The connection was half-closed in the middle of a request; send it whole"))
@@ -253,6 +271,7 @@ class Connection(asyncio.Protocol):
         self._url = b""
         self._headers = {}
         self._head_size = 0
+        self._header_count = 0
         self._body = []
         self._body_size = 0
 
@@ -261,9 +280,15 @@ class Connection(asyncio.Protocol):
         self._count_head(len(url))
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._head_size += len(name) + len(value)  # ``_count_head``, inlined: every header
+        self._head_size += len(name) + len(value)
+        self._header_count += 1
+        if self._header_count > self.limits.max_headers:
+            raise _Refused(RequestHeaderFieldsTooLargeException(
+                f"The request has more than {self.limits.max_headers} headers; send fewer"))
         if self._head_size > self.limits.max_head:
-            self._count_head(0)  # refuses
+            raise _Refused(RequestHeaderFieldsTooLargeException(
+                f"The request line and headers exceed {self.limits.max_head} bytes; send "
+                "fewer or shorter headers"))
         key = _HEADER_NAMES.get(name)  # a client sends the same names every request
         if key is None:
             key = name.decode("latin-1").lower()
@@ -313,7 +338,7 @@ class Connection(asyncio.Protocol):
     # -- answering, in order ----------------------------------------------------------------
 
     def refuse(self, error: ServiceError) -> None:
-        """Answer ``error`` after the requests already queued, then close."""
+        """Answer ``error`` after the requests already queued, then close (lingering)."""
         self.broken = True
         self.reading_since = 0.0
         if self.transport is not None:
@@ -324,6 +349,7 @@ class Connection(asyncio.Protocol):
         self.queue.append(item)
         if len(self.queue) >= MAX_PIPELINED and not self.paused and not self.broken:
             self.paused = True
+            self.paused_at = self.loop.time()
             self.transport.pause_reading()
         if self.answering is None:
             self.answering = self.loop.create_task(self._answer())
@@ -335,6 +361,8 @@ class Connection(asyncio.Protocol):
                 item = queue.popleft()
                 if self.paused and len(queue) < MAX_PIPELINED // 2:
                     self.paused = False
+                    if self.reading_since:  # the client was not slow while we did not read
+                        self.reading_since += self.loop.time() - self.paused_at
                     transport.resume_reading()
                 if type(item) is Request:
                     response = await self.server.respond(item)
@@ -347,7 +375,10 @@ class Connection(asyncio.Protocol):
                 transport.write(response.encode(keep_alive))
                 if not keep_alive:
                     queue.clear()
-                    transport.close()
+                    if self.broken and not self.peer_done and transport.can_write_eof():
+                        self._linger()
+                    else:
+                        transport.close()
                     return
                 if self._writable is not None:
                     await self._writable
@@ -355,8 +386,16 @@ class Connection(asyncio.Protocol):
             self.answering = None
             if self.peer_done:
                 transport.close()
-            elif not self.reading_since and not transport.is_closing():
+            elif not self.reading_since and not self.lingering_until \
+                    and not transport.is_closing():
                 self.idle_since = self.loop.time()
+
+    def _linger(self) -> None:
+        """End our side after the answer, and drop what the client still sends until it
+        closes (or ``LINGER_S`` passes), so that no reset destroys the answer."""
+        self.lingering_until = self.loop.time() + LINGER_S
+        self.transport.write_eof()
+        self.transport.resume_reading()
 
     def close_if_idle(self) -> None:
         if self.answering is None and not self.reading_since and self.transport is not None:
