@@ -2,7 +2,8 @@
 too many or too large headers get a 431 in Lambda's error shape, a request trickling in
 is cut off with a 408, and either answer reaches a client that is still sending (the
 server lingers instead of resetting the connection).  Which ``--host`` spellings count as
-loopback (served without signatures)."""
+loopback (served without signatures).  And the restart message: it counts only the
+queued Event invocations that may really run again."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import json
 import os
 import re
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -21,7 +23,7 @@ from typing import Any
 
 import httptools
 import pytest
-from helpers import alive, describe, read_line
+from helpers import FUNCTIONS, alive, describe, read_line, wait_until
 from http_server import ROOT, Server, serving
 
 from fastinvoke.http.serve import ServeOptions, is_loopback, serve
@@ -291,3 +293,78 @@ def test_serve_itself_refuses_what_it_bound_beyond_loopback(
         "fastinvoke serve: refusing to serve on 0.0.0.0 without authentication")
     assert not (tmp_path / "state").exists()  # refused before anything started
 
+
+# -- the restart message -----------------------------------------------------------------
+
+def test_the_restart_message_counts_only_events_that_will_run(tmp_path: Path) -> None:
+    """A previous run leaves queued events: two for ``live``; one each for ``back`` and
+    ``gone`` (their code was removed, so they are not restored; the template brings
+    ``back`` back), ``aged`` (enqueued longer ago than its maximum event age) and
+    ``held`` (its reserved concurrency is now 0).  ``live``'s and ``back``'s are resumed;
+    ``aged``'s and ``held``'s records go to their failure destination instead."""
+    import shutil
+
+    from fastinvoke import FunctionConfig, Invoker
+    from fastinvoke.registry import Registry
+    state, failures = tmp_path / "state", tmp_path / "failures.jsonl"
+    codes = {"gate": FUNCTIONS, "live": FUNCTIONS, "back": str(tmp_path / "back-code"),
+             "gone": str(tmp_path / "gone-code"), "aged": FUNCTIONS, "held": FUNCTIONS}
+    for name in ("back", "gone"):
+        shutil.copytree(FUNCTIONS, codes[name])
+    previous = Invoker(state, account_limit=1)
+    try:
+        for name, code in codes.items():
+            handler = "gate.handler" if name == "gate" else "sleeper.handler"
+            previous.create_function(FunctionConfig(name=name, handler=handler, code=code,
+                                                    timeout_s=30))
+        for name in ("aged", "held"):
+            previous.event_invoke_config(name, maximum_event_age_s=60,
+                                         on_failure=f"file://{failures}")
+        # The gate holds the account's only slot: the events stay queued until the close.
+        holder = threading.Thread(target=previous.invoke,
+                                  args=("gate", {"gate": str(tmp_path / "never")}))
+        holder.start()
+        wait_until(lambda: previous.meter("gate")["concurrent"] == 1)
+        for name, count in (("live", 2), ("back", 1), ("gone", 1), ("aged", 1), ("held", 1)):
+            for i in range(count):
+                previous.invoke(name, {"id": f"{name}-{i}"}, invocation_type="Event")
+    finally:
+        previous.close(grace_s=0)
+    holder.join()
+    for name in ("back", "gone"):
+        shutil.rmtree(codes[name])
+    with sqlite3.connect(state / "events.db") as db:  # as if accepted two minutes ago
+        db.execute("UPDATE events SET enqueued_ms = enqueued_ms - 120000 WHERE function = ?",
+                   ("aged",))
+    registry = Registry(str(state))  # as put_function_concurrency("held", 0) would leave it
+    entries = registry.load()
+    for entry in entries:
+        if entry.config.name == "held":
+            entry.config.reserved_concurrency = 0
+    registry.save(entries)
+    template = tmp_path / "template.yaml"
+    template.write_text(
+        f"Resources:\n  back:\n    Type: AWS::Serverless::Function\n    Properties:\n"
+        f"      FunctionName: back\n      Handler: sleeper.handler\n      CodeUri: {FUNCTIONS}\n"
+        f"      Runtime: python3.{sys.version_info.minor}\n      Timeout: 30\n")
+    server = Server(state, template=template)
+    try:
+        def ran(name: str, count: int) -> bool:
+            metrics = urllib.request.urlopen(server.url + "/metrics", timeout=10).read()
+            return f'fastinvoke_invocations_total{{function="{name}"}} {count}.0' in \
+                metrics.decode()
+
+        wait_until(lambda: ran("live", 2) and ran("back", 1))
+        wait_until(lambda: failures.exists() and len(failures.read_text().splitlines()) == 2)
+    finally:
+        status, err = server.stop()
+    assert status == 0, err
+    assert f"fastinvoke: 3 queued Event invocations resumed from {state}\n" in err, err
+    assert (f"fastinvoke: 3 queued Event invocations in {state} are not resumed: their function "
+            "is not served, its reserved concurrency is 0, or they are past its maximum event "
+            "age\n") in err, err
+    records = sorted((json.loads(line) for line in failures.read_text().splitlines()),
+                     key=lambda record: record["requestContext"]["condition"])
+    assert [(record["requestContext"]["condition"], record["requestPayload"]["id"])
+            for record in records] == [("EventAgeExceeded", "aged-0"),
+                                       ("ZeroReservedConcurrency", "held-0")]

@@ -25,6 +25,7 @@ queued.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import heapq
 import logging
 import sqlite3
@@ -108,6 +109,13 @@ class EventQueue:
         self.recovered = self.redelivered = self.delivery_failures = 0
         recovered, self.redelivered = store.recover()
         self.recovered = len(recovered)
+        # For ``stats``' "resumable": per function, the recovered events' ages when they
+        # may start at the earliest (now, or when their retry is due), sorted.
+        now, ages = _now_ms(), {}
+        for event in recovered:
+            ages.setdefault(event.function, []).append(max(now, event.due_ms) - event.enqueued_ms)
+        self._recovered_ages: dict[str, list[int]] = {
+            function: sorted(found) for function, found in ages.items()}
         for event in recovered:
             if event.due_ms:
                 heapq.heappush(self._delayed, (event.due_ms, event.seq, event))
@@ -372,9 +380,18 @@ class EventQueue:
 
     def stats(self, name: str | None = None) -> dict[str, int]:
         """Counts of events: queued (waiting to run), delayed (a retry's delay), running;
-        and since this Invoker started: recovered from the store, redelivered (claimed for
-        an attempt before a crash: they may run twice), delivery failures."""
+        and since this Invoker started: recovered from the store, resumable (those of them
+        that may run: their function exists now, with concurrency above 0, and they were
+        younger than its maximum event age when recovered or when their retry falls due),
+        redelivered (claimed for an attempt before a crash: they may run twice), delivery
+        failures."""
         with self.lock:
+            resumable = 0
+            for function, ages in self._recovered_ages.items():
+                lane = self._lanes.get(function)
+                if lane is not None and (name is None or function == name) \
+                        and lane.pool.config.reserved_concurrency != 0:
+                    resumable += bisect.bisect_left(ages, lane.config.max_age_ms)
             lanes = [self._lanes[name]] if name is not None else list(self._lanes.values())
             queued = sum(len(lane.ready) + len(lane.claimed) for lane in lanes)
             delayed = sum(1 for _, _, event in self._delayed
@@ -383,8 +400,8 @@ class EventQueue:
                        "running": sum(lane.running for lane in lanes)}
             if name is None:
                 figures["orphaned"] = sum(len(events) for events in self._orphans.values())
-            figures.update(recovered=self.recovered, redelivered=self.redelivered,
-                           delivery_failures=self.delivery_failures)
+            figures.update(recovered=self.recovered, resumable=resumable,
+                           redelivered=self.redelivered, delivery_failures=self.delivery_failures)
             return figures
 
     def wait_settled(self, name: str | None, timeout_s: float | None) -> bool:

@@ -192,11 +192,6 @@ async def _serve(options: ServeOptions, sockets: list[socket.socket],
     loop = asyncio.get_running_loop()
     invoker = Invoker(options.state_dir, max_workers=options.max_workers,
                       memory_budget_mb=options.memory_budget_mb, region=options.region)
-    recovered = invoker.event_stats()
-    if recovered["recovered"]:
-        print(f"fastinvoke: {recovered['recovered']} queued Event invocations resumed from "
-              f"{invoker.state_dir} ({recovered['redelivered']} had started before the last "
-              "run ended: they run again)", file=sys.stderr, flush=True)
     endpoint: ZmqEndpoint | None = None
     try:
         functions = Functions(invoker)
@@ -204,6 +199,7 @@ async def _serve(options: ServeOptions, sockets: list[socket.socket],
             print(f"note: {note}", file=sys.stderr)
         for name, settings in options.event_configs.items():
             invoker.event_invoke_config(name, **settings)
+        _say_resumed(invoker)
         verifier = None if options.keys is None else Verifier(options.keys,
                                                               region=options.region)
         server = HttpServer(LambdaApi(invoker, functions, Metrics(invoker), verifier),
@@ -247,3 +243,21 @@ async def _serve(options: ServeOptions, sockets: list[socket.socket],
     print("fastinvoke: stopped", file=sys.stderr, flush=True)
     return 0
 
+
+def _say_resumed(invoker: Invoker) -> None:
+    """How many of the Event invocations a previous run left will run: counted once the
+    template's functions and Event settings apply, since they decide."""
+    stats = invoker.event_stats()
+    resumable, left = stats["resumable"], stats["recovered"] - stats["resumable"]
+    if resumable:
+        # Which of the redelivered are resumable is not known: at most all of them.
+        started = min(stats["redelivered"], resumable)
+        about = "" if not started else (
+            f" ({'up to ' if left else ''}{started} had started before the last run ended: "
+            "they run again)")
+        print(f"fastinvoke: {resumable} queued Event invocations resumed from "
+              f"{invoker.state_dir}{about}", file=sys.stderr, flush=True)
+    if left:
+        print(f"fastinvoke: {left} queued Event invocations in {invoker.state_dir} are not "
+              "resumed: their function is not served, its reserved concurrency is 0, or they "
+              "are past its maximum event age", file=sys.stderr, flush=True)
