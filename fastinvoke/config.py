@@ -20,8 +20,10 @@ from .errors import InvalidParameterValueException, ValidationException
 from .events.config import check_dead_letter
 from .limits import (
     MAX_ENV_BYTES,
+    MAX_EPHEMERAL_MB,
     MAX_MEMORY_MB,
     MAX_TIMEOUT_S,
+    MIN_EPHEMERAL_MB,
     MIN_MEMORY_MB,
     MIN_TIMEOUT_S,
     check_range,
@@ -61,6 +63,8 @@ class FunctionConfig(msgspec.Struct, kw_only=True):
     interpreter instead of a fork of the template, for code that is not fork-safe.
     ``dead_letter_target`` (Lambda's DeadLetterConfig.TargetArn: an SQS queue or SNS
     topic ARN, or ``file:///path.jsonl``) receives the Event invocations that failed.
+    ``ephemeral_storage_mb`` is the size of the function's ``/tmp`` (Lambda's
+    EphemeralStorage.Size).
     """
 
     name: str
@@ -77,12 +81,15 @@ class FunctionConfig(msgspec.Struct, kw_only=True):
     architecture: str = "x86_64"
     prefork: bool = True
     dead_letter_target: str | None = None
+    ephemeral_storage_mb: int = MIN_EPHEMERAL_MB
 
     def validate(self) -> FunctionConfig:
         """Check Lambda's limits; return self so calls can chain."""
         _check_name(self.name)
         check_range(self.memory_mb, "memorySize", MIN_MEMORY_MB, MAX_MEMORY_MB)
         check_range(self.timeout_s, "timeout", MIN_TIMEOUT_S, MAX_TIMEOUT_S)
+        check_range(self.ephemeral_storage_mb, "ephemeralStorage.size", MIN_EPHEMERAL_MB,
+                    MAX_EPHEMERAL_MB)
         if self.reserved_concurrency is not None:
             check_range(self.reserved_concurrency, "reservedConcurrentExecutions", 0, 1_000_000)
         check_range(self.provisioned, "provisionedConcurrentExecutions", 0, 1_000_000)

@@ -10,6 +10,8 @@ MAX_MEMORY_MB = 10_240
 MIN_TIMEOUT_S = 1
 MAX_TIMEOUT_S = 900
 MAX_ENV_BYTES = 4 * 1024
+MIN_EPHEMERAL_MB = 512  # /tmp: EphemeralStorage.Size, also its default
+MAX_EPHEMERAL_MB = 10_240
 SYNC_PAYLOAD_LIMIT = 6 * 1024 * 1024
 ASYNC_PAYLOAD_LIMIT = 1024 * 1024
 # A response is refused only past 6 MB plus a little: the Runtime API's own allowance.

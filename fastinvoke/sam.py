@@ -270,6 +270,9 @@ class _Stack:
             config.provisioned = _int(pcc.get("ProvisionedConcurrentExecutions", 0))
         if isinstance(arch := self.get(lid, props, "Architectures"), list) and arch:
             config.architecture = _text(arch[0])
+        if isinstance(storage := self.get(lid, props, "EphemeralStorage"), dict) \
+                and storage.get("Size") is not None:
+            config.ephemeral_storage_mb = _int(storage["Size"])  # validate() checks the range
         config.role = config.role if isinstance(config.role, str) else None
         config.dead_letter_target = self._dead_letter(lid, props)
         try:

@@ -500,3 +500,68 @@ def test_missing_or_broken_template_file(tmp_path: Path) -> None:
     empty.write_text("Description: nothing here\n")
     with pytest.raises(InvalidParameterValueException, match="has no Resources"):
         load_template(empty)
+
+
+def test_ephemeral_storage_from_globals_resources_and_parameters(tmp_path: Path) -> None:
+    template = load_template(write(
+        tmp_path,
+        """
+        Parameters:
+          Scratch: {Type: Number, Default: 4096}
+        Globals:
+          Function:
+            Runtime: PY
+            Handler: app.handler
+            EphemeralStorage: {Size: 1024}
+        Resources:
+          Inherits:
+            Type: AWS::Serverless::Function
+            Properties: {CodeUri: src/}
+          Own:
+            Type: AWS::Serverless::Function
+            Properties:
+              CodeUri: src/
+              EphemeralStorage: {Size: !Ref Scratch}
+          Plain:
+            Type: AWS::Lambda::Function
+            Properties:
+              Runtime: PY
+              Handler: index.handler
+              Code: {ZipFile: "def handler(event, context): return 1"}
+          PlainSized:
+            Type: AWS::Lambda::Function
+            Properties:
+              Runtime: PY
+              Handler: index.handler
+              Code: {ZipFile: "def handler(event, context): return 1"}
+              EphemeralStorage: {Size: 10240}
+        """,
+    ), inline_dir=tmp_path / "inline")
+    sizes = {fn.name: fn.ephemeral_storage_mb for fn in template.functions}
+    # Globals do not apply to AWS::Lambda::Function: Plain has Lambda's default.
+    assert sizes == {"Inherits": 1024, "Own": 4096, "Plain": 512, "PlainSized": 10240}
+    assert not [note for note in template.notes if "EphemeralStorage" in note]
+
+
+@pytest.mark.parametrize(("size", "bound"), [
+    (10241, "less than or equal to 10240"), (511, "greater than or equal to 512")])
+def test_out_of_range_ephemeral_storage_is_refused_not_clamped(tmp_path: Path, size: int,
+                                                                 bound: str) -> None:
+    path = write(
+        tmp_path,
+        f"""
+        Resources:
+          Fn:
+            Type: AWS::Serverless::Function
+            Properties:
+              CodeUri: src/
+              Handler: app.handler
+              Runtime: PY
+              EphemeralStorage: {{Size: {size}}}
+        """,
+    )
+    with pytest.raises(ValidationException) as info:
+        load_template(path)
+    assert str(info.value) == (f"Fn: 1 validation error detected: Value '{size}' at "
+                               "'ephemeralStorage.size' failed to satisfy constraint: Member "
+                               f"must have value {bound}")

@@ -17,6 +17,10 @@ class Environment(msgspec.Struct, rename="pascal"):
     variables: dict[str, str] = {}
 
 
+class EphemeralStorage(msgspec.Struct, rename="pascal"):
+    size: int
+
+
 class FunctionCode(msgspec.Struct, rename={"zip_file": "ZipFile", "s3_bucket": "S3Bucket",
                                            "s3_key": "S3Key", "image_uri": "ImageUri"}):
     zip_file: str | None = None
@@ -37,6 +41,7 @@ class CreateFunction(msgspec.Struct, rename="pascal"):
     environment: Environment | None = None
     architectures: list[str] = msgspec.field(default_factory=lambda: ["x86_64"])
     package_type: str = "Zip"
+    ephemeral_storage: EphemeralStorage | None = None
 
 
 class UpdateFunctionConfiguration(msgspec.Struct, rename="pascal"):
@@ -48,6 +53,7 @@ class UpdateFunctionConfiguration(msgspec.Struct, rename="pascal"):
     environment: Environment | None = None
     runtime: str | None = None
     revision_id: str | None = None
+    ephemeral_storage: EphemeralStorage | None = None
 
 
 class UpdateFunctionCode(msgspec.Struct, rename={"zip_file": "ZipFile", "s3_bucket": "S3Bucket",

@@ -28,6 +28,7 @@ from ..errors import (
     ValidationException,
 )
 from ..invoker import Invoker
+from ..limits import MIN_EPHEMERAL_MB
 from . import bodies
 from .code import decode_zip, digest, directory_digest, unpack
 
@@ -115,6 +116,8 @@ class Functions:
                 "than or equal to 1")
         package = decode_zip(request.code.zip_file)
         name = _plain_name(request.function_name)
+        storage = MIN_EPHEMERAL_MB if request.ephemeral_storage is None \
+            else request.ephemeral_storage.size
         with self.lock:
             if name in self.records:
                 raise ResourceConflictException(f"Function already exist: {name}")
@@ -125,7 +128,7 @@ class Functions:
                 memory_mb=request.memory_size, timeout_s=request.timeout,
                 env=request.environment.variables if request.environment else {},
                 role=request.role, description=request.description,
-                architecture=request.architectures[0])
+                architecture=request.architectures[0], ephemeral_storage_mb=storage)
             unpack(package, code_dir)
             try:
                 self.invoker.create_function(config)
@@ -172,6 +175,8 @@ class Functions:
                 changes[field] = value
         if request.environment is not None:  # the whole map is replaced, never merged
             changes["env"] = request.environment.variables
+        if request.ephemeral_storage is not None:
+            changes["ephemeral_storage_mb"] = request.ephemeral_storage.size
         with self.lock:
             record = self._current(name, request.revision_id)
             config = self.invoker.update_function(name, **changes)

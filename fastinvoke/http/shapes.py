@@ -40,7 +40,7 @@ def function_configuration(record: FunctionRecord, invoker: Invoker,
         "RevisionId": record.revision_id,
         "PackageType": "Zip",
         "Architectures": [config.architecture],
-        "EphemeralStorage": {"Size": 512},
+        "EphemeralStorage": {"Size": config.ephemeral_storage_mb},
         "LoggingConfig": {"LogFormat": "Text", "LogGroup": f"/aws/lambda/{config.name}"},
         "SnapStart": {"ApplyOn": "None", "OptimizationStatus": "Off"},
     }
