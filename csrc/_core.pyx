@@ -13,6 +13,7 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes
 
 include "errors.pxi"
 include "procs.pxi"
+include "output.pxi"
 include "sandbox.pxi"
 include "dispatch.pxi"
 include "meter.pxi"

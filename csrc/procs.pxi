@@ -121,11 +121,3 @@ cpdef long max_rss_kb():
     cdef rusage ru
     getrusage(RUSAGE_SELF, &ru)
     return ru.ru_maxrss
-
-
-cpdef long long file_size(int fd) except -1:
-    """The size of the open file ``fd`` (fstat without the Python stat result)."""
-    cdef stat_t st
-    if fstat(fd, &st) != 0:
-        raise os_error(errno, "fstat")
-    return st.st_size

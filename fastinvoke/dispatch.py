@@ -36,6 +36,7 @@ from . import wire
 from ._core import Dispatcher as CoreDispatcher
 from ._core import Doorbell, Link, lane_file, monotonic_ns, ready_links, spin_any
 from .pool.failures import take_cold_start
+from .pool.output import take
 from .pool.records import Batch, FunctionPool, Invocation
 
 if TYPE_CHECKING:
@@ -233,12 +234,12 @@ class Dispatcher:
         pool.round_trip_ns = ((3 * pool.round_trip_ns + round_trip) >> 2
                               if pool.round_trip_ns else round_trip)
         invocation.payload = reply.payload
-        invocation.log = reply.log
         invocation.error_type = reply.error_type
         invocation.outcome = 0 if reply.error_type is None else 1
         invocation.duration_ns = reply.duration_ns
         invocation.max_rss_kb = reply.max_rss_kb
         if record is not None:
+            invocation.log = take(record)  # printed before the reply: all in the pipe
             take_cold_start(record, invocation)
             if reply.init_ns and not invocation.cold:
                 invocation.cold = True  # its runtime had ended; Init ran again in this call
@@ -250,7 +251,6 @@ class Dispatcher:
                 self.workers.stop(record)
             else:
                 record.state = "idle"
-                record.log_offset = reply.log_offset
                 record.last_used_ns = monotonic_ns()
         self.complete(invocation)  # first: it ends this one's concurrency before the next
         if pool.queue:

@@ -9,7 +9,7 @@ Two channels carry them:
 
       worker -> front-end   Hello
       front-end -> worker   Invoke(..., event bytes)  |  Stop
-      worker -> front-end   Reply(..., result bytes, log bytes)
+      worker -> front-end   Reply(..., result bytes)   (its output: a pipe, see pool.output)
 
 * **front-end <-> template** (a socket for requests, each Fork with the new worker's link
   fds attached; a pipe for reports; one JSON message a line; ids are ``str`` there)::
@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import msgspec
 
-PROTOCOL = 2
+PROTOCOL = 3
 
 SPIN_NEVER, SPIN_ADAPTIVE, SPIN_BUSY = 0, 1, 2
 
@@ -60,9 +60,7 @@ class Reply(msgspec.Struct, tag="reply", array_like=True, gc=False):
     duration_ns: int
     error_type: str | None  # None on success; the errorType of the error document otherwise
     max_rss_kb: int
-    log_offset: int  # where the worker's log file stands after this invocation's output
     payload: bytes  # the result, or the error document when error_type is set
-    log: bytes  # what the function printed during this invocation
     retire: bool = False  # the worker must not be reused (its Init failed)
     init_ns: int = 0  # the worker re-ran Init for this invocation (its runtime had ended)
 
@@ -73,7 +71,6 @@ class Boot(msgspec.Struct, gc=False):
     function: str
     handler: str
     code: str  # absolute path of the code directory, the template's working directory
-    log_dir: str  # where each worker keeps its log file, <worker id>.log
     control_in: int  # fd: front-end -> template (a SOCK_SEQPACKET socket)
     control_out: int  # fd: template -> front-end
     parent: int  # the front-end's pid: the template exits if it is not its parent
@@ -85,8 +82,12 @@ class Fork(msgspec.Struct, tag="fork", gc=False):
     worker: str
     log_stream: str  # the worker's log stream name, YYYY/MM/DD/[$LATEST]<32 hex>
     provisioned: bool = False
-    cgroup_procs: list[str] = []  # cgroup.procs files the child joins before it runs
-    memory_peak: str | None = None  # the file holding the group's peak memory, in bytes
+    # The fds that come with the request: the link's 5, the output pipe's write end, then
+    # the group's peak-memory file if ``peak``, then ``groups`` cgroup.procs files (the
+    # child joins them before it runs).  Open files, not paths: a sandboxed template may
+    # see neither the cgroup tree nor the state directory.
+    peak: bool = False
+    groups: int = 0
     rlimit_mb: int = 0  # where no cgroup is writable: the memory limit, applied as RLIMIT_AS
     max_spin_ns: int = 0  # how long the worker may spin for its next request after a reply
 

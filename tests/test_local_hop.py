@@ -478,7 +478,7 @@ def test_a_result_over_the_limit_is_response_size_too_large(
 
 def test_megabytes_of_output_are_answered_and_stored(one_worker: Invoker,
                                                      make_function: MakeFunction) -> None:
-    """A handler printing 4 MB (more than the worker's 1 MB log rotation, and a reply far
+    """A handler printing 4 MB (more than its output pipe holds, and a reply far
     past the lane's first 64 KB) still answers; every line is in the stored log, and the
     same worker goes on answering."""
     invoker = one_worker

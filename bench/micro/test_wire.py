@@ -19,7 +19,7 @@ REQUEST_ID = "8f2c7e1a-3b4d-4e5f-9a6b-7c8d9e0f1a2b"
 DEADLINE_MS = 1_718_000_000_000
 ARN = "arn:aws:lambda:us-east-1:123456789012:function:add"
 INVOKE = wire.Invoke(REQUEST_ID, DEADLINE_MS, ARN, ADD_EVENT_BYTES)
-REPLY = wire.Reply(REQUEST_ID, 41_000, None, 21_000, 0, ADD_RESULT, b"")
+REPLY = wire.Reply(REQUEST_ID, 41_000, None, 21_000, ADD_RESULT)
 INVOKE_FIELDS = ["invoke", REQUEST_ID, DEADLINE_MS, ARN, ADD_EVENT_BYTES.decode(), None, None, None]
 JSON_INVOKE = json.dumps(INVOKE_FIELDS, separators=(",", ":")).encode()
 

@@ -53,6 +53,7 @@ cdef extern from "<errno.h>" nogil:
     int ESRCH
     int ECHILD
     int EBADF
+    int EAGAIN
 
 cdef extern from "<time.h>" nogil:
     struct timespec:

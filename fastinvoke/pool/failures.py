@@ -11,6 +11,7 @@ from ..logs import timeout_line
 from ..metering import CRASH, FUNCTION_ERROR, OUT_OF_MEMORY, TIMEOUT
 from ..runtime.faults import error_log_line
 from .hop import Hop
+from .output import take
 from .records import FunctionPool, Invocation, WorkerRecord
 
 
@@ -30,7 +31,7 @@ def finish_timed_out(hop: Hop, invocation: Invocation, record: WorkerRecord) -> 
     platform_error(invocation, TIMEOUT, "Sandbox.Timedout",
                    f"Task timed out after {timeout_s:.2f} seconds")
     invocation.duration_ns = invocation.timeout_ns
-    invocation.log = unread_output(record) + timeout_line(
+    invocation.log = take(record) + timeout_line(
         invocation.request_id, timeout_s).encode()
     take_cold_start(record, invocation)
     hop.complete(invocation)
@@ -43,7 +44,7 @@ def finish_crashed(hop: Hop, invocation: Invocation, record: WorkerRecord, reaso
     if record.group is not None:
         invocation.max_rss_kb = record.group.memory_peak_bytes() >> 10
     invocation.duration_ns = monotonic_ns() - invocation.started_ns
-    invocation.log = unread_output(record) + (
+    invocation.log = take(record) + (
         f"RequestId: {invocation.request_id} Error: {reason}\nRuntime.ExitError\n").encode()
     take_cold_start(record, invocation)
     hop.complete(invocation)
@@ -79,13 +80,3 @@ def take_cold_start(record: WorkerRecord, invocation: Invocation) -> None:
         record.cold = False
         invocation.cold = True
         invocation.init_ns = record.init_ns
-
-
-def unread_output(record: WorkerRecord) -> bytes:
-    """What the worker printed since its last reply: it never got to send it."""
-    try:
-        with open(record.log_path, "rb") as log:
-            log.seek(record.log_offset)
-            return log.read()
-    except FileNotFoundError:
-        return b""

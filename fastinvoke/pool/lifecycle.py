@@ -25,6 +25,7 @@ from .budget import MemoryBudget
 from .cgroups import CgroupError, Group, Instance, cpu_share
 from .failures import fail_queue, finish_crashed, finish_timed_out
 from .hop import Hop
+from .output import Outputs, take
 from .records import FunctionPool, WorkerRecord
 from .templates import Templates
 
@@ -41,13 +42,13 @@ class Workers:
     Every method but ``remove_dead_groups`` runs with the hop's lock held."""
 
     def __init__(self, hop: Hop, alarm: Alarm, templates: Templates, budget: MemoryBudget,
-                 log_dir: str, keep_warm_ns: int, cgroups: Instance | None,
-                 cpu_limits: str, memory_limits: bool, spare_workers: bool) -> None:
+                 keep_warm_ns: int, cgroups: Instance | None, cpu_limits: str,
+                 memory_limits: bool, spare_workers: bool) -> None:
         self._hop = hop
         self._alarm = alarm
         self._templates = templates
         self.budget = budget
-        self.log_dir = log_dir
+        self.outputs = Outputs()
         self.keep_warm_ns = keep_warm_ns
         self.cgroups = cgroups
         self.cpu_limits = cpu_limits
@@ -79,7 +80,8 @@ class Workers:
             pool.boot_failures = 0  # the next invocation may try again
             fail_queue(self._hop, pool, "Runtime.ExitError",
                        f"workers of {pool.name} died {MAX_BOOT_FAILURES} times before "
-                       f"becoming ready; read {self.log_dir} for their output")
+                       f"becoming ready; read {self._templates.init_log(pool)} for their "
+                       "output")
             return
         room = self.budget.room(pool)
         if room < count:
@@ -110,31 +112,40 @@ class Workers:
 
     def _fork(self, pool: FunctionPool, provisioned: bool) -> None:
         name = f"w{next(self._ids)}-{pool.name}"
-        record = WorkerRecord(name.encode(), pool, os.path.join(self.log_dir, name + ".log"),
-                              provisioned)
+        record = WorkerRecord(name.encode(), pool, provisioned)
         request = wire.Fork(name, record.log_stream, provisioned,
                             max_spin_ns=self._spin_ns(pool))
+        peak: list[int] = []  # an fd of the group's peak-memory file, if the kernel keeps one
+        groups: list[int] = []  # the group's cgroup.procs files (it keeps them open)
         if self.cgroups is not None:
             try:
                 record.group = group = self.cgroups.group(
                     name, pool.config.memory_mb, self.cpu_limits, self.host_cpus,
                     self.memory_limits)
-            except CgroupError as exc:
+                groups = group.procs_fds()
+                peak = _open_peak(group)
+            except (CgroupError, OSError) as exc:
                 pool.boot_failures += 1
+                if record.group is not None:
+                    self._dead_groups.append(record.group)
                 fail_queue(self._hop, pool, "Runtime.ExitError", str(exc))
                 return
-            request.cgroup_procs = [os.path.join(d, "cgroup.procs") for d in group.dirs]
-            request.memory_peak = _peak_file(group)
             if group.kind == "rlimit" and self.memory_limits:
                 request.rlimit_mb = pool.config.memory_mb
+        request.peak, request.groups = bool(peak), len(groups)
         pool.workers[record.id] = record
         self.records[record.id] = record
         self.budget.committed_mb += pool.config.memory_mb
         pool.starting += 1
-        fds = self._hop.open_link(record.id)
-        # Failing, the template is gone: its end of the report pipe tells the supervisor.
-        with contextlib.suppress(OSError):
-            socket.send_fds(pool.control, [wire.encode_line(request)], fds)
+        own = [self.outputs.open(record), *peak]  # the worker's once sent
+        try:
+            # Failing, the template is gone: its end of the report pipe tells the supervisor.
+            with contextlib.suppress(OSError):
+                socket.send_fds(pool.control, [wire.encode_line(request)],
+                                [*self._hop.open_link(record.id), *own, *groups])
+        finally:
+            for fd in own:
+                os.close(fd)
 
     def _spin_ns(self, pool: FunctionPool) -> int:
         if self.host_cpus < 2:
@@ -276,8 +287,11 @@ class Workers:
             self._templates.end_retired(record.pool)
         if record.pid is not None:
             self._by_pid.pop(record.pid, None)
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(record.log_path)
+        leftover = take(record)
+        self.outputs.close(record)
+        if leftover and record.state == "starting":  # why it never became ready
+            with open(self._templates.init_log(record.pool), "ab") as log:
+                log.write(leftover)
         self.budget.committed_mb -= record.pool.config.memory_mb
         starved = self.budget.starved
         for pool in list(starved.values()):
@@ -291,13 +305,13 @@ class Workers:
             self._dead_groups.popleft().remove()
 
 
-def _peak_file(group: Group) -> str | None:
-    """The file that holds ``group``'s peak memory in bytes, if the kernel keeps one."""
-    if group.kind == "v1":
-        return os.path.join(group.dirs[0], "memory.max_usage_in_bytes")
-    if group.kind == "v2" and os.path.exists(os.path.join(group.dirs[0], "memory.peak")):
-        return os.path.join(group.dirs[0], "memory.peak")
-    return None
+def _open_peak(group: Group) -> list[int]:
+    """An fd of the file that holds ``group``'s peak memory in bytes, if the kernel keeps
+    one (the worker reads it for Max Memory Used)."""
+    name = {"v1": "memory.max_usage_in_bytes", "v2": "memory.peak"}.get(group.kind)
+    if name is None or not (group.dirs[0] / name).exists():
+        return []
+    return [os.open(group.dirs[0] / name, os.O_RDONLY | os.O_CLOEXEC)]
 
 
 def _kill(pid: int | None) -> None:

@@ -24,23 +24,26 @@ class WorkerRecord:
     """One worker process as the front-end sees it.
 
     ``state`` moves starting -> idle -> (stopping | killed) -> gone; "idle" means ready,
-    busy or not (the dispatcher's core knows which: ``Supervisor.is_idle``).  ``cold``
+    busy or not (the dispatcher's core knows which: ``Workers.is_idle``).  ``cold``
     stays True until the worker's first invocation ends: that one reports Init Duration.
+    ``output_fd`` is the read end of its output pipe, ``output`` what was drained from it
+    and not yet taken (both under ``output_lock``: see ``output.Outputs``).
     """
 
-    __slots__ = ("id", "pool", "pid", "state", "cold", "init_ns", "log_path", "log_offset",
-                 "last_used_ns", "provisioned", "group", "log_stream", "generation")
+    __slots__ = ("id", "pool", "pid", "state", "cold", "init_ns", "output_fd", "output",
+                 "output_lock", "last_used_ns", "provisioned", "group", "log_stream",
+                 "generation")
 
-    def __init__(self, worker_id: bytes, pool: FunctionPool, log_path: str,
-                 provisioned: bool) -> None:
+    def __init__(self, worker_id: bytes, pool: FunctionPool, provisioned: bool) -> None:
         self.id = worker_id
         self.pool = pool
         self.pid: int | None = None
         self.state = "starting"
         self.cold = True
         self.init_ns = 0
-        self.log_path = log_path
-        self.log_offset = 0
+        self.output_fd = -1
+        self.output: list[bytes] = []
+        self.output_lock = threading.Lock()
         self.last_used_ns = 0
         self.provisioned = provisioned
         self.group: Group | None = None  # its cgroup(s), when the machine lets us make them

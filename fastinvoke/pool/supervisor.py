@@ -57,7 +57,7 @@ class Supervisor:
         self._selector.register(self.alarm.fd, selectors.EVENT_READ, None)
         self.templates = Templates(hop, self.alarm, self._selector, log_dir, region)
         self.budget = budget
-        self.workers = Workers(hop, self.alarm, self.templates, self.budget, log_dir,
+        self.workers = Workers(hop, self.alarm, self.templates, self.budget,
                                int(keep_warm_s * 1e9), cgroups, cpu_limits, memory_limits,
                                spare_workers)
         self.pools: dict[str, FunctionPool] = {}
@@ -211,6 +211,7 @@ class Supervisor:
                 self.remove(pool)
             self.templates.clear_pending()
         self.templates.shut_down()
+        self.workers.outputs.stop()
         if self.cgroups is not None:
             self.cgroups.remove()
         self._selector.close()

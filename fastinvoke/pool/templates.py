@@ -96,6 +96,10 @@ class Templates:
         for generation in list(pool.retired):
             pool.retired.pop(generation).close()
 
+    def init_log(self, pool: FunctionPool) -> str:
+        """Where the template's output goes (Init's, and workers' that die unready)."""
+        return os.path.join(self.log_dir, f"{pool.name}.init.log")
+
     # -- starting (supervisor thread) ----------------------------------------------------------
 
     def spawn_pending(self) -> None:
@@ -120,10 +124,9 @@ class Templates:
         # Fork requests travel with the new worker's link fds: a socket, not a pipe.
         control, to_template = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         reports, from_template = os.pipe2(os.O_CLOEXEC)
-        boot = wire.Boot(config.name, config.handler, code_dir, self.log_dir,
-                         to_template.fileno(), from_template, os.getpid(), config.prefork,
-                         config.runtime)
-        init_log = os.path.join(self.log_dir, f"{config.name}.init.log")
+        boot = wire.Boot(config.name, config.handler, code_dir, to_template.fileno(),
+                         from_template, os.getpid(), config.prefork, config.runtime)
+        init_log = self.init_log(pool)
         try:
             with open(init_log, "ab") as output:
                 process = subprocess.Popen(
@@ -199,7 +202,7 @@ class Templates:
             error = {
                 "errorType": "Runtime.ExitError",
                 "errorMessage": f"RequestId:  Error: {reason} (its output is in "
-                                f"{self.log_dir}/{pool.name}.init.log)",
+                                f"{self.init_log(pool)})",
             }
             if pool.init_timed_out:
                 pool.init_timed_out = False

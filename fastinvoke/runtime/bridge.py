@@ -40,7 +40,7 @@ from .._core import Link, max_rss_kb, monotonic_ns, set_parent_death_signal
 from .faults import exit_reason
 from .launch import runtime_environment
 from .runtime_api import RuntimeApi
-from .worker import memory_used_kb, read_output, redirect_output
+from .worker import memory_used_kb, redirect_output
 
 INIT_TIMEOUT_NS = 10_000_000_000  # Lambda's limit on an on-demand function's Init phase
 _encode_json = msgspec.json.encode
@@ -179,27 +179,25 @@ class RuntimeProcess:
         return returncode
 
 
-def run(link: Link, log_path: str, command: list[str], memory_peak: str | None,
-        log_stream: str, code_dir: str) -> None:
-    """Run the runtime's Init, say Hello, serve invocations until told to stop."""
+def run(link: Link, output: int, command: list[str], peak: int, log_stream: str,
+        code_dir: str) -> None:
+    """Run the runtime's Init, say Hello, serve invocations until told to stop.  The
+    runtime's output goes where the worker's does: ``output``, the pipe."""
     os.environ["AWS_LAMBDA_LOG_STREAM_NAME"] = log_stream
-    reader = redirect_output(log_path)
-    peak = os.open(memory_peak, os.O_RDONLY | os.O_CLOEXEC) if memory_peak else -1
+    redirect_output(output)
     runtime = RuntimeProcess(command, RuntimeApi(), code_dir)
     runtime.start(monotonic_ns() + INIT_TIMEOUT_NS)
     try:
         link.send(wire.encode_header(wire.Hello(wire.PROTOCOL, os.getpid(), runtime.init_ns)))
-        _serve(link, runtime, reader, peak)
+        _serve(link, runtime, peak)
     finally:
         runtime.stop()
         link.close()
 
 
-def _serve(link: Link, runtime: RuntimeProcess, reader: int,
-           peak: int) -> None:
+def _serve(link: Link, runtime: RuntimeProcess, peak: int) -> None:
     send, recv, readable = link.send, link.recv, link.readable
     decode, encode = wire.decode_to_worker, wire.encode_header
-    offset = 0
     while True:
         message = decode(recv())
         if type(message) is wire.Stop:
@@ -217,11 +215,10 @@ def _serve(link: Link, runtime: RuntimeProcess, reader: int,
             payload, error_type = failure.payload(message.request_id), failure.error_type
             os.write(1, failure.log_lines(message.request_id))
         duration = monotonic_ns() - started
-        log, offset = read_output(reader, offset)
         rss_kb = max_rss_kb() if peak >= 0 else max(max_rss_kb(), runtime.peak_rss_kb())
         send(encode(wire.Reply(message.request_id, duration, error_type,
-                               memory_used_kb(peak, rss_kb), offset, payload, log,
-                               failure is not None, init_ns)))
+                               memory_used_kb(peak, rss_kb), payload, failure is not None,
+                               init_ns)))
         if failure is None:
             runtime.await_next(readable())
 

@@ -11,8 +11,9 @@ runtime's command (``launch``); each worker is then a bridge (``bridge``) that s
 runtime and serves it Lambda's Runtime API, and the runtime's own Init runs there.
 
 Each Fork request arrives on the control socket with the new worker's link (its two
-shared-memory lanes, two eventfds and the front-end's doorbell, made by the front-end); the
-child keeps them, the template closes its copies.  It dies with the front-end (parent-death
+shared-memory lanes, two eventfds and the front-end's doorbell, made by the front-end),
+its output pipe and its cgroup files, opened by the front-end; the child keeps them, the
+template closes its copies.  It dies with the front-end (parent-death
 signal) and its workers die with it.
 """
 
@@ -40,6 +41,8 @@ from .worker import run as run_worker
 _RLIMIT_SLACK_MB = 64  # the worker's link mappings and the allocator's arenas
 # request lane, reply lane, the worker's eventfd, the front-end's eventfd and doorbell
 _LINK_FDS = 5
+# the link's, the output pipe, a peak-memory file, a cgroup.procs file per v1 hierarchy
+_MAX_FORK_FDS = _LINK_FDS + 2 + 4
 
 
 class Template:
@@ -109,7 +112,7 @@ class Template:
                         pass
                     self.report_exits()
                     continue
-                line, fds, _, _ = socket.recv_fds(control, 65536, _LINK_FDS,
+                line, fds, _, _ = socket.recv_fds(control, 65536, _MAX_FORK_FDS,
                                                   socket.MSG_CMSG_CLOEXEC)
                 if not line:
                     return
@@ -118,34 +121,31 @@ class Template:
                     return
                 self.fork(message, fds, (wake_r, wake_w))
 
-    def fork(self, request: wire.Fork, link_fds: list[int],
-             private_fds: tuple[int, int]) -> None:
-        groups: list[int] = []
+    def fork(self, request: wire.Fork, fds: list[int], private_fds: tuple[int, int]) -> None:
+        expected = _LINK_FDS + 1 + request.peak + request.groups
+        groups = tuple(fds[expected - request.groups:expected])
         try:
-            if len(link_fds) != _LINK_FDS:
-                raise OSError(f"the fork request came with {len(link_fds)} of the link's "
-                              f"{_LINK_FDS} fds")
-            for path in request.cgroup_procs:
-                groups.append(os.open(path, os.O_WRONLY | os.O_CLOEXEC))
-            pid = fork_worker(signal.SIGKILL, tuple(groups))
+            if len(fds) != expected:
+                raise OSError(f"the fork request came with {len(fds)} of its {expected} fds")
+            pid = fork_worker(signal.SIGKILL, groups)
         except OSError as exc:
-            for fd in link_fds:
+            for fd in fds:
                 os.close(fd)
             self.send(wire.ForkFailed(request.worker, str(exc)))
             return
-        finally:  # parent and child alike: once forked, the child has joined its groups
-            for fd in groups:
-                os.close(fd)
+        for fd in groups:  # parent and child alike: once forked, the child has joined them
+            os.close(fd)
         if pid == 0:
-            self.become_worker(request, link_fds, private_fds)
-        for fd in link_fds:
+            self.become_worker(request, fds[:expected - request.groups], private_fds)
+        for fd in fds[:expected - request.groups]:
             os.close(fd)
         self.workers[pid] = request.worker
         self.send(wire.Forked(request.worker, pid))
 
-    def become_worker(self, request: wire.Fork, link_fds: list[int],
+    def become_worker(self, request: wire.Fork, fds: list[int],
                       private_fds: tuple[int, int]) -> None:
-        """In the child: drop the template's fds and signal handling, run the worker."""
+        """In the child: drop the template's fds and signal handling, run the worker.
+        ``fds``: the link's, the output pipe and the peak-memory file if any."""
         status = 0
         try:
             signal.set_wakeup_fd(-1)
@@ -157,19 +157,18 @@ class Template:
                 _limit_address_space(request.rlimit_mb)
             if request.provisioned:
                 os.environ["AWS_LAMBDA_INITIALIZATION_TYPE"] = "provisioned-concurrency"
-            requests, replies, wake, notify, bell = link_fds
+            requests, replies, wake, notify, bell, output = fds[:_LINK_FDS + 1]
+            peak = fds[_LINK_FDS + 1] if request.peak else -1
             link = Link(requests, replies, wake, notify, max_spin_ns=request.max_spin_ns,
                         bell_fd=bell)
-            log_path = os.path.join(self.boot.log_dir, request.worker + ".log")
             if self.run_bridge is not None:
-                self.run_bridge(link, log_path, self.handler, request.memory_peak,
-                                request.log_stream, self.boot.code)
+                self.run_bridge(link, output, self.handler, peak, request.log_stream,
+                                self.boot.code)
                 return
             handler, init_ns = self.handler, self.init_ns
             if not self.boot.prefork:
                 handler, init_ns = _init_in_worker(self.boot.handler)
-            run_worker(link, log_path, handler, init_ns, request.memory_peak,
-                       request.log_stream)
+            run_worker(link, output, handler, init_ns, peak, request.log_stream)
         except BaseException:
             traceback.print_exc()
             status = 1

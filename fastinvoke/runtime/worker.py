@@ -30,7 +30,6 @@ from .._core import (
     STDLIB,
     Link,
     check_result,
-    file_size,
     lambda_layout,
     max_rss_kb,
     monotonic_ns,
@@ -39,7 +38,6 @@ from ..limits import RESPONSE_PAYLOAD_LIMIT
 from .context import LambdaContext
 from .faults import Fault, error_document, error_log_line
 
-_LOG_ROTATE_BYTES = 1 << 20
 _request_id = ""
 
 
@@ -103,44 +101,41 @@ def prepare() -> None:
         _ascii = int(runtime) < 12
 
 
-def redirect_output(log_path: str) -> int:
-    """Point fds 1 and 2 at the worker's own log file; return an fd to read it back."""
-    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
-    os.dup2(fd, 1)
-    os.dup2(fd, 2)
-    os.close(fd)
-    return os.open(log_path, os.O_RDWR | os.O_CLOEXEC)
+def redirect_output(output: int) -> None:
+    """Point fds 1 and 2 at the worker's output pipe (the front-end reads it)."""
+    os.dup2(output, 1)
+    os.dup2(output, 2)
+    os.close(output)
 
 
 def run(
     link: Link,
-    log_path: str,
+    output: int,
     handler: Callable[[Any, Any], Any] | Exception,
     init_ns: int,
-    memory_peak: str | None = None,
+    peak: int = -1,
     log_stream: str = "",
 ) -> None:
     """Serve invocations until told to stop (``prepare`` ran in the template).
     ``handler`` is the Init's outcome: the resolved function, or the exception Init
-    raised (reported on every invocation)."""
+    raised (reported on every invocation).  ``output`` is the write end of the output
+    pipe; ``peak`` an open file of the cgroup's peak memory, or -1."""
     os.environ["AWS_LAMBDA_LOG_STREAM_NAME"] = LambdaContext.log_stream_name = log_stream
-    reader = redirect_output(log_path)
-    peak = os.open(memory_peak, os.O_RDONLY | os.O_CLOEXEC) if memory_peak else -1
+    redirect_output(output)
     link.send(wire.encode_header(wire.Hello(wire.PROTOCOL, os.getpid(), init_ns)))
     try:
-        _serve(link, handler, reader, peak)
+        _serve(link, handler, peak)
     finally:
         link.close()
 
 
-def _serve(link: Link, handler: Any, reader: int, peak: int) -> None:
+def _serve(link: Link, handler: Any, peak: int) -> None:
     """The invoke loop.  ``peak``: an fd of the cgroup's peak-memory file, or -1 (then
     Max Memory Used is the process's own peak RSS)."""
     global _request_id
     send, recv = link.send, link.recv
     decode, encode = wire.decode_to_worker, wire.encode_header
     environ = os.environ
-    offset = 0
     trace_id = None
     spin = wire.SPIN_ADAPTIVE  # how the last request said to wait for the next one
     while True:
@@ -160,12 +155,11 @@ def _serve(link: Link, handler: Any, reader: int, peak: int) -> None:
         duration = monotonic_ns() - started
         if error_type is None and len(payload) > RESPONSE_PAYLOAD_LIMIT:
             payload, error_type = response_too_large()
-        log, offset = read_output(reader, offset)
         # A worker whose Init failed asks to be retired: the next invocation gets a
         # fresh worker that retries Init, as Lambda re-initialises.  (Exiting here
         # instead would race the reply against the template's exit report.)
         reply = wire.Reply(request_id, duration, error_type, memory_used_kb(peak, max_rss_kb()),
-                           offset, payload, log, isinstance(handler, Exception))
+                           payload, isinstance(handler, Exception))
         send(encode(reply))
         _request_id = ""
 
@@ -194,17 +188,6 @@ def _invoke(handler: Any, message: wire.Invoke) -> tuple[bytes, str | None]:
         document = error_document(exc, message.request_id)
         sys.stdout.write(error_log_line(document))
         return marshal(document), document["errorType"]
-
-
-def read_output(reader: int, offset: int) -> tuple[bytes, int]:
-    """What the worker's log file gained since ``offset``, and where it now ends (the
-    file is emptied once past 1 MB: output is read back after every invocation)."""
-    end = file_size(reader)
-    log = os.pread(reader, end - offset, offset) if end > offset else b""
-    if end > _LOG_ROTATE_BYTES:
-        os.ftruncate(reader, 0)
-        end = 0
-    return log, end
 
 
 def memory_used_kb(peak: int, rss_kb: int) -> int:

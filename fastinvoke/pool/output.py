@@ -1,0 +1,106 @@
+"""Workers' output, streamed out of their environments.
+
+A worker's stdout and stderr are the write end of a pipe whose read end only the front-end
+holds.  What a function prints leaves its environment as it is written: it is never
+buffered in the worker (whose memory is the function's, limited and reported as Max
+Memory Used) nor written where the function could read another's.  At each reply the
+dispatcher takes what is left in the pipe, which is the rest of that invocation's output
+(it was written before the reply was published); meanwhile a thread drains pipes that
+have data, so a worker that prints more than a pipe holds never waits for its reply to
+be read.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import select
+import threading
+
+from .._core import drain
+from .records import WorkerRecord
+
+_PIPE_BYTES = 1 << 20  # what a worker may print before the thread must drain its pipe
+
+
+class Outputs:
+    """The output pipes of one Invoker's workers, and the thread that drains them."""
+
+    def __init__(self) -> None:
+        self._epoll = select.epoll()
+        self._records: dict[int, WorkerRecord] = {}
+        self._stop_r, self._stop_w = os.pipe2(os.O_CLOEXEC)
+        self._epoll.register(self._stop_r, select.EPOLLIN)
+        self._thread = threading.Thread(target=self._run, name="fastinvoke-output",
+                                        daemon=True)
+        self._thread.start()
+
+    def open(self, record: WorkerRecord) -> int:
+        """Make ``record``'s pipe; return the write end, for the worker (the caller closes
+        its copy once the worker has it)."""
+        read_end, write_end = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
+        os.set_blocking(write_end, True)  # the worker waits when the pipe is full
+        try:
+            fcntl.fcntl(write_end, fcntl.F_SETPIPE_SZ, _PIPE_BYTES)
+        except OSError:
+            pass  # above fs.pipe-max-size for this user: the default 64 KB still works
+        record.output_fd = read_end
+        self._records[read_end] = record
+        self._epoll.register(read_end, select.EPOLLIN)
+        return write_end
+
+    def close(self, record: WorkerRecord) -> None:
+        with record.output_lock:
+            fd, record.output_fd = record.output_fd, -1
+            if fd >= 0:
+                self._forget(fd)
+
+    def _forget(self, fd: int) -> None:
+        if self._records.pop(fd, None) is not None:
+            self._epoll.unregister(fd)
+        os.close(fd)
+
+    def _run(self) -> None:
+        while True:
+            for fd, _ in self._epoll.poll():
+                if fd == self._stop_r:
+                    return
+                record = self._records.get(fd)
+                if record is None:
+                    continue
+                with record.output_lock:
+                    if _drain_into(record) and self._records.get(fd) is record:
+                        del self._records[fd]  # the worker is gone: nothing more comes
+                        self._epoll.unregister(fd)
+
+    def stop(self) -> None:
+        os.write(self._stop_w, b"x")
+        self._thread.join()
+        for fd in list(self._records):
+            self._forget(fd)
+        self._epoll.close()
+        os.close(self._stop_r)
+        os.close(self._stop_w)
+
+
+def take(record: WorkerRecord) -> bytes:
+    """Everything ``record``'s worker printed and nobody took yet (any thread)."""
+    with record.output_lock:
+        _drain_into(record)
+        output = record.output
+        if not output:
+            return b""
+        data = output[0] if len(output) == 1 else b"".join(output)
+        output.clear()
+        return data
+
+
+def _drain_into(record: WorkerRecord) -> bool:
+    """Move what the pipe holds into ``record.output`` (its lock held); True once the
+    worker's end is closed."""
+    if record.output_fd < 0:
+        return True
+    data, ended = drain(record.output_fd)
+    if data:
+        record.output.append(data)
+    return ended
