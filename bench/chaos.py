@@ -22,8 +22,12 @@ Every request is accounted for:
   minutes, as Lambda's: ``events.db`` is read once the server has stopped).  *Lost*: none
   of these, and it never ran.  *Stalled*: still queued, never started, when the queue had
   ``DRAIN_S`` to settle.  *Duplicated*: it ran more often than the server counted attempts
-  (``approximateInvokeCount``), or has two records: a retry after a failure is not a
-  duplicate, a run again after a success is.
+  (``approximateInvokeCount``), twice sooner than a retry's delay, or has two records: a
+  retry after a failure is not a duplicate, a run again after a success is.
+- the server's own counters (``GET /metrics``, once the queue settled): invocations per
+  function may not exceed those made (sync answers, and calls that may have run, plus
+  the Event attempts the server counted), and no concurrency gauge may be below 0: an
+  invocation completed twice shows in both.
 - after the stop: leaked processes (any process seen below the server, same pid and start
   time, still alive; any process whose cmdline names the state dir), cgroups (directories
   ``fastinvoke-<server pid>[.N]`` under /sys/fs/cgroup, as ``fastinvoke/pool/cgroups.py``
@@ -33,15 +37,19 @@ Every request is accounted for:
 Waiting is by signal where one exists (the server's ready line, its exit, pidfds of
 leftover processes); the Event queue's settling is polled (its SQLite file, every
 ``POLL_S``, up to ``DRAIN_S``), as are the intervals of the chaos and of the event clients
-(random pacing, not synchronisation).  Exit status 1 if a target (0 hung, lost,
-duplicated, dropped, wrong or leaked) is missed.
+(random pacing, not synchronisation).  A stop that takes longer than the longest
+timeout + ``MARGIN_S`` counts as a hang (nothing runs longer once the load stopped).
+Exit status 1 if a target (0 hung, dropped, wrong, lost, duplicated, over-counted or
+leaked) is missed.
 """
 
 from __future__ import annotations
 
 import argparse
+import http.client
 import itertools
 import json
+import math
 import os
 import random
 import re
@@ -70,6 +78,9 @@ DRAIN_S = 60.0  # most the Event queue gets to settle once the load stops
 STOP_S = 45.0  # serve's shutdown grace (30 s) + a margin
 READY_S = 60.0  # most the server may take to print its ready line
 EXIT_GRACE_S = 5.0  # for processes killed by their parent's death to finish exiting
+# fastinvoke retries a failed event after 60 s, then 120 s (Lambda: about 1 and 2 minutes):
+# two runs of one event closer together than this are not a retry.
+RETRY_GAP_S = 59.0
 POLL_S = 0.05
 KILL_INTERVAL_S = 0.5  # the chaos thread's mean interval between kills
 TEMPLATE_SHARE = 0.2  # of the kills, the share aimed at templates
@@ -91,6 +102,8 @@ FUNCTIONS = {f.name: f for f in (
     Function("chaos-oom", "chaos_oom.lambda_handler", 128, 3),
     Function("chaos-raise", "chaos_raise.lambda_handler", 128, 3),
 )}
+# Once the load stops nothing runs longer than this: a longer stop hangs.
+STOP_LIMIT_S = max(f.timeout_s for f in FUNCTIONS.values()) + MARGIN_S
 
 
 @dataclass(frozen=True)
@@ -238,7 +251,11 @@ def sync_client(load: Load, lambda_client: Any, rng: random.Random) -> None:
         mode = rng.choices(MODES, _WEIGHTS)[0]
         event, answer = payload(mode, rng)
         load.tally.add("sync", "sent")
-        load.tally.add("sync", *_invoke(load, lambda_client, mode, event, answer))
+        outcome = _invoke(load, lambda_client, mode, event, answer)
+        load.tally.add("sync", *outcome)
+        # each answer is one invocation; a call without one may have run, or not
+        load.tally.add("ran" if outcome[0] not in ("hung", "dropped") else "may have run",
+                       mode.function)
 
 
 def _invoke(load: Load, lambda_client: Any, mode: Mode, event: dict[str, Any],
@@ -407,6 +424,26 @@ def _runnable(db_path: Path) -> int:
                           (time.time_ns() // 1_000_000,)).fetchone()[0]
 
 
+_METER = re.compile(r'(fastinvoke_invocations_total|fastinvoke_concurrent_executions)'
+                    r'\{function="([^"]+)"\} (\S+)')
+
+
+def meters(port: int) -> dict[str, dict[str, float]]:
+    """The server's invocation counters and concurrency gauges (``GET /metrics``), by
+    metric and function."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=MARGIN_S)
+    try:
+        connection.request("GET", "/metrics")
+        text = connection.getresponse().read().decode()
+    finally:
+        connection.close()
+    found: dict[str, dict[str, float]] = {}
+    for match in map(_METER.fullmatch, text.splitlines()):
+        if match:
+            found.setdefault(match[1], {})[match[2]] = float(match[3])
+    return found
+
+
 def stop(process: subprocess.Popen[bytes]) -> tuple[int | None, float]:
     """SIGTERM, then wait up to ``STOP_S``: its exit status (None: it did not stop, and was
     SIGKILLed) and how long the stop took."""
@@ -428,19 +465,19 @@ def stop(process: subprocess.Popen[bytes]) -> tuple[int | None, float]:
 class Facts:
     """What the Event invocations left: runs per id, records, the queue after the stop."""
 
-    runs: Counter[str]
+    runs: dict[str, list[float]]  # id -> the start time of each run
     request_ids: dict[str, set[str]]
     records: dict[str, list[tuple[str, int]]]  # id -> [(condition, approximateInvokeCount)]
     left: dict[str, tuple[int, int]]  # id -> (attempts, claimed), still queued after the stop
 
 
 def facts(tmp: Path) -> Facts:
-    runs: Counter[str] = Counter()
+    runs: dict[str, list[float]] = {}
     request_ids: dict[str, set[str]] = {}
     for path in (tmp / "runs").glob("*.runs"):
         for line in path.read_text().splitlines():
-            event_id, request_id = line.split()
-            runs[event_id] += 1
+            event_id, request_id, started = line.split()
+            runs.setdefault(event_id, []).append(float(started))
             request_ids.setdefault(event_id, set()).add(request_id)
     records: dict[str, list[tuple[str, int]]] = {}
     for path in (tmp / "success.jsonl", tmp / "failure.jsonl"):
@@ -459,24 +496,29 @@ def facts(tmp: Path) -> Facts:
     return Facts(runs, request_ids, records, left)
 
 
-def account(load: Load, found: Facts) -> Counter[str]:
+def account(load: Load, found: Facts) -> tuple[Counter[str], Counter[str]]:
     """Each accepted event's outcome (one of them) and its flags (retried, duplicated,
-    a new request id on a retry), and runs of events never accepted."""
+    a new request id on a retry), runs of events never accepted; and the attempts the
+    server counted, by function."""
     counts: Counter[str] = Counter()
-    for event_id in load.accepted:
+    attempts_by_function: Counter[str] = Counter()
+    for event_id, mode in load.accepted.items():
         outcome, attempts = _outcome(found, event_id)
+        runs = sorted(found.runs.get(event_id, []))
         counts[outcome] += 1
-        counts["ran"] += found.runs[event_id] > 0
+        counts["ran"] += bool(runs)
+        attempts_by_function[mode.function] += attempts
         if attempts > 1:
             counts["retried"] += 1
             counts["retry attempts"] += attempts - 1
-        if len(found.records.get(event_id, [])) > 1 or found.runs[event_id] > attempts:
-            counts["duplicated"] += 1
+        counts["duplicated"] += (
+            len(found.records.get(event_id, [])) > 1 or len(runs) > attempts
+            or any(later - earlier < RETRY_GAP_S for earlier, later in zip(runs, runs[1:])))
         counts["new request id on a retry"] += len(found.request_ids.get(event_id, ())) > 1
         counts["claimed at stop (would run again)"] += found.left.get(event_id, (0, 0))[1]
     known = load.accepted.keys() | load.uncertain
     counts["ran, never accepted"] = sum(1 for event_id in found.runs if event_id not in known)
-    return counts
+    return counts, attempts_by_function
 
 
 def _outcome(found: Facts, event_id: str) -> tuple[str, int]:
@@ -488,8 +530,8 @@ def _outcome(found: Facts, event_id: str) -> tuple[str, int]:
     if event_id in found.left:
         attempts = found.left[event_id][0]
         return ("retry pending at stop" if attempts else "stalled", attempts)
-    if found.runs[event_id]:
-        return "ran, no record", found.runs[event_id]
+    if runs := found.runs.get(event_id):
+        return "ran, no record", len(runs)
     return "lost", 0
 
 
@@ -541,6 +583,8 @@ class Result:
     seconds: float
     counts: Counter[tuple[str, ...]]
     events: Counter[str]
+    attempts: Counter[str]  # Event attempts the server counted, by function
+    meters: dict[str, dict[str, float]]  # GET /metrics once the queue settled
     slowest_s: float
     drain_s: float
     exit_status: int | None
@@ -549,7 +593,7 @@ class Result:
     cgroups: list[str]
     mounts: list[str]
     fds: tuple[int, int]
-    server_errors: list[str]
+    server_log: list[str]
 
 
 def soak(seconds: float, sync_clients: int, event_clients: int, seed: int) -> Result:
@@ -586,12 +630,13 @@ def _soak(tmp: Path, seconds: float, sync_clients: int, event_clients: int,
             lambda_client.close()
         below(load)  # the last look at the tree before the stop
         drain_s = drain(tmp / "state" / "events.db")
+        counters = meters(port)
         exit_status, stop_s = stop(process)
+    events, attempts = account(load, facts(tmp))
     return Result(
-        seconds, load.tally.counts, account(load, facts(tmp)), load.tally.slowest_s, drain_s,
-        exit_status, stop_s, leaked_processes(load, tmp / "state"),
-        leaked_cgroups(process.pid), leaked_mounts(tmp), (0, 0),
-        _server_errors(tmp / "serve.err"))
+        seconds, load.tally.counts, events, attempts, counters, load.tally.slowest_s,
+        drain_s, exit_status, stop_s, leaked_processes(load, tmp / "state"),
+        leaked_cgroups(process.pid), leaked_mounts(tmp), (0, 0), _server_log(tmp / "serve.err"))
 
 
 def _fork(rng: random.Random) -> random.Random:
@@ -599,23 +644,35 @@ def _fork(rng: random.Random) -> random.Random:
     return random.Random(rng.getrandbits(64))
 
 
-def _server_errors(err: Path) -> list[str]:
-    """The server's stderr from its first traceback on (a bug's first clue), if any."""
-    lines = err.read_text(errors="replace").splitlines()
-    first = next((i for i, line in enumerate(lines) if line.startswith("Traceback")), None)
-    return [] if first is None else lines[first:]
+def _server_log(err: Path) -> list[str]:
+    """What the server wrote to stderr beyond its last line ("stopped"): a bug's first
+    clue."""
+    return [line for line in err.read_text(errors="replace").splitlines()
+            if line != "fastinvoke: stopped"]
 
 
 # -- the report ----------------------------------------------------------------------------
+
+
+def made(result: Result, function: str) -> int:
+    """Invocations of ``function`` the soak knows of: sync calls answered (and those that
+    may have run unanswered), Event attempts the server counted (read after the stop:
+    never fewer than when the counters were read)."""
+    counts = result.counts
+    return counts["ran", function] + counts["may have run", function] \
+        + result.attempts[function]
 
 
 def targets(result: Result) -> list[tuple[str, int]]:
     """Each target's figure; every target is 0."""
     sync = result.counts
     hung = sync["sync", "hung"] + sync["event", "hung"] + result.events["stalled"]
-    hung += result.exit_status is None  # the server did not stop within STOP_S
+    # nothing runs longer than the longest timeout: a stop that takes longer hangs
+    hung += result.exit_status is None or result.stop_s > STOP_LIMIT_S
     dropped = sum(n for key, n in sync.items() if key[1] == "dropped")
     wrong = sum(n for key, n in sync.items() if key[1] == "wrong")
+    counted = result.meters.get("fastinvoke_invocations_total", {})
+    running = result.meters.get("fastinvoke_concurrent_executions", {})
     return [
         ("hung: sync calls, Event acceptances, events stalled, the stop", hung),
         ("dropped: a connection broken, no answer", dropped),
@@ -625,6 +682,10 @@ def targets(result: Result) -> list[tuple[str, int]]:
         ("duplicated events: ran more than Lambda would run them",
          result.events["duplicated"] + result.events["ran, never accepted"]
          + result.events["claimed at stop (would run again)"]),
+        ("invocations the server counted beyond those made",
+         sum(max(0, round(n) - made(result, name)) for name, n in counted.items())),
+        ("concurrent executions below 0 at rest", sum(round(-n) for n in running.values()
+                                                       if n < 0)),
         ("leaked processes", len(result.processes)),
         ("leaked cgroups", len(result.cgroups)),
         ("leaked mounts", len(result.mounts)),
@@ -649,7 +710,15 @@ def render(result: Result, title: str) -> str:
     rows += _grouped(result.counts, "event", _EVENT_ORDER)
     outcomes = [*_EVENT_OUTCOMES, *sorted(result.events.keys() - set(_EVENT_OUTCOMES))]
     rows += [(f"accepted: {key}", f"{result.events[key]:,}") for key in outcomes]
-    rows += [("queue settled in", f"{result.drain_s:.2f} s"), ("", ""), ("== chaos ==", "")]
+    rows += [("queue settled in", f"{result.drain_s:.2f} s"), ("", ""),
+             ("== the server's counters once the queue settled (GET /metrics) ==", "")]
+    counted = result.meters.get("fastinvoke_invocations_total", {})
+    running = result.meters.get("fastinvoke_concurrent_executions", {})
+    for name in FUNCTIONS:
+        rows += [(f"{name}: invocations counted / made",
+                  f"{counted.get(name, math.nan):,.0f} / {made(result, name):,}"),
+                 (f"{name}: concurrent executions", f"{running.get(name, math.nan):g}")]
+    rows += [("", ""), ("== chaos ==", "")]
     rows += _grouped(result.counts, "chaos", ("workers SIGKILLed", "templates SIGKILLed"))
     rows += [("", ""), ("== after SIGTERM ==", ""),
              ("server exit status", "did not stop" if result.exit_status is None
@@ -663,9 +732,9 @@ def render(result: Result, title: str) -> str:
     out += ["", "== targets =="]
     out += [f"{name:<62} {figure:>6}   target 0   {'ok' if figure == 0 else 'MISSED'}"
             for name, figure in targets(result)]
-    if result.server_errors:
-        out += ["", "== the server's stderr from its first traceback on =="]
-        out += result.server_errors[:200]
+    if result.server_log:
+        out += ["", f"== the server's stderr ({len(result.server_log)} lines; the first 60) =="]
+        out += result.server_log[:60]
     return "\n".join(out)
 
 
