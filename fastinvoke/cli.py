@@ -326,7 +326,7 @@ def _billing(args: argparse.Namespace) -> int:
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(5)]
     for row in [header, *rows]:
         print("  ".join(cell.ljust(w) if i < 2 else cell.rjust(w)
-                        for i, (cell, w) in enumerate(zip(row, widths))))
+                        for i, (cell, w) in enumerate(zip(row, widths, strict=True))))
     return 0
 
 
@@ -346,7 +346,8 @@ def _read_payload(value: str) -> bytes:
         try:
             return Path(value[1:]).read_bytes()
         except OSError as exc:
-            raise SystemExit(f"fastinvoke: cannot read the payload file {value[1:]}: {exc}")
+            raise SystemExit(
+                f"fastinvoke: cannot read the payload file {value[1:]}: {exc}") from None
     return value.encode()
 
 

@@ -28,15 +28,17 @@ PSEUDO_PARAMETERS = {
     "AWS::Partition": "aws", "AWS::URLSuffix": "amazonaws.com",
 }  # fmt: skip
 # The keys SAM accepts in Globals.Function, in SAM's order; SAM rejects any other.
-GLOBAL_FUNCTION_KEYS = tuple(
-    "Handler Runtime CodeUri DeadLetterQueue Description MemorySize Timeout VpcConfig Environment "
-    "Tags PropagateTags Tracing KmsKeyArn AutoPublishAlias AutoPublishAliasAllProperties Layers "
-    "DeploymentPreference RolePath PermissionsBoundary ReservedConcurrentExecutions "
-    "ProvisionedConcurrencyConfig AssumeRolePolicyDocument EventInvokeConfig FileSystemConfigs "
-    "CodeSigningConfigArn Architectures SnapStart EphemeralStorage FunctionUrlConfig "
-    "RuntimeManagementConfig LoggingConfig RecursiveLoop SourceKMSKeyArn TenancyConfig "
-    "DurableConfig CapacityProviderConfig FunctionScalingConfig PublishToLatestPublished "
-    "VersionDeletionPolicy".split()
+GLOBAL_FUNCTION_KEYS = (
+    "Handler", "Runtime", "CodeUri", "DeadLetterQueue", "Description", "MemorySize", "Timeout",
+    "VpcConfig", "Environment", "Tags", "PropagateTags", "Tracing", "KmsKeyArn",
+    "AutoPublishAlias", "AutoPublishAliasAllProperties", "Layers", "DeploymentPreference",
+    "RolePath", "PermissionsBoundary", "ReservedConcurrentExecutions",
+    "ProvisionedConcurrencyConfig", "AssumeRolePolicyDocument", "EventInvokeConfig",
+    "FileSystemConfigs", "CodeSigningConfigArn", "Architectures", "SnapStart",
+    "EphemeralStorage", "FunctionUrlConfig", "RuntimeManagementConfig", "LoggingConfig",
+    "RecursiveLoop", "SourceKMSKeyArn", "TenancyConfig", "DurableConfig",
+    "CapacityProviderConfig", "FunctionScalingConfig", "PublishToLatestPublished",
+    "VersionDeletionPolicy",
 )
 _NO = "not emulated locally"
 # Resources whose ARN means something locally: destinations and dead-letter targets lead
@@ -221,7 +223,7 @@ class _Stack:
             if var.startswith("!"):  # ${!Literal} is written as ${Literal}
                 return "${" + var[1:] + "}"
             kind = "Ref" if "." not in var else "Fn::GetAtt"  # ${Res.Attr} is a GetAtt
-            return _text(self.value(names[var] if var in names else {kind: var}))
+            return _text(self.value(names.get(var, {kind: var})))
 
         return re.sub(r"\$\{([^}]*)\}", one, text)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import gc
 import itertools
@@ -50,7 +51,7 @@ def make_invoker() -> Iterator[MakeInvoker]:
     sys.unraisablehook = hook
     try:
         yield make
-        private_dirs = [invoker.state_dir for invoker, kwargs in zip(made, settings)
+        private_dirs = [invoker.state_dir for invoker, kwargs in zip(made, settings, strict=True)
                         if kwargs.get("state_dir") is None]
         while made:
             made.pop().close()
@@ -75,10 +76,8 @@ UNWAITED = re.compile(r"subprocess \d+ is still running")
 def _reap_zombie_children(pids: set[int]) -> None:
     for pid in pids:
         if parent_of(pid) == os.getpid() and not alive(pid):
-            try:
+            with contextlib.suppress(ChildProcessError):
                 os.waitpid(pid, os.WNOHANG)
-            except ChildProcessError:
-                pass
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -121,10 +121,8 @@ def describe(pids: set[int]) -> str:
 def kill_all(pids: set[int] | list[int]) -> None:
     """SIGKILL whatever of ``pids`` still exists (cleanup after a failed test)."""
     for pid in pids:
-        try:
+        with suppress(ProcessLookupError):
             os.kill(pid, 9)
-        except ProcessLookupError:
-            pass
 
 
 def read_line(process: subprocess.Popen[bytes], timeout: float = 30.0) -> bytes:

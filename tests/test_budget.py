@@ -1,5 +1,5 @@
 """The host memory budget: workers' memory limits never add up past it; invocations wait
-and idle workers of other functions make room (issue: concurrency, host budget)."""
+and idle workers of other functions make room."""
 
 from __future__ import annotations
 

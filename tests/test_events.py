@@ -115,7 +115,7 @@ def test_a_failing_event_is_retried_with_the_same_request_id_then_sent_to_on_fai
         "RuntimeError", "failing as asked: 7", result.request_id)
     runs = lines(attempts)
     assert [run["request_id"] for run in runs] == [result.request_id] * (retries + 1)
-    for before, after, delay in zip(runs, runs[1:], SHORT_DELAYS):
+    for before, after, delay in zip(runs, runs[1:], SHORT_DELAYS, strict=False):
         assert after["at"] - before["at"] >= delay  # never earlier than the configured delay
     meter = invoker.meter(name)
     assert (meter["invocations"], meter["errors"]) == (retries + 1, retries + 1)

@@ -36,7 +36,8 @@ class StallingTarget:
 
 
 def latencies_ms(recorder: Recorder) -> list[float]:
-    return sorted((end - start) / 1e6 for start, end in zip(recorder.starts, recorder.ends))
+    pairs = zip(recorder.starts, recorder.ends, strict=True)
+    return sorted((end - start) / 1e6 for start, end in pairs)
 
 
 def run(schedule: str) -> Recorder:

@@ -136,7 +136,7 @@ def test_runtime_exit_is_reported_and_the_pool_heals(
         assert (report["status"], report["error_type"]) == ("error", "Runtime.ExitError")
         crashed = pids[-1]
         pids.append(invoker.call(name, {"survive": True}))  # healed: a new worker
-        wait_until(lambda: not alive(crashed), message=f"crashed worker {crashed} lives")
+        wait_until(lambda pid=crashed: not alive(pid), message=f"crashed worker {crashed} lives")
     assert len(set(pids)) == 3, pids
     figures = invoker.meter(name)
     assert (figures["invocations"], figures["errors"], figures["timeouts"]) == (5, 2, 0)

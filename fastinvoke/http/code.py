@@ -1,5 +1,6 @@
 """Deployment packages: a ``Code.ZipFile`` unpacked into the state directory, and the
-``CodeSha256``/``CodeSize`` Lambda reports (lambda-spec §2.1, §2.2)."""
+``CodeSha256``/``CodeSize`` Lambda reports (docs/lambda-behaviour.md,
+"Function management API")."""
 
 from __future__ import annotations
 

@@ -1,8 +1,8 @@
 """Errors only the HTTP front-end answers with, and how every service error is sent.
 
 botocore recognises an error by ``x-amzn-ErrorType`` (the full exception name), the
-status and a JSON body holding ``message`` or ``Message`` (lambda-spec §1.4), so every
-error, a 5xx included, goes out with all three.
+status and a JSON body holding ``message`` or ``Message`` (docs/lambda-behaviour.md,
+"Errors"), so every error, a 5xx included, goes out with all three.
 """
 
 from __future__ import annotations

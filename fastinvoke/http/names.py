@@ -1,6 +1,7 @@
 """Function names as the Lambda API accepts them: a name, ``name:qualifier``, a partial
 ARN (``123456789012:function:name``) or a full ARN, checked against botocore's model
-(shapes ``FunctionName`` and ``NamespacedFunctionName``; lambda-spec §0)."""
+(shapes ``FunctionName`` and ``NamespacedFunctionName``; docs/lambda-behaviour.md,
+"Function names and ARNs")."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Response documents of the management operations, shaped as botocore's model and the
-real service's answers (lambda-spec §2.2, §2.3).
+real service's answers (docs/lambda-behaviour.md, "Function management API").
 
 Functions are ready when CreateFunction returns, so ``State`` is ``Active`` and
 ``LastUpdateStatus`` ``Successful`` at once: boto3's waiters (``function_active_v2``,

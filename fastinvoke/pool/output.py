@@ -12,6 +12,7 @@ be read.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import select
@@ -40,10 +41,9 @@ class Outputs:
         its copy once the worker has it)."""
         read_end, write_end = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
         os.set_blocking(write_end, True)  # the worker waits when the pipe is full
-        try:
+        # Past fs.pipe-max-size for this user it stays at 64 KB, which works too.
+        with contextlib.suppress(OSError):
             fcntl.fcntl(write_end, fcntl.F_SETPIPE_SZ, _PIPE_BYTES)
-        except OSError:
-            pass  # above fs.pipe-max-size for this user: the default 64 KB still works
         record.output_fd = read_end
         self._records[read_end] = record
         self._epoll.register(read_end, select.EPOLLIN)
