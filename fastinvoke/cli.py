@@ -40,6 +40,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
+    """The commands and their options (declarations: alike in shape, each its own)."""
     parser = argparse.ArgumentParser(
         prog="fastinvoke",
         description="Run AWS-Lambda-style functions on this machine: warm, isolated, metered.",

@@ -5,6 +5,10 @@ Service errors (``ServiceError`` and subclasses) are what Lambda answers with an
 the HTTP status and the body key Lambda uses for its message.  A function error is
 not a service error: ``invoke`` returns it inside ``InvokeResult``; only ``call``
 raises it, as ``FunctionError``.
+
+One class per error type Lambda names, even where two differ only in name and status:
+botocore raises them by name, so callers catch them by name (a repeated shape, not
+repeated logic; ``http/errors.py`` adds those only the HTTP front-end answers with).
 """
 
 from __future__ import annotations

@@ -284,7 +284,8 @@ class Invoker:
         client_context: dict[str, Any] | str | None = None,
         qualifier: str | None = None,
     ) -> InvokeResult:
-        """``invoke`` for asyncio: awaits the result on the running loop (uvloop too)."""
+        """``invoke`` for asyncio: awaits the result on the running loop (uvloop too).
+        Its parameters are ``invoke``'s, as its docstring says them."""
         pool = self._target(function_name, invocation_type, qualifier)
         body = payloads.event_bytes(event, invocation_type)
         if invocation_type != "RequestResponse":

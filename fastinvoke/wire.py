@@ -96,6 +96,7 @@ class Shutdown(msgspec.Struct, tag="shutdown", gc=False):
     pass
 
 
+# What a template reports: small tagged records, alike in shape, one per kind of report.
 class Ready(msgspec.Struct, tag="ready", gc=False):
     init_ns: int
 

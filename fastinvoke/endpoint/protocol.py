@@ -55,6 +55,9 @@ class Request(msgspec.Struct, array_like=True, gc=False):
 
 
 class Response(msgspec.Struct, array_like=True, gc=False):
+    """``InvokeResult``'s fields on the wire (array-like: positions, not names), with the
+    request's ``id`` and a service error's type and message."""
+
     id: int
     status: int
     payload: bytes = b""

@@ -2,7 +2,8 @@
 
 botocore recognises an error by ``x-amzn-ErrorType`` (the full exception name), the
 status and a JSON body holding ``message`` or ``Message`` (docs/lambda-behaviour.md,
-"Errors"), so every error, a 5xx included, goes out with all three.
+"Errors"), so every error, a 5xx included, goes out with all three.  As in
+``fastinvoke/errors.py``, one class per error type: alike in shape, caught by name.
 """
 
 from __future__ import annotations
