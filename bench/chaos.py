@@ -513,7 +513,7 @@ def account(load: Load, found: Facts) -> tuple[Counter[str], Counter[str]]:
             counts["retry attempts"] += attempts - 1
         counts["duplicated"] += (
             len(found.records.get(event_id, [])) > 1 or len(runs) > attempts
-            or any(later - earlier < RETRY_GAP_S for earlier, later in zip(runs, runs[1:])))
+            or any(later - earlier < RETRY_GAP_S for earlier, later in itertools.pairwise(runs)))
         counts["new request id on a retry"] += len(found.request_ids.get(event_id, ())) > 1
         counts["claimed at stop (would run again)"] += found.left.get(event_id, (0, 0))[1]
     known = load.accepted.keys() | load.uncertain
@@ -615,17 +615,7 @@ def _soak(tmp: Path, seconds: float, sync_clients: int, event_clients: int,
         sync = [client(port, timeout) for _ in range(sync_clients)]
         events = [client(port, MARGIN_S) for _ in range(event_clients)]
         configure_events((sync + events)[0], tmp)
-        threads = [threading.Thread(target=sync_client, args=(load, c, _fork(rng)))
-                   for c in sync]
-        threads += [threading.Thread(target=event_client, args=(load, c, _fork(rng)))
-                    for c in events]
-        threads.append(threading.Thread(target=chaos, args=(load, _fork(rng))))
-        for thread in threads:
-            thread.start()
-        load.stop.wait(seconds)  # the soak's length, not a synchronisation
-        load.stop.set()
-        for thread in threads:
-            thread.join()
+        drive(load, sync, events, rng, seconds)
         for lambda_client in sync + events:
             lambda_client.close()
         below(load)  # the last look at the tree before the stop
@@ -637,6 +627,25 @@ def _soak(tmp: Path, seconds: float, sync_clients: int, event_clients: int,
         seconds, load.tally.counts, events, attempts, counters, load.tally.slowest_s,
         drain_s, exit_status, stop_s, leaked_processes(load, tmp / "state"),
         leaked_cgroups(process.pid), leaked_mounts(tmp), (0, 0), _server_log(tmp / "serve.err"))
+
+
+def drive(load: Load, sync: list[Any], events: list[Any], rng: random.Random,
+          seconds: float) -> None:
+    """Run the load and the chaos for ``seconds``; return once every thread has ended
+    (also on an error or Ctrl-C here: the threads are told to stop, then joined)."""
+    threads = [threading.Thread(target=sync_client, args=(load, c, _fork(rng))) for c in sync]
+    threads += [threading.Thread(target=event_client, args=(load, c, _fork(rng)))
+                for c in events]
+    threads.append(threading.Thread(target=chaos, args=(load, _fork(rng))))
+    try:
+        for thread in threads:
+            thread.start()
+        load.stop.wait(seconds)  # the soak's length, not a synchronisation
+    finally:
+        load.stop.set()
+        for thread in threads:
+            if thread.ident is not None:
+                thread.join()
 
 
 def _fork(rng: random.Random) -> random.Random:
