@@ -253,9 +253,10 @@ def sync_client(load: Load, lambda_client: Any, rng: random.Random) -> None:
         load.tally.add("sync", "sent")
         outcome = _invoke(load, lambda_client, mode, event, answer)
         load.tally.add("sync", *outcome)
-        # each answer is one invocation; a call without one may have run, or not
-        load.tally.add("ran" if outcome[0] not in ("hung", "dropped") else "may have run",
-                       mode.function)
+        if outcome[0] in ("hung", "dropped"):  # it may have run, or not
+            load.tally.add("may have run", mode.function)
+        elif outcome[0] != "http error":  # a 200 is one invocation; an HTTP error, none
+            load.tally.add("ran", mode.function)
 
 
 def _invoke(load: Load, lambda_client: Any, mode: Mode, event: dict[str, Any],
@@ -281,9 +282,16 @@ def _invoke(load: Load, lambda_client: Any, mode: Mode, event: dict[str, Any],
         error = _error_type(body)
         asked = "(asked for)" if error == mode.fails_as else "(not asked for)"
         return ("function error", error, asked)
-    if mode.fails_as is not None or json.loads(body) != answer:
+    if mode.fails_as is not None or _decoded(body) != answer:
         return ("wrong", f"{mode.name} answered {body[:80]!r}")
     return ("ok",)
+
+
+def _decoded(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except ValueError:
+        return body  # not JSON: never the right answer
 
 
 def _http_error(exc: Any) -> str:
