@@ -11,11 +11,16 @@
  *   pivot into the new root, drop privileges.
  *
  * - fi_sbx_clone + fi_sbx_child: at each worker fork, from the now unprivileged template.
- *   A raw clone(CLONE_NEWUSER|CLONE_NEWNS|CLONE_NEWPID) that returns in the child like
- *   fork() does; the child maps its own uid (user_namespaces(7): setgroups "deny" before
- *   gid_map), mounts its own /tmp and /proc, and drops every capability its new user
- *   namespace gave it.  Only system calls run between the clone and the child's return
- *   (no allocation, no lock): every string it writes was prepared by the parent.
+ *   A raw clone(CLONE_NEWUSER|CLONE_NEWNS) that returns in the child like fork() does.
+ *   No PID namespace (a PID 1 ignores the signals it sends itself, pid_namespaces(7)): a
+ *   worker keeps its real pid, its parent and the template's /proc, where hidepid=2 shows
+ *   only what it may ptrace: its own processes, since its user namespace keeps it from
+ *   its template's and its siblings' (a target in another user namespace takes
+ *   CAP_SYS_PTRACE over that namespace) and its uid from everyone else's.
+ *   The child maps its own uid (user_namespaces(7): setgroups "deny" before gid_map),
+ *   mounts its own /tmp and drops every capability its new user namespace gave it.  Only
+ *   system calls run between the clone and the child's return (no allocation, no lock):
+ *   every string it writes was prepared by the parent.
  *
  * Every function returns 0, or -1 with errno set and *step naming what failed.
  */
@@ -30,7 +35,6 @@
 #include <grp.h>
 #include <limits.h>
 #include <linux/capability.h>
-#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdint.h>
@@ -382,6 +386,7 @@ typedef struct {
     char gid_map[48];
     char tmp_options[64];
     long nproc;
+    pid_t parent;
     int disable_userns;
 } fi_sbx_worker;
 
@@ -392,20 +397,21 @@ static void fi_sbx_worker_prepare(fi_sbx_worker *w, long tmp_mb, long nproc,
     snprintf(w->gid_map, sizeof(w->gid_map), "%u %u 1\n", gid, gid);
     snprintf(w->tmp_options, sizeof(w->tmp_options), "size=%ldm,mode=1777", tmp_mb);
     w->nproc = nproc;
+    w->parent = getpid();
     w->disable_userns = disable_userns;
 }
 
 /* The steps a child reports by index (the parent turns it into the step's name). */
 enum {
     FI_W_PDEATHSIG = 1, FI_W_PARENT_GONE, FI_W_CGROUP, FI_W_SETGROUPS, FI_W_UID_MAP,
-    FI_W_GID_MAP, FI_W_TMP, FI_W_PROC, FI_W_NO_USERNS, FI_W_NPROC, FI_W_BOUNDING,
+    FI_W_GID_MAP, FI_W_TMP, FI_W_NO_USERNS, FI_W_NPROC, FI_W_BOUNDING,
     FI_W_AMBIENT, FI_W_CAPSET, FI_W_NO_NEW_PRIVS, FI_W_STEPS
 };
 
 static const char *const fi_sbx_worker_steps[FI_W_STEPS] = {
     "?", "prctl(PR_SET_PDEATHSIG)", "the parent died before the child armed PR_SET_PDEATHSIG",
     "join cgroup", "write /proc/self/setgroups", "write /proc/self/uid_map",
-    "write /proc/self/gid_map", "mount tmpfs on /tmp", "mount proc on /proc",
+    "write /proc/self/gid_map", "mount tmpfs on /tmp",
     "write /proc/sys/user/max_user_namespaces", "setrlimit(RLIMIT_NPROC)",
     "prctl(PR_CAPBSET_DROP)", "prctl(PR_CAP_AMBIENT_CLEAR_ALL)", "capset",
     "prctl(PR_SET_NO_NEW_PRIVS)",
@@ -425,21 +431,14 @@ static int fi_sbx_write(const char *path, const char *data) {
     return close(fd);
 }
 
-/* In the child, right after fi_sbx_clone: returns 0, or the failed step with errno set.
- * report_fd is the write end of the parent's error pipe: the parent holds its read end
- * until the child is set up, so a read end gone means a dead parent (getppid() says 0 in
- * a new PID namespace, whatever happened to the parent). */
-static int fi_sbx_child(const fi_sbx_worker *w, int pdeathsig, int report_fd,
-                        const int *groups, int group_count) {
-    struct pollfd pfd;
+/* In the child, right after fi_sbx_clone: returns 0, or the failed step with errno set. */
+static int fi_sbx_child(const fi_sbx_worker *w, int pdeathsig, const int *groups,
+                        int group_count) {
     struct rlimit limit;
     if (pdeathsig) {
         if (prctl(PR_SET_PDEATHSIG, (unsigned long)pdeathsig, 0, 0, 0) != 0)
             return FI_W_PDEATHSIG;
-        pfd.fd = report_fd;
-        pfd.events = POLLOUT;
-        pfd.revents = 0;
-        if (poll(&pfd, 1, 0) < 0 || (pfd.revents & POLLERR)) {
+        if (getppid() != w->parent) {
             errno = ESRCH;
             return FI_W_PARENT_GONE;
         }
@@ -455,11 +454,10 @@ static int fi_sbx_child(const fi_sbx_worker *w, int pdeathsig, int report_fd,
         return FI_W_UID_MAP;
     if (fi_sbx_write("/proc/self/gid_map", w->gid_map) != 0)
         return FI_W_GID_MAP;
+    /* Mounting needs CAP_SYS_ADMIN in the user namespace owning this mount namespace, which
+     * the child has until it drops its capabilities below (user_namespaces(7)). */
     if (mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, w->tmp_options) != 0)
         return FI_W_TMP;
-    /* A proc mount shows the PID namespace of the process that mounts it: this one's. */
-    if (mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) != 0)
-        return FI_W_PROC;
     /* No nested user namespace (bubblewrap's --disable-userns): without one the function
      * can never hold a capability again, and it cannot raise this limit back without
      * CAP_SYS_RESOURCE here, which it is about to lose. */

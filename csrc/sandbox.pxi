@@ -30,8 +30,7 @@ cdef extern from "sandbox.h" nogil:
                      long nofile, long nproc, int pdeathsig, char *step)
     pid_t fi_sbx_clone(unsigned long flags)
     void fi_sbx_worker_prepare(fi_sbx_worker *w, long tmp_mb, long nproc, int disable_userns)
-    int fi_sbx_child(const fi_sbx_worker *w, int pdeathsig, int report_fd, const int *groups,
-                     int group_count)
+    int fi_sbx_child(const fi_sbx_worker *w, int pdeathsig, const int *groups, int group_count)
 
 DEF _STEP_SIZE = 320  # FI_SBX_STEP
 
@@ -130,10 +129,10 @@ cdef pid_t _clone_environment(long tmp_mb, int pdeathsig, object cgroup_procs_fd
     if pipe2(fds, O_CLOEXEC) != 0:
         raise os_error(errno, "fork_environment: pipe2")
     PyOS_BeforeFork()
-    pid = fi_sbx_clone(CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID)
+    pid = fi_sbx_clone(CLONE_NEWUSER | CLONE_NEWNS)
     if pid == 0:
-        close(fds[0])  # first: the parent's copy is then the only read end left
-        step = fi_sbx_child(&w, pdeathsig, fds[1], groups, group_count)
+        close(fds[0])
+        step = fi_sbx_child(&w, pdeathsig, groups, group_count)
         if step:
             report[0] = step
             report[1] = errno
@@ -149,7 +148,7 @@ cdef pid_t _clone_environment(long tmp_mb, int pdeathsig, object cgroup_procs_fd
     close(fds[1])
     if pid < 0:
         close(fds[0])
-        raise os_error(err, "fork_environment: clone(CLONE_NEWUSER|CLONE_NEWNS|CLONE_NEWPID)")
+        raise os_error(err, "fork_environment: clone(CLONE_NEWUSER|CLONE_NEWNS)")
     while True:
         n = read(fds[0], report, sizeof(report))
         if n < 0 and errno == EINTR:
@@ -168,16 +167,18 @@ cdef pid_t _clone_environment(long tmp_mb, int pdeathsig, object cgroup_procs_fd
 
 def fork_environment(long tmp_mb, int pdeathsig=9, cgroup_procs_fds=(), long nproc=1024,
                      bint disable_userns=True):
-    """Fork this process into a new user, mount and PID namespace; return 0 in the child and
-    the child's pid in the parent, as ``fork_worker`` does (the interpreter's fork hooks run
-    around it; the child runs them once it is set up).
+    """Fork this process into a new user and mount namespace; return 0 in the child and the
+    child's pid in the parent, as ``fork_worker`` does (the interpreter's fork hooks run
+    around it; the child runs them once it is set up).  The child stays in this process's
+    PID namespace: its pid is the one returned here, its parent this process, and its /proc
+    this process's.
 
-    In the child, before any Python code: ``pdeathsig`` armed, the cgroups of
-    ``cgroup_procs_fds`` joined, its uid and gid mapped to themselves, a private tmpfs of
-    ``tmp_mb`` MiB at /tmp, a /proc of its own PID namespace (where it is PID 1), no nested
-    user namespaces (``disable_userns``), RLIMIT_NPROC = ``nproc`` (if > 0), no
-    capabilities, no_new_privs.  Raises OSError naming the step that failed: a kernel that
-    refuses unprivileged user namespaces fails at the clone or at the first write or mount.
+    In the child, in order, before any Python code: ``pdeathsig`` armed (and the parent
+    checked), the cgroups of ``cgroup_procs_fds`` joined, setgroups denied and its uid and
+    gid mapped to themselves, a private tmpfs of ``tmp_mb`` MiB at /tmp, no nested user
+    namespaces (``disable_userns``), RLIMIT_NPROC = ``nproc`` (if > 0), no capabilities,
+    no_new_privs.  Raises OSError naming the step that failed: a kernel that refuses
+    unprivileged user namespaces fails at the clone or at the first write or mount.
 
     A raw clone runs none of glibc's own fork handlers (malloc's arena locks, stdio's list
     lock, ``pthread_atfork`` handlers of C libraries): fork from a single-threaded process.

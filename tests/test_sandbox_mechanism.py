@@ -3,7 +3,8 @@
 No server here: the test process stands in for it.  A forked child enters a function
 template's environment (``enter_template``, with a temporary code directory), optionally runs
 "Init" code there, then forks workers into environments of their own
-(``fork_environment``) and runs the attacker's code in each.  Every escape must be denied;
+(``fork_environment``: own user and mount namespaces, the template's PID namespace) and runs
+the attacker's code in each.  Every escape must be denied;
 ordinary work must succeed.  Results come back as JSON through pipes: no sleeps.
 
 Needs root (the template's environment is built as root) and unprivileged user namespaces
@@ -43,6 +44,7 @@ UID = 61051  # unused on the host, so leftovers are easy to find
 CODE = "ANSWER = 42\n"
 TMP_MB = 16
 PTRACE_ATTACH = 16
+PR_SET_CHILD_SUBREAPER = 36
 CLONE_NEWUSER = 0x10000000
 libc = ctypes.CDLL(None, use_errno=True)
 
@@ -112,12 +114,13 @@ def host(tmp_path: Path) -> dict[str, Any]:
 
 def run_sandbox(host: dict[str, Any], init: Callable[[dict[str, Any]], dict[str, Any]] | None =
                 None, worker: Probe | None = None, *, workers: int = 1, tmp_mb: int = TMP_MB,
-                nproc: int = sandbox.LAMBDA_NPROC,
-                cgroup_procs: tuple[int, ...] = ()) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+                nproc: int = sandbox.LAMBDA_NPROC, cgroup_procs: tuple[int, ...] = (),
+                ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Fork a template into its environment, run ``init`` there, then fork ``workers``
-    workers one after another, each running ``worker(ctx, index)``.  A worker stays alive
-    (with whatever it started) until every worker has reported, so they coexist.  Returns
-    (init's report, the workers' reports)."""
+    workers one after another, each running ``worker(ctx, index)`` (``ctx["workers"]``:
+    the pids of those forked before it).  A worker stays alive (with whatever it started)
+    until every worker has reported, so they coexist.  Returns (init's report, the workers'
+    reports, each with "forked": its pid as the template got it)."""
     ctx = dict(host)
     report_r, report_w = os.pipe()
     template = os.fork()
@@ -128,6 +131,8 @@ def run_sandbox(host: dict[str, Any], init: Callable[[dict[str, Any]], dict[str,
             sandbox.enter_template(ctx["code"], UID, tmp_mb=tmp_mb, pdeathsig=signal.SIGKILL,
                                    denied=[ctx["state"], ctx["keys"]])
             ctx["template"] = os.getpid()
+            # No PID namespace ends a worker's leftovers with it: they come back here
+            libc_call(libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0))
             result["init"] = init(ctx) if init else {}
             if workers:
                 sandbox.probe_workers()
@@ -155,8 +160,9 @@ def _fork_workers(ctx: dict[str, Any], probe: Probe | None, count: int, tmp_mb: 
                   cgroup_procs: tuple[int, ...]) -> list[dict[str, Any]]:
     reports = []
     hold_r, hold_w = os.pipe()
-    pids = []
+    pids: list[int] = []
     for index in range(count):
+        ctx["workers"] = list(pids)
         line_r, line_w = os.pipe()
         pid = sandbox.fork_environment(tmp_mb, signal.SIGKILL, cgroup_procs, nproc)
         if pid == 0:  # a worker
@@ -173,20 +179,28 @@ def _fork_workers(ctx: dict[str, Any], probe: Probe | None, count: int, tmp_mb: 
         os.close(line_w)
         line = read_line(line_r)
         os.close(line_r)
-        reports.append(json.loads(line or b'{"error": "the worker exited without a report"}'))
+        report = json.loads(line or b'{"error": "the worker exited without a report"}')
+        reports.append({**report, "forked": pid})
     os.close(hold_w)
     for pid in pids:
         os.waitpid(pid, 0)
-    return reports
+    while True:  # and whatever they left, once it ends
+        try:
+            os.waitpid(-1, 0)
+        except ChildProcessError:
+            return reports
 
 
 def processes_of(uid: int) -> list[int]:
+    """The live (not zombie) processes of ``uid``."""
     found = []
     for entry in os.listdir("/proc"):
         try:
             if entry.isdigit() and os.stat(f"/proc/{entry}").st_uid == uid:
-                found.append(int(entry))
-        except FileNotFoundError:
+                state = Path(f"/proc/{entry}/stat").read_text().rpartition(")")[2].split()[0]
+                if state != "Z":
+                    found.append(int(entry))
+        except (FileNotFoundError, ProcessLookupError, IndexError):
             pass
     return found
 
@@ -204,6 +218,7 @@ def test_the_function_runs_as_the_unprivileged_uid_without_any_capability(host) 
             "caps": {k: status[k] for k in status if k.startswith("Cap")},
             "no_new_privs": status["NoNewPrivs"],
             "pid": os.getpid(), "ppid": os.getppid(), "cwd": os.getcwd(),
+            "own environ": outcome(lambda: Path("/proc/self/environ").read_bytes()),
             "nofile": list(resource.getrlimit(resource.RLIMIT_NOFILE)),
             "setuid(0)": outcome(lambda: os.setuid(0)),
             "pdeathsig": _pdeathsig(),
@@ -222,12 +237,14 @@ def test_the_function_runs_as_the_unprivileged_uid_without_any_capability(host) 
         assert who["nofile"] == [sandbox.LAMBDA_NOFILE] * 2
         assert who["setuid(0)"] in ("EPERM", "EINVAL")  # EINVAL: 0 is not mapped in a worker
         assert who["pdeathsig"] == signal.SIGKILL  # re-armed after the uid change
+        assert who["own environ"] == "allowed"  # dumpable: its /proc/self is its own
     assert init["ppid"] == host["server"]
-    # A worker is PID 1 of its own namespace: its parent is outside, so it reads as 0.
-    assert (worker["pid"], worker["ppid"]) == (1, 0)
+    # A worker shares the template's PID namespace: its pid is the one the template got
+    # (and reports to the server), its parent the template.
+    assert (worker["pid"], worker["ppid"]) == (worker["forked"], init["pid"])
     assert init["glibc tid"] == init["pid"]
     if _tid_address_known():
-        assert worker["glibc tid"] == 1
+        assert worker["glibc tid"] == worker["pid"]
 
 
 def _tid_address_known() -> bool:
@@ -305,6 +322,7 @@ def test_the_code_is_read_only_at_var_task_and_the_root_too(host) -> None:
         }
 
     init, (worker,) = run_sandbox(host, writes, writes)
+    worker.pop("forked")
     for who in (init, worker):
         assert who.pop("code") == CODE
         assert who.pop("/opt") == []
@@ -317,23 +335,85 @@ def test_the_code_is_read_only_at_var_task_and_the_root_too(host) -> None:
 # -- what it can see and signal ------------------------------------------------------------
 
 
-def test_a_worker_sees_and_reaches_no_process_outside_its_namespace(host) -> None:
-    def reach(ctx: dict[str, Any], index: int = 0) -> dict[str, Any]:
-        outside = {"server": ctx["server"], "template": ctx["template"]}
-        report: dict[str, Any] = {"/proc": sorted(p for p in os.listdir("/proc") if p.isdigit())}
-        for name, pid in outside.items():
+def _stranger(uid: int) -> tuple[int, int]:
+    """A process of another uid (another function's), blocked until the returned write end
+    of its pipe closes: (its pid, that write end)."""
+    block_r, block_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(block_w)
+        os.setgid(uid)
+        os.setuid(uid)
+        os.read(block_r, 1)
+        os._exit(0)
+    os.close(block_r)
+    return pid, block_w
+
+
+def test_a_worker_sees_and_reaches_no_process_but_its_own(host) -> None:
+    stranger, release = _stranger(UID + 1)
+
+    def reach(ctx: dict[str, Any], index: int) -> dict[str, Any]:
+        others = {"server": ctx["server"], "other uid": stranger, "template": ctx["template"]}
+        if ctx["workers"]:  # worker 1: worker 0 is alive until both have reported
+            others["sibling"] = ctx["workers"][0]
+        report: dict[str, Any] = {
+            "/proc": sorted(int(p) for p in os.listdir("/proc") if p.isdigit()),
+            "me": os.getpid(),
+            # the template's /proc, with hidepid=2; a proc of its own needs a capability
+            "umount /proc": outcome(lambda: libc_call(libc.umount2(b"/proc", 2))),
+            "mount proc": outcome(lambda: libc_call(libc.mount(b"proc", b"/tmp", b"proc", 0,
+                                                               None))),
+        }
+        for name, pid in others.items():
             report[f"kill {name}"] = outcome(lambda pid=pid: os.kill(pid, 0))
             report[f"ptrace {name}"] = outcome(lambda pid=pid: ptrace_attach(pid))
             report[f"/proc of {name}"] = outcome(lambda pid=pid: os.stat(f"/proc/{pid}"))
-        # the template's /proc is under this one: revealing it takes an unmount
-        report["umount /proc"] = outcome(lambda: libc_call(libc.umount2(b"/proc", 2)))
+            # a way into its mount namespace: its /tmp, its root
+            report[f"/tmp of {name}"] = outcome(
+                lambda pid=pid: os.listdir(f"/proc/{pid}/root/tmp"))
         return report
 
-    _, (worker,) = run_sandbox(host, worker=reach)
-    assert worker.pop("/proc") == ["1"]
-    assert worker.pop("umount /proc") == "EPERM"
-    for name, result in worker.items():
-        assert result == ("ENOENT" if name.startswith("/proc") else "ESRCH"), name
+    try:
+        _, (_, worker) = run_sandbox(host, worker=reach, workers=2)
+    finally:
+        os.close(release)
+        os.waitpid(stranger, 0)
+    # hidepid=2 lists what it may ptrace: its uid keeps it from the server's and another
+    # function's processes, its user namespace from its template's and its sibling's.
+    assert worker.pop("/proc") == [worker.pop("me")]
+    assert worker.pop("umount /proc") == worker.pop("mount proc") == "EPERM"
+    for name in ("server", "other uid", "template", "sibling"):
+        assert worker.pop(f"ptrace {name}") == "EPERM", name
+        assert worker.pop(f"/proc of {name}") == "ENOENT", name
+        assert worker.pop(f"/tmp of {name}") == "ENOENT", name
+    assert worker.pop("kill server") in ("EPERM", "ESRCH")
+    assert worker.pop("kill other uid") in ("EPERM", "ESRCH")
+    # Signals go by uid: its own function's processes remain signalable (not a boundary).
+    assert worker.pop("kill template") == worker.pop("kill sibling") == "allowed"
+    assert list(worker) == ["forked"]
+
+
+def test_a_handler_ends_itself_with_a_signal_as_on_lambda(host) -> None:
+    def init(ctx: dict[str, Any]) -> dict[str, Any]:
+        ended = {}
+        for sig in (signal.SIGKILL, signal.SIGTERM):
+            pid_r, pid_w = os.pipe()
+            pid = sandbox.fork_environment(TMP_MB, signal.SIGKILL)
+            if pid == 0:  # a handler, or the Node.js bridge ending as its runtime did
+                os.write(pid_w, str(os.getpid()).encode())
+                os.kill(os.getpid(), sig)
+                os._exit(3)  # a PID 1 would get here: its own signal is ignored
+            os.close(pid_w)
+            seen = int(read_all(pid_r))
+            os.close(pid_r)
+            _, status = os.waitpid(pid, 0)
+            ended[sig.name] = [seen == pid, os.waitstatus_to_exitcode(status)]
+        return ended
+
+    init, _ = run_sandbox(host, init, workers=0)
+    # the pid it knows itself by is the one its template (and so the server) has
+    assert init == {"SIGKILL": [True, -signal.SIGKILL], "SIGTERM": [True, -signal.SIGTERM]}
 
 
 def test_init_code_cannot_see_signal_or_trace_the_server(host) -> None:
@@ -375,7 +455,7 @@ def test_each_worker_has_its_own_tmp_limited_to_its_size(host) -> None:
         return report
 
     _, workers = run_sandbox(host, init, fill, workers=2)
-    for index, worker in enumerate(workers):
+    for worker in workers:
         assert worker["seen"] == []  # neither Init's files nor the sibling's
         assert worker["errno"] == "ENOSPC"
         assert TMP_MB - 1 <= worker["written_mb"] <= TMP_MB
@@ -386,12 +466,15 @@ def test_each_worker_has_its_own_tmp_limited_to_its_size(host) -> None:
 
 
 def _bomb(limit: int) -> dict[str, Any]:
-    """Fork children that wait (on a pipe nobody writes) until refused; never past ``limit``."""
-    block_r, _block_w = os.pipe()
+    """Fork children that wait until refused, never past ``limit``.  They wait on a pipe
+    whose write end only the worker keeps: they end when it does (no PID namespace ends
+    them; the server would, by the worker's cgroup)."""
+    block_r, block_w = os.pipe()
     made = 0
     try:
         while made < limit:
             if os.fork() == 0:
+                os.close(block_w)
                 os.read(block_r, 1)
                 os._exit(0)
             made += 1
@@ -408,10 +491,12 @@ def test_a_fork_bomb_stops_at_the_worker_s_nproc_and_spares_its_sibling(host) ->
         return _bomb(10 * nproc) if index == 0 else _bomb(8)
 
     _, (bomber, sibling) = run_sandbox(host, worker=bomb_then_sibling, workers=2, nproc=nproc)
+    bomber.pop("forked")
+    sibling.pop("forked")
     # RLIMIT_NPROC counts per (user namespace, uid) since Linux 5.14: the worker counts too
     assert bomber == {"made": nproc - 1, "errno": "EAGAIN"}
     assert sibling == {"made": 8, "errno": None}
-    # PID 1's end took every process of its namespace with it; the server forks as before
+    # the template reaped every child the bomber left (their pipe closed with it)
     assert processes_of(UID) == []
     assert subprocess.run(["true"]).returncode == 0
 
@@ -466,6 +551,7 @@ def test_a_fork_bomb_stops_at_the_pids_cgroup_limit(host) -> None:
                                        nproc=0, cgroup_procs=(procs,))
         finally:
             os.close(procs)
+        bomber.pop("forked")
         events = dict(line.split() for line in (group / "pids.events").read_text().splitlines())
         assert (group / "cgroup.procs").read_text() == ""
     finally:
@@ -501,7 +587,7 @@ def test_a_worker_can_neither_nest_namespaces_nor_mount_and_the_refusal_is_expla
     assert worker["mount tmpfs"] == "EPERM"
     # what a template that cannot give workers namespaces logs once before it falls back
     assert "user.max_user_namespaces is 0" in worker["probe"]
-    assert "share its template's /tmp and PID namespace" in worker["probe"]
+    assert "share its template's /tmp" in worker["probe"]
     assert "does not run as root" in worker["enter"]
 
 

@@ -14,8 +14,9 @@ The mechanism is in the core (``fastinvoke._core``: ``enter_environment``,
   another function's code (``check_sources`` refuses a source that would expose them).
 - ``enter_template``: checks, then the template's environment (root only).
 - ``probe_workers``: whether this kernel lets the (unprivileged) template give each worker
-  its own user, mount and PID namespace; ``SandboxUnavailable`` says why not.
-- ``fork_environment``: a worker in its own namespaces, Lambda's quotas by default.
+  its own user and mount namespace; ``SandboxUnavailable`` says why not.
+- ``fork_environment``: a worker in its own namespaces, Lambda's quotas by default.  It
+  stays in the template's PID namespace, as a Lambda runtime is an ordinary process.
 """
 
 from __future__ import annotations
@@ -206,8 +207,9 @@ def _userns_reason(error: OSError) -> str:
     else:
         why = "the kernel refused"
     return (f"workers cannot have namespaces of their own ({why}: {error}), so a function's "
-            "workers share its template's /tmp and PID namespace: they see each other's /tmp "
-            "files and can see and signal each other and the template")
+            "workers share its template's /tmp: they see and change each other's and Init's "
+            "files there, within one size for all, and RLIMIT_NPROC counts the function's "
+            "processes together instead of each worker's")
 
 
 def probe_workers(tmp_mb: int = 1) -> None:
@@ -224,10 +226,13 @@ def fork_environment(tmp_mb: int = DEFAULT_EPHEMERAL_MB, pdeathsig: int = 9,
     """``_core.fork_environment`` with Lambda's quotas: 0 in the child, its pid in the
     parent.  Fork from a single-threaded template (a raw clone skips glibc's fork handlers).
 
-    The child is PID 1 of its namespace (pid_namespaces(7)), so: ``os.getpid()`` is 1 and
-    ``os.getppid()`` 0 (the parent's pid for the worker is the one returned here); orphans
-    of the function's own children become its children and stay zombies until it reaps them;
-    a signal without a handler from inside the namespace (even the function's
-    ``os.kill(os.getpid(), SIGKILL)``) is ignored, and from outside only SIGKILL and SIGSTOP
-    are forced; when it exits the kernel kills every process left in the namespace."""
+    The child stays in the template's PID namespace: ``os.getpid()`` is the pid returned
+    here (the one the server signals), ``os.getppid()`` the template's, and a signal it
+    sends itself (``os.kill(os.getpid(), SIGKILL)``) acts as on Lambda, where PID 1 of a
+    namespace of its own would ignore it (pid_namespaces(7)).  Its /proc is the template's,
+    mounted with hidepid=2, which lists what a process may ptrace: the worker's own
+    processes, not its template's or siblings' (another user namespace) nor the server's or
+    another function's (another uid).  Signals go by uid, so it can still signal its
+    template and siblings, whose pids it can guess.  Processes it starts and leaves behind
+    outlive it (no namespace to end with it): the caller ends them, by their cgroup."""
     return _core.fork_environment(tmp_mb, pdeathsig, cgroup_procs_fds, nproc)
