@@ -18,9 +18,10 @@
  *   its template's and its siblings' (a target in another user namespace takes
  *   CAP_SYS_PTRACE over that namespace) and its uid from everyone else's.
  *   The child maps its own uid (user_namespaces(7): setgroups "deny" before gid_map),
- *   mounts its own /tmp and drops every capability its new user namespace gave it.  Only
- *   system calls run between the clone and the child's return (no allocation, no lock):
- *   every string it writes was prepared by the parent.
+ *   mounts its own /tmp (an overlay over the template's, or a plain tmpfs) and drops every
+ *   capability its new user namespace gave it.  Only system calls run between the clone
+ *   and the child's return (no allocation, no lock): every string it writes was prepared
+ *   by the parent.
  *
  * Every function returns 0, or -1 with errno set and *step naming what failed.
  */
@@ -380,6 +381,13 @@ static pid_t fi_sbx_clone(unsigned long flags) {
 #endif
 }
 
+/* A worker's private storage: the template's root holds this empty directory (mode 0),
+ * where each worker mounts its own tmpfs for the upper and work directories of its /tmp
+ * overlay, then detaches it (the overlay keeps its own reference). */
+#define FI_SBX_STORE "/.fastinvoke"
+#define FI_SBX_UPPER FI_SBX_STORE "/upper"
+#define FI_SBX_WORK FI_SBX_STORE "/work"
+
 /* What a worker's child writes, prepared by the parent (no formatting after the clone). */
 typedef struct {
     char uid_map[48];
@@ -388,30 +396,46 @@ typedef struct {
     long nproc;
     pid_t parent;
     int disable_userns;
+    int tmp_overlay;
 } fi_sbx_worker;
 
 static void fi_sbx_worker_prepare(fi_sbx_worker *w, long tmp_mb, long nproc,
-                                  int disable_userns) {
+                                  int disable_userns, int tmp_overlay) {
     unsigned int uid = (unsigned int)getuid(), gid = (unsigned int)getgid();
     snprintf(w->uid_map, sizeof(w->uid_map), "%u %u 1\n", uid, uid);
     snprintf(w->gid_map, sizeof(w->gid_map), "%u %u 1\n", gid, gid);
-    snprintf(w->tmp_options, sizeof(w->tmp_options), "size=%ldm,mode=1777", tmp_mb);
+    /* The store's root is the worker's alone; a plain /tmp is everyone's, as usual. */
+    snprintf(w->tmp_options, sizeof(w->tmp_options), "size=%ldm,mode=%s", tmp_mb,
+             tmp_overlay ? "0700" : "1777");
     w->nproc = nproc;
     w->parent = getpid();
     w->disable_userns = disable_userns;
+    w->tmp_overlay = tmp_overlay;
 }
+
+/* Lower: the template's /tmp, what Init wrote (the path is resolved before the overlay
+ * covers it); the template must not change it while workers live (overlayfs.rst, "Changes
+ * to underlying filesystems").  userxattr: "user.overlay." xattrs, for an overlay mounted
+ * in a user namespace (overlayfs.rst, "User xattr"; Linux 5.11).  It turns redirect_dir
+ * off, so renaming a directory Init made fails with EXDEV, which mv(1) copes with
+ * (overlayfs.rst, "renaming directories"). */
+#define FI_SBX_OVERLAY_OPTIONS \
+    "lowerdir=/tmp,upperdir=" FI_SBX_UPPER ",workdir=" FI_SBX_WORK ",userxattr"
 
 /* The steps a child reports by index (the parent turns it into the step's name). */
 enum {
     FI_W_PDEATHSIG = 1, FI_W_PARENT_GONE, FI_W_CGROUP, FI_W_SETGROUPS, FI_W_UID_MAP,
-    FI_W_GID_MAP, FI_W_TMP, FI_W_NO_USERNS, FI_W_NPROC, FI_W_BOUNDING,
-    FI_W_AMBIENT, FI_W_CAPSET, FI_W_NO_NEW_PRIVS, FI_W_STEPS
+    FI_W_GID_MAP, FI_W_TMP, FI_W_STORE, FI_W_UPPER, FI_W_WORK, FI_W_OVERLAY,
+    FI_W_DETACH_STORE, FI_W_NO_USERNS, FI_W_NPROC, FI_W_BOUNDING, FI_W_AMBIENT,
+    FI_W_CAPSET, FI_W_NO_NEW_PRIVS, FI_W_STEPS
 };
 
 static const char *const fi_sbx_worker_steps[FI_W_STEPS] = {
     "?", "prctl(PR_SET_PDEATHSIG)", "the parent died before the child armed PR_SET_PDEATHSIG",
     "join cgroup", "write /proc/self/setgroups", "write /proc/self/uid_map",
-    "write /proc/self/gid_map", "mount tmpfs on /tmp",
+    "write /proc/self/gid_map", "mount tmpfs on /tmp", "mount tmpfs on " FI_SBX_STORE,
+    "mkdir " FI_SBX_UPPER, "mkdir " FI_SBX_WORK,
+    "mount overlay on /tmp (" FI_SBX_OVERLAY_OPTIONS ")", "detach " FI_SBX_STORE,
     "write /proc/sys/user/max_user_namespaces", "setrlimit(RLIMIT_NPROC)",
     "prctl(PR_CAPBSET_DROP)", "prctl(PR_CAP_AMBIENT_CLEAR_ALL)", "capset",
     "prctl(PR_SET_NO_NEW_PRIVS)",
@@ -431,10 +455,38 @@ static int fi_sbx_write(const char *path, const char *data) {
     return close(fd);
 }
 
+/* The worker's /tmp: an overlay whose upper and work directories are on a private tmpfs of
+ * the worker's size, so what it writes is its own and bounded, while what Init wrote
+ * shows through from below, read-only (a change is copied up into the worker's tmpfs). */
+static int fi_sbx_worker_tmp(const fi_sbx_worker *w) {
+    const unsigned long flags = MS_NOSUID | MS_NODEV;
+    if (!w->tmp_overlay)
+        return mount("tmpfs", "/tmp", "tmpfs", flags, w->tmp_options) == 0 ? 0 : FI_W_TMP;
+    if (mount("tmpfs", FI_SBX_STORE, "tmpfs", flags, w->tmp_options) != 0)
+        return FI_W_STORE;
+    /* A merged directory shows the upper one's metadata (overlayfs.rst, "Directories"):
+     * 1777 as a /tmp is, by chmod since mkdir applies the umask.  The work directory must
+     * be empty and on the upper's file system (same section). */
+    if (mkdir(FI_SBX_UPPER, 0700) != 0 || chmod(FI_SBX_UPPER, 01777) != 0)
+        return FI_W_UPPER;
+    if (mkdir(FI_SBX_WORK, 0700) != 0)
+        return FI_W_WORK;
+    if (mount("overlay", "/tmp", "overlay", flags, FI_SBX_OVERLAY_OPTIONS) != 0)
+        return FI_W_OVERLAY;
+    /* The overlay holds private clones of its layers' mounts, so the store can leave the
+     * tree: the function never sees the upper and work directories behind its /tmp, which
+     * must not change under the overlay (overlayfs.rst, "Changes to underlying
+     * filesystems"). */
+    if (umount2(FI_SBX_STORE, MNT_DETACH) != 0)
+        return FI_W_DETACH_STORE;
+    return 0;
+}
+
 /* In the child, right after fi_sbx_clone: returns 0, or the failed step with errno set. */
 static int fi_sbx_child(const fi_sbx_worker *w, int pdeathsig, const int *groups,
                         int group_count) {
     struct rlimit limit;
+    int step;
     if (pdeathsig) {
         if (prctl(PR_SET_PDEATHSIG, (unsigned long)pdeathsig, 0, 0, 0) != 0)
             return FI_W_PDEATHSIG;
@@ -456,8 +508,8 @@ static int fi_sbx_child(const fi_sbx_worker *w, int pdeathsig, const int *groups
         return FI_W_GID_MAP;
     /* Mounting needs CAP_SYS_ADMIN in the user namespace owning this mount namespace, which
      * the child has until it drops its capabilities below (user_namespaces(7)). */
-    if (mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, w->tmp_options) != 0)
-        return FI_W_TMP;
+    if ((step = fi_sbx_worker_tmp(w)) != 0)
+        return step;
     /* No nested user namespace (bubblewrap's --disable-userns): without one the function
      * can never hold a capability again, and it cannot raise this limit back without
      * CAP_SYS_RESOURCE here, which it is about to lose. */

@@ -29,10 +29,15 @@ cdef extern from "sandbox.h" nogil:
     int fi_sbx_enter(const fi_sbx_op *ops, int n_ops, uid_t uid, gid_t gid, const char *workdir,
                      long nofile, long nproc, int pdeathsig, char *step)
     pid_t fi_sbx_clone(unsigned long flags)
-    void fi_sbx_worker_prepare(fi_sbx_worker *w, long tmp_mb, long nproc, int disable_userns)
+    const char *FI_SBX_STORE
+    void fi_sbx_worker_prepare(fi_sbx_worker *w, long tmp_mb, long nproc, int disable_userns,
+                               int tmp_overlay)
     int fi_sbx_child(const fi_sbx_worker *w, int pdeathsig, const int *groups, int group_count)
 
 DEF _STEP_SIZE = 320  # FI_SBX_STEP
+
+# Where a worker mounts its private storage: the template's root must hold this directory.
+WORKER_STORE = FI_SBX_STORE.decode()
 
 _OP_KINDS = {"ro-bind": FI_OP_RO_BIND, "dev-bind": FI_OP_DEV_BIND, "dir": FI_OP_DIR,
              "file": FI_OP_FILE, "symlink": FI_OP_SYMLINK, "tmpfs": FI_OP_TMPFS,
@@ -110,7 +115,7 @@ def enter_environment(ops, uid_t uid, gid_t gid, str workdir="/", long nofile=10
 
 
 cdef pid_t _clone_environment(long tmp_mb, int pdeathsig, object cgroup_procs_fds, long nproc,
-                              bint disable_userns, bint probe) except -1:
+                              bint disable_userns, bint tmp_overlay, bint probe) except -1:
     cdef fi_sbx_worker w
     cdef int fds[2]
     cdef int report[2]
@@ -125,7 +130,7 @@ cdef pid_t _clone_environment(long tmp_mb, int pdeathsig, object cgroup_procs_fd
         raise ValueError(f"fork_environment: at most {_MAX_GROUPS} cgroups")
     for i in range(group_count):
         groups[i] = cgroup_procs_fds[i]
-    fi_sbx_worker_prepare(&w, tmp_mb, nproc, disable_userns)
+    fi_sbx_worker_prepare(&w, tmp_mb, nproc, disable_userns, tmp_overlay)
     if pipe2(fds, O_CLOEXEC) != 0:
         raise os_error(errno, "fork_environment: pipe2")
     PyOS_BeforeFork()
@@ -166,7 +171,7 @@ cdef pid_t _clone_environment(long tmp_mb, int pdeathsig, object cgroup_procs_fd
 
 
 def fork_environment(long tmp_mb, int pdeathsig=9, cgroup_procs_fds=(), long nproc=1024,
-                     bint disable_userns=True):
+                     bint disable_userns=True, bint tmp_overlay=True):
     """Fork this process into a new user and mount namespace; return 0 in the child and the
     child's pid in the parent, as ``fork_worker`` does (the interpreter's fork hooks run
     around it; the child runs them once it is set up).  The child stays in this process's
@@ -175,20 +180,29 @@ def fork_environment(long tmp_mb, int pdeathsig=9, cgroup_procs_fds=(), long npr
 
     In the child, in order, before any Python code: ``pdeathsig`` armed (and the parent
     checked), the cgroups of ``cgroup_procs_fds`` joined, setgroups denied and its uid and
-    gid mapped to themselves, a private tmpfs of ``tmp_mb`` MiB at /tmp, no nested user
-    namespaces (``disable_userns``), RLIMIT_NPROC = ``nproc`` (if > 0), no capabilities,
-    no_new_privs.  Raises OSError naming the step that failed: a kernel that refuses
-    unprivileged user namespaces fails at the clone or at the first write or mount.
+    gid mapped to themselves; then /tmp: with ``tmp_overlay``, a private tmpfs of ``tmp_mb``
+    MiB mounted on ``WORKER_STORE`` (which must exist), its ``upper`` (mode 1777) and
+    ``work`` directories made, an overlay mounted on /tmp with the template's /tmp as its
+    lower layer, and the store detached; without it, an empty tmpfs of ``tmp_mb`` MiB on
+    /tmp.  Then no nested user namespaces (``disable_userns``), RLIMIT_NPROC = ``nproc``
+    (if > 0), no capabilities, no_new_privs.
+
+    Raises OSError naming the step that failed: a kernel that refuses unprivileged user
+    namespaces fails at the clone or at the first write or mount; one that cannot mount
+    an overlay in a user namespace (before Linux 5.11) at "mount overlay on /tmp", with no
+    fallback here (``probe_environment`` tells the caller which mode works).
 
     A raw clone runs none of glibc's own fork handlers (malloc's arena locks, stdio's list
     lock, ``pthread_atfork`` handlers of C libraries): fork from a single-threaded process.
     Should another thread hold such a lock at that instant, the child hangs on it; it never
     gains anything.
     """
-    return _clone_environment(tmp_mb, pdeathsig, cgroup_procs_fds, nproc, disable_userns, False)
+    return _clone_environment(tmp_mb, pdeathsig, cgroup_procs_fds, nproc, disable_userns,
+                              tmp_overlay, False)
 
 
-def probe_environment(long tmp_mb=1, long nproc=0, bint disable_userns=True):
+def probe_environment(long tmp_mb=1, long nproc=0, bint disable_userns=True,
+                      bint tmp_overlay=True):
     """Set up one worker environment as ``fork_environment`` does, let it exit at once and
     wait for it.  Returns None, or raises the OSError ``fork_environment`` would raise."""
-    _clone_environment(tmp_mb, 0, (), nproc, disable_userns, True)
+    _clone_environment(tmp_mb, 0, (), nproc, disable_userns, tmp_overlay, True)

@@ -115,12 +115,16 @@ def host(tmp_path: Path) -> dict[str, Any]:
 def run_sandbox(host: dict[str, Any], init: Callable[[dict[str, Any]], dict[str, Any]] | None =
                 None, worker: Probe | None = None, *, workers: int = 1, tmp_mb: int = TMP_MB,
                 nproc: int = sandbox.LAMBDA_NPROC, cgroup_procs: tuple[int, ...] = (),
-                ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+                after: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+                tmp_overlay: bool | None = None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Fork a template into its environment, run ``init`` there, then fork ``workers``
     workers one after another, each running ``worker(ctx, index)`` (``ctx["workers"]``:
     the pids of those forked before it).  A worker stays alive (with whatever it started)
-    until every worker has reported, so they coexist.  Returns (init's report, the workers'
-    reports, each with "forked": its pid as the template got it)."""
+    until every worker has reported, so they coexist.  ``after`` runs in the template once
+    the workers have ended; its report is init's, under "after".  Returns (init's report,
+    the workers' reports, each with "forked": its pid as the template got it).  A worker's
+    /tmp: what ``probe_workers`` finds (``tmp_overlay`` None), the overlay (True: the test
+    skips without it) or a plain tmpfs (False)."""
     ctx = dict(host)
     report_r, report_w = os.pipe()
     template = os.fork()
@@ -135,8 +139,12 @@ def run_sandbox(host: dict[str, Any], init: Callable[[dict[str, Any]], dict[str,
             libc_call(libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0))
             result["init"] = init(ctx) if init else {}
             if workers:
-                sandbox.probe_workers()
+                tmp = sandbox.probe_workers()
+                ctx["tmp_overlay"] = tmp.overlay and tmp_overlay is not False
+                result["tmp warning"] = tmp.warning
             result["workers"] = _fork_workers(ctx, worker, workers, tmp_mb, nproc, cgroup_procs)
+            if after:
+                result["init"]["after"] = after(ctx)
         except sandbox.SandboxUnavailable as exc:
             result = {"skip": exc.reason}
         except BaseException:
@@ -150,6 +158,8 @@ def run_sandbox(host: dict[str, Any], init: Callable[[dict[str, Any]], dict[str,
     result = json.loads(data or b'{"error": "the template exited without a report"}')
     if "skip" in result:
         pytest.skip(result["skip"])
+    if tmp_overlay and result.get("tmp warning"):  # the probe fell back
+        pytest.skip(result["tmp warning"])
     errors = [r["error"] for r in [result, result.get("init", {}), *result.get("workers", [])]
               if "error" in r]
     assert not errors, "\n".join(errors)
@@ -164,7 +174,8 @@ def _fork_workers(ctx: dict[str, Any], probe: Probe | None, count: int, tmp_mb: 
     for index in range(count):
         ctx["workers"] = list(pids)
         line_r, line_w = os.pipe()
-        pid = sandbox.fork_environment(tmp_mb, signal.SIGKILL, cgroup_procs, nproc)
+        pid = sandbox.fork_environment(tmp_mb, signal.SIGKILL, cgroup_procs, nproc,
+                                       tmp_overlay=ctx["tmp_overlay"])
         if pid == 0:  # a worker
             os.close(hold_w)
             os.close(line_r)
@@ -396,10 +407,11 @@ def test_a_worker_sees_and_reaches_no_process_but_its_own(host) -> None:
 
 def test_a_handler_ends_itself_with_a_signal_as_on_lambda(host) -> None:
     def init(ctx: dict[str, Any]) -> dict[str, Any]:
+        overlay = sandbox.probe_workers().overlay
         ended = {}
         for sig in (signal.SIGKILL, signal.SIGTERM):
             pid_r, pid_w = os.pipe()
-            pid = sandbox.fork_environment(TMP_MB, signal.SIGKILL)
+            pid = sandbox.fork_environment(TMP_MB, signal.SIGKILL, tmp_overlay=overlay)
             if pid == 0:  # a handler, or the Node.js bridge ending as its runtime did
                 os.write(pid_w, str(os.getpid()).encode())
                 os.kill(os.getpid(), sig)
@@ -434,32 +446,136 @@ def test_init_code_cannot_see_signal_or_trace_the_server(host) -> None:
 
 # -- /tmp ----------------------------------------------------------------------------------
 
+MODEL = b"\x00weights\xff" * 4096  # what Init downloads to /tmp (40 KiB)
 
-def test_each_worker_has_its_own_tmp_limited_to_its_size(host) -> None:
+
+def _fill_tmp(index: int) -> dict[str, Any]:
+    """Write /tmp/fill-<index> until the file system is full."""
+    report: dict[str, Any] = {"errno": None}
+    written, chunk = 0, b"x" * (1 << 20)
+    try:
+        with open(f"/tmp/fill-{index}", "wb", buffering=0) as f:
+            while True:
+                written += f.write(chunk)
+    except OSError as exc:
+        report["errno"] = errno.errorcode[exc.errno or 0]
+    report["written_mb"] = written / (1 << 20)
+    return report
+
+
+def _tmp_mount() -> list[str]:
+    """What is mounted on /tmp (the template's below the worker's) and on the store."""
+    found = []
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        left, _, right = line.partition(" - ")
+        point = left.split()[4]
+        if point == "/tmp" or point.startswith(sandbox.WORKER_STORE):
+            found.append(f"{point} {right.split()[0]}")
+    return found
+
+
+def test_a_worker_s_tmp_holds_what_init_wrote_and_keeps_its_own_writes(host) -> None:
+    def init(ctx: dict[str, Any]) -> dict[str, Any]:
+        Path("/tmp/model.bin").write_bytes(MODEL)
+        Path("/tmp/cache").mkdir()
+        Path("/tmp/cache/index.json").write_text("{}")
+        return {}
+
+    def use(ctx: dict[str, Any], index: int) -> dict[str, Any]:
+        report: dict[str, Any] = {
+            "model": Path("/tmp/model.bin").read_bytes() == MODEL,
+            "seen": sorted(os.listdir("/tmp")),
+            "cache": os.listdir("/tmp/cache"),
+            "mode": oct(os.stat("/tmp").st_mode & 0o7777),
+            "mounts": _tmp_mount(),
+            "store": outcome(lambda: os.listdir(sandbox.WORKER_STORE)),
+        }
+        Path(f"/tmp/worker-{index}").write_text("mine")
+        if index == 0:  # change, delete and re-create Init's files: for itself only
+            with open("/tmp/model.bin", "r+b") as f:
+                f.write(b"tampered")
+            Path("/tmp/cache/index.json").unlink()
+            Path("/tmp/cache").rmdir()
+            Path("/tmp/cache").mkdir()
+            report["changed"] = [Path("/tmp/model.bin").read_bytes()[:8].decode(),
+                                 sorted(os.listdir("/tmp")), os.listdir("/tmp/cache")]
+        report.update(_fill_tmp(index))
+        report["read back"] = Path(f"/tmp/worker-{index}").read_text()
+        return report
+
+    def after(ctx: dict[str, Any]) -> dict[str, Any]:  # the template, once both have ended
+        return {"model": Path("/tmp/model.bin").read_bytes() == MODEL,
+                "seen": sorted(os.listdir("/tmp")), "cache": os.listdir("/tmp/cache")}
+
+    init, (first, second) = run_sandbox(host, init, use, workers=2, after=after,
+                                        tmp_overlay=True)
+    for worker in (first, second):
+        # Init's files, and not the sibling's: worker 1 runs while worker 0 still lives
+        assert worker["model"] is True
+        assert worker["seen"] == ["cache", "model.bin"]
+        assert worker["cache"] == ["index.json"]
+        assert worker["mode"] == "0o1777"
+        # over the template's tmpfs; the store detached from the tree
+        assert worker["mounts"] == ["/tmp tmpfs", "/tmp overlay"]
+        assert worker["store"] == "EACCES"
+        assert worker["read back"] == "mine"
+        # bounded by its own size (the copy of model.bin counts in worker 0's)
+        assert worker["errno"] == "ENOSPC"
+        assert TMP_MB - 1 <= worker["written_mb"] <= TMP_MB
+    assert first["changed"] == ["tampered", ["cache", "model.bin", "worker-0"], []]
+    assert init["after"] == {"model": True, "seen": ["cache", "model.bin"],
+                             "cache": ["index.json"]}
+
+
+def test_without_the_overlay_a_worker_s_tmp_starts_empty_and_is_its_own(host) -> None:
     def init(ctx: dict[str, Any]) -> dict[str, Any]:
         Path("/tmp/from-init").write_text("init")
         return {}
 
     def fill(ctx: dict[str, Any], index: int) -> dict[str, Any]:
-        report: dict[str, Any] = {"seen": sorted(os.listdir("/tmp"))}
+        report: dict[str, Any] = {"seen": sorted(os.listdir("/tmp")), "mounts": _tmp_mount()}
         Path(f"/tmp/worker-{index}").write_text("mine")
-        written, chunk = 0, b"x" * (1 << 20)
-        try:
-            with open(f"/tmp/fill-{index}", "wb", buffering=0) as f:
-                while True:
-                    written += f.write(chunk)
-        except OSError as exc:
-            report["errno"] = errno.errorcode[exc.errno or 0]
-        report["written_mb"] = written / (1 << 20)
+        report.update(_fill_tmp(index))
         report["read back"] = Path(f"/tmp/worker-{index}").read_text()
         return report
 
-    _, workers = run_sandbox(host, init, fill, workers=2)
+    _, workers = run_sandbox(host, init, fill, workers=2, tmp_overlay=False)
     for worker in workers:
         assert worker["seen"] == []  # neither Init's files nor the sibling's
+        assert worker["mounts"] == ["/tmp tmpfs", "/tmp tmpfs"]
         assert worker["errno"] == "ENOSPC"
         assert TMP_MB - 1 <= worker["written_mb"] <= TMP_MB
         assert worker["read back"] == "mine"
+
+
+def test_the_probe_falls_back_to_a_plain_tmp_and_says_why() -> None:
+    # Outside a template's root there is no store to mount on: only the overlay fails.
+    if os.path.exists(sandbox.WORKER_STORE):
+        pytest.skip(f"{sandbox.WORKER_STORE} exists on this host")
+    report_r, report_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # a single-threaded process, as a template is
+        os.close(report_r)
+        try:
+            result: Any = list(sandbox.probe_workers())
+        except sandbox.SandboxUnavailable as exc:
+            result = {"skip": exc.reason}
+        except BaseException:
+            result = {"error": traceback.format_exc()}
+        os.write(report_w, json.dumps(result).encode())
+        os._exit(0)
+    os.close(report_w)
+    result = json.loads(read_all(report_r))
+    os.close(report_r)
+    os.waitpid(pid, 0)
+    if isinstance(result, dict):
+        assert "skip" in result, result.get("error")
+        pytest.skip(result["skip"])
+    overlay, warning = result
+    assert overlay is False
+    assert f"mount tmpfs on {sandbox.WORKER_STORE}" in warning
+    assert "No such file or directory" in warning
+    assert "files Init wrote to /tmp are not there" in warning
 
 
 # -- processes -----------------------------------------------------------------------------

@@ -9,12 +9,15 @@ The mechanism is in the core (``fastinvoke._core``: ``enter_environment``,
   ``/usr``, ``/bin``, ``/lib``, ``/lib64``, ``/sbin`` and the few ``/etc`` files libc reads.
   Generated: ``/etc/passwd`` and ``/etc/group`` naming the sandbox user.  Lambda's layout:
   the code read-only at ``/var/task``, an empty ``/opt`` for layers, a tmpfs ``/tmp``, a
-  ``/dev`` of six nodes, a ``/proc`` showing only the sandbox user's processes.  Nothing
+  ``/dev`` of six nodes, a ``/proc`` showing only the sandbox user's processes, and the
+  empty mode-0 directory ``WORKER_STORE`` where each worker mounts its storage.  Nothing
   else: not ``/etc/shadow``, not ``/root``, not the server's state directory or keys, not
   another function's code (``check_sources`` refuses a source that would expose them).
 - ``enter_template``: checks, then the template's environment (root only).
 - ``probe_workers``: whether this kernel lets the (unprivileged) template give each worker
-  its own user and mount namespace; ``SandboxUnavailable`` says why not.
+  its own user and mount namespace (``SandboxUnavailable`` says why not), and whether the
+  worker's /tmp can be an overlay over the template's (``WorkerTmp`` says, with the
+  warning to log when not).
 - ``fork_environment``: a worker in its own namespaces, Lambda's quotas by default.  It
   stays in the template's PID namespace, as a Lambda runtime is an ordinary process.
 """
@@ -26,20 +29,24 @@ import site
 import sys
 import sysconfig
 from collections.abc import Iterable, Sequence
+from typing import NamedTuple
 
 from .. import _core
 from ..limits import check_range
 
 __all__ = [
     "DEFAULT_EPHEMERAL_MB", "LAMBDA_NOFILE", "LAMBDA_NPROC", "SANDBOX_USER", "TASK_ROOT",
-    "SandboxUnavailable", "check_ephemeral_storage", "check_sources", "enter_template",
-    "fork_environment", "interpreter_paths", "probe_workers", "template_ops",
+    "WORKER_STORE", "SandboxUnavailable", "WorkerTmp", "check_ephemeral_storage",
+    "check_sources", "enter_template", "fork_environment", "interpreter_paths",
+    "probe_workers", "template_ops",
 ]
 
 Op = tuple  # one of enter_environment's op tuples
 
 TASK_ROOT = "/var/task"
 LAYERS_ROOT = "/opt"
+# Where each worker mounts the private tmpfs behind its /tmp overlay (then detaches it).
+WORKER_STORE = _core.WORKER_STORE
 SANDBOX_USER = "sbx_user1051"  # the name Lambda's environments run as
 # Lambda's quotas: "Ephemeral storage (/tmp)", "File descriptors", "Execution processes/threads"
 MIN_EPHEMERAL_MB, MAX_EPHEMERAL_MB, DEFAULT_EPHEMERAL_MB = 512, 10_240, 512
@@ -56,6 +63,15 @@ DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
 ALWAYS_DENIED = ("/etc/shadow", "/etc/gshadow", "/etc/sudoers", "/root", "/home")
 # Mounted over by the sandbox's own layout: what the host has there is not seen.
 REPLACED = ("/tmp", "/proc", "/dev", TASK_ROOT, LAYERS_ROOT)
+
+
+class WorkerTmp(NamedTuple):
+    """What ``probe_workers`` found for a worker's /tmp: an overlay over the template's
+    (Init's files seen, the worker's writes its own), or, when this kernel cannot mount one
+    in a user namespace, an empty private tmpfs, with the one warning to log."""
+
+    overlay: bool
+    warning: str | None = None
 
 
 class SandboxUnavailable(RuntimeError):
@@ -158,6 +174,8 @@ def template_ops(code_dir: str, uid: int, gid: int, *, tmp_mb: int = DEFAULT_EPH
     ops.append(("tmpfs", "/tmp", tmp_mb, 0o1777))
     ops.append(("ro-bind", os.path.realpath(code_dir), TASK_ROOT))
     ops.append(("dir", LAYERS_ROOT, 0o755))
+    # Mode 0: nothing for the function there; a worker only mounts on it.
+    ops.append(("dir", WORKER_STORE, 0))
     return ops
 
 
@@ -212,19 +230,38 @@ def _userns_reason(error: OSError) -> str:
             "processes together instead of each worker's")
 
 
-def probe_workers(tmp_mb: int = 1) -> None:
-    """Raise SandboxUnavailable unless a worker environment can be made here (run it where
-    the workers will be forked: in the template, after ``enter_template``)."""
+def _overlay_reason(error: OSError) -> str:
+    return (f"a worker's /tmp cannot be an overlay over its template's here ({error}; "
+            "overlayfs in a user namespace needs Linux 5.11), so each worker gets an empty "
+            "/tmp of its own: files Init wrote to /tmp are not there for the handler")
+
+
+def probe_workers(tmp_mb: int = 1) -> WorkerTmp:
+    """Raise SandboxUnavailable unless a worker environment can be made here; otherwise say
+    which /tmp workers can have: pass its ``overlay`` to ``fork_environment`` and log its
+    ``warning`` (if any) once.  Run it where the workers will be forked: in the template,
+    after ``enter_template`` (before or after Init)."""
     try:
         _core.probe_environment(tmp_mb)
-    except OSError as error:
-        raise SandboxUnavailable(_userns_reason(error)) from None
+        return WorkerTmp(overlay=True)
+    except OSError as overlay_error:
+        try:  # the same environment with a plain tmpfs: if it works, the overlay was at fault
+            _core.probe_environment(tmp_mb, tmp_overlay=False)
+        except OSError as error:
+            raise SandboxUnavailable(_userns_reason(error)) from None
+        return WorkerTmp(overlay=False, warning=_overlay_reason(overlay_error))
 
 
 def fork_environment(tmp_mb: int = DEFAULT_EPHEMERAL_MB, pdeathsig: int = 9,
-                     cgroup_procs_fds: tuple[int, ...] = (), nproc: int = LAMBDA_NPROC) -> int:
+                     cgroup_procs_fds: tuple[int, ...] = (), nproc: int = LAMBDA_NPROC, *,
+                     tmp_overlay: bool = True) -> int:
     """``_core.fork_environment`` with Lambda's quotas: 0 in the child, its pid in the
     parent.  Fork from a single-threaded template (a raw clone skips glibc's fork handlers).
+    ``tmp_overlay``: ``probe_workers().overlay``; with it the worker's /tmp holds what Init
+    wrote there, and what the worker writes or changes (copied up) is its own, within
+    ``tmp_mb`` MiB; without it /tmp starts empty.  With it, the template must leave its own
+    /tmp alone from its first fork on: it is every worker's lower layer, which overlayfs
+    does not expect to change under it.
 
     The child stays in the template's PID namespace: ``os.getpid()`` is the pid returned
     here (the one the server signals), ``os.getppid()`` the template's, and a signal it
@@ -235,4 +272,5 @@ def fork_environment(tmp_mb: int = DEFAULT_EPHEMERAL_MB, pdeathsig: int = 9,
     another function's (another uid).  Signals go by uid, so it can still signal its
     template and siblings, whose pids it can guess.  Processes it starts and leaves behind
     outlive it (no namespace to end with it): the caller ends them, by their cgroup."""
-    return _core.fork_environment(tmp_mb, pdeathsig, cgroup_procs_fds, nproc)
+    return _core.fork_environment(tmp_mb, pdeathsig, cgroup_procs_fds, nproc,
+                                  tmp_overlay=tmp_overlay)
