@@ -14,16 +14,18 @@ Every request is accounted for:
 - synchronous calls: answered (200 ok, checked; 200 with a function error, by errorType;
   HTTP errors, by status and type), hung (no answer within the function's timeout +
   ``MARGIN_S``), dropped (the connection broke: no Lambda-shaped answer at all);
-- Event invocations: each carries a unique id, which the handler appends to a file of
-  ``$CHAOS_RUNS`` as it starts (``chaos_record.py``), and each function's on-success and
-  on-failure destinations (set with PutFunctionEventInvokeConfig, 2 retries as Lambda's
-  default) are JSON-lines files.  An accepted event ends as a Success or RetriesExhausted
-  record, or is still in the durable queue after the stop (a retry waiting its 1 or 2
-  minutes, as Lambda's: ``events.db`` is read once the server has stopped).  *Lost*: none
-  of these, and it never ran.  *Stalled*: still queued, never started, when the queue had
-  ``DRAIN_S`` to settle.  *Duplicated*: it ran more often than the server counted attempts
-  (``approximateInvokeCount``), twice sooner than a retry's delay, or has two records: a
-  retry after a failure is not a duplicate, a run again after a success is.
+- Event invocations: each carries a unique id, which the handler prints as it starts
+  (``chaos_record.py``; read back from the log store with ``fastinvoke logs`` after the
+  stop: a sandboxed function cannot write the host's files), and each function's
+  on-success and on-failure destinations (set with PutFunctionEventInvokeConfig, 2
+  retries as Lambda's default) are JSON-lines files.  An accepted event ends as a Success
+  or RetriesExhausted record, or is still in the durable queue after the stop (a retry
+  waiting its 1 or 2 minutes, as Lambda's: ``events.db`` is read once the server has
+  stopped).  *Lost*: none of these, and it never ran.  *Stalled*: still queued, never
+  started, when the queue had ``DRAIN_S`` to settle.  *Duplicated*: it ran more often
+  than the server counted attempts (``approximateInvokeCount``), twice sooner than a
+  retry's delay, or has two records: a retry after a failure is not a duplicate, a run
+  again after a success is.
 - the server's own counters (``GET /metrics``, once the queue settled): invocations per
   function may not exceed those made (sync answers, and calls that may have run, plus
   the Event attempts the server counted), and no concurrency gauge may be below 0: an
@@ -181,13 +183,12 @@ class Load:
 # -- the server --------------------------------------------------------------------------
 
 
-def template(runs_dir: Path) -> dict[str, Any]:
+def template() -> dict[str, Any]:
     """A SAM template of ``FUNCTIONS``, their code ``functions/``."""
     runtime = f"python3.{sys.version_info.minor}"
     return {"Resources": {f.name: {"Type": "AWS::Serverless::Function", "Properties": {
         "FunctionName": f.name, "Handler": f.handler, "CodeUri": str(FUNCTIONS_DIR),
-        "MemorySize": f.memory_mb, "Timeout": f.timeout_s, "Runtime": runtime,
-        "Environment": {"Variables": {"CHAOS_RUNS": str(runs_dir)}}}}
+        "MemorySize": f.memory_mb, "Timeout": f.timeout_s, "Runtime": runtime}}
         for f in FUNCTIONS.values()}}
 
 
@@ -195,7 +196,7 @@ def template(runs_dir: Path) -> dict[str, Any]:
 def serve(tmp: Path) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
     """``fastinvoke serve`` on a free port until the block ends: the process and its port
     (from its ready line).  Killed if the block ends with it still running."""
-    (tmp / "template.json").write_text(json.dumps(template(tmp / "runs")))
+    (tmp / "template.json").write_text(json.dumps(template()))
     command = [sys.executable, "-m", "fastinvoke", "serve", "--port", "0", "--state-dir",
                str(tmp / "state"), "--template", str(tmp / "template.json")]
     with open(tmp / "serve.err", "wb") as err:
@@ -482,11 +483,10 @@ class Facts:
 def facts(tmp: Path) -> Facts:
     runs: dict[str, list[float]] = {}
     request_ids: dict[str, set[str]] = {}
-    for path in (tmp / "runs").glob("*.runs"):
-        for line in path.read_text().splitlines():
-            event_id, request_id, started = line.split()
-            runs.setdefault(event_id, []).append(float(started))
-            request_ids.setdefault(event_id, set()).add(request_id)
+    for line in run_lines(tmp / "state"):
+        event_id, request_id, started = line.split()[1:]
+        runs.setdefault(event_id, []).append(float(started))
+        request_ids.setdefault(event_id, set()).add(request_id)
     records: dict[str, list[tuple[str, int]]] = {}
     for path in (tmp / "success.jsonl", tmp / "failure.jsonl"):
         for line in path.read_text().splitlines() if path.exists() else []:
@@ -502,6 +502,19 @@ def facts(tmp: Path) -> Facts:
                     "SELECT payload, attempts, claimed FROM events"):
                 left[json.loads(body)["id"]] = (attempts, claimed)
     return Facts(runs, request_ids, records, left)
+
+
+def run_lines(state_dir: Path) -> list[str]:
+    """The ``CHAOS-RUN`` lines the functions printed, from the stopped server's log store
+    (``fastinvoke logs``; a function that never ran has no log group: no lines)."""
+    lines = []
+    for name in FUNCTIONS:
+        done = subprocess.run(
+            [sys.executable, "-m", "fastinvoke", "logs", name, "--state-dir", str(state_dir)],
+            cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)), capture_output=True,
+            text=True, timeout=READY_S)
+        lines += [line for line in done.stdout.splitlines() if line.startswith("CHAOS-RUN ")]
+    return lines
 
 
 def account(load: Load, found: Facts) -> tuple[Counter[str], Counter[str]]:
@@ -616,7 +629,6 @@ def soak(seconds: float, sync_clients: int, event_clients: int, seed: int) -> Re
 
 def _soak(tmp: Path, seconds: float, sync_clients: int, event_clients: int,
           rng: random.Random) -> Result:
-    (tmp / "runs").mkdir()
     with serve(tmp) as (process, port):
         load = Load(port, process.pid)
         timeout = max(f.timeout_s for f in FUNCTIONS.values()) + MARGIN_S
