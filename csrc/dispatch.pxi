@@ -105,9 +105,11 @@ cdef class Dispatcher:
         out = []
         heap = self._heap
         while heap and (<tuple>heap[0])[0] <= now_ns:
-            request_id = (<tuple>_heappop(heap))[1]
+            deadline, request_id = <tuple>_heappop(heap)
             item = self._pending.get(request_id)
-            if item is not None:
+            # A request sent again (its first worker ended before taking it) has a later
+            # deadline: its first one, still in the heap, is not its deadline any more.
+            if item is not None and item[2] == deadline:
                 out.append((request_id, item[0], item[1]))
         return out
 
@@ -116,7 +118,8 @@ cdef class Dispatcher:
         heap = self._heap
         while heap:
             deadline, request_id = heap[0]
-            if request_id in self._pending:
+            item = self._pending.get(request_id)
+            if item is not None and item[2] == deadline:
                 return deadline
             _heappop(heap)
         return -1

@@ -390,3 +390,18 @@ def test_fork_worker_child_dies_with_its_parent() -> None:
         parent.stdout.close()
         if child is not None:
             kill_all([child])
+
+
+def test_a_request_sent_again_has_only_its_new_deadline() -> None:
+    """Its first worker ended before taking it, so it went to another worker with a new
+    deadline: the first one, still in the heap, must neither expire it early nor count as
+    the next deadline (a timeout there would end it twice: killed, then answered)."""
+    core = _core.Dispatcher()
+    for worker in (b"w1", b"w2"):
+        core.add_worker(worker, "f")
+    core.begin("r1", core.pop_idle("f"), 100, "e1")  # w1
+    assert core.drop_worker(b"w1") == ("r1", "e1")  # it died without taking r1
+    core.begin("r1", core.pop_idle("f"), 500, "e1")  # sent again, to w2
+    assert core.next_deadline() == 500
+    assert core.expired(200) == []
+    assert core.expired(500) == [("r1", b"w2", "e1")]
