@@ -251,7 +251,8 @@ class Workers:
     def expire(self, now: int) -> None:
         """Kill the workers whose invocation passed its deadline."""
         for _, worker, invocation in self._hop.core.expired(now):
-            self._hop.core.drop_worker(worker)
+            if self._hop.core.drop_worker(worker) is None:
+                continue  # ended meanwhile: it must not be completed twice
             record = self.records[worker]
             record.state = "killed"
             _kill(record.pid)
