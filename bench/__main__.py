@@ -1,5 +1,5 @@
 """python -m bench [core|latency|throughput|coldstart|isolation|events|runtimes|peers|
-http|idle] [--json] [--versions] [--rounds N] [--quick]; python -m bench chaos --seconds N
+http|idle|sandbox] [--json] [--versions] [--rounds N] [--quick]; python -m bench chaos --seconds N
 
 Runs every contender of the chosen groups in its own fresh subprocess
 (``python -m bench._runner NAME``), alternating the order round by round so slow
@@ -55,6 +55,8 @@ GROUPS = {
     # The CPU that 20 warm idle workers (and their front-end) use over 10 s: an absolute
     # figure, the group's only row.
     "idle": ["idle"],
+    # What each function's own environment costs (needs root).
+    "sandbox": ["sandbox.warm", "sandbox.first"],
 }
 # Many contenders, some taking seconds a round: fewer rounds keep it near 3 minutes.
 # idle: a 10 s window per round.
@@ -261,6 +263,10 @@ SPECS = [
         1,
         unit="ms",
     ),
+    Spec("sandbox, warm p50: sandboxed / not", "sandbox.warm_on", "sandbox.warm_off",
+         "p50_us", "<=", 1.05),
+    Spec("sandbox, new worker's first reply p50: sandboxed - not", "sandbox.first_on",
+         "sandbox.first_off", "p50_ms", "<=", 1, unit="ms"),
     Spec("Event acceptance, 64 async callers: durable / in memory", "events.accept.durable",
          "events.accept.memory", "accepted_per_s", ">=", 0.5),
     Spec("Event acceptance, 1 thread: durable / in memory", "events.accept_sync.durable",

@@ -152,6 +152,15 @@ CONTENDERS = [
         "fork into memory+CPU cgroup",
         "bench_isolation:cgroups",
     ),
+    # The sandbox: every function in its own environment, or not (Invoker(sandbox=False)).
+    Contender("sandbox.warm_off", "sandbox.warm", "warm invoke(), no sandbox",
+              "bench_sandbox:warm_unsandboxed", baseline=True),
+    Contender("sandbox.warm_on", "sandbox.warm", "warm invoke(), sandboxed",
+              "bench_sandbox:warm_sandboxed"),
+    Contender("sandbox.first_off", "sandbox.first", "new worker's first reply, no sandbox",
+              "bench_sandbox:first_reply_unsandboxed", baseline=True),
+    Contender("sandbox.first_on", "sandbox.first", "new worker's first reply, sandboxed",
+              "bench_sandbox:first_reply_sandboxed"),
 ]
 
 def _peer(group: str, key: str, label: str, target: str, baseline: bool = False) -> Contender:

@@ -31,7 +31,8 @@ _WAIT_S = 300.0
 def _invoker(state_dir: str, durable: bool) -> Any:
     from fastinvoke import FunctionConfig, Invoker
 
-    inv = Invoker(state_dir, max_workers=WORKERS, durable_events=durable)
+    # Unsandboxed: the gate is a file of this machine, which a sandbox hides.
+    inv = Invoker(state_dir, max_workers=WORKERS, durable_events=durable, sandbox=False)
     inv.put_function(FunctionConfig(name="add", handler="gated_add.lambda_handler",
                                     code=FUNCTIONS_DIR, memory_mb=MEMORY_MB))
     return inv

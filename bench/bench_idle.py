@@ -35,7 +35,7 @@ def idle_workers(sizes: Sizes) -> dict[str, Any]:
     from fastinvoke import FunctionConfig, Invoker
 
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp, \
-            Invoker(max_workers=IDLE_WORKERS) as inv:
+            Invoker(max_workers=IDLE_WORKERS, sandbox=False) as inv:  # the gate: a host file
         inv.create_function(FunctionConfig(name="gated", handler="gated_add.lambda_handler",
                                            code=FUNCTIONS_DIR, memory_mb=IDLE_MEMORY_MB))
         gate = str(Path(tmp) / "gate")

@@ -85,10 +85,11 @@ def raw_zmq(sizes: Sizes) -> dict[str, Any]:
                 context.term()
 
 
-def fastinvoke_invoke(sizes: Sizes, cpu_limits: str = "proportional") -> dict[str, Any]:
+def fastinvoke_invoke(sizes: Sizes, cpu_limits: str = "proportional",
+                      sandbox: bool = True) -> dict[str, Any]:
     from fastinvoke import FunctionConfig, Invoker
 
-    with Invoker(cpu_limits=cpu_limits) as inv:
+    with Invoker(cpu_limits=cpu_limits, sandbox=sandbox) as inv:
         inv.create_function(
             FunctionConfig(name="add", handler="add.lambda_handler", code=FUNCTIONS_DIR,
                            memory_mb=MEMORY_MB)

@@ -84,6 +84,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-workers", type=int, metavar="N",
                        help="most workers a function may have (default: its concurrency limit, "
                        "as Lambda scales out); more invocations wait for one")
+    serve.add_argument("--no-sandbox", dest="sandbox", action="store_false",
+                       help="run functions as this user, seeing this machine's files and "
+                       "processes (default: each in a sandbox of its own, when run as root)")
     serve.add_argument("--memory-budget", type=int, metavar="MB",
                        help="most memory all workers' limits may add up to (default: the "
                        "machine's RAM)")
@@ -263,7 +266,7 @@ def _serve(args: argparse.Namespace) -> int:
         args.host, args.port, str(args.state_dir), keys, functions,
         Limits(read_timeout_s=args.read_timeout, keep_alive_s=args.keep_alive),
         args.shutdown_timeout, args.zmq, args.max_workers, args.memory_budget, event_configs,
-        region=args.region))
+        region=args.region, sandbox=args.sandbox))
 
 
 def _logs(args: argparse.Namespace) -> int:

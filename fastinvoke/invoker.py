@@ -96,6 +96,10 @@ class Invoker:
         When an invocation takes a function's last idle worker, fork the next one at
         once, so a rise in concurrency does not wait for a fork (a spare counts against
         ``max_workers`` and the memory budget; its first invocation is a cold start).
+    sandbox:
+        Each function in an environment of its own (needs root; README, "Sandbox"): its
+        own uid, its code read-only at ``/var/task``, a private ``/tmp`` per worker,
+        nothing else of the machine.  False: functions run as this process's user.
 
     With a state dir of your own, functions (and their Event settings), queued Event
     invocations, counters and logs carry over to the next Invoker made with it.
@@ -117,6 +121,7 @@ class Invoker:
         event_retry_delays_s: tuple[float, ...] = (60.0, 120.0),
         memory_budget_mb: int | None = None,
         spare_workers: bool = True,
+        sandbox: bool = True,
     ) -> None:
         if max_workers is not None and max_workers < 1:
             raise ValidationException(f"max_workers must be at least 1, not {max_workers}")
@@ -130,6 +135,7 @@ class Invoker:
         self.state_dir = (tempfile.mkdtemp(prefix="fastinvoke-") if state_dir is None
                           else os.fspath(state_dir))
         os.makedirs(self.state_dir, exist_ok=True)
+        os.chmod(self.state_dir, 0o700)  # functions, their settings and logs: ours alone
         self.region = region
         self.account_id = account_id
         self.billing = billing
@@ -141,7 +147,8 @@ class Invoker:
         if memory_limits or cpu_limits != "off":
             groups = detect().instance(f"{os.getpid()}.{next(_INSTANCES)}")
         self._supervisor = Supervisor(self._dispatcher, self.state_dir, region, keep_warm_s,
-                                      budget, groups, cpu_limits, memory_limits, spare_workers)
+                                      budget, groups, cpu_limits, memory_limits, spare_workers,
+                                      sandbox)
         self._dispatcher.attach(self._supervisor.workers, self._supervisor.alarm)
         self._supervisor.start()
         if durable_events is None:

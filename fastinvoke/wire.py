@@ -16,7 +16,8 @@ Two channels carry them:
 
       front-end -> template  Fork(worker) | Shutdown
       template -> front-end  Ready(init_ns) | InitFailed(error, init_ns)
-                             | Forked(worker, pid) | ForkFailed(worker, message) | Exited(...)
+                             | Unconfined(reason) | Forked(worker, pid)
+                             | ForkFailed(worker, message) | Exited(...)
 
 Headers are array-like tagged Structs: small on the wire, decoded by one prebuilt decoder.
 ``PROTOCOL`` goes in every Hello so a mismatched worker is refused, not misread.
@@ -76,6 +77,11 @@ class Boot(msgspec.Struct, gc=False):
     parent: int  # the front-end's pid: the template exits if it is not its parent
     prefork: bool = True  # False: Init runs in each worker after the fork
     runtime: str = ""  # FunctionConfig.runtime; "" for this machine's Python
+    # The sandbox: the function's own unprivileged uid (-1: none), the size of /tmp, and
+    # paths that no bind into the sandbox may expose (the state directory).
+    sandbox_uid: int = -1
+    tmp_mb: int = 512
+    denied: list[str] = []
 
 
 class Fork(msgspec.Struct, tag="fork", gc=False):
@@ -106,6 +112,10 @@ class InitFailed(msgspec.Struct, tag="init_failed", gc=False):
     init_ns: int
 
 
+class Unconfined(msgspec.Struct, tag="unconfined", gc=False):
+    reason: str  # what of the sandbox this machine could not give, and what that exposes
+
+
 class Forked(msgspec.Struct, tag="forked", gc=False):
     worker: str
     pid: int
@@ -128,7 +138,7 @@ class Exited(msgspec.Struct, tag="exited", gc=False):
 ToWorker = Invoke | Stop
 FromWorker = Hello | Reply
 ToTemplate = Fork | Shutdown
-FromTemplate = Ready | InitFailed | Forked | ForkFailed | Exited
+FromTemplate = Ready | InitFailed | Unconfined | Forked | ForkFailed | Exited
 
 encode_header = msgspec.msgpack.Encoder().encode
 decode_to_worker = msgspec.msgpack.Decoder(ToWorker).decode

@@ -43,6 +43,9 @@ def make_invoker() -> Iterator[MakeInvoker]:
             previous_hook(unraisable)
 
     def make(**kwargs: Any) -> Invoker:
+        # Tests hand handlers gate files and notification sockets of this machine, which a
+        # sandbox rightly hides: unsandboxed unless asked (test_sandbox covers the sandbox).
+        kwargs.setdefault("sandbox", False)
         invoker = Invoker(**kwargs)
         made.append(invoker)
         settings.append(kwargs)

@@ -46,8 +46,10 @@ class Server:
     is in its own session, so ``kill`` can end whatever it left behind."""
 
     def __init__(self, state_dir: Path, *args: str, template: Path | None = None) -> None:
+        # Unsandboxed: tests hand handlers gate files of this machine (test_sandbox covers
+        # the sandbox, which is serve's default).
         command = [sys.executable, "-m", "fastinvoke", "serve", "--port", "0",
-                   "--state-dir", str(state_dir), *args]
+                   "--state-dir", str(state_dir), "--no-sandbox", *args]
         if template is not None:
             command += ["--template", str(template)]
         self.process = subprocess.Popen(

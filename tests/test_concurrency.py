@@ -23,7 +23,7 @@ def running(invoker: Invoker, name: str, path: str) -> threading.Thread:
 
 @pytest.mark.parametrize("reserved", [0, 1])
 def test_reserved_concurrency_throttles_past_its_limit(reserved: int) -> None:
-    with Invoker() as invoker, notify_socket() as (sock, path):
+    with Invoker(sandbox=False) as invoker, notify_socket() as (sock, path):
         invoker.create_function(FunctionConfig(name="s", handler="sleeper.handler",
                                                code=FUNCTIONS, reserved_concurrency=reserved,
                                                timeout_s=10))
@@ -46,7 +46,7 @@ def test_reserved_concurrency_throttles_past_its_limit(reserved: int) -> None:
 
 
 def test_the_account_limit_throttles_unreserved_functions() -> None:
-    with Invoker(account_limit=3) as invoker, notify_socket() as (sock, path):
+    with Invoker(account_limit=3, sandbox=False) as invoker, notify_socket() as (sock, path):
         invoker.create_function(FunctionConfig(name="r", handler="sleeper.handler",
                                                code=FUNCTIONS, reserved_concurrency=1,
                                                timeout_s=10))

@@ -28,7 +28,7 @@ def test_deadline_heap_is_compacted_behind_a_long_invocation() -> None:
 
 
 def test_waiting_threads_do_not_pile_up_behind_a_slow_reader() -> None:
-    with Invoker() as invoker:
+    with Invoker(sandbox=False) as invoker:  # its handler notifies a host socket
         invoker.create_function(FunctionConfig(name="slow", handler="sleeper.handler",
                                                code=FUNCTIONS, timeout_s=30))
         invoker.create_function(FunctionConfig(name="echo", handler="echo.handler",

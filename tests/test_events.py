@@ -383,7 +383,7 @@ _FRONT_END = """
 import sys
 from fastinvoke import FunctionConfig, Invoker
 state, functions, record_to, count, end = sys.argv[1:6]
-invoker = Invoker(state, max_workers=2)
+invoker = Invoker(state, max_workers=2, sandbox=False)  # recorder writes a host file
 invoker.put_function(FunctionConfig(name="rec", handler="recorder.handler", code=functions,
                                     env={"RECORD_TO": record_to}))
 for i in range(int(count)):

@@ -390,7 +390,7 @@ _FRONT_END = textwrap.dedent("""
     from fastinvoke import FunctionConfig, Invoker
 
     functions, notify = sys.argv[1], sys.argv[2]
-    invoker = Invoker()
+    invoker = Invoker(sandbox=False)  # its handler notifies a host socket
     invoker.create_function(FunctionConfig(name="s", handler="sleeper.handler",
                                            code=functions, timeout_s=600))
     invoker.create_function(FunctionConfig(name="p", handler="pid.handler", code=functions))

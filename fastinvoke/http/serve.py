@@ -52,6 +52,7 @@ class ServeOptions:
     # A template's EventInvokeConfig per function (Invoker.event_invoke_config keywords).
     event_configs: dict[str, dict[str, Any]] = field(default_factory=dict)
     region: str = "us-east-1"  # in ARNs, and the region requests must be signed for
+    sandbox: bool = True  # each function in an environment of its own (Invoker's sandbox)
 
 
 def check_exposure(host: str, keys: dict[str, str] | None) -> str | None:
@@ -191,7 +192,8 @@ async def _serve(options: ServeOptions, sockets: list[socket.socket],
                  listener: ZmqListener | None) -> int:
     loop = asyncio.get_running_loop()
     invoker = Invoker(options.state_dir, max_workers=options.max_workers,
-                      memory_budget_mb=options.memory_budget_mb, region=options.region)
+                      memory_budget_mb=options.memory_budget_mb, region=options.region,
+                      sandbox=options.sandbox)
     endpoint: ZmqEndpoint | None = None
     try:
         functions = Functions(invoker)

@@ -27,7 +27,8 @@ _PASSED_THROUGH = ("PATH", "HOME", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
 
 def function_environment(config: FunctionConfig, region: str, code_dir: str) -> dict[str, str]:
     """Lambda's reserved variables (docs/lambda-behaviour.md, "Execution environment"),
-    then the function's own."""
+    then the function's own.  ``code_dir`` is where the function sees its code:
+    ``/var/task`` in its sandbox."""
     family = runtime_family(config.runtime)
     env = {name: os.environ[name] for name in _PASSED_THROUGH if name in os.environ}
     python = {

@@ -46,16 +46,16 @@ class Supervisor:
     def __init__(self, hop: Hop, state_dir: str, region: str, keep_warm_s: float,
                  budget: MemoryBudget, cgroups: Instance | None = None,
                  cpu_limits: str = "proportional", memory_limits: bool = True,
-                 spare_workers: bool = True) -> None:
+                 spare_workers: bool = True, sandbox: bool = True) -> None:
         self._hop = hop
         self.lock = hop.lock
         self.cgroups = cgroups
-        log_dir = os.path.join(state_dir, "logs")
-        os.makedirs(log_dir, exist_ok=True)
         self.alarm = Alarm()
         self._selector = selectors.DefaultSelector()
         self._selector.register(self.alarm.fd, selectors.EVENT_READ, None)
-        self.templates = Templates(hop, self.alarm, self._selector, log_dir, region)
+        self.templates = Templates(hop, self.alarm, self._selector, state_dir, region,
+                                   sandbox and _can_confine())
+        self._warned: set[str] = set()
         self.budget = budget
         self.workers = Workers(hop, self.alarm, self.templates, self.budget,
                                int(keep_warm_s * 1e9), cgroups, cpu_limits, memory_limits,
@@ -189,9 +189,17 @@ class Supervisor:
         elif kind is wire.InitFailed:
             pool.init_ns = message.init_ns
             self.templates.init_failed(pool, message.error)
+        elif kind is wire.Unconfined:
+            self._warn(f"functions are not fully isolated here: {message.reason}")
         elif kind is wire.ForkFailed:
             self.workers.fork_failed(message)
             self.workers.grow(pool)
+
+    def _warn(self, text: str) -> None:
+        """Say once (per Invoker) what this machine's sandbox lacks."""
+        if text not in self._warned:
+            self._warned.add(text)
+            _log.warning("fastinvoke: %s", text)
 
     # -- shutdown ---------------------------------------------------------------------------
 
@@ -216,3 +224,16 @@ class Supervisor:
             self.cgroups.remove()
         self._selector.close()
         self.alarm.close()
+
+
+def _can_confine() -> bool:
+    """Whether functions can be sandboxed: a template needs root to build its environment
+    (a mount namespace, another uid); without it, say once what is not isolated."""
+    if os.geteuid() == 0:
+        return True
+    _log.warning(
+        "fastinvoke: not running as root, so functions are not sandboxed: they run as uid "
+        "%d and can read what it can read (the state directory, keys, other functions' code "
+        "and /tmp files), see and signal its processes. Run as root (or in a container as "
+        "its root) to give each function its own uid, root and /tmp.", os.geteuid())
+    return False

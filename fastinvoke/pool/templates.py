@@ -14,6 +14,7 @@ import selectors
 import socket
 import subprocess
 import sys
+import zlib
 from collections import deque
 from collections.abc import Iterable
 
@@ -22,6 +23,7 @@ import msgspec
 from .. import wire
 from .._core import monotonic_ns
 from ..runtime.faults import exit_reason
+from ..runtime.sandbox import TASK_ROOT
 from .alarm import Alarm
 from .environment import function_environment
 from .failures import finish_init_failed
@@ -29,6 +31,10 @@ from .hop import Hop
 from .records import FunctionPool
 
 INIT_TIMEOUT_NS = 10_000_000_000  # Lambda's limit on the Init phase of on-demand functions
+# Functions' uids: 2**24 of them from 0x5A000000, far above any system's users and below
+# 2**31 (tools that take a uid for a signed 32-bit number).
+_SANDBOX_UIDS = 0x5A000000
+_SANDBOX_UID_COUNT = 1 << 24
 _SHUTDOWN_GRACE_S = 5.0
 
 Message = msgspec.Struct
@@ -39,12 +45,15 @@ class Templates:
     through ``selector``, their keys' data being ``(pool, process)``."""
 
     def __init__(self, hop: Hop, alarm: Alarm, selector: selectors.BaseSelector,
-                 log_dir: str, region: str) -> None:
+                 state_dir: str, region: str, sandbox: bool) -> None:
         self._hop = hop
         self._alarm = alarm
         self._selector = selector
-        self.log_dir = log_dir
+        self.state_dir = state_dir
+        self.log_dir = os.path.join(state_dir, "logs")
+        os.makedirs(self.log_dir, exist_ok=True)
         self.region = region
+        self.sandbox = sandbox
         self._to_spawn: deque[tuple[FunctionPool, int]] = deque()  # with its generation
         self._buffers: dict[int, bytes] = {}
 
@@ -124,15 +133,18 @@ class Templates:
         # Fork requests travel with the new worker's link fds: a socket, not a pipe.
         control, to_template = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         reports, from_template = os.pipe2(os.O_CLOEXEC)
+        uid = sandbox_uid(self.state_dir, config.name) if self.sandbox else -1
         boot = wire.Boot(config.name, config.handler, code_dir, to_template.fileno(),
-                         from_template, os.getpid(), config.prefork, config.runtime)
+                         from_template, os.getpid(), config.prefork, config.runtime,
+                         uid, config.ephemeral_storage_mb, [self.state_dir])
+        task_root = TASK_ROOT if self.sandbox else code_dir
         init_log = self.init_log(pool)
         try:
             with open(init_log, "ab") as output:
                 process = subprocess.Popen(
                     [sys.executable, "-m", "fastinvoke.runtime.template",
                      wire.encode_boot(boot).decode()],
-                    cwd=code_dir, env=function_environment(config, self.region, code_dir),
+                    cwd=code_dir, env=function_environment(config, self.region, task_root),
                     stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
                     pass_fds=(to_template.fileno(), from_template), start_new_session=True,
                 )
@@ -226,6 +238,14 @@ class Templates:
             if isinstance(key.data, tuple):
                 os.close(key.fd)
                 _end(key.data[1])
+
+
+def sandbox_uid(state_dir: str, function: str) -> int:
+    """The unprivileged uid a function's processes run as: its own, so that no function
+    can see, signal or read another's (hidepid /proc, file modes), stable across runs of
+    one state directory, in a range no distribution gives to users."""
+    key = f"{os.path.realpath(state_dir)}\0{function}".encode()
+    return _SANDBOX_UIDS + zlib.crc32(key) % _SANDBOX_UID_COUNT
 
 
 def _end(process: subprocess.Popen[bytes]) -> None:

@@ -20,6 +20,7 @@ signal) and its workers die with it.
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import os
 import resource
@@ -46,10 +47,12 @@ _MAX_FORK_FDS = _LINK_FDS + 2 + 4
 
 
 class Template:
-    """Invariant: ``workers`` maps the pid of every live child to its worker id."""
+    """Invariant: ``workers`` maps the pid of every live child to its worker id.
+    ``fork_process`` forks a worker: into an environment of its own when sandboxed."""
 
-    def __init__(self, boot: wire.Boot) -> None:
+    def __init__(self, boot: wire.Boot, fork_process: Callable[..., int] = fork_worker) -> None:
         self.boot = boot
+        self.fork_process = fork_process
         self.workers: dict[int, str] = {}
         self.handler: object = None
         self.init_ns = 0
@@ -127,7 +130,7 @@ class Template:
         try:
             if len(fds) != expected:
                 raise OSError(f"the fork request came with {len(fds)} of its {expected} fds")
-            pid = fork_worker(signal.SIGKILL, groups)
+            pid = self.fork_process(signal.SIGKILL, groups)
         except OSError as exc:
             for fd in fds:
                 os.close(fd)
@@ -216,14 +219,35 @@ def _drain(fd: int) -> bool:
         return False
 
 
+def _confine(boot: wire.Boot) -> Callable[..., int]:
+    """Enter the function's sandbox (before Init, while single-threaded); return how to
+    fork its workers.  What this machine cannot give is reported (``Unconfined``) for the
+    front-end's one warning, never dropped silently; a kernel that refuses a step the
+    sandbox needs ends the template (the front-end reports it as an Init failure)."""
+    from . import sandbox
+
+    sandbox.enter_template(boot.code, boot.sandbox_uid, tmp_mb=boot.tmp_mb,
+                           denied=boot.denied, pdeathsig=signal.SIGKILL)
+    boot.code = os.environ["LAMBDA_TASK_ROOT"] = sandbox.TASK_ROOT
+    try:
+        tmp = sandbox.probe_workers()
+    except sandbox.SandboxUnavailable as exc:
+        os.write(boot.control_out, wire.encode_line(wire.Unconfined(exc.reason)))
+        return fork_worker
+    if tmp.warning:
+        os.write(boot.control_out, wire.encode_line(wire.Unconfined(tmp.warning)))
+    return functools.partial(sandbox.fork_environment, boot.tmp_mb, tmp_overlay=tmp.overlay)
+
+
 def main() -> None:
     boot = wire.decode_boot(sys.argv[1])
     set_parent_death_signal(signal.SIGKILL)
     if os.getppid() != boot.parent:  # the front-end died before the signal was armed
         sys.exit(1)
+    fork_process = _confine(boot) if boot.sandbox_uid >= 0 else fork_worker
     sys.path.insert(0, boot.code)
     prepare_worker()
-    template = Template(boot)
+    template = Template(boot, fork_process)
     if not template.init():
         sys.exit(0)
     # Everything Init made is now shared with every worker copy-on-write: keep the
