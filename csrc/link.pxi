@@ -172,11 +172,12 @@ cdef class Link:
         fi_lane_consume(&self.inbound)
         return data
 
-    cpdef bytes recv(self, int spin_mode=1):
-        """Wait for the next message (without the GIL): spin, then sleep on the eventfd.
-        ``spin_mode`` 1: spin for as long as messages have lately been coming after a
-        send; 2 (the other end said more are coming): as long as ``max_spin_ns``; 0 (it
-        said every core is taken): not at all."""
+    cpdef bytes recv(self, int spin_mode=1, bint hold_gil=False):
+        """Wait for the next message: spin, then sleep on the eventfd.  ``spin_mode`` 1:
+        spin for as long as messages have lately been coming after a send; 2 (the other
+        end said more are coming): as long as ``max_spin_ns``; 0 (it said every core is
+        taken): not at all.  The wait releases the GIL, unless ``hold_gil``: then this
+        process's other Python threads cannot run until the message has come."""
         cdef int err = 0
         cdef unsigned long long now
         cdef long long gap
@@ -186,10 +187,15 @@ cdef class Link:
         cdef int sleep_fd = self.sleep_fd
         if self.closed:
             raise OSError(EBADF, "recv on a closed link")
-        with nogil:
+        if hold_gil:
             if not fi_lane_spin(lane, spin):
                 err = fi_lane_sleep(lane, sleep_fd)
             now = fi_now_ns()
+        else:
+            with nogil:
+                if not fi_lane_spin(lane, spin):
+                    err = fi_lane_sleep(lane, sleep_fd)
+                now = fi_now_ns()
         if err:
             raise os_error(err, "Link.recv")
         gap = now - self.sent_ns

@@ -121,3 +121,10 @@ cpdef long max_rss_kb():
     cdef rusage ru
     getrusage(RUSAGE_SELF, &ru)
     return ru.ru_maxrss
+
+
+cpdef bint has_children():
+    """Whether this process has a child, running or ended and not yet waited for (waitid
+    with WNOWAIT: nothing is reaped, so ``subprocess`` still collects its own)."""
+    cdef siginfo_t info
+    return waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT) == 0

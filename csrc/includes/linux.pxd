@@ -33,6 +33,12 @@ cdef extern from "<sys/wait.h>" nogil:
     bint WIFSIGNALED(int status)
     int WTERMSIG(int status)
     pid_t wait4(pid_t pid, int *status, int options, rusage *ru)
+    ctypedef struct siginfo_t:
+        int si_pid
+    int P_ALL
+    int WEXITED
+    int WNOWAIT
+    int waitid(int idtype, unsigned int id, siginfo_t *infop, int options)
 
 cdef extern from "<unistd.h>" nogil:
     pid_t fork()

@@ -35,6 +35,7 @@ from .._core import (
     monotonic_ns,
 )
 from ..limits import RESPONSE_PAYLOAD_LIMIT
+from . import freeze
 from .context import LambdaContext
 from .faults import Fault, error_document, error_log_line
 
@@ -138,8 +139,12 @@ def _serve(link: Link, handler: Any, peak: int) -> None:
     environ = os.environ
     trace_id = None
     spin = wire.SPIN_ADAPTIVE  # how the last request said to wait for the next one
+    hold_gil = False  # threads the function left stay frozen while we wait
+    stopped: list[int] = []  # processes it left, stopped until the next request
     while True:
-        message = decode(recv(spin))
+        message = decode(recv(spin, hold_gil))
+        if stopped:
+            freeze.resume(stopped)
         if type(message) is wire.Stop:
             return
         spin = message.spin
@@ -162,6 +167,8 @@ def _serve(link: Link, handler: Any, peak: int) -> None:
                            payload, isinstance(handler, Exception))
         send(encode(reply))
         _request_id = ""
+        hold_gil = freeze.threads_left()
+        stopped = freeze.stop_children()
 
 
 def _invoke(handler: Any, message: wire.Invoke) -> tuple[bytes, str | None]:
