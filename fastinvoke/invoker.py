@@ -17,7 +17,6 @@ import itertools
 import os
 import shutil
 import tempfile
-import threading
 from collections.abc import Iterable
 from types import TracebackType
 from typing import Any
@@ -297,7 +296,7 @@ class Invoker:
         body = payloads.event_bytes(event, invocation_type)
         if invocation_type != "RequestResponse":
             return await self._untimed_async(pool, invocation_type, body)
-        invocation = _awaitable(self._invocation(pool, body, client_context, qualifier))
+        invocation = self._invocation(pool, body, client_context, qualifier).awaitable()
         self._dispatcher.submit(invocation)
         await self._dispatcher.wait_async(invocation)
         return answer(invocation, log_type)
@@ -349,7 +348,7 @@ class Invoker:
         if not bodies:
             return []
         batch = Batch.of(pool, bodies, self._functions.arn(pool.name))
-        _awaitable(batch.sentinel)
+        batch.sentinel.awaitable()
         self._dispatcher.submit_batch(batch, self._admission.batch_width(pool, concurrency))
         await self._dispatcher.wait_async(batch.sentinel)
         return [answer(invocation, log_type) for invocation in batch.invocations]
@@ -423,8 +422,10 @@ class Invoker:
         """Event invocations queued, delayed (before a retry) and running, for one function
         or all; and since this Invoker started: how many were recovered from the state
         dir, how many of those had started an attempt before the previous run ended
-        (``redelivered``: they may run twice; 0 after a clean ``close``) and how many
-        records could not be delivered."""
+        (``redelivered``: they may run twice; 0 after a clean ``close``), how many of
+        those may run (``resumable``: their function exists with concurrency above 0 and
+        they are within its maximum event age) and how many records could not be
+        delivered."""
         if name is not None:
             self._functions.pool(name)
         return self._events.stats(name)
@@ -493,12 +494,3 @@ class Invoker:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.close()
-
-
-def _awaitable(invocation: Invocation) -> Invocation:
-    """``invocation``, to be awaited on the running loop (its thread)."""
-    loop = asyncio.get_running_loop()
-    invocation.loop = loop
-    invocation.loop_thread = threading.get_ident()
-    invocation.future = loop.create_future()
-    return invocation

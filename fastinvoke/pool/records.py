@@ -136,6 +136,14 @@ class Invocation:
         self.source: Any = None  # what the submitter keeps with it (the queued Event)
         self.batch: Batch | None = None
 
+    def awaitable(self) -> Invocation:
+        """This invocation, to be awaited on the running loop (from its thread)."""
+        loop = asyncio.get_running_loop()
+        self.loop = loop
+        self.loop_thread = threading.get_ident()
+        self.future = loop.create_future()
+        return self
+
 
 class Batch:
     """Invocations of one function streamed through its workers (``invoke_many``).

@@ -1,4 +1,4 @@
-"""Sandboxed execution environments (issue 12): what a function's processes may see and do.
+"""Sandboxed execution environments: what a function's processes may see and do.
 
 The mechanism is in the core (``fastinvoke._core``: ``enter_environment``,
 ``fork_environment``, ``probe_environment``); this module is the policy around it:
@@ -32,11 +32,11 @@ from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
 from .. import _core
-from ..limits import check_range
+from ..limits import MIN_EPHEMERAL_MB
 
 __all__ = [
     "DEFAULT_EPHEMERAL_MB", "LAMBDA_NOFILE", "LAMBDA_NPROC", "SANDBOX_USER", "TASK_ROOT",
-    "WORKER_STORE", "SandboxUnavailable", "WorkerTmp", "check_ephemeral_storage",
+    "WORKER_STORE", "SandboxUnavailable", "WorkerTmp",
     "check_sources", "enter_template", "fork_environment", "interpreter_paths",
     "probe_workers", "template_ops",
 ]
@@ -49,7 +49,7 @@ LAYERS_ROOT = "/opt"
 WORKER_STORE = _core.WORKER_STORE
 SANDBOX_USER = "sbx_user1051"  # the name Lambda's environments run as
 # Lambda's quotas: "Ephemeral storage (/tmp)", "File descriptors", "Execution processes/threads"
-MIN_EPHEMERAL_MB, MAX_EPHEMERAL_MB, DEFAULT_EPHEMERAL_MB = 512, 10_240, 512
+DEFAULT_EPHEMERAL_MB = MIN_EPHEMERAL_MB
 LAMBDA_NOFILE = 1024
 LAMBDA_NPROC = 1024
 SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
@@ -81,11 +81,6 @@ class SandboxUnavailable(RuntimeError):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
-
-
-def check_ephemeral_storage(mb: int) -> None:
-    """Refuse an ``EphemeralStorage.Size`` out of Lambda's range, with Lambda's error."""
-    check_range(mb, "ephemeralStorage.size", MIN_EPHEMERAL_MB, MAX_EPHEMERAL_MB)
 
 
 def _inside(path: str, directory: str) -> bool:
