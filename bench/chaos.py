@@ -615,6 +615,7 @@ class Result:
     mounts: list[str]
     fds: tuple[int, int]
     server_log: list[str]
+    sync_clients: int
 
 
 def soak(seconds: float, sync_clients: int, event_clients: int, seed: int) -> Result:
@@ -646,7 +647,8 @@ def _soak(tmp: Path, seconds: float, sync_clients: int, event_clients: int,
     return Result(
         seconds, load.tally.counts, events, attempts, counters, load.tally.slowest_s,
         drain_s, exit_status, stop_s, leaked_processes(load, tmp / "state"),
-        leaked_cgroups(process.pid), leaked_mounts(tmp), (0, 0), _server_log(tmp / "serve.err"))
+        leaked_cgroups(process.pid), leaked_mounts(tmp), (0, 0), _server_log(tmp / "serve.err"),
+        sync_clients)
 
 
 def drive(load: Load, sync: list[Any], events: list[Any], rng: random.Random,
@@ -702,7 +704,16 @@ def targets(result: Result) -> list[tuple[str, int]]:
     wrong = sum(n for key, n in sync.items() if key[1] == "wrong")
     counted = result.meters.get("fastinvoke_invocations_total", {})
     running = result.meters.get("fastinvoke_concurrent_executions", {})
+    # A kill fails what the killed process ran: at most one call per sync client.  More
+    # unasked failures (or of another type) mean functions fail without the chaos.
+    kills = sync["chaos", "workers SIGKILLed"] + sync["chaos", "templates SIGKILLed"]
+    unasked = {key[2]: n for key, n in sync.items()
+               if key[0] == "sync" and key[1] == "function error" and key[3] == "(not asked for)"}
+    other = sum(n for error, n in unasked.items() if error != "Runtime.ExitError")
+    beyond = max(0, unasked.get("Runtime.ExitError", 0) - kills * result.sync_clients)
     return [
+        ("function errors not asked for, of a type no kill causes", other),
+        ("unasked Runtime.ExitError beyond one per kill and client", beyond),
         ("hung: sync calls, Event acceptances, events stalled, the stop", hung),
         ("dropped: a connection broken, no answer", dropped),
         ("wrong answers", wrong),
