@@ -1,10 +1,13 @@
 /* Sandboxed execution environments: the kernel steps, in C.
  *
- * Two entry points, used by sandbox.pxi:
+ * The entry points, used by sandbox.pxi:
  *
- * - fi_sbx_enter: once, in a function's template process while it is still root.  A new
- *   mount namespace whose root is a tmpfs holding only what the op list names, then an
- *   unprivileged uid/gid with no capabilities and no_new_privs.  The order is
+ * - fi_sbx_enter: once, in a function's template process.  Root mode: a new mount
+ *   namespace whose root is a tmpfs holding only what the op list names, then an
+ *   unprivileged uid/gid with no capabilities and no_new_privs.  Unprivileged mode (after
+ *   fi_sbx_userns: a user namespace owning new mount and PID namespaces, bubblewrap's
+ *   unprivileged mode): the same root, the caller's uid kept, every capability in its user
+ *   namespace dropped.  The order is
  *   bubblewrap's (containers/bubblewrap, bubblewrap.c: setup_newroot and the two
  *   pivot_root calls in main): make every mount private, pivot into a tmpfs base with the
  *   old root below it, build the new root from the old root's paths, detach the old root,
@@ -35,6 +38,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <limits.h>
+#include <poll.h>
 #include <linux/capability.h>
 #include <sched.h>
 #include <signal.h>
@@ -47,10 +51,17 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #ifndef __NR_clone3
 #define __NR_clone3 435  /* the same number on every architecture */
+#endif
+#ifndef __NR_close_range
+#define __NR_close_range 436  /* the same number on every architecture */
+#endif
+#ifndef SYS_close_range
+#define SYS_close_range __NR_close_range
 #endif
 #ifndef PR_GET_TID_ADDRESS
 #define PR_GET_TID_ADDRESS 40
@@ -207,6 +218,41 @@ static int fi_sbx_op_apply(const fi_sbx_op *op, char *step) {
     return fi_sbx_fail(step, "unknown op for", op->dst);
 }
 
+static int fi_sbx_write(const char *path, const char *data) {
+    size_t n = strlen(data);
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    if (write(fd, data, n) != (ssize_t)n) {
+        int err = errno;
+        close(fd);
+        errno = err ? err : EIO;
+        return -1;
+    }
+    return close(fd);
+}
+
+/* A user namespace's maps of the caller's own uid and gid to themselves, written from
+ * inside it (user_namespaces(7): setgroups "deny" first, or gid_map is refused). */
+#define FI_SBX_MAP 48
+
+static void fi_sbx_id_maps(char *uid_map, char *gid_map) {
+    unsigned int uid = (unsigned int)getuid(), gid = (unsigned int)getgid();
+    snprintf(uid_map, FI_SBX_MAP, "%u %u 1\n", uid, uid);
+    snprintf(gid_map, FI_SBX_MAP, "%u %u 1\n", gid, gid);
+}
+
+/* 0, or which write failed: 1 setgroups, 2 uid_map, 3 gid_map (errno set). */
+static int fi_sbx_map_ids(const char *uid_map, const char *gid_map) {
+    if (fi_sbx_write("/proc/self/setgroups", "deny") != 0)
+        return 1;
+    if (fi_sbx_write("/proc/self/uid_map", uid_map) != 0)
+        return 2;
+    if (fi_sbx_write("/proc/self/gid_map", gid_map) != 0)
+        return 3;
+    return 0;
+}
+
 static int fi_sbx_drop_bounding_set(void) {
     /* PR_CAPBSET_DROP answers EINVAL past the kernel's last capability. */
     for (unsigned long cap = 0; cap < 64; cap++) {
@@ -237,22 +283,13 @@ static int fi_sbx_caps_empty(void) {
     return 1;
 }
 
-/* The template's environment.  ops build the new root (paths absolute, sources already
- * resolved: they are looked up under the old root, where an absolute symlink would point
- * back into the new one).  Then uid/gid, no capabilities, no_new_privs, RLIMIT_NOFILE and
- * (nproc > 0) RLIMIT_NPROC, the parent-death signal re-armed: commit_creds clears it when
- * the uid changes (prctl(2), PR_SET_PDEATHSIG). */
-static int fi_sbx_enter(const fi_sbx_op *ops, int n_ops, uid_t uid, gid_t gid,
-                        const char *workdir, long nofile, long nproc, int pdeathsig,
-                        char *step) {
-    pid_t parent = getppid();
+/* The new root, in a mount namespace of the process's own: from making every mount private
+ * to chdir(workdir).  ops build it (paths absolute, sources already resolved: they are
+ * looked up under the old root, where an absolute symlink would point back into the new
+ * one). */
+static int fi_sbx_build_root(const fi_sbx_op *ops, int n_ops, const char *workdir,
+                             char *step) {
     int oldroot;
-    uid_t ruid, euid, suid;
-    gid_t rgid, egid, sgid;
-    struct rlimit limit;
-
-    if (unshare(CLONE_NEWNS) != 0)
-        return fi_sbx_fail(step, "unshare(CLONE_NEWNS)", NULL);
     /* Nothing mounted from now on may propagate back to the host (mount_namespaces(7),
      * "Shared subtrees"); pivot_root also refuses a shared old root. */
     if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0)
@@ -300,11 +337,14 @@ static int fi_sbx_enter(const fi_sbx_op *ops, int n_ops, uid_t uid, gid_t gid,
         return fi_sbx_fail(step, "remount / read-only", NULL);
     if (chdir(workdir) != 0)
         return fi_sbx_fail(step, "chdir", workdir);
+    return 0;
+}
 
-    /* Privileges: the bounding set needs CAP_SETPCAP, so it goes while still root; then
-     * groups before gid before uid (each needs the privilege the next one drops). */
-    if (fi_sbx_drop_bounding_set() != 0)
-        return fi_sbx_fail(step, "prctl(PR_CAPBSET_DROP)", NULL);
+/* Root mode: another uid/gid.  The bounding set went while still root (it needs
+ * CAP_SETPCAP); groups before gid before uid (each needs the privilege the next drops). */
+static int fi_sbx_change_uid(uid_t uid, gid_t gid, char *step) {
+    uid_t ruid, euid, suid;
+    gid_t rgid, egid, sgid;
     if (setgroups(0, NULL) != 0)
         return fi_sbx_fail(step, "setgroups([])", NULL);
     if (setresgid(gid, gid, gid) != 0)
@@ -316,7 +356,31 @@ static int fi_sbx_enter(const fi_sbx_op *ops, int n_ops, uid_t uid, gid_t gid,
         errno = EPERM;
         return fi_sbx_fail(step, "check uid and gid", NULL);
     }
-    /* setresuid cleared the permitted and effective sets, not the inheritable one. */
+    return 0;
+}
+
+/* The template's environment.  Root mode (userns 0): a new mount namespace, the root
+ * fi_sbx_build_root makes, then uid/gid.  Unprivileged mode (userns 1, after fi_sbx_userns):
+ * the same root in the namespaces already entered, the uid kept.  Both: no capabilities,
+ * no_new_privs, RLIMIT_NOFILE and (nproc > 0) RLIMIT_NPROC; in root mode the
+ * parent-death signal re-armed, since commit_creds clears it when the uid changes (prctl(2),
+ * PR_SET_PDEATHSIG). */
+static int fi_sbx_enter(const fi_sbx_op *ops, int n_ops, uid_t uid, gid_t gid,
+                        const char *workdir, long nofile, long nproc, int pdeathsig,
+                        int userns, char *step) {
+    pid_t parent = getppid();
+    struct rlimit limit;
+
+    if (!userns && unshare(CLONE_NEWNS) != 0)
+        return fi_sbx_fail(step, "unshare(CLONE_NEWNS)", NULL);
+    if (fi_sbx_build_root(ops, n_ops, workdir, step) != 0)
+        return -1;
+    if (fi_sbx_drop_bounding_set() != 0)
+        return fi_sbx_fail(step, "prctl(PR_CAPBSET_DROP)", NULL);
+    if (!userns && fi_sbx_change_uid(uid, gid, step) != 0)
+        return -1;
+    /* setresuid cleared the permitted and effective sets, not the inheritable one; in the
+     * unprivileged mode every set is still full (user_namespaces(7)). */
     if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0 && errno != EINVAL)
         return fi_sbx_fail(step, "prctl(PR_CAP_AMBIENT_CLEAR_ALL)", NULL);
     if (fi_sbx_clear_caps() != 0)
@@ -337,7 +401,7 @@ static int fi_sbx_enter(const fi_sbx_op *ops, int n_ops, uid_t uid, gid_t gid,
     limit.rlim_cur = limit.rlim_max = (rlim_t)nproc;
     if (nproc > 0 && setrlimit(RLIMIT_NPROC, &limit) != 0)
         return fi_sbx_fail(step, "setrlimit(RLIMIT_NPROC)", NULL);
-    if (pdeathsig) {
+    if (pdeathsig && !userns) {
         if (prctl(PR_SET_PDEATHSIG, (unsigned long)pdeathsig, 0, 0, 0) != 0)
             return fi_sbx_fail(step, "prctl(PR_SET_PDEATHSIG)", NULL);
         if (getppid() != parent) {
@@ -345,6 +409,98 @@ static int fi_sbx_enter(const fi_sbx_op *ops, int n_ops, uid_t uid, gid_t gid,
             return fi_sbx_fail(step, "the parent died", NULL);
         }
     }
+    return 0;
+}
+
+/* ---- the unprivileged mode's namespaces ----------------------------------------------- */
+
+/* Every fd but keep (close_range(2), or one by one before Linux 5.9). */
+static void fi_sbx_close_all_but(int keep) {
+    struct rlimit limit;
+    if (syscall(SYS_close_range, 0U, (unsigned int)keep - 1, 0U) == 0 &&
+        syscall(SYS_close_range, (unsigned int)keep + 1, ~0U, 0U) == 0)
+        return;
+    if (getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur > 1 << 20)
+        limit.rlim_cur = 1 << 20;
+    for (int fd = 0; fd < (int)limit.rlim_cur; fd++)
+        if (fd != keep)
+            close(fd);
+}
+
+/* The parent left outside the PID namespace: the process the server started and watches.
+ * It holds nothing (every fd closed but alive, whose closing tells the child it died), waits
+ * for the child and ends as it did, re-raising its signal.  Its parent-death signal (the
+ * server's) stays armed: unshare kept it (commit_creds keeps it for a user namespace the
+ * caller owns), and its death fires the child's. */
+static void __attribute__((noreturn)) fi_sbx_stub(pid_t child, int alive) {
+    struct rlimit none = {0, 0};
+    sigset_t set;
+    int status, sig;
+    fi_sbx_close_all_but(alive);
+    for (sig = 1; sig < NSIG; sig++)  /* the interpreter's handlers are not here to run */
+        signal(sig, SIG_DFL);
+    while (waitpid(child, &status, 0) < 0)
+        if (errno != EINTR)
+            _exit(127);
+    if (WIFEXITED(status))
+        _exit(WEXITSTATUS(status));
+    sig = WTERMSIG(status);
+    setrlimit(RLIMIT_CORE, &none);  /* the child's core, if any, is the one that counts */
+    sigemptyset(&set);
+    sigaddset(&set, sig);
+    sigprocmask(SIG_UNBLOCK, &set, NULL);
+    kill(getpid(), sig);
+    _exit(128 + sig);
+}
+
+/* The unprivileged mode's namespaces, as bubblewrap's unprivileged mode makes them: a user
+ * namespace mapping only the caller's uid and gid to themselves (user_namespaces(7):
+ * setgroups "deny" before gid_map), owning a new mount and PID namespace.  Then a fork: the
+ * parent becomes fi_sbx_stub; the child, PID 1 of the new PID namespace (pid_namespaces(7)),
+ * arms pdeathsig (fired by the stub's death) and returns 0 with *in_child set.  -1 with
+ * errno and step: before the fork, in the caller (*in_child 0), or in the child. */
+static int fi_sbx_userns(int pdeathsig, int *in_child, char *step) {
+    static const char *const maps[] = {
+        "", "write /proc/self/setgroups", "write /proc/self/uid_map", "write /proc/self/gid_map"};
+    char uid_map[FI_SBX_MAP], gid_map[FI_SBX_MAP];
+    struct pollfd stub;
+    int alive[2], failed;
+    pid_t pid;
+    *in_child = 0;
+    fi_sbx_id_maps(uid_map, gid_map);
+    /* A process that changed its uid is not dumpable, which gives its /proc/self, and so
+     * the maps, to root (as in fi_sbx_enter). */
+    if (prctl(PR_SET_DUMPABLE, 1, 0, 0, 0) != 0)
+        return fi_sbx_fail(step, "prctl(PR_SET_DUMPABLE)", NULL);
+    if (unshare(CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID) != 0)
+        return fi_sbx_fail(step, "unshare(CLONE_NEWUSER|CLONE_NEWNS|CLONE_NEWPID)", NULL);
+    if ((failed = fi_sbx_map_ids(uid_map, gid_map)) != 0)
+        return fi_sbx_fail(step, maps[failed], NULL);
+    if (pipe2(alive, O_CLOEXEC) != 0)
+        return fi_sbx_fail(step, "pipe2", NULL);
+    pid = fork();
+    if (pid < 0) {
+        int err = errno;
+        close(alive[0]);
+        close(alive[1]);
+        errno = err;
+        return fi_sbx_fail(step, "fork into the PID namespace", NULL);
+    }
+    if (pid > 0)
+        fi_sbx_stub(pid, alive[1]);
+    *in_child = 1;
+    close(alive[1]);
+    if (pdeathsig && prctl(PR_SET_PDEATHSIG, (unsigned long)pdeathsig, 0, 0, 0) != 0)
+        return fi_sbx_fail(step, "prctl(PR_SET_PDEATHSIG)", NULL);
+    /* getppid() is 0 here whoever the parent is: the stub's end of the pipe tells instead. */
+    stub.fd = alive[0];
+    stub.events = POLLIN;
+    if (poll(&stub, 1, 0) != 0) {
+        close(alive[0]);
+        errno = ESRCH;
+        return fi_sbx_fail(step, "the parent died", NULL);
+    }
+    close(alive[0]);
     return 0;
 }
 
@@ -390,8 +546,8 @@ static pid_t fi_sbx_clone(unsigned long flags) {
 
 /* What a worker's child writes, prepared by the parent (no formatting after the clone). */
 typedef struct {
-    char uid_map[48];
-    char gid_map[48];
+    char uid_map[FI_SBX_MAP];
+    char gid_map[FI_SBX_MAP];
     char tmp_options[64];
     long nproc;
     pid_t parent;
@@ -401,9 +557,7 @@ typedef struct {
 
 static void fi_sbx_worker_prepare(fi_sbx_worker *w, long tmp_mb, long nproc,
                                   int disable_userns, int tmp_overlay) {
-    unsigned int uid = (unsigned int)getuid(), gid = (unsigned int)getgid();
-    snprintf(w->uid_map, sizeof(w->uid_map), "%u %u 1\n", uid, uid);
-    snprintf(w->gid_map, sizeof(w->gid_map), "%u %u 1\n", gid, gid);
+    fi_sbx_id_maps(w->uid_map, w->gid_map);
     /* The store's root is the worker's alone; a plain /tmp is everyone's, as usual. */
     snprintf(w->tmp_options, sizeof(w->tmp_options), "size=%ldm,mode=%s", tmp_mb,
              tmp_overlay ? "0700" : "1777");
@@ -440,20 +594,6 @@ static const char *const fi_sbx_worker_steps[FI_W_STEPS] = {
     "prctl(PR_CAPBSET_DROP)", "prctl(PR_CAP_AMBIENT_CLEAR_ALL)", "capset",
     "prctl(PR_SET_NO_NEW_PRIVS)",
 };
-
-static int fi_sbx_write(const char *path, const char *data) {
-    size_t n = strlen(data);
-    int fd = open(path, O_WRONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    if (write(fd, data, n) != (ssize_t)n) {
-        int err = errno;
-        close(fd);
-        errno = err ? err : EIO;
-        return -1;
-    }
-    return close(fd);
-}
 
 /* The worker's /tmp: an overlay whose upper and work directories are on a private tmpfs of
  * the worker's size, so what it writes is its own and bounded, while what Init wrote
@@ -500,12 +640,8 @@ static int fi_sbx_child(const fi_sbx_worker *w, int pdeathsig, const int *groups
         if (write(groups[i], "0", 1) != 1)
             return FI_W_CGROUP;
     /* The /proc here is the template's, where /proc/self is this process too. */
-    if (fi_sbx_write("/proc/self/setgroups", "deny") != 0)
-        return FI_W_SETGROUPS;
-    if (fi_sbx_write("/proc/self/uid_map", w->uid_map) != 0)
-        return FI_W_UID_MAP;
-    if (fi_sbx_write("/proc/self/gid_map", w->gid_map) != 0)
-        return FI_W_GID_MAP;
+    if ((step = fi_sbx_map_ids(w->uid_map, w->gid_map)) != 0)
+        return FI_W_SETGROUPS + step - 1;  /* then FI_W_UID_MAP, FI_W_GID_MAP */
     /* Mounting needs CAP_SYS_ADMIN in the user namespace owning this mount namespace, which
      * the child has until it drops its capabilities below (user_namespaces(7)). */
     if ((step = fi_sbx_worker_tmp(w)) != 0)

@@ -1,4 +1,5 @@
-# Sandboxed execution environments: the template's (enter_environment, once, as root) and
+# Sandboxed execution environments: the template's (enter_environment, once, as root, or
+# enter_user_environment, once, unprivileged) and
 # each worker's (fork_environment, at every fork).  The kernel steps and why they come in
 # their order are in sandbox.h; this part turns Python arguments into C ones before the
 # steps run and a failed step into an OSError naming it.  Policy (which paths, which uid,
@@ -27,7 +28,8 @@ cdef extern from "sandbox.h" nogil:
     int FI_W_STEPS
     const char *fi_sbx_worker_steps[]
     int fi_sbx_enter(const fi_sbx_op *ops, int n_ops, uid_t uid, gid_t gid, const char *workdir,
-                     long nofile, long nproc, int pdeathsig, char *step)
+                     long nofile, long nproc, int pdeathsig, int userns, char *step)
+    int fi_sbx_userns(int pdeathsig, int *in_child, char *step)
     pid_t fi_sbx_clone(unsigned long flags)
     const char *FI_SBX_STORE
     void fi_sbx_worker_prepare(fi_sbx_worker *w, long tmp_mb, long nproc, int disable_userns,
@@ -64,11 +66,36 @@ def enter_environment(ops, uid_t uid, gid_t gid, str workdir="/", long nofile=10
     RLIMIT_NPROC = ``nproc`` (if > 0), and ``pdeathsig`` re-armed (a uid change clears it).
     Raises OSError naming the failed step; the process is then half-changed and should exit.
     """
+    _enter(ops, uid, gid, workdir, nofile, nproc, pdeathsig, False)
+
+
+def enter_user_environment(ops, str workdir="/", long nofile=1024, long nproc=0,
+                           int pdeathsig=0):
+    """``enter_environment`` without root, where the kernel allows unprivileged user
+    namespaces: a user namespace mapping only this process's uid and gid to themselves
+    (files keep their owners), owning new mount and PID namespaces; then a fork.  This
+    process stays outside as a stub that holds no fd, waits for the child and ends as it
+    does (its exit status, or its signal re-raised); it never returns.  The child, PID 1 of
+    the new PID namespace, arms ``pdeathsig`` (fired by the stub's death, which the stub's
+    own parent-death signal ties to this process's parent), builds the root from ``ops``
+    (a ``proc`` op shows the new PID namespace), keeps its uid and drops every capability
+    its user namespace gave it; then no_new_privs and the limits, as ``enter_environment``.
+    The fork runs the interpreter's fork hooks; call it single-threaded.
+
+    Raises OSError naming the failed step: at "unshare(...)" nothing changed (the kernel
+    refuses unprivileged user namespaces); past it, the process is half-changed and should
+    exit (in the child, which then ends the stub).
+    """
+    _enter(ops, 0, 0, workdir, nofile, nproc, pdeathsig, True)  # the uid is kept
+
+
+cdef _enter(ops, uid_t uid, gid_t gid, str workdir, long nofile, long nproc, int pdeathsig,
+            bint userns):
     cdef Py_ssize_t count = len(ops)
     cdef Py_ssize_t i
     cdef fi_sbx_op *c_ops
     cdef char step[_STEP_SIZE]
-    cdef int rc, err
+    cdef int rc, err, in_child
     cdef bytes c_workdir = _sbx_path(workdir)
     cdef bytes src, dst, data
     keep = []  # the bytes the C ops point into
@@ -105,13 +132,24 @@ def enter_environment(ops, uid_t uid, gid_t gid, str workdir="/", long nofile=10
             if src is not None:
                 c_ops[i].src = src
         step[0] = 0
-        rc = fi_sbx_enter(c_ops, <int>count, uid, gid, c_workdir, nofile, nproc, pdeathsig,
-                          step)
-        err = errno
+        rc = 0
+        if userns:
+            PyOS_BeforeFork()
+            rc = fi_sbx_userns(pdeathsig, &in_child, step)
+            err = errno
+            if in_child:
+                PyOS_AfterFork_Child()
+            else:
+                PyOS_AfterFork_Parent()
+        if rc == 0:
+            rc = fi_sbx_enter(c_ops, <int>count, uid, gid, c_workdir, nofile, nproc, pdeathsig,
+                              userns, step)
+            err = errno
     finally:
         PyMem_Free(c_ops)
     if rc != 0:
-        raise os_error(err, "enter_environment: " + step.decode(errors="replace"))
+        name = "enter_user_environment: " if userns else "enter_environment: "
+        raise os_error(err, name + step.decode(errors="replace"))
 
 
 cdef pid_t _clone_environment(long tmp_mb, int pdeathsig, object cgroup_procs_fds, long nproc,

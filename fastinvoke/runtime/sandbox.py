@@ -13,7 +13,9 @@ The mechanism is in the core (``fastinvoke._core``: ``enter_environment``,
   empty mode-0 directory ``WORKER_STORE`` where each worker mounts its storage.  Nothing
   else: not ``/etc/shadow``, not ``/root``, not the server's state directory or keys, not
   another function's code (``check_sources`` refuses a source that would expose them).
-- ``enter_template``: checks, then the template's environment (root only).
+- ``enter_template``: checks, then the template's environment: as root, another uid in a
+  mount namespace; otherwise the server's uid in a user namespace owning mount and PID
+  namespaces (bubblewrap's unprivileged mode), where the kernel allows it.
 - ``probe_workers``: whether this kernel lets the (unprivileged) template give each worker
   its own user and mount namespace (``SandboxUnavailable`` says why not), and whether the
   worker's /tmp can be an overlay over the template's (``WorkerTmp`` says, with the
@@ -178,26 +180,49 @@ def enter_template(code_dir: str, uid: int, gid: int | None = None, *,
                    tmp_mb: int = DEFAULT_EPHEMERAL_MB, user: str = SANDBOX_USER,
                    extra: Sequence[str] = (), denied: Sequence[str] = (),
                    pdeathsig: int = 0, nproc: int = 0) -> None:
-    """Put this process (a function's template, still root, still single-threaded, before
-    Init) into its environment, cwd ``/var/task``, as ``uid``/``gid`` (``gid`` defaults to
-    ``uid``).  Re-arms ``pdeathsig``, which the uid change clears.  ``nproc`` (> 0): the
-    RLIMIT_NPROC of the function's whole uid, template and workers together.
+    """Put this process (a function's template, still single-threaded, before Init) into
+    its environment, cwd ``/var/task``.  ``nproc`` (> 0): RLIMIT_NPROC.
 
-    Raises SandboxUnavailable when not root (a mount namespace and another uid need it),
-    ValueError for a bad argument, OSError (the step, then exit) when the kernel refuses."""
-    gid = uid if gid is None else gid
+    As root: as ``uid``/``gid`` (``gid`` defaults to ``uid``), ``pdeathsig`` re-armed (the
+    uid change clears it); ``nproc`` counts the function's whole uid, template and workers.
+    Otherwise the unprivileged mode, where ``uid`` must be this process's own (it is kept,
+    so files keep their owners; ``gid`` is this process's): a user namespace owning new
+    mount and PID namespaces (``_core.enter_user_environment``).  This process then stays
+    outside as a stub that never returns; its child, PID 1 of the new PID namespace, goes
+    on here.  Only processes of the namespace are seen in /proc and signalled; as PID 1 it
+    ignores signals from inside without a handler (pid_namespaces(7)): a worker cannot end
+    it.  Pids it sees (its workers') are the namespace's, not the server's.
+
+    Raises SandboxUnavailable when not root and the kernel refuses unprivileged user
+    namespaces (nothing changed then), ValueError for a bad argument, OSError (the step,
+    then exit) when the kernel refuses a later step."""
+    unprivileged = os.geteuid() != 0
+    if unprivileged and uid != os.getuid():
+        raise ValueError("sandbox: without root, a template keeps the server's uid "
+                         f"({os.getuid()}), not {uid}")
+    gid = os.getgid() if unprivileged else uid if gid is None else gid
     if uid <= 0 or gid <= 0:
         raise ValueError("sandbox: the uid and gid must be unprivileged (not 0)")
     if tmp_mb <= 0:
         raise ValueError("sandbox: tmp_mb must be positive")
     if not os.path.isdir(code_dir):
         raise ValueError(f"sandbox: the code directory {code_dir} does not exist")
-    if os.geteuid() != 0:
-        raise SandboxUnavailable("the server does not run as root, so a function's template "
-                                 "keeps the server's uid and sees its whole filesystem")
     ops = template_ops(code_dir, uid, gid, tmp_mb=tmp_mb, user=user, extra=extra,
                        denied=denied)
-    _core.enter_environment(ops, uid, gid, TASK_ROOT, LAMBDA_NOFILE, nproc, pdeathsig)
+    if not unprivileged:
+        _core.enter_environment(ops, uid, gid, TASK_ROOT, LAMBDA_NOFILE, nproc, pdeathsig)
+        return
+    try:
+        _core.enter_user_environment(ops, TASK_ROOT, LAMBDA_NOFILE, nproc, pdeathsig)
+    except OSError as error:
+        if os.getpid() == 1 or not (error.strerror or "").startswith(
+                "enter_user_environment: unshare("):
+            raise  # past the unshare: half-changed, the template exits
+        raise SandboxUnavailable(
+            f"the server does not run as root and unprivileged user namespaces are refused "
+            f"({_userns_refusal(error)}), so functions are not sandboxed: they run as uid "
+            f"{uid} and can read what it can read (the state directory, keys, other "
+            "functions' code and /tmp files), see and signal its processes") from None
 
 
 def _sysctl(name: str) -> str | None:
@@ -208,7 +233,7 @@ def _sysctl(name: str) -> str | None:
         return None
 
 
-def _userns_reason(error: OSError) -> str:
+def _userns_refusal(error: OSError) -> str:
     """Why the kernel refused, from the knobs that refuse unprivileged user namespaces."""
     if _sysctl("user/max_user_namespaces") == "0":
         why = "user.max_user_namespaces is 0"
@@ -219,10 +244,14 @@ def _userns_reason(error: OSError) -> str:
                "(kernel.apparmor_restrict_unprivileged_userns is 1)")
     else:
         why = "the kernel refused"
-    return (f"workers cannot have namespaces of their own ({why}: {error}), so a function's "
-            "workers share its template's /tmp: they see and change each other's and Init's "
-            "files there, within one size for all, and RLIMIT_NPROC counts the function's "
-            "processes together instead of each worker's")
+    return f"{why}: {error}"
+
+
+def _userns_reason(error: OSError) -> str:
+    return (f"workers cannot have namespaces of their own ({_userns_refusal(error)}), so a "
+            "function's workers share its template's /tmp: they see and change each other's "
+            "and Init's files there, within one size for all, and RLIMIT_NPROC counts the "
+            "function's processes together instead of each worker's")
 
 
 def _overlay_reason(error: OSError) -> str:
