@@ -38,7 +38,10 @@ MAX_WORKER_SPIN_NS = 100_000
 
 class Workers:
     """Invariants: every live worker has a record in ``records`` and in its pool; a
-    record's pid is known once the template reported the fork or the worker said Hello.
+    record's pid (the one the server signals) is known once the template reported the fork
+    or, where pids are the server's (not the unprivileged mode's PID namespace), the worker
+    said Hello.  Records are found by (template pid, pid as that template reports it):
+    each unprivileged template numbers its workers in a PID namespace of its own.
     Every method but ``remove_dead_groups`` runs with the hop's lock held."""
 
     def __init__(self, hop: Hop, alarm: Alarm, templates: Templates, budget: MemoryBudget,
@@ -57,7 +60,8 @@ class Workers:
         self.host_cpus = os.cpu_count() or 1
         self.records: dict[bytes, WorkerRecord] = {}
         self.ended = threading.Condition(hop.lock)  # notified when workers are forgotten
-        self._by_pid: dict[int, WorkerRecord] = {}
+        self._by_pid: dict[tuple[int, int], WorkerRecord] = {}
+        self._pid_keys: dict[bytes, tuple[int, int]] = {}  # record id -> its _by_pid key
         self._ids = itertools.count(1)
         self._dead_groups: deque[Group] = deque()  # to remove outside the lock
 
@@ -168,19 +172,22 @@ class Workers:
             self.grow(record.pool)  # it was counted as coming for the queue
             return None
         record.state = "idle"
-        record.pid = hello.pid
+        if record.pid is None and self._templates.same_pids:
+            record.pid = hello.pid  # before the fork's report: the deadline may need it
         record.init_ns = hello.init_ns
         record.last_used_ns = monotonic_ns()
-        self._by_pid[hello.pid] = record
         record.pool.starting -= 1
         record.pool.boot_failures = 0
         return record
 
-    def forked(self, message: wire.Forked) -> None:
+    def forked(self, message: wire.Forked, template: int, pid: int | None) -> None:
+        """``template`` (its pid) forked a worker it calls ``message.pid``, which the server
+        signals as ``pid`` (None: it has ended already, its Exited report follows)."""
         record = self.records.get(message.worker.encode())
         if record is not None:
-            record.pid = message.pid
-            self._by_pid[message.pid] = record
+            record.pid = pid
+            key = self._pid_keys[record.id] = (template, message.pid)
+            self._by_pid[key] = record
 
     def fork_failed(self, message: wire.ForkFailed) -> None:
         record = self.records.get(message.worker.encode())
@@ -189,9 +196,10 @@ class Workers:
             record.pool.starting -= 1
             record.pool.boot_failures += 1
 
-    def exited(self, exited: wire.Exited) -> None:
-        """A worker ended: what it ran fails (or, never taken, goes to another worker)."""
-        record = self._by_pid.get(exited.pid)
+    def exited(self, exited: wire.Exited, template: int) -> None:
+        """A worker ended: what it ran fails (or, never taken, goes to another worker).
+        Its template reported its fork first, on the same pipe: its key is known."""
+        record = self._by_pid.get((template, exited.pid))
         if record is None:
             return
         pool = record.pool
@@ -286,8 +294,9 @@ class Workers:
         record.pool.workers.pop(record.id, None)
         if record.generation in record.pool.retired:
             self._templates.end_retired(record.pool)
-        if record.pid is not None:
-            self._by_pid.pop(record.pid, None)
+        key = self._pid_keys.pop(record.id, None)
+        if key is not None:
+            self._by_pid.pop(key, None)
         leftover = take(record)
         self.outputs.close(record)
         if leftover and record.state == "starting":  # why it never became ready

@@ -15,7 +15,6 @@ function never spins.
 from __future__ import annotations
 
 import logging
-import os
 import selectors
 import signal
 import subprocess
@@ -54,7 +53,7 @@ class Supervisor:
         self._selector = selectors.DefaultSelector()
         self._selector.register(self.alarm.fd, selectors.EVENT_READ, None)
         self.templates = Templates(hop, self.alarm, self._selector, state_dir, region,
-                                   sandbox and _can_confine())
+                                   sandbox)
         self._warned: set[str] = set()
         self.budget = budget
         self.workers = Workers(hop, self.alarm, self.templates, self.budget,
@@ -169,7 +168,7 @@ class Supervisor:
         messages = self.templates.read(fd, pool, process)
         if messages is not None:
             for message in messages:
-                self._on_template_message(pool, message)
+                self._on_template_message(pool, process, message)
         elif self.templates.ended(fd, pool, process):
             if pool.state == "dead":  # its workers died with it
                 self.workers.crash_all(pool, exit_reason(-1, signal.SIGKILL))
@@ -177,12 +176,14 @@ class Supervisor:
             if not pool.deleted and not self._stopping:
                 self.workers.grow(pool)
 
-    def _on_template_message(self, pool: FunctionPool, message: Message) -> None:
+    def _on_template_message(self, pool: FunctionPool, process: subprocess.Popen[bytes],
+                             message: Message) -> None:
         kind = type(message)
         if kind is wire.Exited:
-            self.workers.exited(message)
+            self.workers.exited(message, process.pid)
         elif kind is wire.Forked:
-            self.workers.forked(message)
+            self.workers.forked(message, process.pid,
+                                self.templates.worker_pid(process, message.pid))
         elif kind is wire.Ready:
             self.templates.ready(pool, message)
             self.workers.grow(pool)
@@ -224,16 +225,3 @@ class Supervisor:
             self.cgroups.remove()
         self._selector.close()
         self.alarm.close()
-
-
-def _can_confine() -> bool:
-    """Whether functions can be sandboxed: a template needs root to build its environment
-    (a mount namespace, another uid); without it, say once what is not isolated."""
-    if os.geteuid() == 0:
-        return True
-    _log.warning(
-        "fastinvoke: not running as root, so functions are not sandboxed: they run as uid "
-        "%d and can read what it can read (the state directory, keys, other functions' code "
-        "and /tmp files), see and signal its processes. Run as root (or in a container as "
-        "its root) to give each function its own uid, root and /tmp.", os.geteuid())
-    return False

@@ -54,6 +54,8 @@ class Templates:
         os.makedirs(self.log_dir, exist_ok=True)
         self.region = region
         self.sandbox = sandbox
+        # Whether templates report the pids the server signals (see ``worker_pid``).
+        self.same_pids = not sandbox or os.geteuid() == 0
         self._to_spawn: deque[tuple[FunctionPool, int]] = deque()  # with its generation
         self._buffers: dict[int, bytes] = {}
 
@@ -133,7 +135,9 @@ class Templates:
         # Fork requests travel with the new worker's link fds: a socket, not a pipe.
         control, to_template = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         reports, from_template = os.pipe2(os.O_CLOEXEC)
-        uid = sandbox_uid(self.state_dir, config.name) if self.sandbox else -1
+        uid = -1
+        if self.sandbox:  # without root, the unprivileged mode keeps the server's uid
+            uid = sandbox_uid(self.state_dir, config.name) if os.geteuid() == 0 else os.getuid()
         boot = wire.Boot(config.name, config.handler, code_dir, to_template.fileno(),
                          from_template, os.getpid(), config.prefork, config.runtime,
                          uid, config.ephemeral_storage_mb, [self.state_dir])
@@ -198,6 +202,22 @@ class Templates:
         pool.init_ns = message.init_ns
         pool.init_error = None
 
+    def worker_pid(self, process: subprocess.Popen[bytes], pid: int) -> int | None:
+        """The pid the server signals for the worker ``process`` (a template) reported as
+        ``pid``: the same as root or unsandboxed; in the unprivileged mode the template is
+        PID 1 of a PID namespace of its own (pid_namespaces(7)) and reports the pids of that
+        namespace, so the worker is looked up among the children of the template (the child
+        of ``process``, the stub left outside) by the last field of its NSpid line.  Only a
+        child of the function's own template can be found, whatever it reports.  None: it
+        has already ended (its Exited report follows)."""
+        if self.same_pids:
+            return pid
+        for parent in (process.pid, *_children(process.pid)):  # unconfined, or the stub
+            for child in reversed(_children(parent)):  # the newest last
+                if _nspid(child) == pid:
+                    return child
+        return None
+
     def ended(self, fd: int, pool: FunctionPool, process: subprocess.Popen[bytes]) -> bool:
         """The template's report pipe closed: it has exited.  True when it was ``pool``'s
         current template: then Init failed if it was running, and otherwise the pool is
@@ -246,6 +266,26 @@ def sandbox_uid(state_dir: str, function: str) -> int:
     one state directory, in a range no distribution gives to users."""
     key = f"{os.path.realpath(state_dir)}\0{function}".encode()
     return _SANDBOX_UIDS + zlib.crc32(key) % _SANDBOX_UID_COUNT
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as children:
+            return [int(child) for child in children.read().split()]
+    except OSError:
+        return []
+
+
+def _nspid(pid: int) -> int | None:
+    """``pid``'s pid in its own PID namespace (the last field of NSpid, Linux 4.1)."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("NSpid:"):
+                    return int(line.split()[-1])
+    except OSError:
+        pass
+    return None
 
 
 def _end(process: subprocess.Popen[bytes]) -> None:

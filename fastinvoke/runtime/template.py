@@ -223,11 +223,18 @@ def _confine(boot: wire.Boot) -> Callable[..., int]:
     """Enter the function's sandbox (before Init, while single-threaded); return how to
     fork its workers.  What this machine cannot give is reported (``Unconfined``) for the
     front-end's one warning, never dropped silently; a kernel that refuses a step the
-    sandbox needs ends the template (the front-end reports it as an Init failure)."""
+    sandbox needs ends the template (the front-end reports it as an Init failure).
+    Without root this process becomes the stub outside the function's PID namespace and
+    its child, PID 1 there, returns (``sandbox.enter_template``)."""
     from . import sandbox
 
-    sandbox.enter_template(boot.code, boot.sandbox_uid, tmp_mb=boot.tmp_mb,
-                           denied=boot.denied, pdeathsig=signal.SIGKILL)
+    try:
+        sandbox.enter_template(boot.code, boot.sandbox_uid, tmp_mb=boot.tmp_mb,
+                               denied=boot.denied, pdeathsig=signal.SIGKILL)
+    except sandbox.SandboxUnavailable as exc:  # not root, no user namespaces: unsandboxed
+        os.environ["LAMBDA_TASK_ROOT"] = boot.code
+        os.write(boot.control_out, wire.encode_line(wire.Unconfined(exc.reason)))
+        return fork_worker
     boot.code = os.environ["LAMBDA_TASK_ROOT"] = sandbox.TASK_ROOT
     try:
         tmp = sandbox.probe_workers()
@@ -236,7 +243,20 @@ def _confine(boot: wire.Boot) -> Callable[..., int]:
         return fork_worker
     if tmp.warning:
         os.write(boot.control_out, wire.encode_line(wire.Unconfined(tmp.warning)))
-    return functools.partial(sandbox.fork_environment, boot.tmp_mb, tmp_overlay=tmp.overlay)
+    fork = functools.partial(sandbox.fork_environment, boot.tmp_mb, tmp_overlay=tmp.overlay)
+    if os.getpid() != 1:
+        return fork
+    # PID 1 ignores a signal from inside its namespace only without a handler
+    # (pid_namespaces(7)): not the interpreter's SIGINT one, which workers get back.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+    def fork_in_namespace(*args: object) -> int:
+        pid = fork(*args)
+        if pid == 0:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+        return pid
+
+    return fork_in_namespace
 
 
 def main() -> None:
