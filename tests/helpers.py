@@ -285,3 +285,15 @@ def process_state(pid: int) -> str | None:
     """The state letter of ``pid`` in /proc (``T`` when stopped), None when gone."""
     stat = _stat(pid)
     return None if stat is None else stat[0]
+
+
+def sandbox_layout_problem() -> str | None:
+    """Why this checkout cannot be sandboxed (Python or fastinvoke under /tmp, which each
+    sandbox replaces: a clone in /tmp), or None."""
+    from fastinvoke.runtime import sandbox
+
+    try:
+        sandbox.check_layout()
+    except sandbox.SandboxUnavailable as exc:
+        return exc.reason
+    return None

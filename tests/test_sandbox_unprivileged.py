@@ -23,15 +23,19 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from helpers import FUNCTIONS
+from helpers import FUNCTIONS, sandbox_layout_problem
 from test_sandbox_mechanism import libc_call, outcome
 
 from fastinvoke import FunctionConfig, Invoker
 from fastinvoke.pool.templates import Templates
 from fastinvoke.runtime import sandbox
 
-pytestmark = pytest.mark.skipif(
-    os.geteuid() != 0, reason="plays an unprivileged server's user by leaving root")
+pytestmark = [
+    pytest.mark.skipif(os.geteuid() != 0,
+                       reason="plays an unprivileged server's user by leaving root"),
+    pytest.mark.skipif(sandbox_layout_problem() is not None,
+                       reason=f"not sandboxable here: {sandbox_layout_problem()}"),
+]
 
 UID = 61071  # unused on the host
 CLONE_NEWNS = 0x20000

@@ -40,7 +40,7 @@ __all__ = [
     "DEFAULT_EPHEMERAL_MB", "LAMBDA_NOFILE", "LAMBDA_NPROC", "SANDBOX_USER", "TASK_ROOT",
     "WORKER_STORE", "SandboxUnavailable", "WorkerTmp",
     "check_sources", "enter_template", "fork_environment", "interpreter_paths",
-    "probe_workers", "template_ops",
+    "check_layout", "probe_workers", "template_ops",
 ]
 
 Op = tuple  # one of enter_environment's op tuples
@@ -133,6 +133,18 @@ def _account_files(uid: int, gid: int, user: str) -> list[Op]:
             ("file", "/etc/group", group.encode(), 0o644)]
 
 
+def check_layout(paths: Iterable[str] | None = None) -> None:
+    """Raise SandboxUnavailable when what the sandbox must bind (default: this
+    interpreter's paths) lies where each sandbox puts its own (/tmp, /proc, /dev, ...)."""
+    for path in interpreter_paths() if paths is None else paths:
+        for covered in REPLACED:
+            if _inside(path, covered):
+                raise SandboxUnavailable(
+                    f"{path} is under {covered}, which each function's sandbox replaces with "
+                    "its own, so functions run unsandboxed, as the server's user, seeing its "
+                    f"files; install Python and fastinvoke outside {covered} to sandbox them")
+
+
 def template_ops(code_dir: str, uid: int, gid: int, *, tmp_mb: int = DEFAULT_EPHEMERAL_MB,
                  user: str = SANDBOX_USER, extra: Sequence[str] = (),
                  denied: Sequence[str] = ()) -> list[Op]:
@@ -148,11 +160,7 @@ def template_ops(code_dir: str, uid: int, gid: int, *, tmp_mb: int = DEFAULT_EPH
             binds.append(path)
     binds = _outermost(binds + interpreter_paths())
     check_sources([*binds, code_dir], [*ALWAYS_DENIED, *denied])
-    for path in binds:
-        for covered in REPLACED:
-            if _inside(path, covered):
-                raise ValueError(f"sandbox: {path} is under {covered}, which the sandbox "
-                                 "replaces: install the interpreter elsewhere")
+    check_layout(binds)
     ops[:0] = [("ro-bind", path, path) for path in binds]  # symlinks may point into them
     ops.append(("dir", "/etc", 0o755))
     for name in ETC_ENTRIES:

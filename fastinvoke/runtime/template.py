@@ -231,8 +231,10 @@ def _confine(boot: wire.Boot) -> Callable[..., int]:
     try:
         sandbox.enter_template(boot.code, boot.sandbox_uid, tmp_mb=boot.tmp_mb,
                                denied=boot.denied, pdeathsig=signal.SIGKILL)
-    except sandbox.SandboxUnavailable as exc:  # not root, no user namespaces: unsandboxed
-        os.environ["LAMBDA_TASK_ROOT"] = boot.code
+    except sandbox.SandboxUnavailable as exc:  # no user namespaces, or a layout it cannot
+        for name in ("LAMBDA_TASK_ROOT", "NODE_PATH"):  # hold: unsandboxed
+            if os.environ.get(name) == sandbox.TASK_ROOT:
+                os.environ[name] = boot.code
         os.write(boot.control_out, wire.encode_line(wire.Unconfined(exc.reason)))
         return fork_worker
     boot.code = os.environ["LAMBDA_TASK_ROOT"] = sandbox.TASK_ROOT
