@@ -405,7 +405,7 @@ def _start_time(pid: int) -> int | None:
     return _stat_field(pid, 19)
 
 
-def _cmdline(pid: int) -> str:
+def _cmdline(pid: int) -> str:  # tests/ has its twin: bench and tests import neither
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
             return cmdline.read().replace(b"\0", b" ").decode(errors="replace")

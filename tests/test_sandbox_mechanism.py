@@ -28,7 +28,7 @@ import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 from helpers import sandbox_layout_problem
@@ -115,6 +115,19 @@ def host(tmp_path: Path) -> dict[str, Any]:
             "other": str(other)}
 
 
+def answer_and_exit(report_w: int, body: Callable[[], Any]) -> NoReturn:
+    """In a forked child: write ``body()`` as JSON to ``report_w`` (or why it could not
+    run: the sandbox unavailable here, or the traceback), then exit."""
+    try:
+        result = body()
+    except sandbox.SandboxUnavailable as exc:
+        result = {"skip": exc.reason}
+    except BaseException:
+        result = {"error": traceback.format_exc()}
+    os.write(report_w, json.dumps(result).encode())
+    os._exit(0)
+
+
 def run_sandbox(host: dict[str, Any], init: Callable[[dict[str, Any]], dict[str, Any]] | None =
                 None, worker: Probe | None = None, *, workers: int = 1, tmp_mb: int = TMP_MB,
                 nproc: int = sandbox.LAMBDA_NPROC, cgroup_procs: tuple[int, ...] = (),
@@ -133,8 +146,9 @@ def run_sandbox(host: dict[str, Any], init: Callable[[dict[str, Any]], dict[str,
     template = os.fork()
     if template == 0:  # the template
         os.close(report_r)
-        result: dict[str, Any] = {}
-        try:
+
+        def template_runs() -> dict[str, Any]:
+            result: dict[str, Any] = {}
             sandbox.enter_template(ctx["code"], UID, tmp_mb=tmp_mb, pdeathsig=signal.SIGKILL,
                                    denied=[ctx["state"], ctx["keys"]])
             ctx["template"] = os.getpid()
@@ -148,12 +162,9 @@ def run_sandbox(host: dict[str, Any], init: Callable[[dict[str, Any]], dict[str,
             result["workers"] = _fork_workers(ctx, worker, workers, tmp_mb, nproc, cgroup_procs)
             if after:
                 result["init"]["after"] = after(ctx)
-        except sandbox.SandboxUnavailable as exc:
-            result = {"skip": exc.reason}
-        except BaseException:
-            result = {"error": traceback.format_exc()}
-        os.write(report_w, json.dumps(result).encode())
-        os._exit(0)
+            return result
+
+        answer_and_exit(report_w, template_runs)
     os.close(report_w)
     data = read_all(report_r)  # EOF: the template and every process it started are gone
     os.close(report_r)
@@ -559,14 +570,7 @@ def test_the_probe_falls_back_to_a_plain_tmp_and_says_why() -> None:
     pid = os.fork()
     if pid == 0:  # a single-threaded process, as a template is
         os.close(report_r)
-        try:
-            result: Any = list(sandbox.probe_workers())
-        except sandbox.SandboxUnavailable as exc:
-            result = {"skip": exc.reason}
-        except BaseException:
-            result = {"error": traceback.format_exc()}
-        os.write(report_w, json.dumps(result).encode())
-        os._exit(0)
+        answer_and_exit(report_w, lambda: list(sandbox.probe_workers()))
     os.close(report_w)
     result = json.loads(read_all(report_r))
     os.close(report_r)
