@@ -96,7 +96,10 @@ def test_text_report_and_payload_from_a_file(tmp_path: Path) -> None:
     assert lines[0].startswith("fastinvoke bench add: embedded")
     assert "requests    100 (0 errors)" in done.stdout
     assert all(f" {p} " in lines[3] for p in ("p50", "p90", "p99", "p99.9", "max"))
-    assert done.stderr == ""  # no progress bar when stderr is not a terminal
+    # No progress bar when stderr is not a terminal; only fastinvoke's own warnings (such
+    # as a machine that cannot sandbox functions) may be there.
+    assert [line for line in done.stderr.splitlines()
+            if not line.startswith("fastinvoke: ")] == []
 
 
 def test_a_terminal_gets_a_live_progress_bar() -> None:
