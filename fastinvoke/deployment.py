@@ -145,6 +145,7 @@ class Functions:
                 self._admission.reserve(pool, reserved)
                 pool.config = config
                 pool.max_workers = self._admission.worker_limit(config)
+                self._events.concurrency_changed(pool)
             self._save()
 
     def restore(self, state_dir: str) -> None:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
-from helpers import notify_socket
+from helpers import MakeInvoker, notify_socket, wait_until
 
 from fastinvoke import FunctionConfig, Invoker
 from fastinvoke.errors import TooManyRequestsException
@@ -63,3 +64,26 @@ def test_the_account_limit_throttles_unreserved_functions() -> None:
         for call in calls:
             call.join()
         assert invoker.meter("u")["throttles"] == 1
+
+
+def test_an_admitted_invocation_still_runs_when_the_reservation_goes_to_zero(
+        make_invoker: MakeInvoker, tmp_path: Path) -> None:
+    """Admitted while its function's first worker was still to be forked, then the
+    reservation set to 0: that invocation runs (its worker is forked), the next is
+    throttled, as Lambda's in-flight invocations finish when the reservation changes."""
+    invoker = make_invoker()
+    invoker.create_function(FunctionConfig(name="gated", handler="gate.handler", code=FUNCTIONS,
+                                           reserved_concurrency=1))
+    gate = tmp_path / "gate"
+    answers: list[Any] = []
+    holder = threading.Thread(target=lambda: answers.append(
+        invoker.invoke("gated", {"gate": str(gate)})))
+    holder.start()
+    wait_until(lambda: invoker._functions.pool("gated").active == 1)  # admitted, waiting
+    invoker.put_function_concurrency("gated", 0)
+    with pytest.raises(TooManyRequestsException):
+        invoker.invoke("gated", {"gate": str(gate)})
+    gate.touch()
+    holder.join(timeout=30)
+    assert not holder.is_alive(), "the admitted invocation never ran"
+    assert answers[0].payload == b'"through"'

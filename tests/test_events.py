@@ -256,7 +256,8 @@ def test_events_wait_for_concurrency_instead_of_being_throttled(
         assert not attempts.exists()
     finally:
         opened.touch()
-        holder.join()
+        holder.join(timeout=20)
+    assert not holder.is_alive(), "the holder never got its answer"
     first_line(attempts)
     assert lines(attempts)[0]["request_id"] == result.request_id
     assert invoker.meter(name)["throttles"] == 1  # the synchronous call only
@@ -496,7 +497,38 @@ def test_a_redeployed_function_keeps_its_queued_events_and_runs_them_as_redeploy
         assert invoker.event_stats("rec")["queued"] == 5
     finally:
         opened.touch()
-        holder.join()
+        holder.join(timeout=20)
+    assert not holder.is_alive(), "the holder never got its answer"
     assert invoker.wait_for_events("rec", timeout_s=60)
     assert not before.exists()
     assert sorted(run["request_id"] for run in lines(after)) == sorted(accepted)
+
+
+def test_events_waiting_for_concurrency_when_it_goes_to_zero_are_sent_to_on_failure(
+        make_invoker: MakeInvoker, make_function: MakeFunction, tmp_path: Path) -> None:
+    """Claimed events waiting for the function's one slot, then its reservation set to 0:
+    they can never run, so they go to the failure destination at once, as Lambda sends
+    them (they waited for ever before, and close() for its whole grace)."""
+    invoker = make_invoker()
+    name = make_function("gate.handler", invoker=invoker, reserved_concurrency=1)
+    sink = tmp_path / "failure.jsonl"
+    invoker.event_invoke_config(name, on_failure=f"file://{sink}")
+    gate = tmp_path / "gate"
+    holder = threading.Thread(target=invoker.invoke, args=(name, {"gate": str(gate)}))
+    holder.start()
+    # The states this test is about are the queue's own, not observable through the API.
+    wait_until(lambda: invoker._functions.pool(name).active == 1)  # the holder runs
+    for n in range(3):
+        invoker.invoke(name, {"gate": str(gate), "n": n}, invocation_type="Event")
+    wait_until(lambda: len(invoker._events.lane(name).claimed) == 3)  # waiting for the slot
+
+    invoker.put_function_concurrency(name, 0)
+
+    wait_until(lambda: len(lines(sink)) == 3, message="the waiting events never settled")
+    assert {line["requestContext"]["condition"] for line in lines(sink)} == {
+        "ZeroReservedConcurrency"}
+    assert sorted(line["requestPayload"]["n"] for line in lines(sink)) == [0, 1, 2]
+    gate.touch()
+    holder.join(timeout=20)
+    assert not holder.is_alive(), "the holder never got its answer"
+    assert invoker.wait_for_events(name, timeout_s=10)

@@ -188,9 +188,21 @@ class EventQueue:
 
     # -- starting and finishing attempts (lock held) ---------------------------------------
 
+    def concurrency_changed(self, pool: FunctionPool) -> None:
+        """``pool``'s reserved concurrency changed (lock held): its claimed events may start,
+        or, at 0, may never run."""
+        lane = self._lanes.get(pool.name)
+        if lane is not None and lane.pool is pool:
+            self._start(lane)
+
     def _start(self, lane: Lane) -> None:
         """Start ``lane``'s claimed events while its function has concurrency to spare."""
         claimed = lane.claimed
+        if claimed and lane.pool.config.reserved_concurrency == 0:
+            while claimed:  # claimed before the reservation went to 0: they never run
+                event = claimed.popleft()
+                event.attempts -= 1  # counted when claimed, never started
+                self._finish(event, records.ZERO_RESERVED_CONCURRENCY)
         room = self._capacity(lane.pool)
         if claimed and room > 0:
             now, max_age = _now_ms(), lane.config.max_age_ms

@@ -77,7 +77,9 @@ class Workers:
             return
         live = len(pool.workers)
         wanted = max(len(pool.queue) - pool.starting, pool.config.provisioned - live)
-        count = min(wanted, pool.max_workers - live)
+        # A reservation set to 0 while invocations waited for a worker throttles the next
+        # ones, not those admitted already: one worker still runs them.
+        count = min(wanted, max(pool.max_workers, 1 if pool.queue else 0) - live)
         if count <= 0:
             return
         if pool.boot_failures >= MAX_BOOT_FAILURES:
