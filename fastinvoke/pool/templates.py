@@ -23,6 +23,7 @@ import msgspec
 from .. import wire
 from .._core import monotonic_ns
 from ..runtime.faults import exit_reason
+from ..runtime.freeze import children
 from ..runtime.sandbox import TASK_ROOT
 from .alarm import Alarm
 from .environment import function_environment
@@ -212,8 +213,8 @@ class Templates:
         has already ended (its Exited report follows)."""
         if self.same_pids:
             return pid
-        for parent in (process.pid, *_children(process.pid)):  # unconfined, or the stub
-            for child in reversed(_children(parent)):  # the newest last
+        for parent in (process.pid, *children(process.pid)):  # unconfined, or the stub
+            for child in reversed(children(parent)):  # the newest last
                 if _nspid(child) == pid:
                     return child
         return None
@@ -266,14 +267,6 @@ def sandbox_uid(state_dir: str, function: str) -> int:
     one state directory, in a range no distribution gives to users."""
     key = f"{os.path.realpath(state_dir)}\0{function}".encode()
     return _SANDBOX_UIDS + zlib.crc32(key) % _SANDBOX_UID_COUNT
-
-
-def _children(pid: int) -> list[int]:
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children") as children:
-            return [int(child) for child in children.read().split()]
-    except OSError:
-        return []
 
 
 def _nspid(pid: int) -> int | None:

@@ -31,7 +31,7 @@ def stop_children() -> list[int]:
     stopped: list[int] = []
     parents = [os.getpid()]
     while parents:
-        for child in _children(parents.pop()):
+        for child in children(parents.pop()):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(child, signal.SIGSTOP)
                 stopped.append(child)
@@ -45,18 +45,18 @@ def resume(pids: list[int]) -> None:
             os.kill(pid, signal.SIGCONT)
 
 
-def _children(pid: int) -> list[int]:
+def children(pid: int) -> list[int]:
     """The children of every thread of ``pid`` (a child belongs to the thread that forked
-    it in /proc's view)."""
+    it in /proc's view); none once it is gone."""
     found: list[int] = []
     try:
         tasks = os.listdir(f"/proc/{pid}/task")
-    except FileNotFoundError:
+    except OSError:
         return found
     for task in tasks:
         try:
-            with open(f"/proc/{pid}/task/{task}/children") as children:
-                found += [int(child) for child in children.read().split()]
-        except FileNotFoundError:
+            with open(f"/proc/{pid}/task/{task}/children") as listed:
+                found += [int(child) for child in listed.read().split()]
+        except OSError:
             continue
     return found
