@@ -7,7 +7,7 @@ from __future__ import annotations
 import threading
 import time
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
@@ -24,8 +24,10 @@ from .events import EventInvokeConfig
 from .events.queue import EventQueue
 from .ledger import Ledger
 from .pool.records import FunctionPool
-from .pool.supervisor import Supervisor
 from .registry import FunctionEntry, Registry
+
+if TYPE_CHECKING:
+    from .backend import Backend
 
 _RECYCLE_WAIT_S = 10.0
 
@@ -35,7 +37,7 @@ class Functions:
     configurations; the dispatcher's lock is taken inside it to apply them to running
     pools."""
 
-    def __init__(self, arn_prefix: str, supervisor: Supervisor, events: EventQueue,
+    def __init__(self, arn_prefix: str, supervisor: Backend, events: EventQueue,
                  admission: Admission, ledger: Ledger, registry: Registry) -> None:
         self._arn_prefix = arn_prefix
         self._supervisor = supervisor
@@ -75,6 +77,7 @@ class Functions:
 
     def create(self, config: FunctionConfig) -> FunctionConfig:
         config.validate()
+        self._supervisor.check(config)
         with self.lock:
             self.check_open()
             if config.name in self.pools:
@@ -85,6 +88,7 @@ class Functions:
 
     def put(self, config: FunctionConfig) -> FunctionConfig:
         config.validate()
+        self._supervisor.check(config)
         with self.lock:
             self.check_open()
             pool = self.pools.get(config.name)
@@ -111,6 +115,7 @@ class Functions:
             except TypeError as exc:  # a keyword that is not a FunctionConfig field
                 raise InvalidParameterValueException(
                     f"update_function: {exc}; give FunctionConfig fields") from None
+            self._supervisor.check(config)
             with self._supervisor.lock:
                 pool.config = config
                 self._supervisor.renew(pool)

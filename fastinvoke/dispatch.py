@@ -41,7 +41,9 @@ from .pool.records import Batch, FunctionPool, Invocation
 
 if TYPE_CHECKING:
     from .admission import Admission
+    from .cluster.slots import Slots
     from .pool.alarm import Alarm
+    from .pool.hop import RemoteLink
     from .pool.lifecycle import Workers
 
 # A lone waiting caller spins on its worker's reply for up to twice the function's recent
@@ -62,13 +64,13 @@ class Dispatcher:
     def __init__(self, admission: Admission, account: Callable[[Invocation], None]) -> None:
         self.fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)  # every worker writes it
         self.bell = Doorbell()
-        self.links: dict[bytes, Link] = {}
+        self.links: dict[bytes, Link | RemoteLink] = {}
         self._link_list: list[Link] = []
         self.lock = threading.Lock()
         self.core = CoreDispatcher()
         self.admission = admission
         self.account = account
-        self.workers: Workers
+        self.workers: Workers | Slots
         self.alarm: Alarm
         self._reader: Invocation | None = None
         self._reader_thread = 0
@@ -85,7 +87,7 @@ class Dispatcher:
         self.unattended = 0
         self._capacity_waiter: Callable[[], None] | None = None
 
-    def attach(self, workers: Workers, alarm: Alarm) -> None:
+    def attach(self, workers: Workers | Slots, alarm: Alarm) -> None:
         """Take the pool's workers (they fork and stop workers) and the alarm that wakes
         the supervisor thread."""
         self.workers = workers
@@ -140,7 +142,7 @@ class Dispatcher:
 
     def _send(self, worker: bytes, invocation: Invocation) -> None:
         now = monotonic_ns()
-        deadline_ns = now + invocation.timeout_ns
+        deadline_ns = now + invocation.timeout_ns + self.workers.deadline_slack_ns
         invocation.started_ns = now
         message = wire.encode_header(wire.Invoke(
             invocation.request_id,
@@ -184,6 +186,11 @@ class Dispatcher:
         self._link_list.append(link)
         return requests, replies, wake, self.fd, self.bell.fd
 
+    def add_link(self, worker: bytes, link: RemoteLink) -> None:
+        """A link of another kind: a remote worker's, which only sends (its replies come
+        by other means, and complete through ``complete``)."""
+        self.links[worker] = link
+
     def delivered(self, worker: bytes) -> bool:
         """Whether ``worker`` took the last request sent to it (True without a link)."""
         link = self.links.get(worker)
@@ -191,7 +198,7 @@ class Dispatcher:
 
     def close_link(self, worker: bytes) -> None:
         link = self.links.pop(worker, None)
-        if link is not None:
+        if type(link) is Link:
             self._link_list.remove(link)
             link.close()
 

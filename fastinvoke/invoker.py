@@ -16,6 +16,7 @@ import asyncio
 import itertools
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterable
 from types import TracebackType
@@ -25,6 +26,7 @@ import msgspec
 
 from . import logs, payloads
 from .admission import ACCOUNT_LIMIT, Admission, check_reserved
+from .backend import Backend
 from .config import FunctionConfig
 from .deployment import Functions
 from .dispatch import Dispatcher
@@ -99,6 +101,14 @@ class Invoker:
         Each function in an environment of its own (needs root; README, "Sandbox"): its
         own uid, its code read-only at ``/var/task``, a private ``/tmp`` per worker,
         nothing else of the machine.  False: functions run as this process's user.
+    ray_address:
+        Run every function's workers on a Ray cluster (``"auto"``, ``"HOST:PORT"``; needs
+        ``pip install 'fastinvoke[ray]'``; README, "Scale-out on Ray") instead of on this
+        machine.  Each worker reserves ``memory_mb / 1769`` CPUs and its memory size on
+        the node that holds it; this process keeps dispatching, metering and logging.
+    overcommit:
+        With ``ray_address``: divide each worker's reservation by this factor (load
+        tests on a small cluster); its cgroup limits stay whole.
 
     With a state dir of your own, functions (and their Event settings), queued Event
     invocations, counters and logs carry over to the next Invoker made with it.
@@ -121,6 +131,8 @@ class Invoker:
         memory_budget_mb: int | None = None,
         spare_workers: bool = True,
         sandbox: bool = True,
+        ray_address: str | None = None,
+        overcommit: float = 1.0,
     ) -> None:
         if max_workers is not None and max_workers < 1:
             raise ValidationException(f"max_workers must be at least 1, not {max_workers}")
@@ -139,15 +151,26 @@ class Invoker:
         self.account_id = account_id
         self.billing = billing
         self._ledger = Ledger(self.state_dir, billing)
-        budget = MemoryBudget(memory_budget_mb)
+        # On a cluster, Ray places workers by memory (``ClusterSupervisor.check``).
+        budget = MemoryBudget(memory_budget_mb if ray_address is None else sys.maxsize)
         self._admission = Admission(account_limit, max_workers, budget)
         self._dispatcher = Dispatcher(self._admission, self._ledger.account)
-        groups = None
-        if memory_limits or cpu_limits != "off":
-            groups = detect().instance(f"{os.getpid()}.{next(_INSTANCES)}")
-        self._supervisor = Supervisor(self._dispatcher, self.state_dir, region, keep_warm_s,
-                                      budget, groups, cpu_limits, memory_limits, spare_workers,
-                                      sandbox)
+        self._supervisor: Backend
+        if ray_address is None:
+            groups = None
+            if memory_limits or cpu_limits != "off":
+                groups = detect().instance(f"{os.getpid()}.{next(_INSTANCES)}")
+            self._supervisor = Supervisor(self._dispatcher, self.state_dir, region,
+                                          keep_warm_s, budget, groups, cpu_limits,
+                                          memory_limits, spare_workers, sandbox)
+        else:
+            from .cluster.backend import ClusterSupervisor  # imports Ray: only when asked
+
+            if not overcommit >= 1.0:
+                raise ValidationException(f"overcommit must be at least 1, not {overcommit}")
+            self._supervisor = ClusterSupervisor(self._dispatcher, ray_address, region,
+                                                 keep_warm_s, overcommit, cpu_limits,
+                                                 memory_limits, sandbox)
         self._dispatcher.attach(self._supervisor.workers, self._supervisor.alarm)
         self._supervisor.start()
         if durable_events is None:
@@ -209,6 +232,13 @@ class Invoker:
 
     def list_functions(self) -> list[FunctionConfig]:
         return [pool.config for pool in self._functions.pools.values()]
+
+    def placement(self, name: str) -> dict[str, int]:
+        """Where the function's workers are: Ray node id -> workers placed there (with
+        ``ray_address``), or ``{"local": workers}``."""
+        pool = self._functions.pool(name)
+        with self._dispatcher.lock:
+            return self._supervisor.placement(pool)
 
     def function_arn(self, name: str) -> str:
         return self._functions.arn(name)
@@ -330,7 +360,7 @@ class Invoker:
         batch = Batch.of(pool, bodies, self._functions.arn(pool.name))
         self._dispatcher.submit_batch(batch, self._admission.batch_width(pool, concurrency))
         self._dispatcher.wait(batch.sentinel)
-        return [answer(invocation, log_type) for invocation in batch.invocations]
+        return [answer(invocation, log_type, in_batch=True) for invocation in batch.invocations]
 
     async def ainvoke_many(
         self,
@@ -351,7 +381,7 @@ class Invoker:
         batch.sentinel.awaitable()
         self._dispatcher.submit_batch(batch, self._admission.batch_width(pool, concurrency))
         await self._dispatcher.wait_async(batch.sentinel)
-        return [answer(invocation, log_type) for invocation in batch.invocations]
+        return [answer(invocation, log_type, in_batch=True) for invocation in batch.invocations]
 
     def call(self, function_name: str, event: Any = None) -> Any:
         """Invoke synchronously and return the decoded result; raise ``FunctionError``."""

@@ -27,9 +27,18 @@ class InvokeResult(msgspec.Struct, frozen=True):
     request_id: str = ""
 
 
-def answer(invocation: Invocation, log_type: str | None) -> InvokeResult:
+def answer(invocation: Invocation, log_type: str | None, *,
+           in_batch: bool = False) -> InvokeResult:
     """What Invoke answers for a finished synchronous invocation: its payload or error
-    document, and with ``log_type="Tail"`` the last 4 KB of its log, base64-encoded."""
+    document, and with ``log_type="Tail"`` the last 4 KB of its log, base64-encoded.  The
+    service error it ended with (its node was lost) is raised; in a batch it is that
+    invocation's answer (its HTTP status and error body), so the others are not lost."""
+    error = invocation.service_error
+    if error is not None:
+        if not in_batch:
+            raise error
+        return InvokeResult(error.status, msgspec.json.encode(error.to_body()),
+                            request_id=invocation.request_id)
     return InvokeResult(
         200,
         invocation.payload,

@@ -44,6 +44,8 @@ class Workers:
     each unprivileged template numbers its workers in a PID namespace of its own.
     Every method but ``remove_dead_groups`` runs with the hop's lock held."""
 
+    deadline_slack_ns = 0  # a local worker is killed at its deadline exactly
+
     def __init__(self, hop: Hop, alarm: Alarm, templates: Templates, budget: MemoryBudget,
                  keep_warm_ns: int, cgroups: Instance | None, cpu_limits: str,
                  memory_limits: bool, spare_workers: bool) -> None:

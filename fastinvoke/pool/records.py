@@ -16,6 +16,7 @@ from ..requests import new_request_id
 
 if TYPE_CHECKING:
     from ..config import FunctionConfig
+    from ..errors import ServiceError
     from ..logs import InvocationLog
     from .cgroups import Group
 
@@ -101,7 +102,7 @@ class Invocation:
         "identity", "trace_id", "done", "payload", "error_type", "outcome", "log",
         "duration_ns", "max_rss_kb", "init_ns", "cold", "billed_ms", "log_entry",
         "sem", "waiting", "future", "loop", "loop_thread", "callback", "started_ns",
-        "log_stream", "source", "batch",
+        "log_stream", "source", "batch", "service_error",
     )
 
     def __init__(self, request_id: str, pool: FunctionPool, event: bytes,
@@ -135,6 +136,8 @@ class Invocation:
         self.log_stream = pool.init_stream
         self.source: Any = None  # what the submitter keeps with it (the queued Event)
         self.batch: Batch | None = None
+        # What Invoke raises instead of answering (its worker's node was lost).
+        self.service_error: ServiceError | None = None
 
     def awaitable(self) -> Invocation:
         """This invocation, to be awaited on the running loop (from its thread)."""

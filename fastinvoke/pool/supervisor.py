@@ -19,6 +19,7 @@ import selectors
 import signal
 import subprocess
 import threading
+from typing import TYPE_CHECKING
 
 from .. import wire
 from .._core import monotonic_ns
@@ -30,6 +31,9 @@ from .failures import fail_queue
 from .hop import Hop
 from .lifecycle import Workers
 from .records import FunctionPool
+
+if TYPE_CHECKING:
+    from ..config import FunctionConfig
 from .templates import Message, Templates
 
 _log = logging.getLogger(__name__)
@@ -45,7 +49,8 @@ class Supervisor:
     def __init__(self, hop: Hop, state_dir: str, region: str, keep_warm_s: float,
                  budget: MemoryBudget, cgroups: Instance | None = None,
                  cpu_limits: str = "proportional", memory_limits: bool = True,
-                 spare_workers: bool = True, sandbox: bool = True) -> None:
+                 spare_workers: bool = True, sandbox: bool = True,
+                 read_replies: bool = True) -> None:
         self._hop = hop
         self.lock = hop.lock
         self.cgroups = cgroups
@@ -61,6 +66,8 @@ class Supervisor:
                                spare_workers)
         self.pools: dict[str, FunctionPool] = {}
         self._stopping = False
+        # False: another thread always reads the replies (a node process's main loop).
+        self._read_replies = read_replies
         self._watching_replies = False
         self._thread = threading.Thread(target=self._run, name="fastinvoke-supervisor",
                                         daemon=True)
@@ -68,7 +75,14 @@ class Supervisor:
     def start(self) -> None:
         self._thread.start()
 
-    # -- pools (lock held) ------------------------------------------------------------------
+    # -- pools (lock held but ``check``) ---------------------------------------------------
+
+    def check(self, config: FunctionConfig) -> None:
+        """Any function may be created here: one larger than the memory budget is refused
+        when invoked, with what to change (``Admission.admit``)."""
+
+    def placement(self, pool: FunctionPool) -> dict[str, int]:
+        return {"local": len(pool.workers)}
 
     def add(self, pool: FunctionPool) -> None:
         """Take ``pool`` under supervision and start its Init."""
@@ -137,7 +151,7 @@ class Supervisor:
         Also watch the workers' replies while Event invocations are outstanding: nobody
         else reads their replies (or the Hello of the worker forked for them)."""
         hop = self._hop
-        watch = hop.unattended > 0
+        watch = self._read_replies and hop.unattended > 0
         if watch != self._watching_replies:
             if watch:
                 self._selector.register(hop.fd, selectors.EVENT_READ, _REPLIES)

@@ -1,0 +1,164 @@
+"""The front-end's ZeroMQ links to node processes, and the thread that reads them.
+
+Each node gets two DEALER sockets, both CURVE clients of the node's ROUTER: ``tx``
+carries what the front-end sends, only ever with the dispatcher's lock held (so any caller
+thread may send an invocation itself, as it writes a local worker's lane), and ``rx``
+what the node answers, read by one relay thread for every node.  A ZeroMQ socket is used
+by one thread at a time; the lock makes ``tx`` so, and ``rx`` has one reader.
+
+The relay thread completes invocations as the nodes' ``Done`` messages arrive (taking the
+lock once per burst), pings every node the front-end links to, and declares a node lost
+when it has not been heard for ``LOST_AFTER_S``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+import zmq
+
+from . import protocol
+
+_log = logging.getLogger("fastinvoke")
+
+LOST_AFTER_S = 1.5  # silence after which a node is lost (it beats every 0.25 s)
+PING_EVERY_S = 0.25  # and look for silent nodes
+_POLL_MS = 100
+
+
+class Keys:
+    """The CURVE keys of one cluster run, made in memory (never written to a file): the
+    nodes' pair and the front-end's."""
+
+    def __init__(self) -> None:
+        self.node_public, self.node_secret = zmq.curve_keypair()
+        self.client_public, self.client_secret = zmq.curve_keypair()
+
+
+class NodeLink:
+    """One node process, as the front-end sees it.  Everything but ``last_heard`` (the
+    relay thread's) is used with the dispatcher's lock held."""
+
+    def __init__(self, context: zmq.Context, node_id: str, endpoint: str, keys: Keys) -> None:
+        self.node_id = node_id
+        self.endpoint = endpoint
+        self.up = True
+        self.last_heard = time.monotonic()
+        self.deployed: dict[str, int] = {}  # function -> generation sent to the node
+        self.slots: dict[str, int] = {}  # function -> slots the front-end holds there
+        self.code: set[str] = set()  # sha256 of the code packages the node has
+        self.tx = _client(context, keys, b"tx", endpoint)
+        self.rx = _client(context, keys, b"rx", endpoint)
+
+    def send(self, message: protocol.ToNode) -> None:
+        """Send ``message`` (lock held)."""
+        self.tx.send(protocol.encode(message), zmq.NOBLOCK)
+
+    def send_bytes(self, data: bytes) -> None:
+        self.tx.send(data, zmq.NOBLOCK)
+
+    def resize(self, function: str, change: int) -> None:
+        """Give the node ``change`` more (or fewer) slots of ``function`` (lock held)."""
+        count = self.slots[function] = self.slots.get(function, 0) + change
+        if self.up:
+            self.send(protocol.Resize(function, count))
+
+    def close(self) -> None:
+        self.tx.close(linger=0)
+        self.rx.close(linger=0)
+
+
+def _client(context: zmq.Context, keys: Keys, routing_id: bytes,
+            endpoint: str) -> zmq.Socket:
+    socket = context.socket(zmq.DEALER)
+    socket.setsockopt(zmq.LINGER, 0)
+    socket.setsockopt(zmq.SNDHWM, 0)
+    socket.setsockopt(zmq.RCVHWM, 0)
+    socket.setsockopt(zmq.ROUTING_ID, routing_id)
+    socket.curve_serverkey = keys.node_public
+    socket.curve_publickey = keys.client_public
+    socket.curve_secretkey = keys.client_secret
+    socket.connect(endpoint)
+    return socket
+
+
+class Relay:
+    """The thread that reads every node's answers.  ``on_done(link, done)`` and
+    ``on_lost(link)`` are called with ``lock`` held."""
+
+    def __init__(self, lock: threading.Lock,
+                 on_done: Callable[[NodeLink, protocol.Done], None],
+                 on_lost: Callable[[NodeLink], None]) -> None:
+        self.lock = lock
+        self._on_done = on_done
+        self._on_lost = on_lost
+        self.links: list[NodeLink] = []  # changed only with ``lock`` held
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name="fastinvoke-relay",
+                                        daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._thread.join()
+
+    def _run(self) -> None:
+        poller = zmq.Poller()
+        polled: list[NodeLink] = []
+        next_ping = time.monotonic() + PING_EVERY_S
+        while not self._stopping:
+            if polled != self.links:  # a node came or went: poll the new set
+                for link in polled:
+                    poller.unregister(link.rx)
+                    if link not in self.links:
+                        with self.lock:  # its tx may be in use until then
+                            link.close()
+                polled = list(self.links)
+                for link in polled:
+                    poller.register(link.rx, zmq.POLLIN)
+            ready = dict(poller.poll(_POLL_MS)) if polled else {}
+            if not polled:
+                time.sleep(_POLL_MS / 1000)  # nothing to read yet: the next node's link
+            now = time.monotonic()
+            for link in polled:
+                if link.rx in ready:
+                    link.last_heard = now
+                    self._read(link)
+            if now >= next_ping:
+                next_ping = now + PING_EVERY_S
+                self._ping_and_check(polled, now)
+
+    def _read(self, link: NodeLink) -> None:
+        decode, rx = protocol.decode_from_node, link.rx
+        done: list[protocol.Done] = []
+        while True:
+            try:
+                message = decode(rx.recv(zmq.NOBLOCK))
+            except zmq.Again:
+                break
+            if type(message) is protocol.Done:
+                done.append(message)
+        if done:
+            with self.lock:
+                for message in done:
+                    self._on_done(link, message)
+
+    def _ping_and_check(self, links: list[NodeLink], now: float) -> None:
+        ping = protocol.encode(protocol.Ping())
+        with self.lock:
+            for link in links:
+                if not link.up:
+                    continue
+                if now - link.last_heard > LOST_AFTER_S:
+                    _log.warning("fastinvoke: Ray node %s has not answered for %.1f s: its "
+                                 "invocations fail or run elsewhere", link.node_id,
+                                 now - link.last_heard)
+                    link.up = False
+                    self._on_lost(link)
+                else:
+                    link.send_bytes(ping)

@@ -1,0 +1,103 @@
+"""What the front-end and a node process say to each other over their ZeroMQ link.
+
+One message a frame, msgpack, tagged array-like Structs (as ``wire``'s headers).  The
+invocation itself travels as ``wire.Invoke`` bytes inside ``Run``, encoded once by the
+front-end's dispatcher, as it would be for a local worker::
+
+    front-end -> node   Deploy | Resize | Run | Undeploy | Ping | Shutdown
+    node -> front-end   Done | Beat
+
+A *slot* is one worker's room on a node, reserved through Ray for the front-end: the
+front-end sends a slot one invocation at a time, and a node holds at most as many
+workers of a function as the front-end gave it slots (``Resize``).
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+PROTOCOL = 1
+
+
+class Deploy(msgspec.Struct, tag="deploy", array_like=True, gc=False):
+    """Run Init for ``config`` (FunctionConfig as JSON, its ``code`` the key of ``code``
+    in the node's code cache); a new ``generation`` replaces the function's workers."""
+
+    function: str
+    generation: int
+    config: bytes
+    code_sha256: str
+    code: bytes  # a zip of the code directory; b"" when the node has it already
+
+
+class Resize(msgspec.Struct, tag="resize", array_like=True, gc=False):
+    function: str
+    workers: int  # how many slots the node has for it now: idle workers beyond stop
+
+
+class Run(msgspec.Struct, tag="run", array_like=True, gc=False):
+    slot: bytes
+    function: str
+    invoke: bytes  # wire.Invoke, as encoded for a local worker
+
+
+class Undeploy(msgspec.Struct, tag="undeploy", array_like=True, gc=False):
+    function: str
+
+
+class Ping(msgspec.Struct, tag="ping", array_like=True, gc=False):
+    pass
+
+
+class Shutdown(msgspec.Struct, tag="shutdown", array_like=True, gc=False):
+    pass
+
+
+class Done(msgspec.Struct, tag="done", array_like=True, gc=False):
+    """An invocation's end on the node: every field the front-end meters, logs and
+    answers with (``outcome`` as ``metering`` counts it)."""
+
+    slot: bytes
+    request_id: str
+    outcome: int
+    error_type: str | None
+    payload: bytes
+    duration_ns: int
+    max_rss_kb: int
+    init_ns: int
+    cold: bool
+    log: bytes
+    log_stream: str
+
+
+class Beat(msgspec.Struct, tag="beat", array_like=True, gc=False):
+    """The node is alive."""
+
+
+class Start(msgspec.Struct, gc=False):
+    """What a node process is started with, on its stdin (never its command line: the
+    keys are secret).  ``curve_*`` are z85 keys: the node's own pair and the one client
+    key it accepts (the front-end's)."""
+
+    run: str
+    protocol: int
+    host: str  # the address to bind, the node's address in the cluster
+    curve_public: bytes
+    curve_secret: bytes
+    client_public: bytes
+    keep_warm_s: float
+    cpu_limits: str
+    memory_limits: bool
+    sandbox: bool
+    region: str
+    orphan_after_s: float  # exit when the front-end has been silent this long
+
+
+ToNode = Deploy | Resize | Run | Undeploy | Ping | Shutdown
+FromNode = Done | Beat
+
+encode = msgspec.msgpack.Encoder().encode
+decode_to_node = msgspec.msgpack.Decoder(ToNode).decode
+decode_from_node = msgspec.msgpack.Decoder(FromNode).decode
+encode_start = msgspec.json.Encoder().encode
+decode_start = msgspec.json.Decoder(Start).decode

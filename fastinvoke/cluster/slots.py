@@ -1,0 +1,253 @@
+"""Remote workers as the front-end's dispatcher sees them: *slots*.
+
+A slot is one worker's room on a node: a Ray reservation of its CPU and memory there, and
+one invocation at a time sent to the node for it.  To the dispatcher a slot is a worker
+like a local one: idle in its function's stack, busy with one request, with a deadline.
+``Slots`` has the pool's ``Workers`` interface (``grow``, ``keep_spare``) and does for slots
+what ``Workers`` does for processes: it asks for slots when invocations wait, gives them
+to the dispatcher once placed, releases them after the keep-warm time, and ends what a
+lost node was running: a synchronous invocation fails with ``ServiceException`` (it may
+have run: Lambda answers a service error then too), an Event invocation runs again
+elsewhere (at least once, counted in ``redelivered``).
+
+Every method runs with the dispatcher's lock held.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from typing import Any
+
+from .._core import monotonic_ns
+from ..errors import ServiceException
+from ..metering import CRASH
+from ..pool.alarm import Alarm
+from ..pool.failures import platform_error
+from ..pool.hop import Hop
+from ..pool.records import FunctionPool, Invocation
+from . import protocol
+from .link import LOST_AFTER_S, NodeLink
+
+
+class Slot:
+    """``state``: placing (its reservation asked of Ray) -> ready -> released."""
+
+    __slots__ = ("id", "pool", "node", "group", "state", "last_used_ns", "generation",
+                 "provisioned")
+
+    def __init__(self, slot_id: bytes, pool: FunctionPool, provisioned: bool) -> None:
+        self.id = slot_id
+        self.pool = pool
+        self.node: NodeLink | None = None
+        self.group: Any = None  # its Ray placement group, once made
+        self.state = "placing"
+        self.last_used_ns = 0
+        self.generation = pool.generation
+        self.provisioned = provisioned
+
+
+class SlotLink:
+    """What the dispatcher sends a slot's invocation through (its ``links`` entry)."""
+
+    __slots__ = ("_node", "_slot", "_function")
+
+    def __init__(self, node: NodeLink, slot: bytes, function: str) -> None:
+        self._node, self._slot, self._function = node, slot, function
+
+    def send(self, message: bytes) -> None:
+        self._node.send(protocol.Run(self._slot, self._function, message))
+
+
+class Slots:
+    # A remote answer may come this long after the function's timeout (the node kills
+    # the worker at the timeout itself); past it, the node is taken for lost.
+    deadline_slack_ns = int(2 * LOST_AFTER_S * 1e9)
+
+    def __init__(self, hop: Hop, alarm: Alarm, keep_warm_ns: int,
+                 add_link: Callable[[bytes, SlotLink], None]) -> None:
+        self._hop = hop
+        self._alarm = alarm
+        self._add_link = add_link
+        self.keep_warm_ns = keep_warm_ns
+        self.records: dict[bytes, Slot] = {}
+        self.placing: list[Slot] = []  # slots whose reservation Ray has not placed yet
+        self.released: list[Any] = []  # reservations to give back to Ray
+        self.redelivered = 0
+        self._ids = itertools.count(1)
+
+    # -- the Workers interface --------------------------------------------------------------
+
+    def grow(self, pool: FunctionPool) -> None:
+        """Ask for as many slots as queued invocations and provisioned concurrency need."""
+        if pool.deleted:
+            return
+        live = len(pool.workers)
+        wanted = max(len(pool.queue) - pool.starting, pool.config.provisioned - live)
+        count = min(wanted, max(pool.max_workers, 1 if pool.queue else 0) - live)
+        for _ in range(count):
+            slot = Slot(f"s{next(self._ids)}-{pool.name}".encode(), pool,
+                        len(pool.workers) < pool.config.provisioned)
+            pool.workers[slot.id] = slot
+            self.records[slot.id] = slot
+            pool.starting += 1
+            self.placing.append(slot)
+        if count > 0:
+            self._alarm.ring()
+
+    def keep_spare(self, pool: FunctionPool) -> None:
+        """No spares: a spare slot would hold a reservation on the cluster unused."""
+
+    # -- placement ----------------------------------------------------------------------------
+
+    def placed(self, slot: Slot, node: NodeLink) -> None:
+        """Ray placed ``slot``'s reservation on ``node``, which runs its function's
+        current generation: the dispatcher may use it."""
+        if slot.state != "placing":
+            return
+        pool = slot.pool
+        slot.node, slot.state = node, "ready"
+        slot.last_used_ns = monotonic_ns()
+        node.resize(pool.name, 1)
+        self._add_link(slot.id, SlotLink(node, slot.id, pool.name))
+        self._hop.core.add_worker(slot.id, pool.name)
+        pool.starting -= 1
+        self._hop.dispatch_queued(pool)
+
+    def release(self, slot: Slot) -> None:
+        """Give ``slot`` up (what it ran is its caller's to end)."""
+        if slot.state == "released":
+            return
+        pool = slot.pool
+        if slot.state == "placing":
+            pool.starting -= 1
+            if slot in self.placing:
+                self.placing.remove(slot)
+        slot.state = "released"
+        self._hop.core.drop_worker(slot.id)
+        self._hop.close_link(slot.id)
+        pool.workers.pop(slot.id, None)
+        self.records.pop(slot.id, None)
+        if slot.node is not None:
+            slot.node.resize(pool.name, -1)
+        if slot.group is not None:
+            self.released.append(slot.group)
+            self._alarm.ring()
+
+    # -- answers ------------------------------------------------------------------------------
+
+    def finished(self, node: NodeLink, done: protocol.Done) -> None:
+        """A node answered an invocation."""
+        invocation = self._hop.core.finish(done.request_id, done.slot)
+        if invocation is None:
+            return  # failed already (its node taken for lost, or the function deleted)
+        pool = invocation.pool
+        invocation.outcome = done.outcome
+        invocation.error_type = done.error_type
+        invocation.payload = done.payload
+        invocation.duration_ns = done.duration_ns
+        invocation.max_rss_kb = done.max_rss_kb
+        invocation.cold = done.cold
+        invocation.init_ns = done.init_ns
+        invocation.log = done.log
+        invocation.log_stream = done.log_stream
+        slot = self.records.get(done.slot)
+        if slot is not None:
+            if slot.provisioned:
+                pool.meter.served_provisioned()
+            slot.last_used_ns = monotonic_ns()
+            if slot.generation != pool.generation:  # its configuration changed meanwhile
+                self.release(slot)
+        self._hop.complete(invocation)
+        if pool.queue:
+            self._hop.dispatch_queued(pool)
+
+    def node_lost(self, node: NodeLink) -> None:
+        """``node`` stopped answering: end what it ran, and place its slots again."""
+        lost = [slot for slot in self.records.values() if slot.node is node]
+        pools = {slot.pool.name: slot.pool for slot in lost}
+        for slot in lost:
+            found = self._hop.core.drop_worker(slot.id)
+            self.release(slot)
+            if found is not None:
+                self._end_lost(found[1], f"Ray node {node.node_id} was lost")
+        for pool in pools.values():
+            self.grow(pool)
+
+    def _end_lost(self, invocation: Invocation, reason: str) -> None:
+        if invocation.callback is not None and invocation.batch is None:
+            self.redelivered += 1  # an Event invocation: nobody waits, it runs again
+            self._hop.resend(invocation)
+            return
+        fail_lost(invocation, reason)
+        self._hop.complete(invocation)
+
+    # -- the supervisor's rounds --------------------------------------------------------------
+
+    def expire(self, now: int) -> None:
+        """Invocations unanswered past their timeout and the slack: their node is taken
+        for lost as far as they are concerned."""
+        for _, slot_id, invocation in self._hop.core.expired(now):
+            if self._hop.core.drop_worker(slot_id) is None:
+                continue
+            slot = self.records.get(slot_id)
+            node = slot.node.node_id if slot is not None and slot.node else "?"
+            if slot is not None:
+                self.release(slot)
+            self._end_lost(invocation, f"Ray node {node} did not answer within the "
+                                       "function's timeout")
+            self.grow(invocation.pool)
+
+    def stop_idle(self, now: int) -> None:
+        """Release slots idle for the keep-warm time (not provisioned ones)."""
+        for slot in list(self.records.values()):
+            if (slot.state == "ready" and not slot.provisioned
+                    and now - slot.last_used_ns >= self.keep_warm_ns
+                    and self._hop.core.is_idle(slot.id)):
+                self.release(slot)
+
+    def next_idle_expiry(self, wake_at: int) -> int:
+        for slot in self.records.values():
+            if slot.state == "ready" and not slot.provisioned:
+                wake_at = min(wake_at, slot.last_used_ns + self.keep_warm_ns)
+        return wake_at
+
+    def recycle(self, pool: FunctionPool, wait_s: float) -> int:
+        """Release ``pool``'s idle slots (their nodes stop the workers); how many."""
+        idle = [slot for slot in list(pool.workers.values())
+                if slot.state == "ready" and self._hop.core.is_idle(slot.id)]
+        for slot in idle:
+            self.release(slot)
+        return len(idle)
+
+    def stop_old(self, pool: FunctionPool) -> None:
+        """``pool``'s configuration changed: release its idle slots of older ones."""
+        for slot in list(pool.workers.values()):
+            if slot.generation != pool.generation and (
+                    slot.state == "placing" or self._hop.core.is_idle(slot.id)):
+                self.release(slot)
+
+    def crash_all(self, pool: FunctionPool, reason: str) -> None:
+        for slot in list(pool.workers.values()):
+            found = self._hop.core.drop_worker(slot.id)
+            self.release(slot)
+            if found is not None:
+                platform_error(found[1], CRASH, "Runtime.ExitError", reason)
+                self._hop.complete(found[1])
+
+    def placement(self, pool: FunctionPool) -> dict[str, int]:
+        """Ray node id -> ``pool``'s workers placed there."""
+        nodes: dict[str, int] = {}
+        for slot in pool.workers.values():
+            if slot.state == "ready":
+                nodes[slot.node.node_id] = nodes.get(slot.node.node_id, 0) + 1
+        return nodes
+
+
+def fail_lost(invocation: Invocation, reason: str) -> None:
+    """End ``invocation`` with the service error its caller gets: ``ServiceException``."""
+    platform_error(invocation, CRASH, "ServiceException", reason)
+    invocation.log = f"RequestId: {invocation.request_id} Error: {reason}\n".encode()
+    invocation.service_error = ServiceException(
+        f"{reason} while it ran {invocation.request_id}; the invocation may or may not have "
+        "run: retry it if it is idempotent")
