@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import base64
 import json
+import os
 import re
 import sys
 import time
@@ -98,6 +99,13 @@ def _parser() -> argparse.ArgumentParser:
                        help="time a client has to send a whole request (default 30)")
     serve.add_argument("--keep-alive", type=float, default=60.0, metavar="SECONDS",
                        help="idle time after which a connection is closed (default 60)")
+    serve.add_argument("--ray-address", metavar="ADDRESS", default=os.environ.get("RAY_ADDRESS"),
+                       help="run every function's workers on this Ray cluster (auto, or "
+                       "HOST:PORT of its head; default: $RAY_ADDRESS, else this machine); "
+                       "needs pip install 'fastinvoke[ray]'")
+    serve.add_argument("--overcommit", type=float, default=1.0, metavar="FACTOR",
+                       help="with --ray-address: divide each worker's CPU and memory "
+                       "reservation by FACTOR (load tests on a small cluster; default 1)")
     serve.add_argument("--shutdown-timeout", type=float, default=30.0, metavar="SECONDS",
                        help="on SIGTERM, how long running invocations may take to finish "
                        "(default 30)")
@@ -253,6 +261,10 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"fastinvoke: --region {args.region}: give an AWS region name, such as "
               "us-east-1", file=sys.stderr)
         return 2
+    if args.overcommit < 1:
+        print(f"fastinvoke: --overcommit {args.overcommit}: give a factor of at least 1",
+              file=sys.stderr)
+        return 2
     refusal = check_exposure(args.host, keys) or check_zmq_exposure(args.zmq)
     if refusal is not None:
         print(f"fastinvoke: {refusal}", file=sys.stderr)
@@ -266,7 +278,8 @@ def _serve(args: argparse.Namespace) -> int:
         args.host, args.port, str(args.state_dir), keys, functions,
         Limits(read_timeout_s=args.read_timeout, keep_alive_s=args.keep_alive),
         args.shutdown_timeout, args.zmq, args.max_workers, args.memory_budget, event_configs,
-        region=args.region, sandbox=args.sandbox))
+        region=args.region, sandbox=args.sandbox, ray_address=args.ray_address,
+        overcommit=args.overcommit))
 
 
 def _logs(args: argparse.Namespace) -> int:

@@ -451,8 +451,9 @@ class Invoker:
     def event_stats(self, name: str | None = None) -> dict[str, int]:
         """Event invocations queued, delayed (before a retry) and running, for one function
         or all; and since this Invoker started: how many were recovered from the state
-        dir, how many of those had started an attempt before the previous run ended
-        (``redelivered``: they may run twice; 0 after a clean ``close``), how many of
+        dir, how many had started an attempt that may have run and runs again
+        (``redelivered``: before the previous run ended, 0 after a clean ``close``; or on
+        a Ray node that was lost), how many of
         those may run (``resumable``: their function exists with concurrency above 0 and
         they are within its maximum event age) and how many records could not be
         delivered."""

@@ -15,7 +15,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import FUNCTIONS, MakeFunction, MakeInvoker, alive, descendants, describe, parent_of
+from helpers import (
+    FUNCTIONS,
+    MakeFunction,
+    MakeInvoker,
+    alive,
+    descendants,
+    describe,
+    parent_of,
+    wait_until,
+)
 from http_server import Server, serving
 
 from fastinvoke import FunctionConfig, Invoker
@@ -166,3 +175,59 @@ def served(request: pytest.FixtureRequest,
     template = getattr(request.module, "SERVE_TEMPLATE", True)
     with serving(directory, "--zmq", f"ipc://{directory}/zmq", template=template) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def ray_cluster() -> Iterator[Any]:
+    """A real local Ray cluster of two nodes, on loopback only: a 2-CPU head with 2 GiB
+    to reserve and a 2-CPU node with 6 GiB.  Started once, when a test first needs it."""
+    cluster_utils = pytest.importorskip(
+        "ray.cluster_utils", reason="Ray is not installed: pip install -e '.[test]'")
+    # Linux binds a multi-node cluster to the host's address; this keeps every node on
+    # 127.0.0.1, and nothing of the tests leaves the machine.
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    small = 80 * 1024 * 1024  # the object store: fastinvoke puts nothing in it
+    cluster = cluster_utils.Cluster(initialize_head=True, head_node_args={
+        "num_cpus": 2, "memory": 2 << 30, "object_store_memory": small,
+        "include_dashboard": False})
+    cluster.add_node(num_cpus=2, memory=6 << 30, object_store_memory=small)
+    cluster.wait_for_nodes()
+    try:
+        yield cluster
+    finally:
+        cluster.shutdown()
+
+
+@pytest.fixture
+def make_cluster_invoker(ray_cluster: Any) -> Iterator[MakeInvoker]:
+    """Invokers on ``ray_cluster``.  After the test each is closed, and the test fails if
+    a node process, a node agent or a worker of theirs survives on any node."""
+    made: list[Invoker] = []
+
+    def make(**kwargs: Any) -> Invoker:
+        kwargs.setdefault("sandbox", False)  # as make_invoker's, and for the same reasons
+        invoker = Invoker(ray_address=ray_cluster.address, **kwargs)
+        made.append(invoker)
+        return invoker
+
+    yield make
+    while made:
+        made.pop().close()
+    wait_until(lambda: not cluster_processes(), timeout=30,
+               message=lambda: f"left after close(): {describe(cluster_processes())}")
+
+
+def cluster_processes() -> set[int]:
+    """This test run's processes that are fastinvoke's on a cluster node: node processes,
+    agents, templates and workers (Ray's own are not)."""
+    found = set()
+    for pid in descendants(os.getpid()):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as file:
+                command = file.read()
+        except OSError:
+            continue
+        if any(mark in command for mark in (b"fastinvoke.cluster.node", b"NodeAgent",
+                                            b"fastinvoke.runtime")):
+            found.add(pid)
+    return found

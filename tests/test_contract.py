@@ -4,6 +4,7 @@ timeouts, Event, DryRun, Tail, client context and Lambda's service errors."""
 from __future__ import annotations
 
 import base64
+import functools
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -24,11 +25,16 @@ from fastinvoke.errors import (
 SERVE_TEMPLATE = False
 
 
-@pytest.fixture(params=["embedded", "http", "zmq"])
+@pytest.fixture(params=["embedded", "http", "zmq", "ray"])
 def frontend(request: pytest.FixtureRequest) -> Iterator[Any]:
     if request.param == "embedded":
         yield Embedded(request.getfixturevalue("invoker"),
                        request.getfixturevalue("make_function"))
+        return
+    if request.param == "ray":  # the embedded API, its workers on a 2-node Ray cluster
+        invoker = request.getfixturevalue("make_cluster_invoker")()
+        yield Embedded(invoker, functools.partial(request.getfixturevalue("make_function"),
+                                                  invoker=invoker))
         return
     frontend = Served(request.getfixturevalue("served"), request.param)
     try:

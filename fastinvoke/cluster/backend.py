@@ -37,7 +37,7 @@ from ..pool.hop import Hop
 from ..pool.records import FunctionPool
 from . import protocol
 from .link import Keys, NodeLink, Relay
-from .placement import Ray, check, worker_resources
+from .placement import Ray, check, refusal, worker_resources
 from .slots import Slots
 
 _log = logging.getLogger("fastinvoke")
@@ -56,7 +56,8 @@ class ClusterSupervisor:
         self.alarm = Alarm()
         self.overcommit = overcommit
         self.pools: dict[str, FunctionPool] = {}
-        self.workers = Slots(hop, self.alarm, int(keep_warm_s * 1e9), hop.add_link)
+        self.workers = Slots(hop, self.alarm, int(keep_warm_s * 1e9), hop.add_link,
+                             self._refusal)
         self.links: dict[str, NodeLink] = {}  # Ray node id -> its node process
         self.nodes: dict[str, tuple[float, int]] = {}  # alive: (CPUs, memory bytes)
         self._packages: dict[str, tuple[int, str, bytes]] = {}  # name -> (generation, sha, zip)
@@ -85,6 +86,9 @@ class ClusterSupervisor:
     def check(self, config: FunctionConfig) -> None:
         """Refuse a function that no node of the cluster could hold a worker of."""
         check(self.nodes, config.name, config.memory_mb, self.overcommit)
+
+    def _refusal(self, pool: FunctionPool) -> str | None:
+        return refusal(self.nodes, pool.name, pool.config.memory_mb, self.overcommit)
 
     def add(self, pool: FunctionPool) -> None:
         self.pools[pool.name] = pool
@@ -185,7 +189,7 @@ class ClusterSupervisor:
             with self.lock:
                 self._drop(node_id)
                 self.links[node_id] = link
-                self._relay.links = [*self._relay.links, link]
+                self._relay.add(link)
                 self._deploy_all(link)
 
     def _drop(self, node_id: str) -> None:
@@ -196,7 +200,7 @@ class ClusterSupervisor:
         if link.up:
             link.up = False
             self.workers.node_lost(link)
-        self._relay.links = [other for other in self._relay.links if other is not link]
+        self._relay.retire(link)
 
     def _lost(self, link: NodeLink) -> None:
         """The relay found ``link`` silent (lock held): the next scan links again if Ray

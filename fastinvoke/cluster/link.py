@@ -96,6 +96,7 @@ class Relay:
         self._on_done = on_done
         self._on_lost = on_lost
         self.links: list[NodeLink] = []  # changed only with ``lock`` held
+        self._retired: list[NodeLink] = []  # dropped, to close once no longer polled
         self._stopping = False
         self._thread = threading.Thread(target=self._run, name="fastinvoke-relay",
                                         daemon=True)
@@ -103,9 +104,25 @@ class Relay:
     def start(self) -> None:
         self._thread.start()
 
+    def add(self, link: NodeLink) -> None:
+        """Read ``link`` too (lock held)."""
+        self.links = [*self.links, link]
+
+    def retire(self, link: NodeLink) -> None:
+        """Stop reading ``link``, and close it (lock held)."""
+        self.links = [other for other in self.links if other is not link]
+        self._retired.append(link)
+
     def stop(self) -> None:
         self._stopping = True
-        self._thread.join()
+        if self._thread.is_alive():
+            self._thread.join()
+        self._close_retired()
+
+    def _close_retired(self) -> None:
+        with self.lock:  # its tx may be in use until then
+            while self._retired:
+                self._retired.pop().close()
 
     def _run(self) -> None:
         poller = zmq.Poller()
@@ -115,12 +132,10 @@ class Relay:
             if polled != self.links:  # a node came or went: poll the new set
                 for link in polled:
                     poller.unregister(link.rx)
-                    if link not in self.links:
-                        with self.lock:  # its tx may be in use until then
-                            link.close()
                 polled = list(self.links)
                 for link in polled:
                     poller.register(link.rx, zmq.POLLIN)
+                self._close_retired()
             ready = dict(poller.poll(_POLL_MS)) if polled else {}
             if not polled:
                 time.sleep(_POLL_MS / 1000)  # nothing to read yet: the next node's link

@@ -126,18 +126,26 @@ class Ray:
             self._ray.shutdown()
 
 
-def check(nodes: dict[str, tuple[float, int]], name: str, memory_mb: int,
-          overcommit: float) -> None:
-    """Refuse a function whose worker no node of the cluster could hold."""
+def refusal(nodes: dict[str, tuple[float, int]], name: str, memory_mb: int,
+            overcommit: float) -> str | None:
+    """Why no node of the cluster could hold a worker of the function, or None."""
     cpus, memory = worker_resources(memory_mb, overcommit)
     if any(cpus <= node_cpus and memory <= node_memory
            for node_cpus, node_memory in nodes.values()):
-        return
+        return None
     largest = ", ".join(f"{node_cpus:g} CPU / {node_memory // _MiB} MB"
                         for node_cpus, node_memory in sorted(nodes.values(), reverse=True)[:3])
-    raise InvalidParameterValueException(
+    return (
         f"a worker of {name} reserves {cpus:g} CPU and {memory // _MiB} MB (MemorySize "
         f"{memory_mb} MB, overcommit {overcommit:g}); no Ray node has that much "
         f"({largest or 'no node is alive'}): lower MemorySize, add a bigger node, or raise "
         "the overcommit factor")
+
+
+def check(nodes: dict[str, tuple[float, int]], name: str, memory_mb: int,
+          overcommit: float) -> None:
+    """Refuse a function whose worker no node of the cluster could hold."""
+    reason = refusal(nodes, name, memory_mb, overcommit)
+    if reason is not None:
+        raise InvalidParameterValueException(reason)
 

@@ -6,9 +6,9 @@ like a local one: idle in its function's stack, busy with one request, with a de
 ``Slots`` has the pool's ``Workers`` interface (``grow``, ``keep_spare``) and does for slots
 what ``Workers`` does for processes: it asks for slots when invocations wait, gives them
 to the dispatcher once placed, releases them after the keep-warm time, and ends what a
-lost node was running: a synchronous invocation fails with ``ServiceException`` (it may
-have run: Lambda answers a service error then too), an Event invocation runs again
-elsewhere (at least once, counted in ``redelivered``).
+lost node was running with ``ServiceException`` (it may have run): a synchronous caller
+gets that error, and the Event queue runs an Event invocation again elsewhere (at least
+once, counted as redelivered).
 
 Every method runs with the dispatcher's lock held.
 """
@@ -23,7 +23,7 @@ from .._core import monotonic_ns
 from ..errors import ServiceException
 from ..metering import CRASH
 from ..pool.alarm import Alarm
-from ..pool.failures import platform_error
+from ..pool.failures import fail_queue, platform_error
 from ..pool.hop import Hop
 from ..pool.records import FunctionPool, Invocation
 from . import protocol
@@ -65,26 +65,33 @@ class Slots:
     deadline_slack_ns = int(2 * LOST_AFTER_S * 1e9)
 
     def __init__(self, hop: Hop, alarm: Alarm, keep_warm_ns: int,
-                 add_link: Callable[[bytes, SlotLink], None]) -> None:
+                 add_link: Callable[[bytes, SlotLink], None],
+                 refusal: Callable[[FunctionPool], str | None]) -> None:
         self._hop = hop
+        self._refusal = refusal
         self._alarm = alarm
         self._add_link = add_link
         self.keep_warm_ns = keep_warm_ns
         self.records: dict[bytes, Slot] = {}
         self.placing: list[Slot] = []  # slots whose reservation Ray has not placed yet
         self.released: list[Any] = []  # reservations to give back to Ray
-        self.redelivered = 0
         self._ids = itertools.count(1)
 
     # -- the Workers interface --------------------------------------------------------------
 
     def grow(self, pool: FunctionPool) -> None:
-        """Ask for as many slots as queued invocations and provisioned concurrency need."""
+        """Ask for as many slots as queued invocations and provisioned concurrency need;
+        if no node left in the cluster could hold one, fail what waits instead."""
         if pool.deleted:
             return
         live = len(pool.workers)
         wanted = max(len(pool.queue) - pool.starting, pool.config.provisioned - live)
         count = min(wanted, max(pool.max_workers, 1 if pool.queue else 0) - live)
+        if count > 0 and not pool.starting:
+            refusal = self._refusal(pool)
+            if refusal is not None:
+                fail_queue(self._hop, pool, "Runtime.Unknown", refusal)
+                return
         for _ in range(count):
             slot = Slot(f"s{next(self._ids)}-{pool.name}".encode(), pool,
                         len(pool.workers) < pool.config.provisioned)
@@ -175,11 +182,7 @@ class Slots:
             self.grow(pool)
 
     def _end_lost(self, invocation: Invocation, reason: str) -> None:
-        if invocation.callback is not None and invocation.batch is None:
-            self.redelivered += 1  # an Event invocation: nobody waits, it runs again
-            self._hop.resend(invocation)
-            return
-        fail_lost(invocation, reason)
+        fail_lost(invocation, reason)  # an Event invocation's queue runs it again
         self._hop.complete(invocation)
 
     # -- the supervisor's rounds --------------------------------------------------------------

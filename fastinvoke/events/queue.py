@@ -236,7 +236,16 @@ class EventQueue:
             return
         lane.running -= 1
         config = lane.config
-        if invocation.outcome == 0:
+        if invocation.service_error is not None and not self._stopping:
+            # Its worker's node was lost (a Ray cluster): it may have run, and runs again
+            # at once, outside its retries: delivered at least once, counted as redelivered.
+            event.attempts -= 1
+            self.redelivered += 1
+            event.due_ms = _now_ms()
+            heapq.heappush(self._delayed, (event.due_ms, event.seq, event))
+            self._retried.append(event)
+            self._wake.notify()
+        elif invocation.outcome == 0:
             self._finish(event, records.SUCCESS)
         elif event.attempts <= config.retries and not self._stopping:
             delays = self._delays_ms

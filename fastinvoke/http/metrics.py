@@ -2,7 +2,8 @@
 
 Per function, read from ``Invoker.meter`` at each scrape (exact counters, never sampled):
 invocations, errors, throttles, timeouts, out-of-memory kills, cold starts, billed
-duration, GB-seconds, concurrency now and at peak, and the handler's duration as a
+duration, GB-seconds, concurrency now and at peak, workers by node (a Ray node id, or
+``local``), and the handler's duration as a
 summary (p50/p90/p99 from the meter's histogram).  The front-end's own view of a
 synchronous call — from the request read to the result in hand — is a histogram by
 function.  The bill (``Invoker.bill``: AWS prices, free tier) is a set of gauges.
@@ -67,11 +68,15 @@ class _InvokerCollector(Collector):
                                        "Invocations running now", labels=["function"])
         peak = GaugeMetricFamily("fastinvoke_concurrent_executions_peak",
                                  "Most invocations running at once", labels=["function"])
+        workers = GaugeMetricFamily("fastinvoke_workers",
+                                    "Workers placed, by node (a Ray node id, or local)",
+                                    labels=["function", "node"])
         duration = Metric("fastinvoke_duration_seconds",
                           "Handler duration measured in the worker", "summary")
         for config in self.invoker.list_functions():
             try:
                 figures = self.invoker.meter(config.name)
+                placement = self.invoker.placement(config.name)
             except ResourceNotFoundException:
                 continue  # deleted while this scrape ran
             labels = [config.name]
@@ -80,6 +85,8 @@ class _InvokerCollector(Collector):
             gb_seconds.add_metric(labels, float(figures["gb_seconds"]))
             concurrent.add_metric(labels, figures["concurrent"])
             peak.add_metric(labels, figures["peak_concurrent"])
+            for node, count in placement.items():
+                workers.add_metric([config.name, node], count)
             for quantile, key in _QUANTILES:
                 duration.add_sample("fastinvoke_duration_seconds",
                                     {"function": config.name, "quantile": quantile},
@@ -89,7 +96,7 @@ class _InvokerCollector(Collector):
             duration.add_sample("fastinvoke_duration_seconds_sum", {"function": config.name},
                                 figures["duration_ns"] / 1e9)
         yield from counters.values()
-        yield from (gb_seconds, concurrent, peak, duration)
+        yield from (gb_seconds, concurrent, peak, workers, duration)
         yield from _bill(self.invoker)
 
 

@@ -53,6 +53,8 @@ class ServeOptions:
     event_configs: dict[str, dict[str, Any]] = field(default_factory=dict)
     region: str = "us-east-1"  # in ARNs, and the region requests must be signed for
     sandbox: bool = True  # each function in an environment of its own (Invoker's sandbox)
+    ray_address: str | None = None  # workers on this Ray cluster (Invoker's ray_address)
+    overcommit: float = 1.0
 
 
 def check_exposure(host: str, keys: dict[str, str] | None) -> str | None:
@@ -193,7 +195,8 @@ async def _serve(options: ServeOptions, sockets: list[socket.socket],
     loop = asyncio.get_running_loop()
     invoker = Invoker(options.state_dir, max_workers=options.max_workers,
                       memory_budget_mb=options.memory_budget_mb, region=options.region,
-                      sandbox=options.sandbox)
+                      sandbox=options.sandbox, ray_address=options.ray_address,
+                      overcommit=options.overcommit)
     endpoint: ZmqEndpoint | None = None
     try:
         functions = Functions(invoker)

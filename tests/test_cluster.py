@@ -1,0 +1,252 @@
+"""Scale-out on Ray, on a real 2-node Ray cluster on loopback (conftest's ``ray_cluster``):
+placement by memory, Ray's counting of reservations, warm state on a remote worker, a
+node that joins, a node lost under load, and nothing left on any node after close.  The
+contract suite runs against the same back-end (test_contract's ``ray`` front-end)."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import signal
+import socket
+import threading
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import cluster_processes
+from helpers import MakeFunction, MakeInvoker, document, wait_until
+from http_server import serving
+from prometheus_client.parser import text_string_to_metric_families
+
+from fastinvoke.errors import InvalidParameterValueException, ServiceException
+
+ray = pytest.importorskip("ray", reason="Ray is not installed: pip install -e '.[test]'")
+
+from fastinvoke.cluster.placement import worker_resources  # noqa: E402 - needs Ray's presence
+
+pytestmark = pytest.mark.slow
+GiB = 1 << 30
+
+
+def node_with_memory(memory: int) -> str:
+    """The id of the cluster's node offering ``memory`` bytes to reserve."""
+    return next(node["NodeID"] for node in ray.nodes()
+                if node["Alive"] and node["Resources"].get("memory") == memory)
+
+
+def test_reservations_round_down_to_rays_precision() -> None:
+    assert worker_resources(128, 1.0) == (0.0723, 128 << 20)  # 128 / 1769 = 0.07235...
+    assert worker_resources(1769, 1.0) == (1.0, 1769 << 20)
+    assert worker_resources(3538, 2.0) == (1.0, 1769 << 20)
+    assert worker_resources(10240, 4.0) == (1.4471, 2560 << 20)  # 1.44714...
+
+
+def test_a_worker_goes_where_its_memory_fits(make_cluster_invoker: MakeInvoker,
+                                             make_function: MakeFunction) -> None:
+    invoker = make_cluster_invoker()
+    name = make_function("counter.handler", invoker=invoker, memory_mb=3072)
+    assert document(invoker.invoke(name, {}))["count"] == 1
+    # The head offers 2 GiB, the other node 6 GiB: only the other can hold 3 GB.
+    assert invoker.placement(name) == {node_with_memory(6 * GiB): 1}
+
+
+def test_a_remote_worker_keeps_its_state(make_cluster_invoker: MakeInvoker,
+                                         make_function: MakeFunction) -> None:
+    invoker = make_cluster_invoker()
+    name = make_function("counter.handler", invoker=invoker)
+    answers = [document(invoker.invoke(name, {})) for _ in range(5)]
+    assert [answer["count"] for answer in answers] == [1, 2, 3, 4, 5]
+    assert len({answer["pid"] for answer in answers}) == 1
+    meter = invoker.meter(name)
+    assert (meter["invocations"], meter["cold_starts"], meter["errors"]) == (5, 1, 0)
+    reports = [record.message for record in invoker.logs(name)]
+    assert "Init Duration" in reports[0]
+    assert not any("Init Duration" in report for report in reports[1:])
+
+
+def test_a_function_no_node_can_hold_is_refused(make_cluster_invoker: MakeInvoker,
+                                                make_function: MakeFunction) -> None:
+    invoker = make_cluster_invoker()
+    with pytest.raises(InvalidParameterValueException,
+                       match=r"reserves 5\.7885 CPU and 10240 MB .* no Ray node has that much "
+                             r"\(2 CPU / 6144 MB, 2 CPU / 2048 MB\)"):
+        make_function("add.handler", invoker=invoker, memory_mb=10240)
+    # Overcommitted 4 times, its worker reserves 1.4471 CPU and 2560 MB: the big node.
+    overcommitted = make_cluster_invoker(overcommit=4.0)
+    name = make_function("add.handler", invoker=overcommitted, memory_mb=10240)
+    assert document(overcommitted.invoke(name, {"a": 1, "b": 2})) == {"sum": 3}
+
+
+def test_reservations_count_as_ray_counts_them(make_cluster_invoker: MakeInvoker,
+                                               make_function: MakeFunction,
+                                               tmp_path: Path) -> None:
+    """A 128 MB worker reserves 0.0723 CPU and 128 MiB: the head holds 16 (its 2 GiB),
+    the other node 27 (its 2 CPUs); the 44th and 45th invocations wait for room."""
+    invoker = make_cluster_invoker()
+    name = make_function("gate.handler", invoker=invoker, timeout_s=120)
+    gate = tmp_path / "gate"
+    for _ in range(45):
+        invoker.invoke(name, {"gate": str(gate)}, invocation_type="Event")
+    expected = {node_with_memory(2 * GiB): 16, node_with_memory(6 * GiB): 27}
+    wait_until(lambda: invoker.placement(name) == expected, timeout=60,
+               message=lambda: f"placement {invoker.placement(name)}")
+    assert invoker.event_stats(name)["running"] == 45  # 43 run, 2 wait for a worker
+    gate.touch()
+    assert invoker.wait_for_events(name, timeout_s=60)
+    assert invoker.meter(name)["invocations"] == 45
+
+
+def test_a_node_that_joins_is_used_and_one_removed_is_not(
+        ray_cluster: Any, make_cluster_invoker: MakeInvoker, make_function: MakeFunction,
+        tmp_path: Path) -> None:
+    invoker = make_cluster_invoker()
+    create = functools.partial(make_function, "sleeper.handler", invoker=invoker, name="big",
+                               memory_mb=6500, timeout_s=60)  # 3.6744 CPU, 6500 MB
+    with pytest.raises(InvalidParameterValueException, match="no Ray node has that much"):
+        create()
+    node = ray_cluster.add_node(num_cpus=4, memory=8 * GiB,
+                                object_store_memory=80 * 1024 * 1024)
+    try:
+        def created() -> bool:
+            try:
+                create()
+            except InvalidParameterValueException:
+                return False
+            return True
+
+        wait_until(created, timeout=30, interval=0.2)
+        assert document(invoker.invoke("big", {"id": 1}))["id"] == 1
+        assert invoker.placement("big") == {node_with_memory(8 * GiB): 1}
+        # The node is removed while a call runs there: the call fails, and the next one
+        # is told that no node is left to hold the function.
+        notify = str(tmp_path / "notify")
+        running = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        running.bind(notify)
+        failed: list[ServiceException] = []
+
+        def call() -> None:
+            with pytest.raises(ServiceException) as caught:
+                invoker.invoke("big", {"seconds": 30, "notify": notify})
+            failed.append(caught.value)
+
+        caller = threading.Thread(target=call)
+        caller.start()
+        running.recv(64)
+        running.close()
+        ray_cluster.remove_node(node)
+        node = None
+        caller.join(timeout=30)
+        assert failed and "was lost" in failed[0].message
+        after = invoker.invoke("big", {})
+        assert after.function_error == "Unhandled"
+        assert "no Ray node has that much" in document(after)["errorMessage"]
+    finally:
+        if node is not None:
+            ray_cluster.remove_node(node)
+
+
+def test_a_lost_node_fails_its_calls_and_reruns_its_events(
+        make_cluster_invoker: MakeInvoker, make_function: MakeFunction,
+        tmp_path: Path) -> None:
+    """Every node process dies while invocations run (their agents are killed, and Ray
+    restarts them): each synchronous call fails with ServiceException well within its
+    timeout, none hangs; every Event invocation runs again and succeeds, none is lost;
+    the pool heals."""
+    invoker = make_cluster_invoker()
+    name = make_function("sleeper.handler", invoker=invoker, timeout_s=60)
+    record = tmp_path / "succeeded.jsonl"
+    invoker.event_invoke_config(name, on_success=f"file://{record}")
+    notify = str(tmp_path / "notify")
+    running = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    running.bind(notify)
+    running.settimeout(60)
+    outcomes: list[Any] = []
+
+    def call(number: int) -> None:
+        started = time.monotonic()
+        try:
+            outcomes.append(invoker.invoke(name, {"seconds": 30, "notify": notify}))
+        except ServiceException as exc:
+            outcomes.append((exc, time.monotonic() - started))
+
+    callers = [threading.Thread(target=call, args=(number,)) for number in range(4)]
+    for caller in callers:
+        caller.start()
+    for number in range(6):
+        invoker.invoke(name, {"seconds": 1, "id": number, "notify": notify},
+                       invocation_type="Event")
+    for _ in range(10):
+        running.recv(64)  # every one of them runs on a worker now
+    running.settimeout(None)
+    agents = [actor for actor in ray.util.list_named_actors(all_namespaces=True)
+              if actor["name"].startswith("fastinvoke-agent-")]
+    assert len(agents) == 2
+    for agent in agents:
+        ray.kill(ray.get_actor(agent["name"], namespace=agent["namespace"]), no_restart=False)
+    for caller in callers:
+        caller.join(timeout=60)
+    assert not any(caller.is_alive() for caller in callers)
+    assert len(outcomes) == 4
+    for outcome in outcomes:
+        assert isinstance(outcome, tuple), f"answered instead of failing: {outcome}"
+        error, elapsed = outcome
+        assert "was lost" in error.message and elapsed < 30
+    assert invoker.wait_for_events(name, timeout_s=60)
+    wait_until(lambda: record.exists() and len(record.read_text().splitlines()) == 6,
+               timeout=30)
+    ids = sorted(json.loads(line)["responsePayload"]["id"]
+                 for line in record.read_text().splitlines())
+    assert ids == list(range(6))
+    assert invoker.event_stats(name)["redelivered"] == 6
+    running.close()
+    # Healed: a new call runs on a new worker.
+    assert document(invoker.invoke(name, {"id": "after"}))["id"] == "after"
+
+
+def test_close_leaves_nothing_on_any_node(make_cluster_invoker: MakeInvoker,
+                                          make_function: MakeFunction) -> None:
+    invoker = make_cluster_invoker()
+    names = [make_function("counter.handler", invoker=invoker, memory_mb=memory)
+             for memory in (128, 3072)]
+    for name in names:
+        invoker.invoke(name, {})
+    assert cluster_processes()  # node processes, agents, templates and workers
+    invoker.close()
+    wait_until(lambda: not cluster_processes(), timeout=30)
+
+
+def test_a_killed_worker_is_reported_as_locally(make_cluster_invoker: MakeInvoker,
+                                                make_function: MakeFunction) -> None:
+    invoker = make_cluster_invoker()
+    name = make_function("counter.handler", invoker=invoker)
+    pid = document(invoker.invoke(name, {}))["pid"]
+    os.kill(pid, signal.SIGKILL)
+    # The node reports the worker's end; the next call is a new worker's cold start.
+    wait_until(lambda: document(invoker.invoke(name, {}))["pid"] != pid, timeout=10)
+    assert invoker.meter(name)["cold_starts"] == 2
+
+
+def test_serve_runs_its_functions_on_the_cluster(ray_cluster: Any, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """``fastinvoke serve`` takes the cluster from RAY_ADDRESS (Ray's own convention);
+    boto3 invokes unchanged, and /metrics says on which node the workers are."""
+    monkeypatch.setenv("RAY_ADDRESS", ray_cluster.address)
+    with serving(tmp_path, "--no-sandbox") as server:
+        client = server.client()
+        answer = client.invoke(FunctionName="echo", Payload=b'{"on": "ray"}')
+        assert json.loads(answer["Payload"].read()) == {"on": "ray"}
+        with urllib.request.urlopen(server.url + "/metrics", timeout=10) as response:
+            text = response.read().decode()
+        nodes = {sample.labels["node"]: sample.value
+                 for family in text_string_to_metric_families(text)
+                 for sample in family.samples
+                 if sample.name == "fastinvoke_workers" and sample.labels["function"] == "echo"}
+        assert nodes and set(nodes) <= {node.node_id for node in ray_cluster.list_all_nodes()}
+        assert sum(nodes.values()) == 1
+        client.close()
+    wait_until(lambda: not cluster_processes(), timeout=30,
+               message=lambda: f"left after the server stopped: {cluster_processes()}")
