@@ -6,8 +6,10 @@ import contextlib
 import ctypes
 import gc
 import itertools
+import json
 import os
 import re
+import subprocess
 import sys
 import warnings
 from collections.abc import Iterator
@@ -28,6 +30,10 @@ from helpers import (
 from http_server import Server, serving
 
 from fastinvoke import FunctionConfig, Invoker
+
+# Ray's clients (Invokers of the tests, servers they start) reach the tests' cluster on
+# loopback only with this (ray_cluster.py); Ray reads it when it is imported.
+os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
 
 
 @pytest.fixture
@@ -177,21 +183,54 @@ def served(request: pytest.FixtureRequest,
         yield server
 
 
+class RayCluster:
+    """The tests' Ray cluster (``tests/ray_cluster.py``), through its command pipe."""
+
+    def __init__(self) -> None:
+        # The script's parent exits at once: the script, and Ray's processes, are not
+        # this process's descendants (see ray_cluster.py).
+        self._starter = subprocess.Popen(
+            [sys.executable, "-c", "import subprocess, sys; subprocess.Popen("
+             f"[sys.executable, {str(Path(__file__).parent / 'ray_cluster.py')!r}])"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        self._starter.wait()
+        ready = self._read()
+        self.address: str = ready["address"]
+        self.pid: int = ready["pid"]
+
+    def add_node(self, cpus: int, memory: int) -> str:
+        """Add a node; its Ray node id."""
+        return self._ask(f"add {cpus} {memory}")["node_id"]
+
+    def remove_node(self, node_id: str) -> None:
+        self._ask(f"remove {node_id}")
+
+    def processes(self) -> set[int]:
+        return descendants(self.pid)
+
+    def shutdown(self) -> None:
+        self._starter.stdin.close()  # the script shuts the cluster down and exits
+        self._starter.stdout.close()
+        wait_until(lambda: not alive(self.pid), timeout=60)
+
+    def _ask(self, command: str) -> dict[str, Any]:
+        self._starter.stdin.write(command.encode() + b"\n")
+        self._starter.stdin.flush()
+        return self._read()
+
+    def _read(self) -> dict[str, Any]:
+        line = self._starter.stdout.readline()
+        if not line:
+            raise RuntimeError("the tests' Ray cluster did not start: see its output above")
+        return json.loads(line)
+
+
 @pytest.fixture(scope="session")
-def ray_cluster() -> Iterator[Any]:
-    """A real local Ray cluster of two nodes, on loopback only: a 2-CPU head with 2 GiB
+def ray_cluster() -> Iterator[RayCluster]:
+    """A real local Ray cluster of two nodes, on loopback only: a 2-CPU head with 512 MiB
     to reserve and a 2-CPU node with 6 GiB.  Started once, when a test first needs it."""
-    cluster_utils = pytest.importorskip(
-        "ray.cluster_utils", reason="Ray is not installed: pip install -e '.[test]'")
-    # Linux binds a multi-node cluster to the host's address; this keeps every node on
-    # 127.0.0.1, and nothing of the tests leaves the machine.
-    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
-    small = 80 * 1024 * 1024  # the object store: fastinvoke puts nothing in it
-    cluster = cluster_utils.Cluster(initialize_head=True, head_node_args={
-        "num_cpus": 2, "memory": 2 << 30, "object_store_memory": small,
-        "include_dashboard": False})
-    cluster.add_node(num_cpus=2, memory=6 << 30, object_store_memory=small)
-    cluster.wait_for_nodes()
+    pytest.importorskip("ray", reason="Ray is not installed: pip install -e '.[test]'")
+    cluster = RayCluster()
     try:
         yield cluster
     finally:
@@ -199,7 +238,7 @@ def ray_cluster() -> Iterator[Any]:
 
 
 @pytest.fixture
-def make_cluster_invoker(ray_cluster: Any) -> Iterator[MakeInvoker]:
+def make_cluster_invoker(ray_cluster: RayCluster) -> Iterator[MakeInvoker]:
     """Invokers on ``ray_cluster``.  After the test each is closed, and the test fails if
     a node process, a node agent or a worker of theirs survives on any node."""
     made: list[Invoker] = []
@@ -210,24 +249,28 @@ def make_cluster_invoker(ray_cluster: Any) -> Iterator[MakeInvoker]:
         made.append(invoker)
         return invoker
 
+    before = descendants(os.getpid(), include_zombies=True)
     yield make
     while made:
         made.pop().close()
-    wait_until(lambda: not cluster_processes(), timeout=30,
-               message=lambda: f"left after close(): {describe(cluster_processes())}")
+    left = lambda: cluster_processes(ray_cluster) | (  # noqa: E731
+        descendants(os.getpid(), include_zombies=True) - before)
+    wait_until(lambda: not left(), timeout=30,
+               message=lambda: f"left after close(): {describe(left())}")
 
 
-def cluster_processes() -> set[int]:
-    """This test run's processes that are fastinvoke's on a cluster node: node processes,
-    agents, templates and workers (Ray's own are not)."""
+def cluster_processes(cluster: RayCluster) -> set[int]:
+    """fastinvoke's processes on the cluster's nodes: node processes and agents, and the
+    templates and workers below a node process (Ray's own are not)."""
     found = set()
-    for pid in descendants(os.getpid()):
+    for pid in cluster.processes():
         try:
             with open(f"/proc/{pid}/cmdline", "rb") as file:
                 command = file.read()
         except OSError:
             continue
-        if any(mark in command for mark in (b"fastinvoke.cluster.node", b"NodeAgent",
-                                            b"fastinvoke.runtime")):
+        if b"fastinvoke.cluster.node" in command:
+            found |= {pid} | descendants(pid)
+        elif b"NodeAgent" in command:
             found.add(pid)
     return found

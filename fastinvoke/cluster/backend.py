@@ -6,8 +6,9 @@ and the Event queue work unchanged.  Its thread does what may be slow (every Ray
 zipping a function's code) with the lock released:
 
 * **nodes**: at start and every second, the cluster's alive nodes; each new one gets an
-  agent and, through it, a node process this front-end links to (``link``); a node whose
-  link fell silent is asked for a new node process when Ray says it is alive again;
+  agent and, through it, a node process this front-end links to (``link``), but this
+  process's own node, whose workers are this process's (``local``); a node whose link
+  fell silent is asked for a new node process when Ray says it is alive again;
 * **code**: each function's code, zipped once per configuration, deployed to every node
   (Init runs on each node when the function is created, as it does locally);
 * **placement**: slots waiting for a reservation get one (``placement.Ray.reserve``);
@@ -36,7 +37,8 @@ from ..pool.failures import fail_queue
 from ..pool.hop import Hop
 from ..pool.records import FunctionPool
 from . import protocol
-from .link import Keys, NodeLink, Relay
+from .link import Keys, NodeLink, Relay, RemoteNode
+from .local import LocalNode
 from .placement import Ray, check, refusal, worker_resources
 from .slots import Slots
 
@@ -51,6 +53,7 @@ class ClusterSupervisor:
     def __init__(self, hop: Hop, address: str, region: str, keep_warm_s: float,
                  overcommit: float, cpu_limits: str, memory_limits: bool,
                  sandbox: bool) -> None:
+        self.ray = Ray(address)  # first: it may fail (no cluster there) before anything opens
         self._hop = hop
         self.lock = hop.lock
         self.alarm = Alarm()
@@ -58,20 +61,19 @@ class ClusterSupervisor:
         self.pools: dict[str, FunctionPool] = {}
         self.workers = Slots(hop, self.alarm, int(keep_warm_s * 1e9), hop.add_link,
                              self._refusal)
-        self.links: dict[str, NodeLink] = {}  # Ray node id -> its node process
+        self.links: dict[str, NodeLink] = {}  # Ray node id -> its workers' link
         self.nodes: dict[str, tuple[float, int]] = {}  # alive: (CPUs, memory bytes)
         self._packages: dict[str, tuple[int, str, bytes]] = {}  # name -> (generation, sha, zip)
         self._keys = Keys()
         self._run_id = secrets.token_hex(4)
-        self._start = protocol.encode_start(protocol.Start(
+        self._settings = protocol.Start(
             self._run_id, protocol.PROTOCOL, "", self._keys.node_public,
             self._keys.node_secret, self._keys.client_public, keep_warm_s, cpu_limits,
-            memory_limits, sandbox, region, _ORPHAN_AFTER_S))
+            memory_limits, sandbox, region, _ORPHAN_AFTER_S)
         self._context = zmq.Context(1)
         self._relay = Relay(self.lock, self.workers.finished, self._lost)
         self._stopping = False
         self._next_scan_ns = 0
-        self.ray = Ray(address)
         self._starting: dict[str, object] = {}  # node id -> its agent's start call
         self._scan()  # the nodes now: creating a function checks that one can hold it
         self._thread = threading.Thread(target=self._run, name="fastinvoke-cluster",
@@ -174,8 +176,16 @@ class ClusterSupervisor:
         for node_id in [node_id for node_id in self.ray.agents if node_id not in nodes]:
             self._starting.pop(node_id, None)
             self.ray.forget_agent(node_id)
+        if self.ray.node_id in wanted:  # this process's own node: its workers are ours
+            wanted.remove(self.ray.node_id)
+            link = LocalNode(self.ray.node_id, self._settings, self.lock,
+                             self.workers.finished)
+            with self.lock:
+                self.links[link.node_id] = link
+                self._deploy_all(link)
         if wanted:
-            self._starting.update(self.ray.start_agents(wanted, self._run_id, self._start))
+            self._starting.update(self.ray.start_agents(
+                wanted, self._run_id, protocol.encode_start(self._settings)))
 
     def _link_started(self) -> None:
         """Link to the node processes that have started since the last round."""
@@ -185,7 +195,7 @@ class ClusterSupervisor:
                 _log.warning("fastinvoke: no node process on Ray node %s (%s); trying again",
                              node_id, endpoint)
                 continue
-            link = NodeLink(self._context, node_id, endpoint, self._keys)
+            link = RemoteNode(self._context, node_id, endpoint, self._keys)
             with self.lock:
                 self._drop(node_id)
                 self.links[node_id] = link
@@ -200,9 +210,10 @@ class ClusterSupervisor:
         if link.up:
             link.up = False
             self.workers.node_lost(link)
-        self._relay.retire(link)
+        if isinstance(link, RemoteNode):
+            self._relay.retire(link)
 
-    def _lost(self, link: NodeLink) -> None:
+    def _lost(self, link: RemoteNode) -> None:
         """The relay found ``link`` silent (lock held): the next scan links again if Ray
         says the node is alive (a restarted agent), or forgets it."""
         link.deployed.clear()
@@ -289,6 +300,9 @@ class ClusterSupervisor:
                 link.up = False
         for group in groups:
             self.ray.release(group)
+        for link in self.links.values():
+            if isinstance(link, LocalNode):  # not under the lock: its thread may want it
+                link.close()
         self.ray.close()
         self._context.destroy(linger=0)  # every link's sockets
         self.alarm.close()

@@ -1,10 +1,11 @@
-"""The front-end's ZeroMQ links to node processes, and the thread that reads them.
+"""The front-end's links to nodes, and the thread that reads the remote ones.
 
-Each node gets two DEALER sockets, both CURVE clients of the node's ROUTER: ``tx``
-carries what the front-end sends, only ever with the dispatcher's lock held (so any caller
-thread may send an invocation itself, as it writes a local worker's lane), and ``rx``
-what the node answers, read by one relay thread for every node.  A ZeroMQ socket is used
-by one thread at a time; the lock makes ``tx`` so, and ``rx`` has one reader.
+A node process on another node (``RemoteNode``) gets two DEALER sockets, both CURVE
+clients of the node's ROUTER: ``tx`` carries what the front-end sends, only ever with the
+dispatcher's lock held (so any caller thread may send an invocation itself, as it writes
+a local worker's lane), and ``rx`` what the node answers, read by one relay thread for
+every node.  A ZeroMQ socket is used by one thread at a time; the lock makes ``tx`` so,
+and ``rx`` has one reader.  (The front-end's own node is a ``local.LocalNode``.)
 
 The relay thread completes invocations as the nodes' ``Done`` messages arrive (taking the
 lock once per burst), pings every node the front-end links to, and declares a node lost
@@ -39,32 +40,45 @@ class Keys:
 
 
 class NodeLink:
-    """One node process, as the front-end sees it.  Everything but ``last_heard`` (the
-    relay thread's) is used with the dispatcher's lock held."""
+    """A node's workers, as the front-end sees them: what it deployed there and how many
+    slots it holds there.  Used with the dispatcher's lock held."""
 
-    def __init__(self, context: zmq.Context, node_id: str, endpoint: str, keys: Keys) -> None:
+    def __init__(self, node_id: str) -> None:
         self.node_id = node_id
-        self.endpoint = endpoint
         self.up = True
-        self.last_heard = time.monotonic()
         self.deployed: dict[str, int] = {}  # function -> generation sent to the node
         self.slots: dict[str, int] = {}  # function -> slots the front-end holds there
         self.code: set[str] = set()  # sha256 of the code packages the node has
+
+    def send(self, message: protocol.ToNode) -> None:
+        raise NotImplementedError
+
+    def resize(self, function: str, change: int) -> None:
+        """Give the node ``change`` more (or fewer) slots of ``function``."""
+        count = self.slots[function] = self.slots.get(function, 0) + change
+        if self.up:
+            self.send(protocol.Resize(function, count))
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+
+class RemoteNode(NodeLink):
+    """A node process on another node, over ZeroMQ.  ``last_heard`` is the relay
+    thread's."""
+
+    def __init__(self, context: zmq.Context, node_id: str, endpoint: str, keys: Keys) -> None:
+        super().__init__(node_id)
+        self.endpoint = endpoint
+        self.last_heard = time.monotonic()
         self.tx = _client(context, keys, b"tx", endpoint)
         self.rx = _client(context, keys, b"rx", endpoint)
 
     def send(self, message: protocol.ToNode) -> None:
-        """Send ``message`` (lock held)."""
         self.tx.send(protocol.encode(message), zmq.NOBLOCK)
 
     def send_bytes(self, data: bytes) -> None:
         self.tx.send(data, zmq.NOBLOCK)
-
-    def resize(self, function: str, change: int) -> None:
-        """Give the node ``change`` more (or fewer) slots of ``function`` (lock held)."""
-        count = self.slots[function] = self.slots.get(function, 0) + change
-        if self.up:
-            self.send(protocol.Resize(function, count))
 
     def close(self) -> None:
         self.tx.close(linger=0)
@@ -90,13 +104,13 @@ class Relay:
     ``on_lost(link)`` are called with ``lock`` held."""
 
     def __init__(self, lock: threading.Lock,
-                 on_done: Callable[[NodeLink, protocol.Done], None],
-                 on_lost: Callable[[NodeLink], None]) -> None:
+                 on_done: Callable[[RemoteNode, protocol.Done], None],
+                 on_lost: Callable[[RemoteNode], None]) -> None:
         self.lock = lock
         self._on_done = on_done
         self._on_lost = on_lost
-        self.links: list[NodeLink] = []  # changed only with ``lock`` held
-        self._retired: list[NodeLink] = []  # dropped, to close once no longer polled
+        self.links: list[RemoteNode] = []  # changed only with ``lock`` held
+        self._retired: list[RemoteNode] = []  # dropped, to close once no longer polled
         self._stopping = False
         self._thread = threading.Thread(target=self._run, name="fastinvoke-relay",
                                         daemon=True)
@@ -104,11 +118,11 @@ class Relay:
     def start(self) -> None:
         self._thread.start()
 
-    def add(self, link: NodeLink) -> None:
+    def add(self, link: RemoteNode) -> None:
         """Read ``link`` too (lock held)."""
         self.links = [*self.links, link]
 
-    def retire(self, link: NodeLink) -> None:
+    def retire(self, link: RemoteNode) -> None:
         """Stop reading ``link``, and close it (lock held)."""
         self.links = [other for other in self.links if other is not link]
         self._retired.append(link)
@@ -126,7 +140,7 @@ class Relay:
 
     def _run(self) -> None:
         poller = zmq.Poller()
-        polled: list[NodeLink] = []
+        polled: list[RemoteNode] = []
         next_ping = time.monotonic() + PING_EVERY_S
         while not self._stopping:
             if polled != self.links:  # a node came or went: poll the new set
@@ -148,7 +162,7 @@ class Relay:
                 next_ping = now + PING_EVERY_S
                 self._ping_and_check(polled, now)
 
-    def _read(self, link: NodeLink) -> None:
+    def _read(self, link: RemoteNode) -> None:
         decode, rx = protocol.decode_from_node, link.rx
         done: list[protocol.Done] = []
         while True:
@@ -163,7 +177,7 @@ class Relay:
                 for message in done:
                     self._on_done(link, message)
 
-    def _ping_and_check(self, links: list[NodeLink], now: float) -> None:
+    def _ping_and_check(self, links: list[RemoteNode], now: float) -> None:
         ping = protocol.encode(protocol.Ping())
         with self.lock:
             for link in links:

@@ -237,8 +237,9 @@ class EventQueue:
         lane.running -= 1
         config = lane.config
         if invocation.service_error is not None and not self._stopping:
-            # Its worker's node was lost (a Ray cluster): it may have run, and runs again
-            # at once, outside its retries: delivered at least once, counted as redelivered.
+            # Its worker's node was lost (a Ray cluster): a service error, not an attempt
+            # (docs/lambda-behaviour.md, "Asynchronous invocation"); it may have run, and
+            # runs again at once: delivered at least once, counted as redelivered.
             event.attempts -= 1
             self.redelivered += 1
             event.due_ms = _now_ms()

@@ -1,0 +1,177 @@
+"""A node's pool: one front-end's workers on one Ray node, run exactly as an ``Invoker``
+runs them (templates forked into workers, cgroups, the sandbox, deadlines, crash and
+out-of-memory reports), with no admission, meters, logs or Event queue of its own: the
+front-end admitted every invocation it sends, and meters and logs what comes back.
+
+The engine does what the front-end's messages say (``handle``) and puts a ``Done`` in
+``outbox`` for every invocation that ends, signalling ``outbox_fd`` when that happens on
+another thread than its owner's loop.  The owner's loop reads ``dispatcher.fd`` (the
+workers' replies: ``collect``) and the outbox: the node process's main loop (``node``), or
+on the front-end's own node a thread of the front-end (``local``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import shutil
+import sys
+import tempfile
+import threading
+import zipfile
+from collections import deque
+
+import msgspec
+
+from .. import wire
+from ..admission import Admission
+from ..config import FunctionConfig
+from ..dispatch import Dispatcher
+from ..metering import new_meter
+from ..pool.budget import MemoryBudget
+from ..pool.cgroups import detect
+from ..pool.records import FunctionPool, Invocation
+from ..pool.supervisor import Supervisor
+from . import protocol
+
+
+class Engine:
+    def __init__(self, settings: protocol.Start) -> None:
+        self.state_dir = tempfile.mkdtemp(prefix=f"fastinvoke-node-{settings.run}-")
+        budget = MemoryBudget(None)
+        # No throttling here: the front-end admitted every invocation it sends.
+        self.dispatcher = Dispatcher(Admission(sys.maxsize, None, budget), _unmetered)
+        groups = None
+        if settings.memory_limits or settings.cpu_limits != "off":
+            groups = detect().instance(f"{os.getpid()}.node")
+        self.supervisor = Supervisor(
+            self.dispatcher, self.state_dir, settings.region, settings.keep_warm_s, budget,
+            groups, settings.cpu_limits, settings.memory_limits, spare_workers=False,
+            sandbox=settings.sandbox, read_replies=False)
+        self.dispatcher.attach(self.supervisor.workers, self.supervisor.alarm)
+        self.supervisor.start()
+        self.dispatcher.bell.raise_()  # workers always wake the owner's loop
+        self.pools: dict[str, FunctionPool] = {}
+        self._generations: dict[str, int] = {}
+        self._code: dict[str, str] = {}  # code sha256 -> its unpacked directory
+        self.outbox: deque[protocol.Done] = deque()
+        self.outbox_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        self.loop_thread = 0  # the owner's loop thread, which sets it
+
+    # -- what the front-end asks -------------------------------------------------------------
+
+    def handle(self, message: protocol.ToNode) -> bool:
+        """Do what ``message`` asks; False means stop."""
+        kind = type(message)
+        if kind is protocol.Run:
+            self._run(message)
+        elif kind is protocol.Deploy:
+            self._deploy(message)
+        elif kind is protocol.Resize:
+            self._resize(message)
+        elif kind is protocol.Undeploy:
+            self._undeploy(message.function)
+        elif kind is protocol.Shutdown:
+            return False
+        return True
+
+    def _run(self, run: protocol.Run) -> None:
+        request = wire.decode_to_worker(run.invoke)
+        pool = self.pools.get(run.function)
+        if pool is None or type(request) is not wire.Invoke:
+            return  # undeployed meanwhile: the front-end failed it already
+        invocation = Invocation(request.request_id, pool, request.event, request.invoked_arn,
+                                request.client_context)
+        invocation.identity = request.identity
+        invocation.trace_id = request.trace_id
+        invocation.source = run.slot
+        invocation.callback = self._done
+        with self.dispatcher.lock:
+            self.dispatcher.enqueue(invocation)
+
+    def _deploy(self, deploy: protocol.Deploy) -> None:
+        config = msgspec.json.decode(deploy.config, type=FunctionConfig)
+        code = config.code  # no package: a directory this process sees already
+        if deploy.code_sha256:
+            code = self._code.get(deploy.code_sha256)
+            if code is None:
+                code = self._code[deploy.code_sha256] = self._unpack(deploy)
+        # Concurrency is the front-end's: here a function has as many workers as slots.
+        config = msgspec.structs.replace(config, code=code, reserved_concurrency=None,
+                                         provisioned=0)
+        with self.dispatcher.lock:
+            pool = self.pools.get(deploy.function)
+            if pool is None:
+                pool = self.pools[deploy.function] = FunctionPool(config, new_meter("classic"), 0)
+                self.supervisor.add(pool)
+            elif self._generations[deploy.function] != deploy.generation:
+                pool.config = config
+                self.supervisor.renew(pool)
+            self._generations[deploy.function] = deploy.generation
+
+    def _unpack(self, deploy: protocol.Deploy) -> str:
+        digest = hashlib.sha256(deploy.code).hexdigest()
+        if digest != deploy.code_sha256:
+            raise ValueError(f"code of {deploy.function} arrived damaged ({digest})")
+        directory = os.path.join(self.state_dir, "code", digest)
+        with zipfile.ZipFile(io.BytesIO(deploy.code)) as archive:
+            archive.extractall(directory)
+            for info in archive.infolist():
+                mode = info.external_attr >> 16  # zip keeps Unix modes here (scripts: +x)
+                if mode:
+                    os.chmod(os.path.join(directory, info.filename), mode & 0o7777)
+        return directory
+
+    def _resize(self, resize: protocol.Resize) -> None:
+        with self.dispatcher.lock:
+            pool = self.pools.get(resize.function)
+            if pool is None:
+                return
+            pool.max_workers = resize.workers
+            workers = self.supervisor.workers
+            for worker in self.dispatcher.core.idle_workers(pool.name):
+                if len(pool.workers) <= resize.workers:
+                    break
+                workers.stop(workers.records[worker])
+
+    def _undeploy(self, function: str) -> None:
+        with self.dispatcher.lock:
+            pool = self.pools.pop(function, None)
+            if pool is not None:
+                self.supervisor.remove(pool)
+
+    # -- what the engine answers -------------------------------------------------------------
+
+    def _done(self, invocation: Invocation) -> None:
+        """An invocation ended (dispatcher lock held, any thread)."""
+        self.outbox.append(protocol.Done(
+            invocation.source, invocation.request_id, invocation.outcome,
+            invocation.error_type, invocation.payload, invocation.duration_ns,
+            invocation.max_rss_kb, invocation.init_ns if invocation.cold else 0,
+            invocation.cold, invocation.log, invocation.log_stream))
+        if threading.get_ident() != self.loop_thread:
+            os.eventfd_write(self.outbox_fd, 1)
+
+    def collect(self) -> None:
+        """Take the workers' replies (the owner's loop, woken on ``dispatcher.fd``)."""
+        self.dispatcher.clear_wake_up()
+        with self.dispatcher.lock:
+            self.dispatcher.collect()
+
+    def clear_outbox_fd(self) -> None:
+        try:  # noqa: SIM105 - on every wake-up: suppress() would add a context manager
+            os.eventfd_read(self.outbox_fd)
+        except BlockingIOError:
+            pass
+
+    def close(self) -> None:
+        """Stop every template and worker, and remove the node's cgroups and files."""
+        self.supervisor.stop()
+        self.dispatcher.close()
+        os.close(self.outbox_fd)
+        shutil.rmtree(self.state_dir, ignore_errors=True)
+
+
+def _unmetered(invocation: Invocation) -> None:
+    """The front-end meters and logs every invocation; the node does not."""
