@@ -1,5 +1,6 @@
 """python -m bench [core|latency|throughput|coldstart|isolation|events|runtimes|peers|
-http|idle|sandbox] [--json] [--versions] [--rounds N] [--quick]; python -m bench chaos --seconds N
+http|idle|sandbox|cluster] [--json] [--versions] [--rounds N] [--quick];
+python -m bench chaos --seconds N
 
 Runs every contender of the chosen groups in its own fresh subprocess
 (``python -m bench._runner NAME``), alternating the order round by round so slow
@@ -57,10 +58,12 @@ GROUPS = {
     "idle": ["idle"],
     # What each function's own environment costs (needs root).
     "sandbox": ["sandbox.warm", "sandbox.first"],
+    # Scale-out on Ray: remote workers on a local 2-node cluster against local ones.
+    "cluster": ["cluster.latency", "cluster.throughput", "cluster.created", "cluster.new_worker"],
 }
 # Many contenders, some taking seconds a round: fewer rounds keep it near 3 minutes.
 # idle: a 10 s window per round.
-DEFAULT_ROUNDS = {"peers": 3, "idle": 3}
+DEFAULT_ROUNDS = {"peers": 3, "idle": 3, "cluster": 3}
 ROOT = str(Path(__file__).resolve().parent.parent)
 RUN_TIMEOUT_S = 90
 _PR_SET_CHILD_SUBREAPER = 36

@@ -161,6 +161,28 @@ CONTENDERS = [
               "bench_sandbox:first_reply_unsandboxed", baseline=True),
     Contender("sandbox.first_on", "sandbox.first", "new worker's first reply, sandboxed",
               "bench_sandbox:first_reply_sandboxed"),
+    # Scale-out on Ray: workers on the nodes of a 2-node cluster against local ones.
+    Contender("cluster.zmq_local", "cluster.latency", "ZeroMQ endpoint (serve), local workers",
+              "bench_cluster:zmq_local", baseline=True),
+    Contender("cluster.zmq_remote", "cluster.latency", "ZeroMQ endpoint (serve), Ray workers",
+              "bench_cluster:zmq_remote"),
+    Contender("cluster.embedded_remote", "cluster.latency", "embedded invoke(), Ray workers",
+              "bench_cluster:embedded_remote"),
+    Contender("cluster.throughput_local", "cluster.throughput",
+              "ainvoke() x64 in flight, 2 local workers", "bench_cluster:throughput_local",
+              baseline=True),
+    Contender("cluster.throughput_remote", "cluster.throughput",
+              "ainvoke() x64 in flight, a worker on each of 2 Ray nodes",
+              "bench_cluster:throughput_remote"),
+    Contender("cluster.created_local", "cluster.created",
+              "create_function to first answer, local", "bench_cluster:created_local",
+              baseline=True),
+    Contender("cluster.created_remote", "cluster.created",
+              "create_function to first answer, Ray", "bench_cluster:created_remote"),
+    Contender("cluster.new_worker_local", "cluster.new_worker", "new worker's first answer, local",
+              "bench_cluster:new_worker_local", baseline=True),
+    Contender("cluster.new_worker_remote", "cluster.new_worker",
+              "new worker's first answer, running Ray agent", "bench_cluster:new_worker_remote"),
 ]
 
 def _peer(group: str, key: str, label: str, target: str, baseline: bool = False) -> Contender:

@@ -386,10 +386,10 @@ def ll_api_cold(sizes: Sizes) -> dict[str, Any]:
 # -- fastinvoke's front-ends, driven by its own load generator -----------------------------
 
 @contextlib.contextmanager
-def _served(kind: str) -> Iterator[str]:
-    """``fastinvoke serve`` with the ``add`` function; yields its HTTP URL or its ZeroMQ
-    endpoint (ipc://, the transport of the raw pyzmq floor); skipped where this build
-    has no such server."""
+def _served(kind: str, *options: str) -> Iterator[str]:
+    """``fastinvoke serve`` with the ``add`` function (and ``options``); yields its HTTP
+    URL or its ZeroMQ endpoint (ipc://, the transport of the raw pyzmq floor); skipped
+    where this build has no such server."""
     help_text = subprocess.run([sys.executable, "-m", "fastinvoke", "serve", "--help"],
                                capture_output=True, text=True).stdout
     if "--port" not in help_text or (kind == "zmq" and "--zmq" not in help_text):
@@ -401,7 +401,8 @@ def _served(kind: str) -> Iterator[str]:
         # The server's output goes to a file: a pipe nobody reads would stall it once full.
         with open(f"{tmp}/serve.log", "w+b") as log, subprocess.Popen(
                 [sys.executable, "-m", "fastinvoke", "serve", "--template", str(template),
-                 "--port", str(port), "--zmq", zmq, "--state-dir", f"{tmp}/state"],
+                 "--port", str(port), "--zmq", zmq, "--state-dir", f"{tmp}/state",
+                 *options],
                 stdout=log, stderr=log) as server:
             try:
                 _wait_healthy(port, server, log)
@@ -482,11 +483,12 @@ def http_latency(sizes: Sizes) -> dict[str, Any]:
     return _front_end_latency("http", sizes)
 
 
-def zmq_latency(sizes: Sizes) -> dict[str, Any]:
-    """A harness's synchronous loop: ``ZmqClient.invoke``, one call at a time."""
+def zmq_latency(sizes: Sizes, *options: str) -> dict[str, Any]:
+    """A harness's synchronous loop: ``ZmqClient.invoke``, one call at a time, against
+    ``fastinvoke serve`` (given ``options``)."""
     from fastinvoke.client import ZmqClient
 
-    with _served("zmq") as endpoint, ZmqClient(endpoint, timeout_s=30) as client:
+    with _served("zmq", *options) as endpoint, ZmqClient(endpoint, timeout_s=30) as client:
         invoke = client.invoke
         return _time_calls(lambda: invoke("add", ADD_EVENT_BYTES).payload, ADD_RESULT, sizes)
 

@@ -83,8 +83,10 @@ class Dispatcher:
         self._poller.register(self._wake_fd, select.POLLIN)
         self._loops: dict[asyncio.AbstractEventLoop, int] = {}
         # Invocations nobody waits for (Event): while there are any, the supervisor
-        # thread reads the replies too, since no caller will.
+        # thread reads the replies too, since no caller will; unless a loop of the
+        # dispatcher's owner always reads them (a Ray node's engine).
         self.unattended = 0
+        self.replies_read_elsewhere = False
         self._capacity_waiter: Callable[[], None] | None = None
 
     def attach(self, workers: Workers | Slots, alarm: Alarm) -> None:
@@ -125,7 +127,7 @@ class Dispatcher:
         self.admission.enter(invocation.pool)
         if invocation.callback is not None:
             self.unattended += 1
-            if self.unattended == 1:
+            if self.unattended == 1 and not self.replies_read_elsewhere:
                 self.alarm.ring()
         self._route(invocation)
 

@@ -5,6 +5,7 @@ contract suite runs against the same back-end (test_contract's ``ray`` front-end
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 import os
@@ -274,3 +275,28 @@ def test_serve_runs_its_functions_on_the_cluster(ray_cluster: Any, tmp_path: Pat
         client.close()
     wait_until(lambda: not cluster_processes(ray_cluster), timeout=30,
                message=lambda: f"left after the server stopped: {cluster_processes(ray_cluster)}")
+
+
+def test_a_backlog_streams_through_remote_workers(make_cluster_invoker: MakeInvoker,
+                                                  make_function: MakeFunction) -> None:
+    """64 in flight on 2 remote workers: the backlog waits partly at the node (each busy
+    worker's lanes), every answer is right and in its place, each invocation metered
+    once; recycling then stops both workers and returns once they have ended."""
+    invoker = make_cluster_invoker(max_workers=2)
+    name = make_function("add.handler", invoker=invoker, memory_mb=640)  # the other node
+    events = [{"a": number, "b": 1} for number in range(400)]
+
+    async def run() -> list[Any]:
+        async def caller(indices: range) -> list[tuple[int, Any]]:
+            return [(i, document(await invoker.ainvoke(name, events[i]))) for i in indices]
+
+        slices = await asyncio.gather(*(caller(range(k, 400, 64)) for k in range(64)))
+        return [answer for _, answer in sorted(pair for part in slices for pair in part)]
+
+    assert asyncio.run(run()) == [{"sum": number + 1} for number in range(400)]
+    meter = invoker.meter(name)
+    assert (meter["invocations"], meter["cold_starts"], meter["errors"]) == (400, 2, 0)
+    assert invoker.placement(name) == {node_with_memory(6 * GiB): 2}
+    assert invoker.recycle(name) == 2
+    invoker.invoke(name, {"a": 1, "b": 1})
+    assert invoker.meter(name)["cold_starts"] == 3

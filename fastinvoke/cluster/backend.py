@@ -45,7 +45,7 @@ from .slots import Slots
 _log = logging.getLogger("fastinvoke")
 
 SCAN_EVERY_NS = 1_000_000_000  # how often the cluster's nodes are looked at
-_PLACING_POLL_NS = 5_000_000  # while reservations wait for Ray
+_PLACING_POLL_NS = 1_000_000  # while reservations wait for Ray
 _ORPHAN_AFTER_S = 10.0  # a node process outlives a silent front-end this long
 
 
@@ -71,7 +71,8 @@ class ClusterSupervisor:
             self._keys.node_secret, self._keys.client_public, keep_warm_s, cpu_limits,
             memory_limits, sandbox, region, _ORPHAN_AFTER_S)
         self._context = zmq.Context(1)
-        self._relay = Relay(self.lock, self.workers.finished, self._lost)
+        self._relay = Relay(self.lock, self.workers.finished, self.workers.recycled,
+                            self._lost)
         self._stopping = False
         self._next_scan_ns = 0
         self._starting: dict[str, object] = {}  # node id -> its agent's start call
@@ -150,16 +151,14 @@ class ClusterSupervisor:
         if self._starting:
             self._link_started()
         self._package()
-        self._place()
         with self.lock:
-            released, self.workers.released = self.workers.released, []
             now = monotonic_ns()
             self.workers.expire(now)
             self.workers.stop_idle(now)
-            released += self.workers.released
-            self.workers.released = []
-        for group in released:
+            released, self.workers.released = self.workers.released, []
+        for group in released:  # before placing: a new worker may need the room
             self.ray.release(group)
+        self._place()
 
     # -- nodes ------------------------------------------------------------------------------
 
@@ -179,7 +178,7 @@ class ClusterSupervisor:
         if self.ray.node_id in wanted:  # this process's own node: its workers are ours
             wanted.remove(self.ray.node_id)
             link = LocalNode(self.ray.node_id, self._settings, self.lock,
-                             self.workers.finished)
+                             self.workers.finished, self.workers.recycled)
             with self.lock:
                 self.links[link.node_id] = link
                 self._deploy_all(link)

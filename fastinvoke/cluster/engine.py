@@ -4,10 +4,11 @@ out-of-memory reports), with no admission, meters, logs or Event queue of its ow
 front-end admitted every invocation it sends, and meters and logs what comes back.
 
 The engine does what the front-end's messages say (``handle``) and puts a ``Done`` in
-``outbox`` for every invocation that ends, signalling ``outbox_fd`` when that happens on
-another thread than its owner's loop.  The owner's loop reads ``dispatcher.fd`` (the
-workers' replies: ``collect``) and the outbox: the node process's main loop (``node``), or
-on the front-end's own node a thread of the front-end (``local``).
+``outbox`` for every invocation that ends (and a ``Recycled`` when a recycle is over),
+signalling ``outbox_fd`` when that happens on another thread than its owner's loop.  The
+owner's loop reads ``dispatcher.fd`` (the workers' replies: ``collect``) and the outbox:
+the node process's main loop (``node``), or on the front-end's own node a thread of the
+front-end (``local``).
 """
 
 from __future__ import annotations
@@ -42,20 +43,21 @@ class Engine:
         budget = MemoryBudget(None)
         # No throttling here: the front-end admitted every invocation it sends.
         self.dispatcher = Dispatcher(Admission(sys.maxsize, None, budget), _unmetered)
+        self.dispatcher.replies_read_elsewhere = True  # by the owner's loop, always
         groups = None
         if settings.memory_limits or settings.cpu_limits != "off":
             groups = detect().instance(f"{os.getpid()}.node")
         self.supervisor = Supervisor(
             self.dispatcher, self.state_dir, settings.region, settings.keep_warm_s, budget,
             groups, settings.cpu_limits, settings.memory_limits, spare_workers=False,
-            sandbox=settings.sandbox, read_replies=False)
+            sandbox=settings.sandbox)
         self.dispatcher.attach(self.supervisor.workers, self.supervisor.alarm)
         self.supervisor.start()
         self.dispatcher.bell.raise_()  # workers always wake the owner's loop
         self.pools: dict[str, FunctionPool] = {}
         self._generations: dict[str, int] = {}
         self._code: dict[str, str] = {}  # code sha256 -> its unpacked directory
-        self.outbox: deque[protocol.Done] = deque()
+        self.outbox: deque[protocol.Done | protocol.Recycled] = deque()
         self.outbox_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         self.loop_thread = 0  # the owner's loop thread, which sets it
 
@@ -70,6 +72,8 @@ class Engine:
             self._deploy(message)
         elif kind is protocol.Resize:
             self._resize(message)
+        elif kind is protocol.Recycle:
+            self._recycle(message)
         elif kind is protocol.Undeploy:
             self._undeploy(message.function)
         elif kind is protocol.Shutdown:
@@ -126,14 +130,32 @@ class Engine:
     def _resize(self, resize: protocol.Resize) -> None:
         with self.dispatcher.lock:
             pool = self.pools.get(resize.function)
+            if pool is not None:
+                pool.max_workers = resize.workers
+        self._stop_idle(resize.function, resize.workers)
+
+    def _stop_idle(self, function: str, keep: int) -> None:
+        """Stop idle workers of ``function`` until at most ``keep`` workers are left."""
+        with self.dispatcher.lock:
+            pool = self.pools.get(function)
             if pool is None:
                 return
-            pool.max_workers = resize.workers
             workers = self.supervisor.workers
             for worker in self.dispatcher.core.idle_workers(pool.name):
-                if len(pool.workers) <= resize.workers:
+                if len(pool.workers) <= keep:
                     break
                 workers.stop(workers.records[worker])
+
+    def _recycle(self, recycle: protocol.Recycle) -> None:
+        """Stop the function's idle workers and wait until they have ended (the next
+        invocation, which the front-end sends after the answer, forks at once)."""
+        with self.dispatcher.lock:
+            pool = self.pools.get(recycle.function)
+            if pool is not None:
+                self.supervisor.workers.recycle(pool, recycle.wait_s)
+        self.outbox.append(protocol.Recycled(recycle.function))
+        if threading.get_ident() != self.loop_thread:
+            os.eventfd_write(self.outbox_fd, 1)
 
     def _undeploy(self, function: str) -> None:
         with self.dispatcher.lock:

@@ -7,7 +7,7 @@ a local worker's lane), and ``rx`` what the node answers, read by one relay thre
 every node.  A ZeroMQ socket is used by one thread at a time; the lock makes ``tx`` so,
 and ``rx`` has one reader.  (The front-end's own node is a ``local.LocalNode``.)
 
-The relay thread completes invocations as the nodes' ``Done`` messages arrive (taking the
+The relay thread completes invocations as the nodes' ``Done`` records arrive (taking the
 lock once per burst), pings every node the front-end links to, and declares a node lost
 when it has not been heard for ``LOST_AFTER_S``.
 """
@@ -100,14 +100,17 @@ def _client(context: zmq.Context, keys: Keys, routing_id: bytes,
 
 
 class Relay:
-    """The thread that reads every node's answers.  ``on_done(link, done)`` and
-    ``on_lost(link)`` are called with ``lock`` held."""
+    """The thread that reads every node's answers.  ``on_done(link, done)``,
+    ``on_recycled(link, recycled)`` and ``on_lost(link)`` are called with ``lock``
+    held."""
 
     def __init__(self, lock: threading.Lock,
                  on_done: Callable[[RemoteNode, protocol.Done], None],
+                 on_recycled: Callable[[RemoteNode, protocol.Recycled], None],
                  on_lost: Callable[[RemoteNode], None]) -> None:
         self.lock = lock
         self._on_done = on_done
+        self._on_recycled = on_recycled
         self._on_lost = on_lost
         self.links: list[RemoteNode] = []  # changed only with ``lock`` held
         self._retired: list[RemoteNode] = []  # dropped, to close once no longer polled
@@ -170,8 +173,12 @@ class Relay:
                 message = decode(rx.recv(zmq.NOBLOCK))
             except zmq.Again:
                 break
-            if type(message) is protocol.Done:
-                done.append(message)
+            kind = type(message)
+            if kind is protocol.Finished:
+                done += message.done
+            elif kind is protocol.Recycled:
+                with self.lock:
+                    self._on_recycled(link, message)
         if done:
             with self.lock:
                 for message in done:

@@ -24,11 +24,13 @@ from .link import NodeLink
 
 class LocalNode(NodeLink):
     def __init__(self, node_id: str, settings: protocol.Start, lock: threading.Lock,
-                 on_done: Callable[[NodeLink, protocol.Done], None]) -> None:
+                 on_done: Callable[[NodeLink, protocol.Done], None],
+                 on_recycled: Callable[[NodeLink, protocol.Recycled], None]) -> None:
         super().__init__(node_id)
         self.engine = Engine(settings)
         self._lock = lock
         self._on_done = on_done
+        self._on_recycled = on_recycled
         self._stop_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         self._thread = threading.Thread(target=self._run, name="fastinvoke-local-node",
                                         daemon=True)
@@ -57,7 +59,11 @@ class LocalNode(NodeLink):
             if outbox:
                 with self._lock:
                     while outbox:
-                        self._on_done(self, outbox.popleft())
+                        record = outbox.popleft()
+                        if type(record) is protocol.Done:
+                            self._on_done(self, record)
+                        else:
+                            self._on_recycled(self, record)
 
     def close(self) -> None:
         os.eventfd_write(self._stop_fd, 1)

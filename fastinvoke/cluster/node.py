@@ -89,8 +89,16 @@ class Node:
                 engine.collect()
             if outbox_fd in events:
                 engine.clear_outbox_fd()
-            while outbox:
-                socket.send_multipart((FRONT_END, encode(outbox.popleft())))
+            if outbox:
+                done = []
+                while outbox:  # other threads may add to it meanwhile: popleft, not clear
+                    record = outbox.popleft()
+                    if type(record) is protocol.Done:
+                        done.append(record)
+                    else:
+                        socket.send_multipart((FRONT_END, encode(record)))
+                if done:
+                    socket.send_multipart((FRONT_END, encode(protocol.Finished(done))))
             now = time.monotonic()
             if now >= next_beat:
                 socket.send_multipart((FRONT_END, beat))

@@ -4,8 +4,8 @@ One message a frame, msgpack, tagged array-like Structs (as ``wire``'s headers).
 invocation itself travels as ``wire.Invoke`` bytes inside ``Run``, encoded once by the
 front-end's dispatcher, as it would be for a local worker::
 
-    front-end -> node   Deploy | Resize | Run | Undeploy | Ping | Shutdown
-    node -> front-end   Done | Beat
+    front-end -> node   Deploy | Resize | Run | Recycle | Undeploy | Ping | Shutdown
+    node -> front-end   Finished([Done, ...]) | Recycled | Beat
 
 A *slot* is one worker's room on a node, reserved through Ray for the front-end: the
 front-end sends a slot one invocation at a time, and a node holds at most as many
@@ -41,6 +41,14 @@ class Run(msgspec.Struct, tag="run", array_like=True, gc=False):
     invoke: bytes  # wire.Invoke, as encoded for a local worker
 
 
+class Recycle(msgspec.Struct, tag="recycle", array_like=True, gc=False):
+    """Stop the function's idle workers (the next invocations are cold starts), and say
+    ``Recycled`` once they have ended."""
+
+    function: str
+    wait_s: float
+
+
 class Undeploy(msgspec.Struct, tag="undeploy", array_like=True, gc=False):
     function: str
 
@@ -70,6 +78,17 @@ class Done(msgspec.Struct, tag="done", array_like=True, gc=False):
     log_stream: str
 
 
+class Finished(msgspec.Struct, tag="finished", array_like=True, gc=False):
+    """The invocations that ended since the node last sent, in the order they ended: one
+    frame for a burst, not one per invocation."""
+
+    done: list[Done]
+
+
+class Recycled(msgspec.Struct, tag="recycled", array_like=True, gc=False):
+    function: str
+
+
 class Beat(msgspec.Struct, tag="beat", array_like=True, gc=False):
     """The node is alive."""
 
@@ -93,8 +112,8 @@ class Start(msgspec.Struct, gc=False):
     orphan_after_s: float  # exit when the front-end has been silent this long
 
 
-ToNode = Deploy | Resize | Run | Undeploy | Ping | Shutdown
-FromNode = Done | Beat
+ToNode = Deploy | Resize | Run | Recycle | Undeploy | Ping | Shutdown
+FromNode = Finished | Recycled | Beat
 
 encode = msgspec.msgpack.Encoder().encode
 decode_to_node = msgspec.msgpack.Decoder(ToNode).decode

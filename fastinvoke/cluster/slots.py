@@ -10,12 +10,19 @@ lost node was running with ``ServiceException`` (it may have run): a synchronous
 gets that error, and the Event queue runs an Event invocation again elsewhere (at least
 once, counted as redelivered).
 
+A slot's invocations cross the network twice, so while invocations wait for its
+function, a slot takes up to ``PIPELINE_DEPTH`` more (*lanes*: the dispatcher sees each as
+a worker of its own): they wait at the node, which starts the next one the moment its
+worker replies instead of a round trip later.  Lanes beyond the first close as soon as
+nothing waits.  The node enforces every invocation's timeout itself, from its start there.
+
 Every method runs with the dispatcher's lock held.
 """
 
 from __future__ import annotations
 
 import itertools
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -29,12 +36,15 @@ from ..pool.records import FunctionPool, Invocation
 from . import protocol
 from .link import LOST_AFTER_S, NodeLink
 
+PIPELINE_DEPTH = 8  # invocations a busy slot may have waiting at its node
+
 
 class Slot:
-    """``state``: placing (its reservation asked of Ray) -> ready -> released."""
+    """``state``: placing (its reservation asked of Ray) -> ready -> released.
+    ``lanes``: the dispatcher's worker ids for it, its own id first."""
 
     __slots__ = ("id", "pool", "node", "group", "state", "last_used_ns", "generation",
-                 "provisioned")
+                 "provisioned", "lanes")
 
     def __init__(self, slot_id: bytes, pool: FunctionPool, provisioned: bool) -> None:
         self.id = slot_id
@@ -45,6 +55,7 @@ class Slot:
         self.last_used_ns = 0
         self.generation = pool.generation
         self.provisioned = provisioned
+        self.lanes: list[bytes] = []
 
 
 class SlotLink:
@@ -60,8 +71,8 @@ class SlotLink:
 
 
 class Slots:
-    # A remote answer may come this long after the function's timeout (the node kills
-    # the worker at the timeout itself); past it, the node is taken for lost.
+    # The node kills a worker at the function's timeout itself: an answer may come this
+    # long after it.  (A node that falls silent is found lost sooner, by the relay.)
     deadline_slack_ns = int(2 * LOST_AFTER_S * 1e9)
 
     def __init__(self, hop: Hop, alarm: Alarm, keep_warm_ns: int,
@@ -73,6 +84,9 @@ class Slots:
         self._add_link = add_link
         self.keep_warm_ns = keep_warm_ns
         self.records: dict[bytes, Slot] = {}
+        self._lanes: dict[bytes, Slot] = {}  # lane -> its slot
+        self._recycling: dict[str, set[NodeLink]] = {}  # function -> nodes recycling it
+        self.ended = threading.Condition(hop.lock)  # notified when a node has recycled
         self.placing: list[Slot] = []  # slots whose reservation Ray has not placed yet
         self.released: list[Any] = []  # reservations to give back to Ray
         self._ids = itertools.count(1)
@@ -116,23 +130,36 @@ class Slots:
         slot.node, slot.state = node, "ready"
         slot.last_used_ns = monotonic_ns()
         node.resize(pool.name, 1)
-        self._add_link(slot.id, SlotLink(node, slot.id, pool.name))
-        self._hop.core.add_worker(slot.id, pool.name)
+        self._open_lane(slot, slot.id)
         pool.starting -= 1
         self._hop.dispatch_queued(pool)
 
-    def release(self, slot: Slot) -> None:
-        """Give ``slot`` up (what it ran is its caller's to end)."""
+    def _open_lane(self, slot: Slot, lane: bytes) -> None:
+        slot.lanes.append(lane)
+        self._lanes[lane] = slot
+        self._add_link(lane, SlotLink(slot.node, lane, slot.pool.name))
+        self._hop.core.add_worker(lane, slot.pool.name)
+
+    def _close_lane(self, slot: Slot, lane: bytes) -> Invocation | None:
+        """Close ``lane``; the invocation it had in flight, if any (its caller's to end)."""
+        slot.lanes.remove(lane)
+        del self._lanes[lane]
+        found = self._hop.core.drop_worker(lane)
+        self._hop.close_link(lane)
+        return None if found is None else found[1]
+
+    def release(self, slot: Slot) -> list[Invocation]:
+        """Give ``slot`` up; the invocations it had in flight (their caller's to end)."""
         if slot.state == "released":
-            return
+            return []
         pool = slot.pool
         if slot.state == "placing":
             pool.starting -= 1
             if slot in self.placing:
                 self.placing.remove(slot)
         slot.state = "released"
-        self._hop.core.drop_worker(slot.id)
-        self._hop.close_link(slot.id)
+        running = [invocation for lane in list(slot.lanes)
+                   if (invocation := self._close_lane(slot, lane)) is not None]
         pool.workers.pop(slot.id, None)
         self.records.pop(slot.id, None)
         if slot.node is not None:
@@ -140,6 +167,11 @@ class Slots:
         if slot.group is not None:
             self.released.append(slot.group)
             self._alarm.ring()
+        return running
+
+    def _idle(self, slot: Slot) -> bool:
+        return slot.state == "ready" and len(slot.lanes) == 1 \
+            and self._hop.core.is_idle(slot.id)
 
     # -- answers ------------------------------------------------------------------------------
 
@@ -158,27 +190,36 @@ class Slots:
         invocation.init_ns = done.init_ns
         invocation.log = done.log
         invocation.log_stream = done.log_stream
-        slot = self.records.get(done.slot)
+        slot = self._lanes.get(done.slot)
         if slot is not None:
             if slot.provisioned:
                 pool.meter.served_provisioned()
             slot.last_used_ns = monotonic_ns()
-            if slot.generation != pool.generation:  # its configuration changed meanwhile
-                self.release(slot)
         self._hop.complete(invocation)
-        if pool.queue:
-            self._hop.dispatch_queued(pool)
+        if slot is None:
+            return
+        if slot.generation != pool.generation:  # its configuration changed meanwhile
+            if done.slot != slot.id:
+                self._close_lane(slot, done.slot)
+            if self._idle(slot):
+                self.release(slot)
+            return
+        if not pool.queue:
+            if done.slot != slot.id:
+                self._close_lane(slot, done.slot)  # nothing waits: no more ahead of time
+            return
+        if len(slot.lanes) == 1:
+            for number in range(1, PIPELINE_DEPTH + 1):
+                self._open_lane(slot, slot.id + b"+%d" % number)
+        self._hop.dispatch_queued(pool)
 
     def node_lost(self, node: NodeLink) -> None:
         """``node`` stopped answering: end what it ran, and place its slots again."""
         lost = [slot for slot in self.records.values() if slot.node is node]
-        pools = {slot.pool.name: slot.pool for slot in lost}
         for slot in lost:
-            found = self._hop.core.drop_worker(slot.id)
-            self.release(slot)
-            if found is not None:
-                self._end_lost(found[1], f"Ray node {node.node_id} was lost")
-        for pool in pools.values():
+            for invocation in self.release(slot):
+                self._end_lost(invocation, f"Ray node {node.node_id} was lost")
+        for pool in {slot.pool.name: slot.pool for slot in lost}.values():
             self.grow(pool)
 
     def _end_lost(self, invocation: Invocation, reason: str) -> None:
@@ -188,25 +229,25 @@ class Slots:
     # -- the supervisor's rounds --------------------------------------------------------------
 
     def expire(self, now: int) -> None:
-        """Invocations unanswered past their timeout and the slack: their node is taken
-        for lost as far as they are concerned."""
-        for _, slot_id, invocation in self._hop.core.expired(now):
-            if self._hop.core.drop_worker(slot_id) is None:
+        """Invocations unanswered past their timeout and the slack.  A node that answers
+        pings enforces its invocations' timeouts itself, from their start there (a lane's
+        may wait behind others first): those are left to it.  One on a node no longer
+        up ends as lost, with its slot (the relay normally ends those first)."""
+        for _, lane, invocation in self._hop.core.expired(now):
+            slot = self._lanes.get(lane)
+            if slot is None or slot.node is None or slot.node.up:
                 continue
-            slot = self.records.get(slot_id)
-            node = slot.node.node_id if slot is not None and slot.node else "?"
-            if slot is not None:
-                self.release(slot)
-            self._end_lost(invocation, f"Ray node {node} did not answer within the "
-                                       "function's timeout")
+            node = slot.node.node_id if slot.node is not None else "?"
+            for running in self.release(slot):
+                self._end_lost(running, f"Ray node {node} did not answer within the "
+                                        "function's timeout")
             self.grow(invocation.pool)
 
     def stop_idle(self, now: int) -> None:
         """Release slots idle for the keep-warm time (not provisioned ones)."""
         for slot in list(self.records.values()):
-            if (slot.state == "ready" and not slot.provisioned
-                    and now - slot.last_used_ns >= self.keep_warm_ns
-                    and self._hop.core.is_idle(slot.id)):
+            if (not slot.provisioned and now - slot.last_used_ns >= self.keep_warm_ns
+                    and self._idle(slot)):
                 self.release(slot)
 
     def next_idle_expiry(self, wake_at: int) -> int:
@@ -216,27 +257,34 @@ class Slots:
         return wake_at
 
     def recycle(self, pool: FunctionPool, wait_s: float) -> int:
-        """Release ``pool``'s idle slots (their nodes stop the workers); how many."""
-        idle = [slot for slot in list(pool.workers.values())
-                if slot.state == "ready" and self._hop.core.is_idle(slot.id)]
-        for slot in idle:
-            self.release(slot)
+        """Have the nodes stop ``pool``'s idle workers and wait (up to ``wait_s``) until
+        each says they have ended; the slots stay, so the next invocations are cold
+        starts where they are.  How many slots were idle."""
+        idle = [slot for slot in pool.workers.values() if self._idle(slot)]
+        nodes = {slot.node for slot in idle if slot.node.up}
+        waiting = self._recycling.setdefault(pool.name, set())
+        waiting |= nodes
+        for node in nodes:
+            node.send(protocol.Recycle(pool.name, wait_s))
+        self.ended.wait_for(lambda: not (waiting & nodes) or pool.deleted, timeout=wait_s)
         return len(idle)
+
+    def recycled(self, node: NodeLink, recycled: protocol.Recycled) -> None:
+        self._recycling.get(recycled.function, set()).discard(node)
+        self.ended.notify_all()
 
     def stop_old(self, pool: FunctionPool) -> None:
         """``pool``'s configuration changed: release its idle slots of older ones."""
         for slot in list(pool.workers.values()):
             if slot.generation != pool.generation and (
-                    slot.state == "placing" or self._hop.core.is_idle(slot.id)):
+                    slot.state == "placing" or self._idle(slot)):
                 self.release(slot)
 
     def crash_all(self, pool: FunctionPool, reason: str) -> None:
         for slot in list(pool.workers.values()):
-            found = self._hop.core.drop_worker(slot.id)
-            self.release(slot)
-            if found is not None:
-                platform_error(found[1], CRASH, "Runtime.ExitError", reason)
-                self._hop.complete(found[1])
+            for invocation in self.release(slot):
+                platform_error(invocation, CRASH, "Runtime.ExitError", reason)
+                self._hop.complete(invocation)
 
     def placement(self, pool: FunctionPool) -> dict[str, int]:
         """Ray node id -> ``pool``'s workers placed there."""

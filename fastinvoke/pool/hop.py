@@ -29,6 +29,7 @@ class Hop(Protocol):
     fd: int  # the eventfd every worker writes after a reply
     bell: Doorbell  # raised while someone sleeps on ``fd``
     unattended: int  # invocations in flight that no caller waits for (Event)
+    replies_read_elsewhere: bool  # a loop of the owner reads every reply (no need to)
 
     def open_link(self, worker: bytes) -> tuple[int, int, int, int, int]: ...
     def add_link(self, worker: bytes, link: RemoteLink) -> None: ...

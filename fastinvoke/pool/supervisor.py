@@ -49,8 +49,7 @@ class Supervisor:
     def __init__(self, hop: Hop, state_dir: str, region: str, keep_warm_s: float,
                  budget: MemoryBudget, cgroups: Instance | None = None,
                  cpu_limits: str = "proportional", memory_limits: bool = True,
-                 spare_workers: bool = True, sandbox: bool = True,
-                 read_replies: bool = True) -> None:
+                 spare_workers: bool = True, sandbox: bool = True) -> None:
         self._hop = hop
         self.lock = hop.lock
         self.cgroups = cgroups
@@ -66,8 +65,6 @@ class Supervisor:
                                spare_workers)
         self.pools: dict[str, FunctionPool] = {}
         self._stopping = False
-        # False: another thread always reads the replies (a node process's main loop).
-        self._read_replies = read_replies
         self._watching_replies = False
         self._thread = threading.Thread(target=self._run, name="fastinvoke-supervisor",
                                         daemon=True)
@@ -151,7 +148,7 @@ class Supervisor:
         Also watch the workers' replies while Event invocations are outstanding: nobody
         else reads their replies (or the Hello of the worker forked for them)."""
         hop = self._hop
-        watch = self._read_replies and hop.unattended > 0
+        watch = hop.unattended > 0 and not hop.replies_read_elsewhere
         if watch != self._watching_replies:
             if watch:
                 self._selector.register(hop.fd, selectors.EVENT_READ, _REPLIES)
