@@ -368,6 +368,12 @@ class Dispatcher:
                 self._reader = None
                 self._hand_off()
 
+    def spin_for_reply(self, spin_ns: int) -> bool:
+        """Spin up to ``spin_ns`` (GIL released) until a reply waits in a lane; whether
+        one does.  For a loop that reads every reply (a Ray node's) and would otherwise
+        sleep until the worker's wake-up."""
+        return spin_any(self._link_list, spin_ns)
+
     def replies_waiting(self) -> bool:
         """Whether a reply waits in a lane: a waiter's last look after raising the doorbell
         (a reply published before that woke nobody).  Any thread."""

@@ -175,6 +175,13 @@ class Engine:
         if threading.get_ident() != self.loop_thread:
             os.eventfd_write(self.outbox_fd, 1)
 
+    def idle_behind(self) -> bool:
+        """Whether invocations run here and none waits for a worker: the owner's loop
+        may then spin for the next reply (it would be woken for it a few tens of µs
+        later); while some wait, the workers need the CPU more."""
+        return bool(self.dispatcher.core.in_flight) and not any(
+            pool.queue for pool in self.pools.values())
+
     def collect(self) -> None:
         """Take the workers' replies (the owner's loop, woken on ``dispatcher.fd``)."""
         self.dispatcher.clear_wake_up()

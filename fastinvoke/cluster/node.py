@@ -24,6 +24,7 @@ from .engine import Engine
 _log = logging.getLogger("fastinvoke.node")
 
 BEAT_S = 0.25  # how often the node tells the front-end it is alive
+SPIN_NS = 100_000  # how long the loop spins for a reply rather than sleep (idle_behind)
 FRONT_END = b"rx"  # the routing id of the front-end's receiving socket
 
 
@@ -71,7 +72,10 @@ class Node:
         heard = next_beat = time.monotonic()
         running = True
         while running:
-            events = dict(poller.poll(BEAT_S * 1000))
+            if engine.idle_behind() and engine.dispatcher.spin_for_reply(SPIN_NS):
+                events = {replies: zmq.POLLIN, **dict(poller.poll(0))}
+            else:
+                events = dict(poller.poll(BEAT_S * 1000))
             if stdin in events:
                 return  # the agent ended (or closed our stdin to stop us)
             if socket in events:
