@@ -300,3 +300,20 @@ def test_a_backlog_streams_through_remote_workers(make_cluster_invoker: MakeInvo
     assert invoker.recycle(name) == 2
     invoker.invoke(name, {"a": 1, "b": 1})
     assert invoker.meter(name)["cold_starts"] == 3
+
+
+def test_a_full_cluster_stops_an_idle_worker_of_another_function(
+        make_cluster_invoker: MakeInvoker, make_function: MakeFunction,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """A 3 GB worker reserves 1.7366 CPU: the other node holds one.  With one function's
+    worker idle there, the next function's invocation waits for room, the idle worker is
+    stopped to make it (as the local memory budget does), and the invocation runs."""
+    invoker = make_cluster_invoker()
+    first = make_function("add.handler", invoker=invoker, memory_mb=3072)
+    second = make_function("add.handler", invoker=invoker, memory_mb=3072)
+    big_node = node_with_memory(6 * GiB)
+    assert document(invoker.invoke(first, {"a": 1, "b": 1})) == {"sum": 2}
+    assert invoker.placement(first) == {big_node: 1}
+    assert document(invoker.invoke(second, {"a": 2, "b": 2})) == {"sum": 4}
+    assert (invoker.placement(first), invoker.placement(second)) == ({}, {big_node: 1})
+    assert f"no room for another worker of {second}" in caplog.text

@@ -40,13 +40,17 @@ from . import protocol
 from .link import Keys, NodeLink, Relay, RemoteNode
 from .local import LocalNode
 from .placement import Ray, check, refusal, worker_resources
-from .slots import Slots
+from .slots import STARVED_NS, Slots
 
 _log = logging.getLogger("fastinvoke")
 
 SCAN_EVERY_NS = 1_000_000_000  # how often the cluster's nodes are looked at
-_PLACING_POLL_NS = 1_000_000  # while reservations wait for Ray
+# While reservations wait for Ray: often at first (Ray places one in a few ms), then
+# less, once they wait for room.
+_PLACING_POLL_NS = 1_000_000
+_WAITING_POLL_NS = 50_000_000
 _ORPHAN_AFTER_S = 10.0  # a node process outlives a silent front-end this long
+_START_WAIT_S = 60.0  # how long a new Invoker waits for the nodes' processes
 
 
 class ClusterSupervisor:
@@ -76,7 +80,10 @@ class ClusterSupervisor:
         self._stopping = False
         self._next_scan_ns = 0
         self._starting: dict[str, object] = {}  # node id -> its agent's start call
-        self._scan()  # the nodes now: creating a function checks that one can hold it
+        # The nodes now (creating a function checks that one can hold it), each with its
+        # node process: the first function need not wait for them.
+        self._scan()
+        self._link_started(_START_WAIT_S)
         self._thread = threading.Thread(target=self._run, name="fastinvoke-cluster",
                                         daemon=True)
 
@@ -140,8 +147,10 @@ class ClusterSupervisor:
         if 0 <= deadline < wake_at:
             wake_at = deadline
         wake_at = self.workers.next_idle_expiry(wake_at)
-        if self.workers.placing or self._starting:
+        if now - self.workers.placing_since() < STARVED_NS:
             wake_at = min(wake_at, now + _PLACING_POLL_NS)
+        elif self.workers.placing or self._starting:
+            wake_at = min(wake_at, now + _WAITING_POLL_NS)
         self.alarm.wake_at_ns = wake_at
         return max(0.0, (wake_at - now) / 1e9)
 
@@ -186,9 +195,10 @@ class ClusterSupervisor:
             self._starting.update(self.ray.start_agents(
                 wanted, self._run_id, protocol.encode_start(self._settings)))
 
-    def _link_started(self) -> None:
-        """Link to the node processes that have started since the last round."""
-        for node_id, endpoint in self.ray.answers(self._starting).items():
+    def _link_started(self, wait_s: float = 0.0) -> None:
+        """Link to the node processes that have started since the last round (waiting up
+        to ``wait_s`` for all of them)."""
+        for node_id, endpoint in self.ray.answers(self._starting, wait_s).items():
             del self._starting[node_id]
             if isinstance(endpoint, BaseException):
                 _log.warning("fastinvoke: no node process on Ray node %s (%s); trying again",
@@ -280,6 +290,8 @@ class ClusterSupervisor:
                         and link.deployed.get(slot.pool.name) == slot.pool.generation):
                     workers.placing.remove(slot)
                     workers.placed(slot, link)
+            if not self._starting:  # else a node coming may have the room
+                workers.make_room(monotonic_ns())
 
     # -- shutdown ---------------------------------------------------------------------------
 

@@ -73,10 +73,12 @@ class Ray:
             calls[node_id] = agent.start.remote(start)
         return calls
 
-    def answers(self, calls: dict[str, Any]) -> dict[str, Any]:
-        """The calls of ``calls`` that have ended: node id -> what they returned, or the
-        error that ended them (a node gone meanwhile, an agent that cannot start)."""
-        ready, _ = self._ray.wait(list(calls.values()), num_returns=len(calls), timeout=0)
+    def answers(self, calls: dict[str, Any], wait_s: float = 0.0) -> dict[str, Any]:
+        """The calls of ``calls`` that have ended (waiting up to ``wait_s`` for all): node
+        id -> what they returned, or the error that ended them (a node gone meanwhile, an
+        agent that cannot start)."""
+        ready, _ = self._ray.wait(list(calls.values()), num_returns=len(calls),
+                                  timeout=wait_s)
         ended = set(ready)
         results: dict[str, Any] = {}
         for node_id, call in calls.items():

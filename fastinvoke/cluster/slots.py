@@ -22,6 +22,7 @@ Every method runs with the dispatcher's lock held.
 from __future__ import annotations
 
 import itertools
+import logging
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -36,7 +37,12 @@ from ..pool.records import FunctionPool, Invocation
 from . import protocol
 from .link import LOST_AFTER_S, NodeLink
 
+_log = logging.getLogger("fastinvoke")
+
 PIPELINE_DEPTH = 8  # invocations a busy slot may have waiting at its node
+# A reservation Ray has not placed after this long waits for room (Ray does not say so).
+STARVED_NS = 50_000_000
+_WARN_EVERY_NS = 60_000_000_000
 
 
 class Slot:
@@ -44,7 +50,7 @@ class Slot:
     ``lanes``: the dispatcher's worker ids for it, its own id first."""
 
     __slots__ = ("id", "pool", "node", "group", "state", "last_used_ns", "generation",
-                 "provisioned", "lanes")
+                 "provisioned", "lanes", "made_room")
 
     def __init__(self, slot_id: bytes, pool: FunctionPool, provisioned: bool) -> None:
         self.id = slot_id
@@ -52,7 +58,8 @@ class Slot:
         self.node: NodeLink | None = None
         self.group: Any = None  # its Ray placement group, once made
         self.state = "placing"
-        self.last_used_ns = 0
+        self.last_used_ns = monotonic_ns()  # while placing: when it was asked for
+        self.made_room = False  # an idle worker of another function was stopped for it
         self.generation = pool.generation
         self.provisioned = provisioned
         self.lanes: list[bytes] = []
@@ -86,6 +93,7 @@ class Slots:
         self.records: dict[bytes, Slot] = {}
         self._lanes: dict[bytes, Slot] = {}  # lane -> its slot
         self._recycling: dict[str, set[NodeLink]] = {}  # function -> nodes recycling it
+        self._warned: dict[str, int] = {}  # function -> when to warn again of no room
         self.ended = threading.Condition(hop.lock)  # notified when a node has recycled
         self.placing: list[Slot] = []  # slots whose reservation Ray has not placed yet
         self.released: list[Any] = []  # reservations to give back to Ray
@@ -168,6 +176,38 @@ class Slots:
             self.released.append(slot.group)
             self._alarm.ring()
         return running
+
+    def make_room(self, now: int) -> None:
+        """Slots Ray has left unplaced for ``STARVED_NS``: the cluster is full.  As the
+        local memory budget does, stop an idle worker of another function for each (the
+        least recently used, never a provisioned one); and ask again for the reservation
+        of one that still waits ``STARVED_NS`` later (Ray retries a waiting one only about
+        once a second, even when room came back meanwhile)."""
+        for slot in self.placing:
+            if slot.group is None or now - slot.last_used_ns < STARVED_NS:
+                continue
+            if slot.made_room:  # room was made: ask anew, in it
+                self.released.append(slot.group)
+                slot.group, slot.made_room, slot.last_used_ns = None, False, now
+                continue
+            slot.made_room = True
+            slot.last_used_ns = now
+            idle = [other for other in self.records.values() if other.pool is not slot.pool
+                    and not other.provisioned and self._idle(other)]
+            if idle:
+                self.release(min(idle, key=lambda other: other.last_used_ns))
+            name = slot.pool.name
+            if now >= self._warned.get(name, 0):  # at most once a minute a function
+                self._warned[name] = now + _WARN_EVERY_NS
+                _log.warning(
+                    "fastinvoke: the Ray cluster has no room for another worker of %s; idle "
+                    "workers of other functions are stopped to make some, and its "
+                    "invocations wait. Add nodes, lower memory sizes or raise the "
+                    "overcommit factor to run more at once.", name)
+
+    def placing_since(self) -> int:
+        """When the most recently asked slot still unplaced was asked for (0: none)."""
+        return max((slot.last_used_ns for slot in self.placing), default=0)
 
     def _idle(self, slot: Slot) -> bool:
         return slot.state == "ready" and len(slot.lanes) == 1 \
