@@ -33,6 +33,7 @@ from ..metering import CRASH
 from ..pool.alarm import Alarm
 from ..pool.failures import fail_queue, platform_error
 from ..pool.hop import Hop
+from ..pool.lifecycle import kept_too_long, next_keep_warm_expiry
 from ..pool.records import FunctionPool, Invocation
 from . import protocol
 from .link import LOST_AFTER_S, NodeLink
@@ -285,16 +286,12 @@ class Slots:
 
     def stop_idle(self, now: int) -> None:
         """Release slots idle for the keep-warm time (not provisioned ones)."""
-        for slot in list(self.records.values()):
-            if (not slot.provisioned and now - slot.last_used_ns >= self.keep_warm_ns
-                    and self._idle(slot)):
-                self.release(slot)
+        for slot in kept_too_long(self.records.values(), now, self.keep_warm_ns, self._idle):
+            self.release(slot)
 
     def next_idle_expiry(self, wake_at: int) -> int:
-        for slot in self.records.values():
-            if slot.state == "ready" and not slot.provisioned:
-                wake_at = min(wake_at, slot.last_used_ns + self.keep_warm_ns)
-        return wake_at
+        return next_keep_warm_expiry(self.records.values(), wake_at, self.keep_warm_ns,
+                                     self._idle)
 
     def recycle(self, pool: FunctionPool, wait_s: float) -> int:
         """Have the nodes stop ``pool``'s idle workers and wait (up to ``wait_s``) until

@@ -16,6 +16,8 @@ import signal
 import socket
 import threading
 from collections import deque
+from collections.abc import Callable, Iterable
+from typing import Protocol, TypeVar
 
 from .. import wire
 from .._core import monotonic_ns
@@ -272,17 +274,14 @@ class Workers:
 
     def stop_idle(self, now: int) -> None:
         """Stop workers kept warm, unused, for the keep-warm time (not provisioned ones)."""
-        for record in list(self.records.values()):
-            if (not record.provisioned and now - record.last_used_ns >= self.keep_warm_ns
-                    and self.is_idle(record)):
-                self.stop(record)
+        for record in kept_too_long(self.records.values(), now, self.keep_warm_ns,
+                                    self.is_idle):
+            self.stop(record)
 
     def next_idle_expiry(self, wake_at: int) -> int:
         """The earlier of ``wake_at`` and the next keep-warm expiry."""
-        for record in self.records.values():
-            if not record.provisioned and self.is_idle(record):
-                wake_at = min(wake_at, record.last_used_ns + self.keep_warm_ns)
-        return wake_at
+        return next_keep_warm_expiry(self.records.values(), wake_at, self.keep_warm_ns,
+                                     self.is_idle)
 
     # -- forgetting -------------------------------------------------------------------------
 
@@ -317,6 +316,32 @@ class Workers:
         """Remove the cgroups of forgotten workers (supervisor thread, lock not held)."""
         while self._dead_groups:
             self._dead_groups.popleft().remove()
+
+
+class KeptWarm(Protocol):
+    """A worker as the keep-warm rules see it (a local one, or a Ray slot)."""
+
+    provisioned: bool
+    last_used_ns: int
+
+
+Worker = TypeVar("Worker", bound=KeptWarm)
+
+
+def kept_too_long(workers: Iterable[Worker], now: int, keep_warm_ns: int,
+                  idle: Callable[[Worker], bool]) -> list[Worker]:
+    """The idle workers unused for ``keep_warm_ns`` (provisioned ones are kept)."""
+    return [worker for worker in list(workers) if not worker.provisioned
+            and now - worker.last_used_ns >= keep_warm_ns and idle(worker)]
+
+
+def next_keep_warm_expiry(workers: Iterable[Worker], wake_at: int, keep_warm_ns: int,
+                          idle: Callable[[Worker], bool]) -> int:
+    """The earlier of ``wake_at`` and when the first idle worker's keep-warm time ends."""
+    for worker in workers:
+        if not worker.provisioned and idle(worker):
+            wake_at = min(wake_at, worker.last_used_ns + keep_warm_ns)
+    return wake_at
 
 
 def _open_peak(group: Group) -> list[int]:
