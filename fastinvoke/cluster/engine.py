@@ -76,6 +76,9 @@ class Engine:
             self._recycle(message)
         elif kind is protocol.Undeploy:
             self._undeploy(message.function)
+        elif kind is protocol.Several:
+            for each in message.messages:
+                self.handle(each)
         elif kind is protocol.Shutdown:
             return False
         return True

@@ -73,9 +73,22 @@ class RemoteNode(NodeLink):
         self.last_heard = time.monotonic()
         self.tx = _client(context, keys, b"tx", endpoint)
         self.rx = _client(context, keys, b"rx", endpoint)
+        self._held: list[protocol.ToNode] | None = None  # while the relay holds sends
 
     def send(self, message: protocol.ToNode) -> None:
-        self.tx.send(protocol.encode(message), zmq.NOBLOCK)
+        if self._held is not None:
+            self._held.append(message)
+        else:
+            self.tx.send(protocol.encode(message), zmq.NOBLOCK)
+
+    def hold(self) -> None:
+        """Keep what is sent from now until ``flush``, to send it as one frame."""
+        self._held = []
+
+    def flush(self) -> None:
+        held, self._held = self._held, None
+        if held:
+            self.send(held[0] if len(held) == 1 else protocol.Several(held))
 
     def send_bytes(self, data: bytes) -> None:
         self.tx.send(data, zmq.NOBLOCK)
@@ -181,8 +194,17 @@ class Relay:
                     self._on_recycled(link, message)
         if done:
             with self.lock:
-                for message in done:
-                    self._on_done(link, message)
+                # What these answers let the front-end send (the next invocations) goes
+                # to each node as one frame.
+                links = self.links
+                for each in links:
+                    each.hold()
+                try:
+                    for message in done:
+                        self._on_done(link, message)
+                finally:
+                    for each in links:
+                        each.flush()
 
     def _ping_and_check(self, links: list[RemoteNode], now: float) -> None:
         ping = protocol.encode(protocol.Ping())

@@ -4,7 +4,7 @@ One message a frame, msgpack, tagged array-like Structs (as ``wire``'s headers).
 invocation itself travels as ``wire.Invoke`` bytes inside ``Run``, encoded once by the
 front-end's dispatcher, as it would be for a local worker::
 
-    front-end -> node   Deploy | Resize | Run | Recycle | Undeploy | Ping | Shutdown
+    front-end -> node   Deploy | Resize | Run | Recycle | Undeploy | Several | Ping | Shutdown
     node -> front-end   Finished([Done, ...]) | Recycled | Beat
 
 A *slot* is one worker's room on a node, reserved through Ray for the front-end: the
@@ -51,6 +51,13 @@ class Recycle(msgspec.Struct, tag="recycle", array_like=True, gc=False):
 
 class Undeploy(msgspec.Struct, tag="undeploy", array_like=True, gc=False):
     function: str
+
+
+class Several(msgspec.Struct, tag="several", array_like=True, gc=False):
+    """Messages sent as one frame, in order: the invocations a burst of answers lets
+    the front-end send at once."""
+
+    messages: list[Deploy | Resize | Run | Recycle | Undeploy]
 
 
 class Ping(msgspec.Struct, tag="ping", array_like=True, gc=False):
@@ -112,7 +119,7 @@ class Start(msgspec.Struct, gc=False):
     orphan_after_s: float  # exit when the front-end has been silent this long
 
 
-ToNode = Deploy | Resize | Run | Recycle | Undeploy | Ping | Shutdown
+ToNode = Deploy | Resize | Run | Recycle | Undeploy | Several | Ping | Shutdown
 FromNode = Finished | Recycled | Beat
 
 encode = msgspec.msgpack.Encoder().encode
