@@ -168,9 +168,10 @@ class Invoker:
 
             if not overcommit >= 1.0:
                 raise ValidationException(f"overcommit must be at least 1, not {overcommit}")
-            self._supervisor = ClusterSupervisor(self._dispatcher, ray_address, region,
-                                                 keep_warm_s, overcommit, cpu_limits,
-                                                 memory_limits, sandbox)
+            self._supervisor = ClusterSupervisor(self._dispatcher, self.state_dir,
+                                                 ray_address, region, keep_warm_s,
+                                                 overcommit, cpu_limits, memory_limits,
+                                                 sandbox)
         self._dispatcher.attach(self._supervisor.workers, self._supervisor.alarm)
         self._supervisor.start()
         if durable_events is None:

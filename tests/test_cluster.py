@@ -280,8 +280,9 @@ def test_serve_runs_its_functions_on_the_cluster(ray_cluster: Any, tmp_path: Pat
 def test_a_backlog_streams_through_remote_workers(make_cluster_invoker: MakeInvoker,
                                                   make_function: MakeFunction) -> None:
     """64 in flight on 2 remote workers: the backlog waits partly at the node (each busy
-    worker's lanes), every answer is right and in its place, each invocation metered
-    once; recycling then stops both workers and returns once they have ended."""
+    worker's lanes), every answer is right and in its place (a batch's too), each
+    invocation metered once; recycling then stops both workers and returns once they
+    have ended."""
     invoker = make_cluster_invoker(max_workers=2)
     name = make_function("add.handler", invoker=invoker, memory_mb=640)  # the other node
     events = [{"a": number, "b": 1} for number in range(400)]
@@ -294,8 +295,10 @@ def test_a_backlog_streams_through_remote_workers(make_cluster_invoker: MakeInvo
         return [answer for _, answer in sorted(pair for part in slices for pair in part)]
 
     assert asyncio.run(run()) == [{"sum": number + 1} for number in range(400)]
+    batch = invoker.invoke_many(name, events[:100], concurrency=8)
+    assert [document(result) for result in batch] == [{"sum": n + 1} for n in range(100)]
     meter = invoker.meter(name)
-    assert (meter["invocations"], meter["cold_starts"], meter["errors"]) == (400, 2, 0)
+    assert (meter["invocations"], meter["cold_starts"], meter["errors"]) == (500, 2, 0)
     assert invoker.placement(name) == {node_with_memory(6 * GiB): 2}
     assert invoker.recycle(name) == 2
     invoker.invoke(name, {"a": 1, "b": 1})

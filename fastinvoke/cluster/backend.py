@@ -54,10 +54,11 @@ _START_WAIT_S = 60.0  # how long a new Invoker waits for the nodes' processes
 
 
 class ClusterSupervisor:
-    def __init__(self, hop: Hop, address: str, region: str, keep_warm_s: float,
-                 overcommit: float, cpu_limits: str, memory_limits: bool,
-                 sandbox: bool) -> None:
+    def __init__(self, hop: Hop, state_dir: str, address: str, region: str,
+                 keep_warm_s: float, overcommit: float, cpu_limits: str,
+                 memory_limits: bool, sandbox: bool) -> None:
         self.ray = Ray(address)  # first: it may fail (no cluster there) before anything opens
+        self._state_dir = state_dir
         self._hop = hop
         self.lock = hop.lock
         self.alarm = Alarm()
@@ -187,7 +188,7 @@ class ClusterSupervisor:
         if self.ray.node_id in wanted:  # this process's own node: its workers are ours
             wanted.remove(self.ray.node_id)
             link = LocalNode(self.ray.node_id, self._settings, self.lock,
-                             self.workers.finished, self.workers.recycled)
+                             self.workers.finished, self.workers.recycled, self._state_dir)
             with self.lock:
                 self.links[link.node_id] = link
                 self._deploy_all(link)

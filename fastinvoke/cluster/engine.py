@@ -22,6 +22,7 @@ import tempfile
 import threading
 import zipfile
 from collections import deque
+from collections.abc import Sequence
 
 import msgspec
 
@@ -38,7 +39,9 @@ from . import protocol
 
 
 class Engine:
-    def __init__(self, settings: protocol.Start) -> None:
+    def __init__(self, settings: protocol.Start, denied: Sequence[str] = ()) -> None:
+        """``denied``: paths no bind into a sandbox may expose, beyond the engine's own
+        state directory (the front-end's, for an engine in the front-end's process)."""
         self.state_dir = tempfile.mkdtemp(prefix=f"fastinvoke-node-{settings.run}-")
         budget = MemoryBudget(None)
         # No throttling here: the front-end admitted every invocation it sends.
@@ -50,7 +53,7 @@ class Engine:
         self.supervisor = Supervisor(
             self.dispatcher, self.state_dir, settings.region, settings.keep_warm_s, budget,
             groups, settings.cpu_limits, settings.memory_limits, spare_workers=False,
-            sandbox=settings.sandbox)
+            sandbox=settings.sandbox, denied=denied)
         self.dispatcher.attach(self.supervisor.workers, self.supervisor.alarm)
         self.supervisor.start()
         self.dispatcher.bell.raise_()  # workers always wake the owner's loop

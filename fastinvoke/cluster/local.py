@@ -25,9 +25,10 @@ from .link import NodeLink
 class LocalNode(NodeLink):
     def __init__(self, node_id: str, settings: protocol.Start, lock: threading.Lock,
                  on_done: Callable[[NodeLink, protocol.Done], None],
-                 on_recycled: Callable[[NodeLink, protocol.Recycled], None]) -> None:
+                 on_recycled: Callable[[NodeLink, protocol.Recycled], None],
+                 state_dir: str) -> None:
         super().__init__(node_id)
-        self.engine = Engine(settings)
+        self.engine = Engine(settings, [state_dir])  # this process's: never to be bound
         self._lock = lock
         self._on_done = on_done
         self._on_recycled = on_recycled

@@ -19,6 +19,7 @@ import selectors
 import signal
 import subprocess
 import threading
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from .. import wire
@@ -49,7 +50,8 @@ class Supervisor:
     def __init__(self, hop: Hop, state_dir: str, region: str, keep_warm_s: float,
                  budget: MemoryBudget, cgroups: Instance | None = None,
                  cpu_limits: str = "proportional", memory_limits: bool = True,
-                 spare_workers: bool = True, sandbox: bool = True) -> None:
+                 spare_workers: bool = True, sandbox: bool = True,
+                 denied: Sequence[str] = ()) -> None:
         self._hop = hop
         self.lock = hop.lock
         self.cgroups = cgroups
@@ -57,7 +59,7 @@ class Supervisor:
         self._selector = selectors.DefaultSelector()
         self._selector.register(self.alarm.fd, selectors.EVENT_READ, None)
         self.templates = Templates(hop, self.alarm, self._selector, state_dir, region,
-                                   sandbox)
+                                   sandbox, denied)
         self._warned: set[str] = set()
         self.budget = budget
         self.workers = Workers(hop, self.alarm, self.templates, self.budget,

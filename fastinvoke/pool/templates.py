@@ -16,7 +16,7 @@ import subprocess
 import sys
 import zlib
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import msgspec
 
@@ -46,7 +46,8 @@ class Templates:
     through ``selector``, their keys' data being ``(pool, process)``."""
 
     def __init__(self, hop: Hop, alarm: Alarm, selector: selectors.BaseSelector,
-                 state_dir: str, region: str, sandbox: bool) -> None:
+                 state_dir: str, region: str, sandbox: bool,
+                 denied: Sequence[str] = ()) -> None:
         self._hop = hop
         self._alarm = alarm
         self._selector = selector
@@ -55,6 +56,9 @@ class Templates:
         os.makedirs(self.log_dir, exist_ok=True)
         self.region = region
         self.sandbox = sandbox
+        # What no bind into a sandbox may expose: the state directory, and ``denied``
+        # (another one's, for an Invoker's Ray node engine in the same process).
+        self.denied = [state_dir, *denied]
         # Whether templates report the pids the server signals (see ``worker_pid``).
         self.same_pids = not sandbox or os.geteuid() == 0
         self._to_spawn: deque[tuple[FunctionPool, int]] = deque()  # with its generation
@@ -141,7 +145,7 @@ class Templates:
             uid = sandbox_uid(self.state_dir, config.name) if os.geteuid() == 0 else os.getuid()
         boot = wire.Boot(config.name, config.handler, code_dir, to_template.fileno(),
                          from_template, os.getpid(), config.prefork, config.runtime,
-                         uid, config.ephemeral_storage_mb, [self.state_dir])
+                         uid, config.ephemeral_storage_mb, self.denied)
         task_root = TASK_ROOT if self.sandbox else code_dir
         init_log = self.init_log(pool)
         try:
