@@ -1,15 +1,16 @@
 """What the front-end and a node process say to each other over their ZeroMQ link.
 
-One message a frame, msgpack, tagged array-like Structs (as ``wire``'s headers).  The
-invocation itself travels as ``wire.Invoke`` bytes inside ``Run``, encoded once by the
-front-end's dispatcher, as it would be for a local worker::
+One message a frame (``Several`` and ``Finished`` carry a burst), msgpack, tagged
+array-like Structs (as ``wire``'s headers).  The invocation itself travels as
+``wire.Invoke`` bytes inside ``Run``, encoded once by the front-end's dispatcher, as it
+would be for a local worker::
 
     front-end -> node   Deploy | Resize | Run | Recycle | Undeploy | Several | Ping | Shutdown
     node -> front-end   Finished([Done, ...]) | Recycled | Beat
 
-A *slot* is one worker's room on a node, reserved through Ray for the front-end: the
-front-end sends a slot one invocation at a time, and a node holds at most as many
-workers of a function as the front-end gave it slots (``Resize``).
+A *slot* is one worker's room on a node, reserved through Ray for the front-end: a node
+holds at most as many workers of a function as the front-end gave it slots (``Resize``);
+invocations beyond them (a busy slot's lanes, ``cluster.slots``) wait at the node.
 """
 
 from __future__ import annotations
