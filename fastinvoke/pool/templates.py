@@ -167,7 +167,9 @@ class Templates:
         with self._hop.lock:
             self._buffers[reports] = b""
             self._selector.register(reports, selectors.EVENT_READ, (pool, process))
-            if generation != pool.generation:  # renewed while it started: it must not serve
+            # Renewed or deleted while it started: it must not serve (a deleted pool's
+            # control socket would never be closed).
+            if generation != pool.generation or pool.deleted:
                 control.close()
                 process.kill()  # its end of the report pipe closes; that reaps it
                 return
