@@ -249,14 +249,35 @@ def make_cluster_invoker(ray_cluster: RayCluster) -> Iterator[MakeInvoker]:
         made.append(invoker)
         return invoker
 
-    before = descendants(os.getpid(), include_zombies=True)
+    before = own_runtime_processes()
     yield make
     while made:
         made.pop().close()
-    left = lambda: cluster_processes(ray_cluster) | (  # noqa: E731
-        descendants(os.getpid(), include_zombies=True) - before)
+
+    def left() -> set[int]:
+        return cluster_processes(ray_cluster) | (own_runtime_processes() - before)
+
     wait_until(lambda: not left(), timeout=30,
                message=lambda: f"left after close(): {describe(left())}")
+
+
+def own_runtime_processes() -> set[int]:
+    """The templates this process started (an Invoker's engine for its own Ray node) and
+    their workers; not those of a server it started."""
+    found = set()
+    for pid in descendants(os.getpid(), include_zombies=True):
+        if parent_of(pid) == os.getpid() and b"fastinvoke.runtime" in cmdline(pid):
+            found |= {pid} | descendants(pid, include_zombies=True)
+    return found
+
+
+def cmdline(pid: int) -> bytes:
+    """``pid``'s command line, NUL-separated (b"" once it has ended)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as file:
+            return file.read()
+    except OSError:
+        return b""
 
 
 def cluster_processes(cluster: RayCluster) -> set[int]:
@@ -264,11 +285,7 @@ def cluster_processes(cluster: RayCluster) -> set[int]:
     templates and workers below a node process (Ray's own are not)."""
     found = set()
     for pid in cluster.processes():
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as file:
-                command = file.read()
-        except OSError:
-            continue
+        command = cmdline(pid)
         if b"fastinvoke.cluster.node" in command:
             found |= {pid} | descendants(pid)
         elif b"NodeAgent" in command:

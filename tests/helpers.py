@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import IO, Any, TypeVar
 
 FUNCTIONS = str(Path(__file__).resolve().parent / "functions")
 
@@ -125,18 +125,21 @@ def kill_all(pids: set[int] | list[int]) -> None:
             os.kill(pid, 9)
 
 
-def read_line(process: subprocess.Popen[bytes], timeout: float = 30.0) -> bytes:
-    """The next line ``process`` writes to its stdout pipe, waiting at most ``timeout``."""
-    assert process.stdout is not None
+def read_line(process: subprocess.Popen[bytes], timeout: float = 30.0,
+              stream: IO[bytes] | None = None) -> bytes:
+    """The next line ``process`` writes to its stdout pipe (or ``stream``, another of its
+    pipes), waiting at most ``timeout``."""
+    stream = process.stdout if stream is None else stream
+    assert stream is not None
     line = b""
     deadline = time.monotonic() + timeout
     with selectors.DefaultSelector() as selector:
-        selector.register(process.stdout, selectors.EVENT_READ)
+        selector.register(stream, selectors.EVENT_READ)
         while not line.endswith(b"\n"):
             remaining = deadline - time.monotonic()
             if remaining <= 0 or not selector.select(remaining):
                 raise AssertionError(f"no line from pid {process.pid} within {timeout} s: {line!r}")
-            chunk = os.read(process.stdout.fileno(), 1)
+            chunk = os.read(stream.fileno(), 1)
             if not chunk:
                 raise AssertionError(f"pid {process.pid} closed stdout: {line!r}")
             line += chunk

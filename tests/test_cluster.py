@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import cluster_processes
+from conftest import cluster_processes, cmdline, own_runtime_processes
 from helpers import MakeFunction, MakeInvoker, descendants, document, wait_until
 from http_server import serving
 from prometheus_client.parser import text_string_to_metric_families
@@ -38,14 +38,6 @@ def node_with_memory(memory: int) -> str:
     """The id of the cluster's node offering ``memory`` bytes to reserve."""
     return next(node["NodeID"] for node in ray.nodes()
                 if node["Alive"] and node["Resources"].get("memory") == memory)
-
-
-def cmdline(pid: int) -> bytes:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as file:
-            return file.read()
-    except OSError:
-        return b""
 
 
 def runtime_processes(pids: set[int]) -> set[int]:
@@ -116,7 +108,7 @@ def test_reservations_count_as_ray_counts_them(ray_cluster: Any,
     # process's, reached over ZeroMQ.
     node_process = next(pid for pid in cluster_processes(ray_cluster)
                         if b"fastinvoke.cluster.node" in cmdline(pid))
-    wait_until(lambda: (len(runtime_processes(descendants(os.getpid()))),
+    wait_until(lambda: (len(own_runtime_processes()),
                         len(runtime_processes(descendants(node_process)))) == (1 + 4, 1 + 27),
                timeout=60)
     gate.touch()
