@@ -21,11 +21,6 @@ class NodeAgent:
     def __init__(self) -> None:
         self._process: subprocess.Popen[bytes] | None = None
 
-    def node_id(self) -> str:
-        import ray
-
-        return ray.get_runtime_context().get_node_id()
-
     def start(self, start: bytes) -> str:
         """Start the node process (ending any earlier one), bound to this node's address
         in the cluster; return its ZeroMQ endpoint."""
@@ -60,3 +55,4 @@ class NodeAgent:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+        process.stdout.close()
