@@ -66,8 +66,8 @@ class Engine:
 
     # -- what the front-end asks -------------------------------------------------------------
 
-    def handle(self, message: protocol.ToNode) -> bool:
-        """Do what ``message`` asks; False means stop."""
+    def handle(self, message: protocol.ToNode) -> None:
+        """Do what ``message`` asks."""
         kind = type(message)
         if kind is protocol.Run:
             self._run(message)
@@ -82,9 +82,6 @@ class Engine:
         elif kind is protocol.Several:
             for each in message.messages:
                 self.handle(each)
-        elif kind is protocol.Shutdown:
-            return False
-        return True
 
     def _run(self, run: protocol.Run) -> None:
         request = wire.decode_to_worker(run.invoke)

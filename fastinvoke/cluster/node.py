@@ -3,9 +3,10 @@ ROUTER socket that only the front-end's CURVE key may reach.
 
 Started by the node's agent (``python -m fastinvoke.cluster.node``, its ``Start`` on
 stdin), it binds the node's address on a free port and prints the endpoint.  It ends when
-told to, when its agent ends (its stdin closes) or when the front-end has been silent for
-``orphan_after_s`` (the front-end crashed): its templates and workers end with it and its
-cgroups are removed, so a lost front-end leaves nothing behind.
+its stdin closes (the agent stops it for the front-end, or the agent itself ended) or
+when the front-end has been silent for ``orphan_after_s`` (the front-end crashed): its
+templates and workers end with it and its cgroups are removed, so a lost front-end leaves
+nothing behind.
 """
 
 from __future__ import annotations
@@ -60,7 +61,8 @@ class Node:
         self.endpoint = f"tcp://{start.host}:{port}"
 
     def serve(self, stdin: int) -> None:
-        """Until told to stop, the agent ends or the front-end falls silent."""
+        """Until the agent ends or closes our stdin (the front-end's stop), or the
+        front-end falls silent."""
         socket, engine = self.socket, self.engine
         engine.loop_thread = threading.get_ident()
         replies, outbox_fd = engine.dispatcher.fd, engine.outbox_fd
@@ -70,8 +72,7 @@ class Node:
         decode, encode, outbox = protocol.decode_to_node, protocol.encode, engine.outbox
         beat = encode(protocol.Beat())
         heard = next_beat = time.monotonic()
-        running = True
-        while running:
+        while True:
             if engine.idle_behind() and engine.dispatcher.spin_for_reply(SPIN_NS):
                 events = {replies: zmq.POLLIN, **dict(poller.poll(0))}
             else:
@@ -80,13 +81,13 @@ class Node:
                 return  # the agent ended (or closed our stdin to stop us)
             if socket in events:
                 heard = time.monotonic()
-                while running:
+                while True:
                     try:
                         _, frame = socket.recv_multipart(zmq.NOBLOCK)
                     except zmq.Again:
                         break
                     try:
-                        running = engine.handle(decode(frame))
+                        engine.handle(decode(frame))
                     except Exception:
                         _log.exception("fastinvoke node: a message failed; the node goes on")
             if replies in events:

@@ -5,7 +5,7 @@ array-like Structs (as ``wire``'s headers).  The invocation itself travels as
 ``wire.Invoke`` bytes inside ``Run``, encoded once by the front-end's dispatcher, as it
 would be for a local worker::
 
-    front-end -> node   Deploy | Resize | Run | Recycle | Undeploy | Several | Ping | Shutdown
+    front-end -> node   Deploy | Resize | Run | Recycle | Undeploy | Several | Ping
     node -> front-end   Finished([Done, ...]) | Recycled | Beat
 
 A *slot* is one worker's room on a node, reserved through Ray for the front-end: a node
@@ -65,10 +65,6 @@ class Ping(msgspec.Struct, tag="ping", array_like=True, gc=False):
     pass
 
 
-class Shutdown(msgspec.Struct, tag="shutdown", array_like=True, gc=False):
-    pass
-
-
 class Done(msgspec.Struct, tag="done", array_like=True, gc=False):
     """An invocation's end on the node: every field the front-end meters, logs and
     answers with (``outcome`` as ``metering`` counts it)."""
@@ -120,7 +116,7 @@ class Start(msgspec.Struct, gc=False):
     orphan_after_s: float  # exit when the front-end has been silent this long
 
 
-ToNode = Deploy | Resize | Run | Recycle | Undeploy | Several | Ping | Shutdown
+ToNode = Deploy | Resize | Run | Recycle | Undeploy | Several | Ping
 FromNode = Finished | Recycled | Beat
 
 encode = msgspec.msgpack.Encoder().encode
