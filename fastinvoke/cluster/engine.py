@@ -156,9 +156,7 @@ class Engine:
             pool = self.pools.get(recycle.function)
             if pool is not None:
                 self.supervisor.workers.recycle(pool, recycle.wait_s)
-        self.outbox.append(protocol.Recycled(recycle.function))
-        if threading.get_ident() != self.loop_thread:
-            os.eventfd_write(self.outbox_fd, 1)
+        self._answer(protocol.Recycled(recycle.function))
 
     def _undeploy(self, function: str) -> None:
         with self.dispatcher.lock:
@@ -170,11 +168,15 @@ class Engine:
 
     def _done(self, invocation: Invocation) -> None:
         """An invocation ended (dispatcher lock held, any thread)."""
-        self.outbox.append(protocol.Done(
+        self._answer(protocol.Done(
             invocation.source, invocation.request_id, invocation.outcome,
             invocation.error_type, invocation.payload, invocation.duration_ns,
             invocation.max_rss_kb, invocation.init_ns if invocation.cold else 0,
             invocation.cold, invocation.log, invocation.log_stream))
+
+    def _answer(self, record: protocol.Done | protocol.Recycled) -> None:
+        """Put ``record`` in the outbox, waking the owner's loop unless this is it."""
+        self.outbox.append(record)
         if threading.get_ident() != self.loop_thread:
             os.eventfd_write(self.outbox_fd, 1)
 

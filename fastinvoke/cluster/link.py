@@ -14,6 +14,7 @@ when it has not been heard for ``LOST_AFTER_S``.
 
 from __future__ import annotations
 
+import abc
 import logging
 import threading
 import time
@@ -39,9 +40,10 @@ class Keys:
         self.client_public, self.client_secret = zmq.curve_keypair()
 
 
-class NodeLink:
+class NodeLink(abc.ABC):
     """A node's workers, as the front-end sees them: what it deployed there and how many
-    slots it holds there.  Used with the dispatcher's lock held."""
+    slots it holds there.  Used with the dispatcher's lock held.  How messages reach the
+    node is its kind's: ``RemoteNode`` (ZeroMQ) or ``local.LocalNode`` (this process)."""
 
     def __init__(self, node_id: str) -> None:
         self.node_id = node_id
@@ -50,8 +52,8 @@ class NodeLink:
         self.slots: dict[str, int] = {}  # function -> slots the front-end holds there
         self.code: set[str] = set()  # sha256 of the code packages the node has
 
-    def send(self, message: protocol.ToNode) -> None:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def send(self, message: protocol.ToNode) -> None: ...
 
     def resize(self, function: str, change: int) -> None:
         """Give the node ``change`` more (or fewer) slots of ``function``."""
@@ -59,8 +61,8 @@ class NodeLink:
         if self.up:
             self.send(protocol.Resize(function, count))
 
-    def close(self) -> None:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def close(self) -> None: ...
 
 
 class RemoteNode(NodeLink):
