@@ -269,6 +269,32 @@ def test_serve_runs_its_functions_on_the_cluster(ray_cluster: Any, tmp_path: Pat
                message=lambda: f"left after the server stopped: {cluster_processes(ray_cluster)}")
 
 
+def test_an_answer_is_not_held_behind_a_long_queue(make_cluster_invoker: MakeInvoker,
+                                                   make_function: MakeFunction,
+                                                   tmp_path: Path) -> None:
+    """A node sends its answers in bursts while invocations queue behind its workers, but
+    never holds one back for long: a quick invocation's answer comes back while the ones
+    queued behind it on the same worker cannot end yet (they wait for a gate the test
+    opens only once that answer is in)."""
+    invoker = make_cluster_invoker(max_workers=1)
+    name = make_function("gate.handler", invoker=invoker, memory_mb=640)
+    gate = tmp_path / "gate"
+
+    async def run() -> None:
+        quick = [asyncio.ensure_future(invoker.ainvoke(name, {"gate": "/"})) for _ in range(2)]
+        gated = [asyncio.ensure_future(invoker.ainvoke(name, {"gate": str(gate)}))
+                 for _ in range(10)]
+        # quick[0] opens the slot's lanes; quick[1] then ends with the 10 gated ones
+        # sent after it, 9 of them queued behind the worker at the node.
+        answers = await asyncio.wait_for(asyncio.gather(*quick), timeout=10)
+        assert [document(answer) for answer in answers] == ["through", "through"]
+        gate.touch()
+        assert [document(answer) for answer in await asyncio.gather(*gated)] == ["through"] * 10
+
+    asyncio.run(run())
+    assert invoker.meter(name)["invocations"] == 12
+
+
 def test_a_backlog_streams_through_remote_workers(make_cluster_invoker: MakeInvoker,
                                                   make_function: MakeFunction) -> None:
     """64 in flight on 2 remote workers: the backlog waits partly at the node (each busy

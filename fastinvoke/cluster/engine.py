@@ -61,6 +61,7 @@ class Engine:
         self._generations: dict[str, int] = {}
         self._code: dict[str, str] = {}  # code sha256 -> its unpacked directory
         self.outbox: deque[protocol.Done | protocol.Recycled] = deque()
+        self._answered: set[FunctionPool] = set()  # pools with a Done not yet sent
         self.outbox_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         self.loop_thread = 0  # the owner's loop thread, which sets it
 
@@ -168,6 +169,7 @@ class Engine:
 
     def _done(self, invocation: Invocation) -> None:
         """An invocation ended (dispatcher lock held, any thread)."""
+        self._answered.add(invocation.pool)
         self._answer(protocol.Done(
             invocation.source, invocation.request_id, invocation.outcome,
             invocation.error_type, invocation.payload, invocation.duration_ns,
@@ -179,6 +181,21 @@ class Engine:
         self.outbox.append(record)
         if threading.get_ident() != self.loop_thread:
             os.eventfd_write(self.outbox_fd, 1)
+
+    def answers_can_wait(self) -> bool:
+        """Whether the answers not yet sent may wait for more (owner's loop): each of
+        their functions still has half a pipeline of invocations waiting behind every one
+        of its workers here, so the front-end need not send more yet.  A burst of answers
+        then costs one frame, and one wake-up on each side, instead of one per answer."""
+        low = protocol.PIPELINE_DEPTH // 2
+        with self.dispatcher.lock:
+            return all(len(pool.queue) >= low * max(1, len(pool.workers))
+                       for pool in self._answered)
+
+    def answers_sent(self) -> None:
+        """The owner's loop sent every answer in the outbox."""
+        with self.dispatcher.lock:
+            self._answered.clear()
 
     def idle_behind(self) -> bool:
         """Whether invocations run here and none waits for a worker: the owner's loop

@@ -19,6 +19,7 @@ import time
 import zmq
 import zmq.auth.thread
 
+from .._core import monotonic_ns
 from . import protocol
 from .engine import Engine
 
@@ -26,6 +27,10 @@ _log = logging.getLogger("fastinvoke.node")
 
 BEAT_S = 0.25  # how often the node tells the front-end it is alive
 SPIN_NS = 100_000  # how long the loop spins for a reply rather than sleep (idle_behind)
+# Answers held back while their workers have more queued (Engine.answers_can_wait) go
+# out after this long or this many at the latest.
+HOLD_NS = 1_000_000
+HOLD_AT_MOST = 64
 FRONT_END = b"rx"  # the routing id of the front-end's receiving socket
 
 
@@ -72,9 +77,14 @@ class Node:
         decode, encode, outbox = protocol.decode_to_node, protocol.encode, engine.outbox
         beat = encode(protocol.Beat())
         heard = next_beat = time.monotonic()
+        held: list[protocol.Done] = []
+        held_until = 0
         while True:
             if engine.idle_behind() and engine.dispatcher.spin_for_reply(SPIN_NS):
                 events = {replies: zmq.POLLIN, **dict(poller.poll(0))}
+            elif held:
+                wait_ms = max(0, held_until - monotonic_ns()) / 1e6
+                events = dict(poller.poll(wait_ms))
             else:
                 events = dict(poller.poll(BEAT_S * 1000))
             if stdin in events:
@@ -95,15 +105,19 @@ class Node:
             if outbox_fd in events:
                 engine.clear_outbox_fd()
             if outbox:
-                done = []
+                if not held:
+                    held_until = monotonic_ns() + HOLD_NS
                 while outbox:  # other threads may add to it meanwhile: popleft, not clear
                     record = outbox.popleft()
                     if type(record) is protocol.Done:
-                        done.append(record)
+                        held.append(record)
                     else:
                         socket.send_multipart((FRONT_END, encode(record)))
-                if done:
-                    socket.send_multipart((FRONT_END, encode(protocol.Finished(done))))
+            if held and (len(held) >= HOLD_AT_MOST or monotonic_ns() >= held_until
+                         or not engine.answers_can_wait()):
+                socket.send_multipart((FRONT_END, encode(protocol.Finished(held))))
+                held = []
+                engine.answers_sent()
             now = time.monotonic()
             if now >= next_beat:
                 socket.send_multipart((FRONT_END, beat))

@@ -18,6 +18,11 @@ from __future__ import annotations
 import msgspec
 
 PROTOCOL = 1
+# Invocations a busy slot may have waiting at its node beyond the one its worker runs
+# (``cluster.slots``' lanes).  The node holds its answers while at least half that many
+# wait behind each of the function's workers there (``engine``), so one frame carries a
+# burst of them and the front-end's next invocations still arrive before they are needed.
+PIPELINE_DEPTH = 16
 
 
 class Deploy(msgspec.Struct, tag="deploy", array_like=True, gc=False):

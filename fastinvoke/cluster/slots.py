@@ -11,7 +11,7 @@ gets that error, and the Event queue runs an Event invocation again elsewhere (a
 once, counted as redelivered).
 
 A slot's invocations cross the network twice, so while invocations wait for its
-function, a slot takes up to ``PIPELINE_DEPTH`` more (*lanes*: the dispatcher sees each as
+function, a slot takes up to ``protocol.PIPELINE_DEPTH`` more (*lanes*: the dispatcher sees each as
 a worker of its own): they wait at the node, which starts the next one the moment its
 worker replies instead of a round trip later.  Lanes beyond the first close as soon as
 nothing waits.  The node enforces every invocation's timeout itself, from its start there.
@@ -40,7 +40,6 @@ from .link import LOST_AFTER_S, NodeLink
 
 _log = logging.getLogger("fastinvoke")
 
-PIPELINE_DEPTH = 8  # invocations a busy slot may have waiting at its node
 # A reservation Ray has not placed after this long waits for room (Ray does not say so).
 STARVED_NS = 50_000_000
 _WARN_EVERY_NS = 60_000_000_000
@@ -250,7 +249,7 @@ class Slots:
                 self._close_lane(slot, done.slot)  # nothing waits: no more ahead of time
             return
         if len(slot.lanes) == 1:
-            for number in range(1, PIPELINE_DEPTH + 1):
+            for number in range(1, protocol.PIPELINE_DEPTH + 1):
                 self._open_lane(slot, slot.id + b"+%d" % number)
         self._hop.dispatch_queued(pool)
 
