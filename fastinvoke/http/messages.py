@@ -12,18 +12,24 @@ _STATUS_LINES = {status.value: b"HTTP/1.1 %d %s\r\n" % (status.value, status.phr
 class Request:
     """One HTTP request.  ``headers`` has lower-case names; a repeated header's values
     are joined with commas (RFC 9110 §5.3).  ``path`` and ``query`` are as sent
-    (percent-encoded)."""
+    (percent-encoded).  From a server that keeps them (``HttpServer(raw=True)``),
+    ``raw_headers`` are the headers as sent (names in their case, one pair each) and
+    ``client`` the client's address."""
 
-    __slots__ = ("method", "path", "query", "headers", "body", "keep_alive")
+    __slots__ = ("method", "path", "query", "headers", "body", "keep_alive", "raw_headers",
+                 "client")
 
     def __init__(self, method: str, path: str, query: str, headers: dict[str, str],
-                 body: bytes, keep_alive: bool) -> None:
+                 body: bytes, keep_alive: bool, raw_headers: list[tuple[str, str]] | None = None,
+                 client: str = "") -> None:
         self.method = method
         self.path = path
         self.query = query
         self.headers = headers
         self.body = body
         self.keep_alive = keep_alive
+        self.raw_headers = raw_headers
+        self.client = client
 
 
 class Response:

@@ -39,6 +39,9 @@ from .errors import RequestHeaderFieldsTooLargeException, RequestTimeoutExceptio
 from .messages import Request, Response
 
 Application = Callable[[Request], Awaitable[Response]]
+# How an error the server itself answers looks (a refused request, an application that
+# failed): Lambda's shape unless the application speaks another API.
+ErrorPage = Callable[[ServiceError, bool], Response]
 MAX_PIPELINED = 32
 LINGER_S = 5.0  # most time a refused client has to stop sending (see the module docstring)
 _HEADER_NAMES: dict[bytes, str] = {}  # header names as sent -> lower-case str
@@ -97,9 +100,13 @@ class HttpServer:
     """Serve ``application`` over HTTP/1.1.  ``start``, then ``stop_accepting``, ``drain``
     and ``abort`` for a graceful or a quick stop."""
 
-    def __init__(self, application: Application, limits: Limits = Limits()) -> None:
+    def __init__(self, application: Application, limits: Limits = Limits(), *,
+                 raw: bool = False, error_page: ErrorPage | None = None) -> None:
+        """``raw``: requests also carry their headers as sent and the client's address."""
         self.application = application
         self.limits = limits
+        self.raw = raw
+        self.error_page: ErrorPage = error_page or _lambda_error
         self.connections: set[Connection] = set()
         self.stopping = False
         self.answering = 0  # requests handed to the application and not yet answered
@@ -129,11 +136,12 @@ class HttpServer:
         try:
             return await self.application(request)
         except ServiceError as error:
-            return error_response(error)
+            return self.error_page(error, False)
         except Exception:
             traceback.print_exc(file=sys.stderr)
-            return error_response(InternalError(
-                "fastinvoke failed to answer this request; its log (stderr) has the traceback"))
+            return self.error_page(InternalError(
+                "fastinvoke failed to answer this request; its log (stderr) has the traceback"),
+                False)
         finally:
             self.answering -= 1
             if self.answering == 0:
@@ -213,12 +221,17 @@ class Connection(asyncio.Protocol):
         self._header_count = 0
         self._body: list[bytes] = []
         self._body_size = 0
+        self._raw: list[tuple[str, str]] | None = None
+        self.client = ""
 
     # -- asyncio.Protocol -------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
         self.server.connections.add(self)
+        if self.server.raw:
+            peer = transport.get_extra_info("peername")
+            self.client = peer[0] if isinstance(peer, tuple) else ""
         self.idle_since = self.loop.time()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -274,6 +287,8 @@ class Connection(asyncio.Protocol):
         self._header_count = 0
         self._body = []
         self._body_size = 0
+        if self.server.raw:
+            self._raw = []
 
     def on_url(self, url: bytes) -> None:
         self._url += url
@@ -296,6 +311,8 @@ class Connection(asyncio.Protocol):
                 _HEADER_NAMES.clear()  # names are the client's: keep only recent ones
             _HEADER_NAMES[name] = key
         text = value.decode("latin-1")
+        if self._raw is not None:
+            self._raw.append((name.decode("latin-1"), text))
         previous = self._headers.get(key)
         self._headers[key] = text if previous is None else f"{previous},{text}"
 
@@ -326,6 +343,8 @@ class Connection(asyncio.Protocol):
             self._headers,
             b"".join(self._body),
             self.parser.should_keep_alive(),
+            self._raw,
+            self.client,
         ))
 
     def _count_head(self, size: int) -> None:
@@ -343,7 +362,7 @@ class Connection(asyncio.Protocol):
         self.reading_since = 0.0
         if self.transport is not None:
             self.transport.pause_reading()
-        self._enqueue(error_response(error, close=True))
+        self._enqueue(self.server.error_page(error, True))
 
     def _enqueue(self, item: Request | Response) -> None:
         self.queue.append(item)
@@ -404,6 +423,10 @@ class Connection(asyncio.Protocol):
     def abort(self) -> None:
         if self.transport is not None:
             self.transport.abort()
+
+
+def _lambda_error(error: ServiceError, close: bool) -> Response:
+    return error_response(error, close=close)
 
 
 def _too_large(size: int, limit: int) -> RequestEntityTooLargeException:
