@@ -74,6 +74,11 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1",
                        help="address to bind (default 127.0.0.1; any other needs --auth sigv4)")
     serve.add_argument("--port", type=int, default=3001, help="port (default 3001; 0: any)")
+    serve.add_argument("--api-port", type=int, default=3000, metavar="PORT",
+                       help="serve the template's API Gateway routes (its Api and HttpApi "
+                       "events) on this port, as `sam local start-api` (default 3000; 0: any)")
+    serve.add_argument("--no-api", dest="api_port", action="store_const", const=None,
+                       help="do not serve the template's API routes")
     serve.add_argument("--region", default="us-east-1",
                        help="the AWS region served: in ARNs, and the one requests must be "
                        "signed for with --auth sigv4 (default us-east-1)")
@@ -269,17 +274,18 @@ def _serve(args: argparse.Namespace) -> int:
     if refusal is not None:
         print(f"fastinvoke: {refusal}", file=sys.stderr)
         return 2
-    functions, event_configs = [], {}
+    functions, event_configs, routes = [], {}, []
     if args.template is not None:
         template = load_template(args.template, parameters={"AWS::Region": args.region})
         _print_notes(template)
         functions, event_configs = template.functions, template.event_configs
+        routes = template.routes
     return serve(ServeOptions(
         args.host, args.port, str(args.state_dir), keys, functions,
         Limits(read_timeout_s=args.read_timeout, keep_alive_s=args.keep_alive),
         args.shutdown_timeout, args.zmq, args.max_workers, args.memory_budget, event_configs,
         region=args.region, sandbox=args.sandbox, ray_address=args.ray_address,
-        overcommit=args.overcommit))
+        overcommit=args.overcommit, routes=routes, api_port=args.api_port))
 
 
 def _logs(args: argparse.Namespace) -> int:

@@ -17,6 +17,8 @@ from typing import Any
 
 import yaml
 
+from .apigw.routes import Route
+from .apigw.template import is_api_event, read_routes
 from .config import LOCAL_PYTHON, FunctionConfig, local_node
 from .errors import InvalidParameterValueException, ValidationException
 from .runtime.launch import runtime_family
@@ -75,6 +77,7 @@ class Template:
     skipped: dict[str, str] = field(default_factory=dict)
     # Function name -> its EventInvokeConfig (Invoker.event_invoke_config's keywords).
     event_configs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    routes: list[Route] = field(default_factory=list)  # of its Api and HttpApi events
 
 
 class _NotLocal(Exception):
@@ -245,10 +248,12 @@ class _Stack:
         for key in _IGNORED.keys() & {k for k, v in props.items() if v is not None}:
             self.note(lid, f"{key} ignored: {_IGNORED[key]}")
         if isinstance(events := props.get("Events"), dict) and events:
-            types = {n: e.get("Type") for n, e in events.items() if isinstance(e, dict)}
+            types = {n: e.get("Type") for n, e in events.items()
+                     if isinstance(e, dict) and not is_api_event(e)}
             shown = ", ".join(f"{n} ({t})" for n, t in types.items())
-            self.note(lid, f"Events {shown} ignored: events are not wired locally; "
-                      "invoke the function directly")  # fmt: skip
+            if types:
+                self.note(lid, f"Events {shown} ignored: these events are not wired locally; "
+                          "invoke the function directly")  # fmt: skip
         if props.get("PackageType") == "Image":
             raise _NotLocal("PackageType Image: container images are not supported locally")
         runtime = self.get(lid, props, "Runtime", True) or LOCAL_PYTHON  # none: this machine's
@@ -397,20 +402,26 @@ def load_template(
         )
     stack = _Stack(doc, parameters or {}, path.resolve().parent, inline_dir and Path(inline_dir))
     out = Template(notes=stack.notes)
+    served: dict[str, tuple[str, dict[str, Any]]] = {}  # logical id -> (name, properties)
     for lid, resource in doc["Resources"].items():
         if (kind := isinstance(resource, dict) and resource.get("Type")) not in _TYPES:
             continue  # not a function
         props = resource.get("Properties") or {}
+        merged = _merge(glob, props) if kind == SERVERLESS else props
         try:  # a resource whose Condition is false (or unknown here) may not exist when deployed
             if "Condition" in resource and not stack.condition(cond := resource["Condition"]):
                 raise _NotLocal(f"its Condition {cond} is false, so the stack would not have it")
-            merged = _merge(glob, props) if kind == SERVERLESS else props
+            # Its routes are served even if it cannot run here: they answer 502, naming it.
+            name = merged.get("FunctionName")
+            served[lid] = name if isinstance(name, str) else lid, merged
             config = stack.function(lid, kind, merged)
             out.functions.append(config)
+            served[lid] = config.name, merged
             if kind == SERVERLESS and (events := stack.event_config(lid, merged)) is not None:
                 out.event_configs[config.name] = events
         except _NotLocal as why:
             out.skipped[lid] = str(why)
+    out.routes = read_routes(stack, doc["Resources"], doc.get("Globals") or {}, served)
     return out
 
 

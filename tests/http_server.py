@@ -62,10 +62,9 @@ class Server:
         self.port = int(match[2])
         self.url = f"http://{self.host}:{self.port}"
         self.zmq: str | None = None
-        if "--zmq" in args:
-            line = read_line(self.process, timeout=30)
-            zmq = ZMQ_READY.match(line)
-            assert zmq is not None, line
+        if "--zmq" in args:  # after the API routes, if the template has some
+            while (zmq := ZMQ_READY.match(line := read_line(self.process, timeout=30))) is None:
+                assert line.startswith((b"fastinvoke: serving ", b"  ")), line
             self.zmq = zmq[1].decode()
 
     def client(self, key: str = "AKIDTEST", secret: str = "secret", **config: Any) -> Any:

@@ -75,7 +75,7 @@ def test_examples_template_loads_and_runs() -> None:
         assert set(template.skipped) == {"node-add", "node-log"}
     else:
         assert template.skipped == {}
-        node_add, node_log = template.functions[2:]
+        node_add, node_log = template.functions[3:]
         assert (node_add.name, node_add.handler, node_add.runtime) == (
             "node-add", "index.handler", "nodejs20.x")
         assert Path(node_log.code) == EXAMPLES / "node-log"
@@ -85,6 +85,8 @@ def test_examples_template_loads_and_runs() -> None:
     assert Path(add.code) == EXAMPLES / "add" and Path(log.code) == EXAMPLES / "log"
     assert log.handler == "log.lambda_handler"
     assert call(add.code, add.handler, {"value1": 2, "value2": 40}) == 42
+    assert [(route.key, route.function) for route in template.routes] == [
+        ("GET /hello/{name}", "hello")]
 
 
 def test_short_tags_become_intrinsic_maps() -> None:
@@ -262,10 +264,11 @@ def test_events_and_other_unused_properties_are_noted(tmp_path: Path) -> None:
     """), tmp_path)
     assert fn.name == "Fn" and fn.handler == "app.handler"
     events = [n for n in template.notes if "Events" in n]
-    assert events == [
-        "Fn: Events Hello (Api), Nightly (Schedule) ignored: events are not wired locally; "
+    assert events == [  # the Api event is a route (test_apigw)
+        "Fn: Events Nightly (Schedule) ignored: these events are not wired locally; "
         "invoke the function directly"
     ]
+    assert [route.key for route in template.routes] == ["GET /hello"]
     assert any(n.startswith("Fn: Layers ignored: layers are not mounted") for n in template.notes)
     assert any(n.startswith("Fn: Tracing ignored") for n in template.notes)
     assert fn.dead_letter_target == "arn:aws:sqs:us-east-1:123456789012:dlq"

@@ -17,9 +17,10 @@ from helpers import other_http_server, processes_mentioning
 from http_server import ROOT, serving, write_template
 
 
-def serve(state: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """``fastinvoke serve`` with the test functions, to its end."""
-    template = write_template(state.parent)
+def serve(state: Path, *args: str, template: Path | None = None
+          ) -> subprocess.CompletedProcess[str]:
+    """``fastinvoke serve`` with the test functions (or ``template``), to its end."""
+    template = template or write_template(state.parent)
     return subprocess.run([sys.executable, "-m", "fastinvoke", "serve", "--template",
                            str(template), "--state-dir", str(state), *args], cwd=ROOT,
                           capture_output=True, text=True, timeout=60)
@@ -100,3 +101,41 @@ def test_a_second_server_on_the_same_port_and_state_leaves_the_first_serving(
             assert json.loads(answer["Payload"].read()) in (
                 {"message": "still here"}, {"printed": "still here"})
         client.close()
+
+
+def routed_template(directory: Path) -> Path:
+    """The test functions' template, with an HTTP API route to echo."""
+    template = write_template(directory)
+    text = template.read_text().replace(
+        "      Handler: echo.handler\n",
+        "      Handler: echo.handler\n      Events:\n        Get:\n          Type: HttpApi\n"
+        "          Properties: {Path: /echo, Method: get}\n")
+    template.write_text(text)
+    return template
+
+
+def test_a_taken_api_port_is_one_line_naming_the_flag_and_exit_1(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    with other_http_server() as port:
+        done = serve(state, "--port", "0", "--api-port", str(port),
+                     template=routed_template(tmp_path))
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.splitlines() == [
+        f"fastinvoke serve: 127.0.0.1:{port} (the API port) is in use by another program; "
+        "pick another with --api-port N, or add --no-api"], done.stderr
+    assert not state.exists()
+    assert not processes_mentioning(str(tmp_path))
+
+
+def test_the_api_port_stays_on_loopback(tmp_path: Path) -> None:
+    """The Lambda API may serve other machines with signed requests; the API port takes
+    no signatures, so it is refused there."""
+    keys = tmp_path / "keys.json"
+    keys.write_text('{"AKIDTEST": "secret"}')
+    done = serve(tmp_path / "state", "--host", "0.0.0.0", "--port", "0", "--api-port", "0",
+                 "--auth", "sigv4", "--keys", str(keys), template=routed_template(tmp_path))
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.splitlines() == [
+        "fastinvoke serve: refusing to serve the template's API routes on 0.0.0.0: the API "
+        "port has no authentication. Bind 127.0.0.1, or add --no-api"], done.stderr
+    assert not (tmp_path / "state").exists()

@@ -1,6 +1,7 @@
 """The ``fastinvoke serve`` process: an Invoker, the Lambda API over HTTP, and the stop.
 
-With ``--zmq``, the ZeroMQ endpoint serves Invoke on the same loop and stops alike.
+With ``--zmq``, the ZeroMQ endpoint serves Invoke on the same loop and stops alike; so
+does the API port (``--api-port``) when the template has API routes.
 
 Starting.  The addresses are bound before anything else: one already taken (by another
 program, or by another ``fastinvoke serve``, maybe of the same state directory) is one
@@ -16,6 +17,7 @@ server: the Invoker's close kills and reaps what is left.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import errno
 import ipaddress
 import re
@@ -27,6 +29,8 @@ from typing import Any
 
 import uvloop
 
+from ..apigw.gateway import API_BODY_LIMIT, Gateway, gateway_error_page
+from ..apigw.routes import Route, RouteTable
 from ..config import FunctionConfig
 from ..endpoint.server import ZmqEndpoint, ZmqListener
 from ..invoker import Invoker
@@ -55,6 +59,8 @@ class ServeOptions:
     sandbox: bool = True  # each function in an environment of its own (Invoker's sandbox)
     ray_address: str | None = None  # workers on this Ray cluster (Invoker's ray_address)
     overcommit: float = 1.0
+    routes: list[Route] = field(default_factory=list)  # a template's API routes
+    api_port: int | None = 3000  # where to serve them (None: not at all)
 
 
 def check_exposure(host: str, keys: dict[str, str] | None) -> str | None:
@@ -125,17 +131,27 @@ def serve(options: ServeOptions) -> int:
         return 1
     # What was bound decides, whatever the host's spelling or the resolver's answer now.
     refusal = _bound_exposure(options, sockets, listener)
+    status, api_sockets = 2, []
+    try:
+        api_sockets = [] if refusal is not None else _bind_api(options)
+    except _Unbound as exc:
+        refusal, status = str(exc), 1
+    if refusal is None and api_sockets and not all(
+            _loopback_address(sock.getsockname()[0]) for sock in api_sockets):
+        # The API port takes no signatures (API Gateway's authorizers are not emulated).
+        refusal = (f"refusing to serve the template's API routes on {options.host}: the API "
+                   "port has no authentication. Bind 127.0.0.1, or add --no-api")
     if refusal is not None:
-        for sock in sockets:
+        for sock in sockets + api_sockets:
             sock.close()
         if listener is not None:
             listener.close()
         print(f"fastinvoke serve: {refusal}", file=sys.stderr)
-        return 2
+        return status
     try:
-        return uvloop.run(_serve(options, sockets, listener))
+        return uvloop.run(_serve(options, sockets, listener, api_sockets))
     finally:  # what was bound and never served on (serving took the others over)
-        for sock in sockets:
+        for sock in sockets + api_sockets:
             sock.close()
         if listener is not None and not listener.socket.closed:
             listener.close()
@@ -186,12 +202,27 @@ def _bind(options: ServeOptions) -> tuple[list[socket.socket], ZmqListener | Non
                        f"tcp://{tcp['host']}:N") from None
 
 
+def _bind_api(options: ServeOptions) -> list[socket.socket]:
+    """The API port's sockets, when the template has routes to serve there."""
+    if not options.routes or options.api_port is None:
+        return []
+    try:
+        return bind(options.host, options.api_port)
+    except OSError as exc:
+        where = _host_port(options.host, options.api_port)
+        if exc.errno == errno.EADDRINUSE:
+            raise _Unbound(f"{where} (the API port) is in use by another program; pick another "
+                           "with --api-port N, or add --no-api") from None
+        raise _Unbound(f"cannot listen on {where}: {exc.strerror or exc}; check --api-port") \
+            from None
+
+
 def _host_port(host: str, port: int | str) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 async def _serve(options: ServeOptions, sockets: list[socket.socket],
-                 listener: ZmqListener | None) -> int:
+                 listener: ZmqListener | None, api_sockets: list[socket.socket]) -> int:
     loop = asyncio.get_running_loop()
     invoker = Invoker(options.state_dir, max_workers=options.max_workers,
                       memory_budget_mb=options.memory_budget_mb, region=options.region,
@@ -210,6 +241,14 @@ async def _serve(options: ServeOptions, sockets: list[socket.socket],
         server = HttpServer(LambdaApi(invoker, functions, Metrics(invoker), verifier),
                             options.limits)
         port = await server.listen(sockets)
+        servers = [server]
+        routes = RouteTable(options.routes)
+        if api_sockets:
+            api = HttpServer(Gateway(invoker, routes),
+                             dataclasses.replace(options.limits, max_body=API_BODY_LIMIT), raw=True,
+                             error_page=gateway_error_page)
+            api_port = await api.listen(api_sockets)
+            servers.append(api)
         if listener is not None:
             endpoint = ZmqEndpoint(invoker, listener)
             endpoint.start(loop)
@@ -224,15 +263,22 @@ async def _serve(options: ServeOptions, sockets: list[socket.socket],
             loop.add_signal_handler(signum, on_signal, signum)
         print(f"fastinvoke: serving the Lambda API on http://{_host_port(options.host, port)} "
               f"({len(functions.records)} functions, state in {invoker.state_dir})", flush=True)
+        if api_sockets:
+            table = routes.table()
+            print(f"fastinvoke: serving {len(table)} API routes on "
+                  f"http://{_host_port(options.host, api_port)}\n  " + "\n  ".join(table),
+                  flush=True)
         if endpoint is not None:
             print(f"fastinvoke: serving Invoke over ZeroMQ on {endpoint.address}", flush=True)
         await stop.wait()
-        server.stop_accepting()
-        answering = server.answering + (endpoint.answering if endpoint else 0)
+        for each in servers:
+            each.stop_accepting()
+        answering = sum(each.answering for each in servers) + (
+            endpoint.answering if endpoint else 0)
         if answering:
             print(f"fastinvoke: stopping: finishing {answering} requests (at most "
                   f"{options.grace_s:g} s; Ctrl-C again to stop now)", file=sys.stderr, flush=True)
-            drains = [server.drain(options.grace_s)]
+            drains = [each.drain(options.grace_s) for each in servers]
             if endpoint is not None:
                 drains.append(endpoint.drain(options.grace_s))
             waits = [loop.create_task(asyncio.wait(map(loop.create_task, drains))),
@@ -240,7 +286,8 @@ async def _serve(options: ServeOptions, sockets: list[socket.socket],
             await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
             for wait in waits:
                 wait.cancel()
-        server.abort()
+        for each in servers:
+            each.abort()
     finally:
         if endpoint is not None:
             endpoint.close()
