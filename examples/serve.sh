@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# The main job: serve the example functions (examples/template.yaml) over Lambda's API and
-# a ZeroMQ endpoint, invoke them as clients do, print the bill, and stop the server.
-# Run from anywhere; set FASTINVOKE to the command to use (default: fastinvoke on PATH) and
-# PORT to the port to serve on (default: any free one; the server says which).
+# The main job: serve the example functions (examples/template.yaml) over Lambda's API, a
+# ZeroMQ endpoint and the template's API Gateway route, invoke them as clients do, print
+# the bill, and stop the server.
+# Run from anywhere; set FASTINVOKE to the command to use (default: fastinvoke on PATH),
+# PORT to the Lambda API's port and API_PORT to the API routes' (default: any free ones;
+# the server says which).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 fastinvoke=${FASTINVOKE:-fastinvoke}
@@ -22,20 +24,25 @@ trap stop EXIT
 # line saying so.
 mkfifo "$state/out"
 $fastinvoke serve --template examples/template.yaml --port "${PORT:-0}" \
-    --zmq "ipc://$state/zmq" --state-dir "$state" >"$state/out" &
+    --api-port "${API_PORT:-0}" --zmq "ipc://$state/zmq" --state-dir "$state" >"$state/out" &
 server=$!
 exec 3<"$state/out"
 http=
+api=
 while IFS= read -r line <&3; do
     echo "$line"
     if [[ $line =~ ^"fastinvoke: serving the Lambda API on "(http://[^ ]+) ]]; then
         http=${BASH_REMATCH[1]}
     fi
+    if [[ $line =~ ^"fastinvoke: serving "[0-9]+" API routes on "(http://[^ ]+) ]]; then
+        api=${BASH_REMATCH[1]}
+    fi
     if [[ $line == "fastinvoke: serving Invoke over ZeroMQ on "* ]]; then
         break
     fi
 done
-if [ -z "$http" ] || [[ $line != "fastinvoke: serving Invoke over ZeroMQ on "* ]]; then
+if [ -z "$http" ] || [ -z "$api" ] \
+        || [[ $line != "fastinvoke: serving Invoke over ZeroMQ on "* ]]; then
     status=0
     wait "$server" || status=$?
     server=
@@ -55,6 +62,9 @@ if command -v node >/dev/null; then
         --log-type Tail
 fi
 $fastinvoke invoke add --endpoint "ipc://$state/zmq" --payload '{"value1": 1, "value2": 2}'
+# The template's HTTP API route, as a browser or curl reaches it.
+python3 -c 'import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1]).read().decode())' \
+    "$api/hello/fastinvoke"
 $fastinvoke invoke log --endpoint "$http" --payload '{"message": "later"}' \
     --invocation-type Event
 kill -TERM "$server" && wait "$server"   # stops gracefully; the meters are written down

@@ -116,8 +116,12 @@ def test_the_quick_start_main_job_runs(tmp_path: Path) -> None:
     served = re.match(r"fastinvoke: serving the Lambda API on http://127\.0\.0\.1:(\d+) ",
                       lines[0])
     assert served is not None and served[1] != "3001", lines[0]
-    assert lines[1].startswith("fastinvoke: serving Invoke over ZeroMQ on ipc://")
+    assert re.match(r"fastinvoke: serving 1 API routes on http://127\.0\.0\.1:\d+$", lines[1])
+    assert lines[2].split() == ["GET", "/hello/{name}", "->", "hello", "(HTTP", "API",
+                                "ServerlessHttpApi,", "payload", "2.0)"]
+    assert lines[3].startswith("fastinvoke: serving Invoke over ZeroMQ on ipc://")
     assert "30" in lines and "hello from fastinvoke" in lines
+    assert '{"message": "hello fastinvoke", "route": "GET /hello/{name}"}' in lines
     assert lines[-1].startswith("to pay ")
     assert "StatusCode: 200" in done.stderr and "StatusCode: 501" not in done.stderr
     assert list(tmp_path.iterdir()) == []  # its state, removed
