@@ -7,6 +7,7 @@ integrations for HTTP APIs in API Gateway" describe them.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import time
 from typing import Any
@@ -22,9 +23,15 @@ _TEXT_TYPES = ("text/", "application/json", "application/xml", "application/java
                "application/x-www-form-urlencoded", "application/graphql")
 
 
-def api_id(api: Api) -> str:
-    """A stable 10-character id for ``api``, shaped as API Gateway's."""
-    return hashlib.sha256(api.id.encode()).hexdigest()[:10]
+@functools.cache
+def api_id(logical_id: str) -> str:
+    """A stable 10-character id for the API ``logical_id``, shaped as API Gateway's."""
+    return hashlib.sha256(logical_id.encode()).hexdigest()[:10]
+
+
+@functools.cache
+def _resource_id(logical_id: str, resource: str) -> str:
+    return hashlib.sha256(f"{logical_id} {resource}".encode()).hexdigest()[:6]
 
 
 def build_event(route: Route, request: Request, path_parameters: dict[str, str],
@@ -57,7 +64,7 @@ def _v1(route: Route, request: Request, path_parameters: dict[str, str], request
     context = _host(request)
     request_context = {
         "accountId": ACCOUNT_ID,
-        "apiId": api_id(api),
+        "apiId": api_id(api.id),
         "domainName": context[0],
         "domainPrefix": context[1],
         "extendedRequestId": request_id,
@@ -74,7 +81,7 @@ def _v1(route: Route, request: Request, path_parameters: dict[str, str], request
         "requestId": request_id,
         "requestTime": _clf_time(now_ms),
         "requestTimeEpoch": now_ms,
-        "resourceId": hashlib.sha256(f"{api.id} {resource}".encode()).hexdigest()[:6],
+        "resourceId": _resource_id(api.id, resource),
         "resourcePath": resource,
         "stage": api.stage,
     }  # fmt: skip
@@ -119,7 +126,7 @@ def _v2(route: Route, request: Request, path_parameters: dict[str, str], request
         event["queryStringParameters"] = queries
     event["requestContext"] = {
         "accountId": ACCOUNT_ID,
-        "apiId": api_id(api),
+        "apiId": api_id(api.id),
         "domainName": domain,
         "domainPrefix": prefix,
         "http": {
@@ -200,6 +207,11 @@ def _stage_path(api: Api, path: str) -> str:
 
 def _clf_time(now_ms: int) -> str:
     """``12/Mar/2020:19:03:58 +0000``, as API Gateway writes request times."""
-    t = time.gmtime(now_ms / 1000)
+    return _clf_second(now_ms // 1000)
+
+
+@functools.lru_cache(maxsize=2)  # this second's, and the last one's
+def _clf_second(second: int) -> str:
+    t = time.gmtime(second)
     return (f"{t.tm_mday:02d}/{_MONTHS[t.tm_mon - 1]}/{t.tm_year}:"
             f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} +0000")

@@ -12,13 +12,13 @@ the route and function, so that a 502 says why in the server's output.
 from __future__ import annotations
 
 import sys
-import uuid
 
 import msgspec
 
 from ..errors import RequestEntityTooLargeException, ServiceError, TooManyRequestsException
 from ..http.messages import Request, Response
 from ..invoker import Invoker
+from ..requests import new_request_id
 from .events import build_event
 from .responses import (
     INTERNAL,
@@ -55,7 +55,7 @@ class Gateway:
         if found is None:
             return not_found(self._kinds)
         route, parameters = found
-        request_id = str(uuid.uuid4())
+        request_id = new_request_id()
         response = await self._invoke(route, request, parameters, request_id)
         if route.api.kind == HTTP:
             response.headers.append(("Apigw-Requestid", request_id))

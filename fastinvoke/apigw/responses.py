@@ -48,12 +48,15 @@ def not_found(route_kinds: set[str]) -> Response:
 
 def function_response(route: Route, result: InvokeResult) -> Response:
     """The HTTP response for the function's result (raises ``Malformed``)."""
+    payload = result.payload
+    if route.payload_version == "2.0" and b'"statusCode"' not in payload:
+        return Response(200, payload, [_JSON])  # as it is: no statusCode to look for
     try:
-        value = _decode(result.payload)
+        value = _decode(payload)
     except msgspec.DecodeError:
         raise Malformed("the result is not JSON") from None
     if route.payload_version == "2.0" and not (isinstance(value, dict) and "statusCode" in value):
-        return Response(200, result.payload, [_JSON])
+        return Response(200, payload, [_JSON])
     if not isinstance(value, dict):
         raise Malformed("the result is not an object with a statusCode")
     return _structured(value, cookies=route.payload_version == "2.0")
