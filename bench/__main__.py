@@ -1,5 +1,5 @@
 """python -m bench [core|latency|throughput|coldstart|isolation|events|runtimes|peers|
-http|idle|sandbox|cluster] [--json] [--versions] [--rounds N] [--quick];
+http|api|idle|sandbox|cluster] [--json] [--versions] [--rounds N] [--quick];
 python -m bench chaos --seconds N
 
 Runs every contender of the chosen groups in its own fresh subprocess
@@ -51,6 +51,8 @@ GROUPS = {
     "peers": ["peers.latency", "peers.throughput", "peers.coldstart"],
     # The HTTP front-end (`fastinvoke serve`); throughput needs wrk (apt-get install -y wrk).
     "http": ["http.throughput", "http.latency"],
+    # API Gateway routes of a template against the Invoke API of the same server.
+    "api": ["api.latency", "api.throughput"],
     # Node.js through the Runtime API; not part of core's figures.
     "runtimes": ["runtimes.latency", "runtimes.coldstart"],
     # The CPU that 20 warm idle workers (and their front-end) use over 10 s: an absolute

@@ -241,6 +241,15 @@ CONTENDERS += [
               "bench_latency:fastinvoke_invoke", baseline=True),
     Contender("http.boto3", "http.latency", "boto3 invoke via fastinvoke serve",
               "bench_http:boto3_invoke"),
+    # ``python -m bench api``: an HTTP API route against the Invoke API, same function.
+    Contender("api.invoke_latency", "api.latency", "Lambda Invoke API, the route's event",
+              "bench_api:invoke_latency", baseline=True),
+    Contender("api.route_latency", "api.latency", "HTTP API route (--api-port)",
+              "bench_api:route_latency"),
+    Contender("api.invoke_throughput", "api.throughput", "Lambda Invoke API, wrk -c64",
+              "bench_api:invoke_throughput", baseline=True, needs="wrk"),
+    Contender("api.route_throughput", "api.throughput", "HTTP API route, wrk -c64",
+              "bench_api:route_throughput", needs="wrk"),
 ]
 BY_NAME = {contender.name: contender for contender in CONTENDERS}
 

@@ -37,7 +37,8 @@ WRK_MISSING = "wrk is not installed: `apt-get install -y wrk` (Debian's package)
 
 
 def bare_uvloop(sizes: Sizes) -> dict[str, Any]:
-    with _process([sys.executable, "-m", "bench.bare_http"], re.compile(rb"^(\d+)$")) as port:
+    with _process([sys.executable, "-m", "bench.bare_http"],
+                  re.compile(rb"^(\d+)$")) as (port,):
         return _wrk(port, sizes)
 
 
@@ -73,17 +74,21 @@ def boto3_invoke(sizes: Sizes) -> dict[str, Any]:
     return {"metrics": latency_us(samples), "samples": len(samples)}
 
 
-def _wrk(port: int, sizes: Sizes, warmup: bool = False) -> dict[str, Any]:
+def _wrk(port: int, sizes: Sizes, warmup: bool = False, path: str = INVOKE_PATH,
+         body: bytes | None = ADD_EVENT_BYTES) -> dict[str, Any]:
+    """wrk's rate over ``CONNECTIONS`` connections: a POST of ``body`` to ``path``, or a
+    GET (``body`` None)."""
     wrk = shutil.which("wrk")
     if wrk is None:
         raise SystemExit(WRK_MISSING)
     seconds = 2 if sizes is QUICK or warmup else 5
     with tempfile.NamedTemporaryFile("w", suffix=".lua") as script:
-        script.write(f"wrk.method = 'POST'\nwrk.body = '{ADD_EVENT_BYTES.decode()}'\n")
+        if body is not None:
+            script.write(f"wrk.method = 'POST'\nwrk.body = '{body.decode()}'\n")
         script.flush()
         done = subprocess.run(
             [wrk, "-t1", f"-c{CONNECTIONS}", f"-d{seconds}s", "-s", script.name,
-             f"http://127.0.0.1:{port}{INVOKE_PATH}"],
+             f"http://127.0.0.1:{port}{path}"],
             capture_output=True, text=True, timeout=seconds + 30, check=True)
     if "Non-2xx" in done.stdout or "Socket errors" in done.stdout:
         raise AssertionError(f"wrk saw failed requests:\n{done.stdout}")
@@ -103,22 +108,26 @@ def _serve() -> Iterator[int]:
                            "Runtime": f"python3.{sys.version_info.minor}"}}}}))
         command = [sys.executable, "-m", "fastinvoke", "serve", "--port", "0", "--state-dir",
                    str(Path(tmp) / "state"), "--template", str(template)]
-        with _process(command, re.compile(rb"^fastinvoke: serving .*:(\d+) ")) as port:
+        with _process(command, re.compile(rb"^fastinvoke: serving .*:(\d+) ")) as (port,):
             yield port
 
 
 @contextmanager
-def _process(command: list[str], ready: re.Pattern[bytes]) -> Iterator[int]:
-    """Run a server until the block ends; its port from the first line matching
-    ``ready`` (readiness by its own word, never a sleep)."""
+def _process(command: list[str], ready: re.Pattern[bytes], count: int = 1
+             ) -> Iterator[list[int]]:
+    """Run a server until the block ends; its ports from its first ``count`` lines
+    matching ``ready`` (readiness by its own word, never a sleep)."""
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE,
                                env=dict(os.environ, PYTHONPATH=str(ROOT)))
     try:
-        line = process.stdout.readline()
-        match = ready.match(line)
-        if match is None:
-            raise AssertionError(f"{command[2:4]} did not start: {line!r}")
-        yield int(match[1])
+        ports = []
+        while len(ports) < count:
+            line = process.stdout.readline()
+            match = ready.match(line)
+            if match is None:
+                raise AssertionError(f"{command[2:4]} did not start: {line!r}")
+            ports.append(int(match[1]))
+        yield ports
     finally:
         process.terminate()
         try:
