@@ -274,18 +274,19 @@ def _serve(args: argparse.Namespace) -> int:
     if refusal is not None:
         print(f"fastinvoke: {refusal}", file=sys.stderr)
         return 2
-    functions, event_configs, routes = [], {}, []
+    functions, event_configs, routes, function_urls = [], {}, [], {}
     if args.template is not None:
         template = load_template(args.template, parameters={"AWS::Region": args.region})
         _print_notes(template)
         functions, event_configs = template.functions, template.event_configs
-        routes = template.routes
+        routes, function_urls = template.routes, template.url_configs
     return serve(ServeOptions(
         args.host, args.port, str(args.state_dir), keys, functions,
         Limits(read_timeout_s=args.read_timeout, keep_alive_s=args.keep_alive),
         args.shutdown_timeout, args.zmq, args.max_workers, args.memory_budget, event_configs,
         region=args.region, sandbox=args.sandbox, ray_address=args.ray_address,
-        overcommit=args.overcommit, routes=routes, api_port=args.api_port))
+        overcommit=args.overcommit, routes=routes, api_port=args.api_port,
+        function_urls=function_urls))
 
 
 def _logs(args: argparse.Namespace) -> int:

@@ -17,8 +17,8 @@ from typing import Any
 
 import yaml
 
-from .apigw.routes import Route
-from .apigw.template import is_api_event, read_routes
+from .apigw.routes import Cors, Route
+from .apigw.template import is_api_event, read_routes, read_url_config
 from .config import LOCAL_PYTHON, FunctionConfig, local_node
 from .errors import InvalidParameterValueException, ValidationException
 from .runtime.launch import runtime_family
@@ -56,7 +56,7 @@ _IGNORED = {  # property (SAM and CloudFormation names) -> why it has no effect 
     "VpcConfig": "there is no VPC locally; the function uses this machine's network",
     "Policies": "IAM policies are not enforced locally; code runs with this machine's credentials",
     "Tracing": _NO, "TracingConfig": _NO, "FileSystemConfigs": _NO, "SnapStart": _NO,
-    "AutoPublishAlias": _NO, "DeploymentPreference": _NO, "FunctionUrlConfig": _NO,
+    "AutoPublishAlias": _NO, "DeploymentPreference": _NO,
 }  # fmt: skip
 _SCALARS = {  # property -> FunctionConfig field; absent or dropped keeps the field's default
     "MemorySize": "memory_mb", "Timeout": "timeout_s", "Role": "role",
@@ -78,6 +78,8 @@ class Template:
     # Function name -> its EventInvokeConfig (Invoker.event_invoke_config's keywords).
     event_configs: dict[str, dict[str, Any]] = field(default_factory=dict)
     routes: list[Route] = field(default_factory=list)  # of its Api and HttpApi events
+    # Function name -> its FunctionUrlConfig (auth type, invoke mode, CORS).
+    url_configs: dict[str, tuple[str, str, Cors | None]] = field(default_factory=dict)
 
 
 class _NotLocal(Exception):
@@ -419,6 +421,8 @@ def load_template(
             served[lid] = config.name, merged
             if kind == SERVERLESS and (events := stack.event_config(lid, merged)) is not None:
                 out.event_configs[config.name] = events
+            if kind == SERVERLESS and (url := read_url_config(stack, lid, merged)) is not None:
+                out.url_configs[config.name] = url
         except _NotLocal as why:
             out.skipped[lid] = str(why)
     out.routes = read_routes(stack, doc["Resources"], doc.get("Globals") or {}, served)

@@ -12,6 +12,7 @@ the route and function, so that a 502 says why in the server's output.
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import msgspec
 
@@ -19,6 +20,7 @@ from ..errors import RequestEntityTooLargeException, ServiceError, TooManyReques
 from ..http.messages import Request, Response
 from ..invoker import Invoker
 from ..requests import new_request_id
+from .cors import cors_headers, is_preflight, preflight
 from .events import build_event
 from .responses import (
     INTERNAL,
@@ -30,7 +32,7 @@ from .responses import (
     gateway_error,
     not_found,
 )
-from .routes import HTTP, Cors, Route, RouteTable
+from .routes import HTTP, RouteTable
 
 API_BODY_LIMIT = 10 * 1024 * 1024  # API Gateway's payload limit
 _TIMED_OUT = "Sandbox.Timedout"
@@ -46,46 +48,51 @@ class Gateway:
 
     async def __call__(self, request: Request) -> Response:
         origin = request.headers.get("origin")
-        if request.method == "OPTIONS" and origin is not None \
-                and "access-control-request-method" in request.headers:
+        if is_preflight(request):
             route = self.table.preflight(request.path)
-            if route is not None:
-                return _preflight(route, request, origin)
+            if route is not None and route.api.cors is not None:
+                http = route.api.kind == HTTP
+                return preflight(route.api.cors, request, 204 if http else 200, http)
         found = self.table.match(request.method, request.path)
         if found is None:
             return not_found(self._kinds)
         route, parameters = found
         request_id = new_request_id()
-        response = await self._invoke(route, request, parameters, request_id)
+        event = build_event(route, request, parameters, request_id)
+        response = await answer(self.invoker, route.function, event, route.payload_version,
+                                f"{request.method} {request.path} -> {route.function} "
+                                f"({route.source})")
         if route.api.kind == HTTP:
             response.headers.append(("Apigw-Requestid", request_id))
             if route.api.cors is not None and origin is not None:
-                response.headers += _cors_headers(route.api.cors, origin)
+                response.headers += cors_headers(route.api.cors, origin)
         else:
             response.headers.append(("x-amzn-RequestId", request_id))
         return response
 
-    async def _invoke(self, route: Route, request: Request, parameters: dict[str, str],
-                      request_id: str) -> Response:
-        event = build_event(route, request, parameters, request_id)
-        try:
-            result = await self.invoker.ainvoke(route.function, event)
-        except TooManyRequestsException:
-            return gateway_error(*THROTTLED)
-        except RequestEntityTooLargeException:
-            return gateway_error(*TOO_LARGE)
-        except ServiceError as error:
-            _log(route, request, f"{error.code}: {error.message}")
-            return gateway_error(*INTERNAL)
-        if result.function_error is not None:
-            error_type = _error_type(result.payload)
-            _log(route, request, f"the function failed ({error_type})")
-            return gateway_error(*(TIMED_OUT if error_type == _TIMED_OUT else INTERNAL))
-        try:
-            return function_response(route, result)
-        except Malformed as why:
-            _log(route, request, f"malformed Lambda proxy response: {why}")
-            return gateway_error(*INTERNAL)
+
+async def answer(invoker: Invoker, function: str, event: dict[str, Any], payload_version: str,
+                 where: str) -> Response:
+    """Invoke ``function`` with ``event`` and answer as API Gateway does; ``where`` (the
+    request and its route) heads the log line of a failure."""
+    try:
+        result = await invoker.ainvoke(function, event)
+    except TooManyRequestsException:
+        return gateway_error(*THROTTLED)
+    except RequestEntityTooLargeException:
+        return gateway_error(*TOO_LARGE)
+    except ServiceError as error:
+        _log(where, f"{error.code}: {error.message}")
+        return gateway_error(*INTERNAL)
+    if result.function_error is not None:
+        error_type = _error_type(result.payload)
+        _log(where, f"the function failed ({error_type})")
+        return gateway_error(*(TIMED_OUT if error_type == _TIMED_OUT else INTERNAL))
+    try:
+        return function_response(payload_version, result)
+    except Malformed as why:
+        _log(where, f"malformed Lambda proxy response: {why}")
+        return gateway_error(*INTERNAL)
 
 
 def gateway_error_page(error: ServiceError, close: bool) -> Response:
@@ -93,45 +100,6 @@ def gateway_error_page(error: ServiceError, close: bool) -> Response:
     if error.status == 413:
         return gateway_error(*TOO_LARGE, close=close)
     return gateway_error(error.status, error.message, close=close)
-
-
-def _preflight(route: Route, request: Request, origin: str) -> Response:
-    cors = route.api.cors
-    assert cors is not None
-    status = 204 if route.api.kind == HTTP else 200
-    if route.api.kind == HTTP and not _allowed(cors, origin):
-        return Response(status)
-    headers = _cors_headers(cors, origin)
-    requested = request.headers.get("access-control-request-headers")
-    allow_headers = cors.allow_headers
-    if "*" in allow_headers and requested:
-        allow_headers = (requested,)
-    methods = cors.allow_methods
-    if "*" in methods:
-        methods = (request.headers["access-control-request-method"],)
-    headers.append(("Access-Control-Allow-Methods", ",".join(methods)))
-    if allow_headers:
-        headers.append(("Access-Control-Allow-Headers", ",".join(allow_headers)))
-    if cors.max_age is not None:
-        headers.append(("Access-Control-Max-Age", str(cors.max_age)))
-    return Response(status, b"", headers)
-
-
-def _allowed(cors: Cors, origin: str) -> bool:
-    return "*" in cors.allow_origins or origin in cors.allow_origins
-
-
-def _cors_headers(cors: Cors, origin: str) -> list[tuple[str, str]]:
-    """The headers answering ``origin`` (none for an origin the API does not allow)."""
-    if not _allowed(cors, origin):
-        return []
-    allowed = origin if cors.allow_credentials or "*" not in cors.allow_origins else "*"
-    headers = [("Access-Control-Allow-Origin", allowed)]
-    if cors.allow_credentials:
-        headers.append(("Access-Control-Allow-Credentials", "true"))
-    if cors.expose_headers:
-        headers.append(("Access-Control-Expose-Headers", ",".join(cors.expose_headers)))
-    return headers
 
 
 def _error_type(payload: bytes) -> str:
@@ -142,6 +110,5 @@ def _error_type(payload: bytes) -> str:
     return str(document.get("errorType", "Unknown")) if isinstance(document, dict) else "Unknown"
 
 
-def _log(route: Route, request: Request, problem: str) -> None:
-    print(f"fastinvoke api: {request.method} {request.path} -> {route.function} "
-          f"({route.source}): {problem}", file=sys.stderr, flush=True)
+def _log(where: str, problem: str) -> None:
+    print(f"fastinvoke api: {where}: {problem}", file=sys.stderr, flush=True)

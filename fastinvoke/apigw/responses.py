@@ -17,7 +17,7 @@ import msgspec
 
 from ..http.messages import Response
 from ..result import InvokeResult
-from .routes import HTTP, Route
+from .routes import HTTP
 
 _decode = msgspec.json.decode
 _JSON = ("Content-Type", "application/json")
@@ -46,20 +46,20 @@ def not_found(route_kinds: set[str]) -> Response:
     return gateway_error(403, "Missing Authentication Token")
 
 
-def function_response(route: Route, result: InvokeResult) -> Response:
+def function_response(payload_version: str, result: InvokeResult) -> Response:
     """The HTTP response for the function's result (raises ``Malformed``)."""
     payload = result.payload
-    if route.payload_version == "2.0" and b'"statusCode"' not in payload:
+    if payload_version == "2.0" and b'"statusCode"' not in payload:
         return Response(200, payload, [_JSON])  # as it is: no statusCode to look for
     try:
         value = _decode(payload)
     except msgspec.DecodeError:
         raise Malformed("the result is not JSON") from None
-    if route.payload_version == "2.0" and not (isinstance(value, dict) and "statusCode" in value):
+    if payload_version == "2.0" and not (isinstance(value, dict) and "statusCode" in value):
         return Response(200, payload, [_JSON])
     if not isinstance(value, dict):
         raise Malformed("the result is not an object with a statusCode")
-    return _structured(value, cookies=route.payload_version == "2.0")
+    return _structured(value, cookies=payload_version == "2.0")
 
 
 def _structured(value: dict[str, Any], cookies: bool) -> Response:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from .routes import DEFAULT_ROUTE, HTTP, REST, Api, Cors, Route
+from .url_configs import AUTH_TYPES, INVOKE_MODES
 
 _API_TYPES = {"AWS::Serverless::Api": REST, "AWS::Serverless::HttpApi": HTTP}
 _EVENT_TYPES = {"Api": REST, "HttpApi": HTTP}
@@ -66,6 +67,28 @@ def read_routes(stack: Resolver, resources: dict[str, Any], globals_: dict[str, 
             if route is not None:
                 routes.append(route)
     return _without_duplicates(stack, routes)
+
+
+def read_url_config(stack: Resolver, lid: str,
+                    props: dict[str, Any]) -> tuple[str, str, Cors | None] | None:
+    """A function's ``FunctionUrlConfig``: its auth type, invoke mode and CORS."""
+    config = stack.get(lid, props, "FunctionUrlConfig")
+    if not isinstance(config, dict):
+        return None
+    auth = str(config.get("AuthType", ""))
+    if auth not in AUTH_TYPES:
+        stack.note(lid, f"FunctionUrlConfig AuthType {auth or 'missing'} is not NONE or "
+                   "AWS_IAM; no function URL")
+        return None
+    mode = str(config.get("InvokeMode", "BUFFERED"))
+    if mode not in INVOKE_MODES:
+        stack.note(lid, f"FunctionUrlConfig InvokeMode {mode} is not BUFFERED or "
+                   "RESPONSE_STREAM; using BUFFERED")
+        mode = "BUFFERED"
+    elif mode == "RESPONSE_STREAM":
+        stack.note(lid, "FunctionUrlConfig InvokeMode RESPONSE_STREAM: answered buffered "
+                   "(whole) here")
+    return auth, mode, _http_cors(config.get("Cors"))
 
 
 def _api(stack: Resolver, lid: str, kind: str, props: dict[str, Any]) -> Api:

@@ -1,6 +1,7 @@
 """Lambda's REST API (2015-03-31) over the embedded ``Invoker``, as botocore's service
 model defines each operation's method, path, and where its members travel (path,
-query, headers, JSON body).  Plus ``GET /metrics`` and ``GET /healthz``.
+query, headers, JSON body).  Plus ``GET /metrics`` and ``GET /healthz``, and the
+functions' URLs: a request whose ``Host`` names one goes to it (``apigw.function_urls``).
 
 Invoke runs on the server's loop (``Invoker.ainvoke``).  The management operations run
 in worker threads: unpacking a package, or waiting for the Invoker's locks, must not
@@ -17,8 +18,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qsl, unquote_to_bytes
 
-import msgspec
-
+from ..apigw.function_urls import FunctionUrlServer
+from ..apigw.url_configs import FunctionUrls
 from ..errors import (
     InvalidParameterValueException,
     InvalidRequestContentException,
@@ -30,14 +31,20 @@ from ..requests import new_request_id
 from . import bodies, shapes
 from .errors import UnknownOperationException
 from .functions import Functions
-from .messages import Request, Response
+from .messages import Request, Response, json_response
 from .metrics import CONTENT_TYPE, Metrics
 from .names import parse_function_name
 from .sigv4 import Verifier
+from .url_operations import (
+    create_function_url_config,
+    delete_function_url_config,
+    get_function_url_config,
+    list_function_url_configs,
+    update_function_url_config,
+)
 
 Operation = Callable[["LambdaApi", Request, str | None, dict[str, str]], Awaitable[Response]]
 PAGE_SIZE = 50  # ListFunctions returns at most 50 whatever MaxItems says
-_encode = msgspec.json.encode
 _QUALIFIED_ONLY = ("This operation is permitted on Lambda functions only. Aliases and versions "
                    "do not support this operation. Please specify either a function name or "
                    "an unqualified function ARN.")
@@ -51,11 +58,13 @@ class LambdaApi:
     operation; ``/healthz`` and ``/metrics`` are open, for probes and scrapers."""
 
     def __init__(self, invoker: Invoker, functions: Functions, metrics: Metrics,
-                 verifier: Verifier | None = None) -> None:
+                 verifier: Verifier | None = None, urls: FunctionUrls | None = None) -> None:
         self.invoker = invoker
         self.functions = functions
         self.metrics = metrics
         self.verifier = verifier
+        self.urls = urls or FunctionUrls(invoker.state_dir, invoker.region)
+        self._url_server = FunctionUrlServer(invoker, self.urls, verifier)
         # Per-request lookups that give the same answer for the same input, cached (a few
         # µs each per Invoke): the histogram's child per function (``labels`` takes a lock
         # and builds a tuple every call), and the (name, qualifier) a function segment and
@@ -64,6 +73,11 @@ class LambdaApi:
         self._names: dict[tuple[str, str | None, int], tuple[str, str | None]] = {}
 
     async def __call__(self, request: Request) -> Response:
+        host = request.headers.get("host")
+        if host is not None and ".lambda-url." in host:
+            url = self.urls.by_host(host)
+            if url is not None:
+                return await self._url_server.serve(url, request)
         if request.method == "GET" and request.path in _OPEN:
             return _OPEN[request.path](self)
         if self.verifier is not None:
@@ -108,7 +122,7 @@ class LambdaApi:
                               query: dict[str, str]) -> Response:
         body = bodies.decode(request.body, bodies.CreateFunction)
         record = await asyncio.to_thread(self.functions.create, body)
-        return _json(shapes.function_configuration(record, self.invoker), 201)
+        return json_response(shapes.function_configuration(record, self.invoker), 201)
 
     async def list_functions(self, request: Request, function: str | None,
                              query: dict[str, str]) -> Response:
@@ -121,31 +135,31 @@ class LambdaApi:
         if start + limit < len(records):
             document["NextMarker"] = base64.urlsafe_b64encode(
                 page[-1].config.name.encode()).decode()
-        return _json(document)
+        return json_response(document)
 
     async def get_function(self, request: Request, function: str | None,
                            query: dict[str, str]) -> Response:
-        record = self.functions.get(self._latest(function, query))
-        return _json(shapes.get_function(record, self.invoker))
+        record = self.functions.get(self.latest_name(function, query))
+        return json_response(shapes.get_function(record, self.invoker))
 
     async def get_function_configuration(self, request: Request, function: str | None,
                                          query: dict[str, str]) -> Response:
-        record = self.functions.get(self._latest(function, query))
-        return _json(shapes.function_configuration(record, self.invoker))
+        record = self.functions.get(self.latest_name(function, query))
+        return json_response(shapes.function_configuration(record, self.invoker))
 
     async def update_function_configuration(self, request: Request, function: str | None,
                                             query: dict[str, str]) -> Response:
         name = self._unqualified(function, query, max_length=140)
         body = bodies.decode(request.body, bodies.UpdateFunctionConfiguration)
         record = await asyncio.to_thread(self.functions.update_configuration, name, body)
-        return _json(shapes.function_configuration(record, self.invoker))
+        return json_response(shapes.function_configuration(record, self.invoker))
 
     async def update_function_code(self, request: Request, function: str | None,
                                    query: dict[str, str]) -> Response:
         name = self._unqualified(function, query, max_length=140)
         body = bodies.decode(request.body, bodies.UpdateFunctionCode)
         record = await asyncio.to_thread(self.functions.update_code, name, body)
-        return _json(shapes.function_configuration(record, self.invoker))
+        return json_response(shapes.function_configuration(record, self.invoker))
 
     async def delete_function(self, request: Request, function: str | None,
                               query: dict[str, str]) -> Response:
@@ -157,6 +171,7 @@ class LambdaApi:
             raise ResourceNotFoundException(
                 f"Function not found: {self.invoker.function_arn(name)}:{qualifier}")
         await asyncio.to_thread(self.functions.delete, name)
+        self.urls.delete(name, missing_ok=True)  # a function's URL goes with it
         return _empty(204)
 
     # -- concurrency and the account ------------------------------------------------------
@@ -167,12 +182,13 @@ class LambdaApi:
         body = bodies.decode(request.body, bodies.PutFunctionConcurrency)
         reserved = body.reserved_concurrent_executions
         await asyncio.to_thread(self.functions.set_concurrency, name, reserved)
-        return _json(shapes.concurrency(reserved))
+        return json_response(shapes.concurrency(reserved))
 
     async def get_function_concurrency(self, request: Request, function: str | None,
                                        query: dict[str, str]) -> Response:
         name = self._unqualified(function, query, qualified_error=_QUALIFIED_ONLY)
-        return _json(shapes.concurrency(self.invoker.get_function(name).reserved_concurrency))
+        reserved = self.invoker.get_function(name).reserved_concurrency
+        return json_response(shapes.concurrency(reserved))
 
     async def delete_function_concurrency(self, request: Request, function: str | None,
                                           query: dict[str, str]) -> Response:
@@ -183,42 +199,42 @@ class LambdaApi:
     async def get_account_settings(self, request: Request, function: str | None,
                                    query: dict[str, str]) -> Response:
         records = await asyncio.to_thread(self.functions.all)
-        return _json(shapes.account_settings(records, self.invoker))
+        return json_response(shapes.account_settings(records, self.invoker))
 
     # -- asynchronous invocation settings -----------------------------------------------
 
     async def put_event_invoke_config(self, request: Request, function: str | None,
                                       query: dict[str, str]) -> Response:
-        name = self._latest(function, query)
+        name = self.latest_name(function, query)
         settings = _event_settings(bodies.decode(request.body, bodies.EventInvokeConfig))
         config = await asyncio.to_thread(self.invoker.event_invoke_config, name, **settings)
-        return _json(shapes.event_invoke_config(name, config, self.invoker))
+        return json_response(shapes.event_invoke_config(name, config, self.invoker))
 
     async def update_event_invoke_config(self, request: Request, function: str | None,
                                          query: dict[str, str]) -> Response:
-        name = self._latest(function, query)
+        name = self.latest_name(function, query)
         settings = _event_settings(bodies.decode(request.body, bodies.EventInvokeConfig))
         changes = {key: value for key, value in settings.items() if value is not None}
         config = await asyncio.to_thread(self.invoker.update_event_invoke_config, name,
                                          **changes)
-        return _json(shapes.event_invoke_config(name, config, self.invoker))
+        return json_response(shapes.event_invoke_config(name, config, self.invoker))
 
     async def get_event_invoke_config(self, request: Request, function: str | None,
                                       query: dict[str, str]) -> Response:
-        name = self._latest(function, query)
+        name = self.latest_name(function, query)
         config = self.invoker.get_event_invoke_config(name)
-        return _json(shapes.event_invoke_config(name, config, self.invoker))
+        return json_response(shapes.event_invoke_config(name, config, self.invoker))
 
     async def delete_event_invoke_config(self, request: Request, function: str | None,
                                          query: dict[str, str]) -> Response:
-        name = self._latest(function, query)
+        name = self.latest_name(function, query)
         await asyncio.to_thread(self.invoker.delete_event_invoke_config, name)
         return _empty(204)
 
     # -- open endpoints -------------------------------------------------------------------
 
     def healthz(self) -> Response:
-        return _json({"status": "ok", "functions": len(self.invoker.list_functions())})
+        return json_response({"status": "ok", "functions": len(self.invoker.list_functions())})
 
     def metrics_text(self) -> Response:
         return Response(200, self.metrics.render(), [("Content-Type", CONTENT_TYPE)])
@@ -239,7 +255,7 @@ class LambdaApi:
             self._names[key] = parsed
         return parsed
 
-    def _latest(self, function: str | None, query: dict[str, str]) -> str:
+    def latest_name(self, function: str | None, query: dict[str, str]) -> str:
         """The name, for operations on $LATEST (the only version there is)."""
         name, qualifier = self._name(function, query)
         if qualifier not in (None, "$LATEST"):
@@ -275,6 +291,10 @@ ROUTES: dict[tuple[str, str, str | None], dict[str, Operation]] = {
         "PUT": LambdaApi.put_event_invoke_config, "POST": LambdaApi.update_event_invoke_config,
         "GET": LambdaApi.get_event_invoke_config,
         "DELETE": LambdaApi.delete_event_invoke_config},
+    ("2021-10-31", "functions", "url"): {
+        "POST": create_function_url_config, "GET": get_function_url_config,
+        "PUT": update_function_url_config, "DELETE": delete_function_url_config},
+    ("2021-10-31", "functions", "urls"): {"GET": list_function_url_configs},
 }
 _OPEN: dict[str, Callable[[LambdaApi], Response]] = {
     "/healthz": LambdaApi.healthz, "/metrics": LambdaApi.metrics_text}
@@ -379,11 +399,6 @@ def _event_settings(body: bodies.EventInvokeConfig) -> dict[str, Any]:
         "on_success": destinations.on_success.destination if destinations.on_success else None,
         "on_failure": destinations.on_failure.destination if destinations.on_failure else None,
     }
-
-
-def _json(document: Any, status: int = 200) -> Response:
-    return Response(status, _encode(document), [
-        ("Content-Type", "application/json"), ("x-amzn-RequestId", new_request_id())])
 
 
 def _empty(status: int) -> Response:

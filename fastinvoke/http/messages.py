@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 from http import HTTPStatus
+from typing import Any
+
+import msgspec
+
+from ..requests import new_request_id
 
 # Each status line, built once ("HTTP/1.1 200 OK\r\n").
 _STATUS_LINES = {status.value: b"HTTP/1.1 %d %s\r\n" % (status.value, status.phrase.encode())
@@ -13,8 +18,8 @@ class Request:
     """One HTTP request.  ``headers`` has lower-case names; a repeated header's values
     are joined with commas (RFC 9110 §5.3).  ``path`` and ``query`` are as sent
     (percent-encoded).  From a server that keeps them (``HttpServer(raw=True)``),
-    ``raw_headers`` are the headers as sent (names in their case, one pair each) and
-    ``client`` the client's address."""
+    ``raw_headers`` are the headers as sent (names in their case, one pair each);
+    ``client`` is the client's address."""
 
     __slots__ = ("method", "path", "query", "headers", "body", "keep_alive", "raw_headers",
                  "client")
@@ -53,3 +58,9 @@ class Response:
         end = b"\r\n\r\n" if keep_alive else b"\r\nConnection: close\r\n\r\n"
         return b"".join((status, headers.encode("latin-1"),
                          b"Content-Length: %d" % len(self.body), end, self.body))
+
+
+def json_response(document: Any, status: int = 200) -> Response:
+    """``document`` as a Lambda API answer: JSON, with a request id."""
+    return Response(status, msgspec.json.encode(document), [
+        ("Content-Type", "application/json"), ("x-amzn-RequestId", new_request_id())])

@@ -30,7 +30,8 @@ from typing import Any
 import uvloop
 
 from ..apigw.gateway import API_BODY_LIMIT, Gateway, gateway_error_page
-from ..apigw.routes import Route, RouteTable
+from ..apigw.routes import Cors, Route, RouteTable
+from ..apigw.url_configs import FunctionUrls
 from ..config import FunctionConfig
 from ..endpoint.server import ZmqEndpoint, ZmqListener
 from ..invoker import Invoker
@@ -60,6 +61,8 @@ class ServeOptions:
     ray_address: str | None = None  # workers on this Ray cluster (Invoker's ray_address)
     overcommit: float = 1.0
     routes: list[Route] = field(default_factory=list)  # a template's API routes
+    # A template's function URLs: function name -> (auth type, invoke mode, CORS).
+    function_urls: dict[str, tuple[str, str, Cors | None]] = field(default_factory=dict)
     api_port: int | None = 3000  # where to serve them (None: not at all)
 
 
@@ -238,9 +241,12 @@ async def _serve(options: ServeOptions, sockets: list[socket.socket],
         _say_resumed(invoker)
         verifier = None if options.keys is None else Verifier(options.keys,
                                                               region=options.region)
-        server = HttpServer(LambdaApi(invoker, functions, Metrics(invoker), verifier),
+        urls = FunctionUrls(invoker.state_dir, options.region)
+        for name, (auth, mode, cors) in options.function_urls.items():
+            urls.put(name, auth, mode, cors)
+        server = HttpServer(LambdaApi(invoker, functions, Metrics(invoker), verifier, urls),
                             options.limits)
-        port = await server.listen(sockets)
+        port = urls.port = await server.listen(sockets)
         servers = [server]
         routes = RouteTable(options.routes)
         if api_sockets:
@@ -270,6 +276,9 @@ async def _serve(options: ServeOptions, sockets: list[socket.socket],
                   flush=True)
         if endpoint is not None:
             print(f"fastinvoke: serving Invoke over ZeroMQ on {endpoint.address}", flush=True)
+        for name in options.function_urls:
+            print(f"fastinvoke: the function URL of {name}: {urls.url(urls.get(name))}",
+                  flush=True)
         await stop.wait()
         for each in servers:
             each.stop_accepting()

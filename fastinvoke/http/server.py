@@ -102,7 +102,7 @@ class HttpServer:
 
     def __init__(self, application: Application, limits: Limits = Limits(), *,
                  raw: bool = False, error_page: ErrorPage | None = None) -> None:
-        """``raw``: requests also carry their headers as sent and the client's address."""
+        """``raw``: requests also carry their headers as sent."""
         self.application = application
         self.limits = limits
         self.raw = raw
@@ -229,9 +229,8 @@ class Connection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
         self.server.connections.add(self)
-        if self.server.raw:
-            peer = transport.get_extra_info("peername")
-            self.client = peer[0] if isinstance(peer, tuple) else ""
+        peer = transport.get_extra_info("peername")
+        self.client = peer[0] if isinstance(peer, tuple) else ""
         self.idle_since = self.loop.time()
 
     def connection_lost(self, exc: Exception | None) -> None:
