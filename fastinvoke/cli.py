@@ -26,6 +26,8 @@ from .logstore import LogStore, parse_duration
 from .metering import bill_usage, load_usage
 from .result import InvokeResult
 from .sam import Template, load_template
+from .sources.samples import TYPES as SAMPLE_TYPES
+from .sources.samples import sample
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -138,6 +140,24 @@ def _parser() -> argparse.ArgumentParser:
     billing.add_argument("--json", action="store_true", help="one JSON object instead of a table")
     billing.set_defaults(run=_billing)
 
+    event = commands.add_parser(
+        "event", help="print a sample event (API Gateway, function URL, SQS, S3, schedule)",
+        description="Print a realistic event of TYPE as JSON, to invoke a function with by "
+        "hand (fastinvoke invoke NAME --payload @-), as `sam local generate-event` does.")
+    event.add_argument("type", choices=SAMPLE_TYPES, metavar="TYPE",
+                       help=f"one of {', '.join(SAMPLE_TYPES)}")
+    event.add_argument("--method", default="GET", help="HTTP method (apigateway, http-api, "
+                       "function-url; default GET)")
+    event.add_argument("--path", default="/hello", help="path and query (default /hello)")
+    event.add_argument("--body", default="", help="the request body, or the SQS message body")
+    event.add_argument("--queue", default="my-queue", help="SQS queue name")
+    event.add_argument("--count", type=int, default=1, help="SQS records (default 1)")
+    event.add_argument("--bucket", default="my-bucket", help="S3 bucket")
+    event.add_argument("--key", default="example.txt", help="S3 object key")
+    event.add_argument("--rule", default="my-schedule", help="the schedule's rule name")
+    event.add_argument("--region", default="us-east-1")
+    event.set_defaults(run=_event)
+
     bench = commands.add_parser(
         "bench", help="load-test a function: latency percentiles, throughput, errors",
         description="Call a function over and over, from N concurrent callers (closed loop) or "
@@ -182,7 +202,8 @@ def _add_target(command: argparse.ArgumentParser) -> None:
                        help="a running server: http://HOST:PORT (its Lambda API) or "
                        "tcp://HOST:PORT, ipc://PATH (its ZeroMQ endpoint)")
     command.add_argument("--payload", default="{}", metavar="JSON|@FILE",
-                         help="the event: JSON text, or @FILE to read it from a file")
+                         help="the event: JSON text, @FILE to read it from a file, or @- "
+                         "from stdin (fastinvoke event TYPE | fastinvoke invoke ...)")
 
 
 def _add_state_dir(command: argparse.ArgumentParser) -> None:
@@ -366,6 +387,8 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def _read_payload(value: str) -> bytes:
+    if value == "@-":
+        return sys.stdin.buffer.read()
     if value.startswith("@"):
         try:
             return Path(value[1:]).read_bytes()
@@ -373,6 +396,14 @@ def _read_payload(value: str) -> bytes:
             raise SystemExit(
                 f"fastinvoke: cannot read the payload file {value[1:]}: {exc}") from None
     return value.encode()
+
+
+def _event(args: argparse.Namespace) -> int:
+    document = sample(args.type, method=args.method, path=args.path, body=args.body,
+                      queue=args.queue, count=args.count, bucket=args.bucket, key=args.key,
+                      rule=args.rule, region=args.region)
+    print(json.dumps(document, indent=2))
+    return 0
 
 
 def _print_notes(template: Template) -> None:

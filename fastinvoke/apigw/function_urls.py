@@ -9,6 +9,7 @@ the URL's own configuration.  ``InvokeMode: RESPONSE_STREAM`` URLs answer buffer
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import msgspec
 
@@ -42,17 +43,7 @@ class FunctionUrlServer:
         if config.cors is not None and is_preflight(request):
             return preflight(config.cors, request, 200, True)
         request_id = new_request_id()
-        route = Route(Api(config.url_id, HTTP, "$default"), "ANY", DEFAULT_ROUTE,
-                      config.function, "2.0", f"{config.function}.FunctionUrl")
-        event = build_event(route, request, {}, request_id)
-        context = event["requestContext"]
-        context["apiId"] = context["domainPrefix"] = config.url_id
-        context["domainName"] = f"{config.url_id}.lambda-url.{self.urls.region}.on.aws"
-        if caller is not None:
-            context["authorizer"] = {"iam": {
-                "accessKey": caller, "accountId": ACCOUNT_ID, "callerId": caller,
-                "cognitoIdentity": None, "principalOrgId": None,
-                "userArn": f"arn:aws:iam::{ACCOUNT_ID}:user/{caller}", "userId": caller}}
+        event = url_event(config.url_id, self.urls.region, request, request_id, caller)
         response = await answer(self.invoker, config.function, event, "2.0",
                                 f"{request.method} {request.path} -> {config.function} "
                                 "(function URL)")
@@ -75,3 +66,20 @@ class FunctionUrlServer:
             return self.verifier.verify(request)
         except ServiceError:
             return None
+
+
+def url_event(url_id: str, region: str, request: Request, request_id: str,
+              caller: str | None = None) -> dict[str, Any]:
+    """The payload 2.0 event of a request to the function URL ``url_id``; ``caller``: the
+    access key that signed it (an AWS_IAM URL)."""
+    route = Route(Api(url_id, HTTP, "$default"), "ANY", DEFAULT_ROUTE, "", "2.0", "FunctionUrl")
+    event = build_event(route, request, {}, request_id)
+    context = event["requestContext"]
+    context["apiId"] = context["domainPrefix"] = url_id
+    context["domainName"] = f"{url_id}.lambda-url.{region}.on.aws"
+    if caller is not None:
+        context["authorizer"] = {"iam": {
+            "accessKey": caller, "accountId": ACCOUNT_ID, "callerId": caller,
+            "cognitoIdentity": None, "principalOrgId": None,
+            "userArn": f"arn:aws:iam::{ACCOUNT_ID}:user/{caller}", "userId": caller}}
+    return event
