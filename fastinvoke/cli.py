@@ -81,6 +81,9 @@ def _parser() -> argparse.ArgumentParser:
                        "events) on this port, as `sam local start-api` (default 3000; 0: any)")
     serve.add_argument("--no-api", dest="api_port", action="store_const", const=None,
                        help="do not serve the template's API routes")
+    serve.add_argument("--schedules", action="store_true",
+                       help="fire the template's Schedule and ScheduleV2 events (Event "
+                       "invocations at EventBridge's times) while serving")
     serve.add_argument("--region", default="us-east-1",
                        help="the AWS region served: in ARNs, and the one requests must be "
                        "signed for with --auth sigv4 (default us-east-1)")
@@ -295,19 +298,29 @@ def _serve(args: argparse.Namespace) -> int:
     if refusal is not None:
         print(f"fastinvoke: {refusal}", file=sys.stderr)
         return 2
-    functions, event_configs, routes, function_urls = [], {}, [], {}
+    functions, event_configs, routes, function_urls, schedules = [], {}, [], {}, []
     if args.template is not None:
         template = load_template(args.template, parameters={"AWS::Region": args.region})
         _print_notes(template)
         functions, event_configs = template.functions, template.event_configs
         routes, function_urls = template.routes, template.url_configs
+        if args.schedules:
+            for error in template.schedule_errors:
+                print(f"fastinvoke serve: schedule {error}", file=sys.stderr)
+            if template.schedule_errors:
+                return 2
+            schedules = template.schedules
+        elif template.schedules or template.schedule_errors:
+            count = len(template.schedules) + len(template.schedule_errors)
+            print(f"note: the template's {count} schedules fire only with --schedules",
+                  file=sys.stderr)
     return serve(ServeOptions(
         args.host, args.port, str(args.state_dir), keys, functions,
         Limits(read_timeout_s=args.read_timeout, keep_alive_s=args.keep_alive),
         args.shutdown_timeout, args.zmq, args.max_workers, args.memory_budget, event_configs,
         region=args.region, sandbox=args.sandbox, ray_address=args.ray_address,
         overcommit=args.overcommit, routes=routes, api_port=args.api_port,
-        function_urls=function_urls))
+        function_urls=function_urls, schedules=schedules))
 
 
 def _logs(args: argparse.Namespace) -> int:

@@ -22,6 +22,8 @@ from .apigw.template import is_api_event, read_routes, read_url_config
 from .config import LOCAL_PYTHON, FunctionConfig, local_node
 from .errors import InvalidParameterValueException, ValidationException
 from .runtime.launch import runtime_family
+from .sources.schedules import Schedule
+from .sources.template import SCHEDULE_TYPES, read_schedules
 
 StrPath = str | os.PathLike[str]
 _TYPES = SERVERLESS, LAMBDA = "AWS::Serverless::Function", "AWS::Lambda::Function"
@@ -80,6 +82,8 @@ class Template:
     routes: list[Route] = field(default_factory=list)  # of its Api and HttpApi events
     # Function name -> its FunctionUrlConfig (auth type, invoke mode, CORS).
     url_configs: dict[str, tuple[str, str, Cors | None]] = field(default_factory=dict)
+    schedules: list[Schedule] = field(default_factory=list)  # Schedule, ScheduleV2 events
+    schedule_errors: list[str] = field(default_factory=list)  # those EventBridge would refuse
 
 
 class _NotLocal(Exception):
@@ -250,8 +254,8 @@ class _Stack:
         for key in _IGNORED.keys() & {k for k, v in props.items() if v is not None}:
             self.note(lid, f"{key} ignored: {_IGNORED[key]}")
         if isinstance(events := props.get("Events"), dict) and events:
-            types = {n: e.get("Type") for n, e in events.items()
-                     if isinstance(e, dict) and not is_api_event(e)}
+            types = {n: e.get("Type") for n, e in events.items() if isinstance(e, dict)
+                     and not is_api_event(e) and e.get("Type") not in SCHEDULE_TYPES}
             shown = ", ".join(f"{n} ({t})" for n, t in types.items())
             if types:
                 self.note(lid, f"Events {shown} ignored: these events are not wired locally; "
@@ -426,6 +430,8 @@ def load_template(
         except _NotLocal as why:
             out.skipped[lid] = str(why)
     out.routes = read_routes(stack, doc["Resources"], doc.get("Globals") or {}, served)
+    out.schedules, out.schedule_errors = read_schedules(
+        stack, served, stack.known["AWS::Region"], stack.known["AWS::AccountId"])
     return out
 
 

@@ -35,6 +35,7 @@ from ..apigw.url_configs import FunctionUrls
 from ..config import FunctionConfig
 from ..endpoint.server import ZmqEndpoint, ZmqListener
 from ..invoker import Invoker
+from ..sources.schedules import Schedule, Scheduler
 from .api import LambdaApi
 from .functions import Functions
 from .metrics import Metrics
@@ -63,6 +64,7 @@ class ServeOptions:
     routes: list[Route] = field(default_factory=list)  # a template's API routes
     # A template's function URLs: function name -> (auth type, invoke mode, CORS).
     function_urls: dict[str, tuple[str, str, Cors | None]] = field(default_factory=dict)
+    schedules: list[Schedule] = field(default_factory=list)  # to fire while serving
     api_port: int | None = 3000  # where to serve them (None: not at all)
 
 
@@ -258,6 +260,8 @@ async def _serve(options: ServeOptions, sockets: list[socket.socket],
         if listener is not None:
             endpoint = ZmqEndpoint(invoker, listener)
             endpoint.start(loop)
+        scheduler = Scheduler(invoker.invoke, options.schedules)
+        scheduler.start()
         stop, now = asyncio.Event(), asyncio.Event()
 
         def on_signal(signum: int) -> None:
@@ -279,7 +283,9 @@ async def _serve(options: ServeOptions, sockets: list[socket.socket],
         for name in options.function_urls:
             print(f"fastinvoke: the function URL of {name}: {urls.url(urls.get(name))}",
                   flush=True)
+        _say_schedules(scheduler)
         await stop.wait()
+        scheduler.stop()
         for each in servers:
             each.stop_accepting()
         answering = sum(each.answering for each in servers) + (
@@ -303,6 +309,17 @@ async def _serve(options: ServeOptions, sockets: list[socket.socket],
         await asyncio.to_thread(invoker.close)
     print("fastinvoke: stopped", file=sys.stderr, flush=True)
     return 0
+
+
+def _say_schedules(scheduler: Scheduler) -> None:
+    fires = scheduler.next_fires()
+    if not fires:
+        return
+    lines = [f"{schedule.source} {schedule.expression} ({schedule.timezone}) -> "
+             f"{schedule.function}, next "
+             f"{'never' if fire is None else fire.isoformat(timespec='seconds')}"
+             for schedule, fire in fires]
+    print(f"fastinvoke: firing {len(fires)} schedules\n  " + "\n  ".join(lines), flush=True)
 
 
 def _say_resumed(invoker: Invoker) -> None:
