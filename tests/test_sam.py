@@ -261,14 +261,18 @@ def test_events_and_other_unused_properties_are_noted(tmp_path: Path) -> None:
           Nightly:
             Type: Schedule
             Properties: {Schedule: rate(1 day)}
+          Uploads:
+            Type: S3
+            Properties: {Bucket: my-bucket, Events: s3:ObjectCreated:*}
     """), tmp_path)
     assert fn.name == "Fn" and fn.handler == "app.handler"
     events = [n for n in template.notes if "Events" in n]
-    assert events == [  # the Api event is a route (test_apigw)
-        "Fn: Events Nightly (Schedule) ignored: these events are not wired locally; "
+    assert events == [  # the Api event is a route (test_apigw), Nightly a schedule
+        "Fn: Events Uploads (S3) ignored: these events are not wired locally; "
         "invoke the function directly"
     ]
     assert [route.key for route in template.routes] == ["GET /hello"]
+    assert [(s.source, s.expression) for s in template.schedules] == [("Fn.Nightly", "rate(1 day)")]
     assert any(n.startswith("Fn: Layers ignored: layers are not mounted") for n in template.notes)
     assert any(n.startswith("Fn: Tracing ignored") for n in template.notes)
     assert fn.dead_letter_target == "arn:aws:sqs:us-east-1:123456789012:dlq"
