@@ -21,6 +21,10 @@ class EphemeralStorage(msgspec.Struct, rename="pascal"):
     size: int
 
 
+class DeadLetterConfig(msgspec.Struct, rename="pascal"):
+    target_arn: str | None = None  # absent or empty: no dead-letter queue
+
+
 class FunctionCode(msgspec.Struct, rename={"zip_file": "ZipFile", "s3_bucket": "S3Bucket",
                                            "s3_key": "S3Key", "image_uri": "ImageUri"}):
     zip_file: str | None = None
@@ -42,6 +46,7 @@ class CreateFunction(msgspec.Struct, rename="pascal"):
     architectures: list[str] = msgspec.field(default_factory=lambda: ["x86_64"])
     package_type: str = "Zip"
     ephemeral_storage: EphemeralStorage | None = None
+    dead_letter_config: DeadLetterConfig | None = None
 
 
 class UpdateFunctionConfiguration(msgspec.Struct, rename="pascal"):
@@ -54,6 +59,7 @@ class UpdateFunctionConfiguration(msgspec.Struct, rename="pascal"):
     runtime: str | None = None
     revision_id: str | None = None
     ephemeral_storage: EphemeralStorage | None = None
+    dead_letter_config: DeadLetterConfig | None = None
 
 
 class UpdateFunctionCode(msgspec.Struct, rename={"zip_file": "ZipFile", "s3_bucket": "S3Bucket",

@@ -128,7 +128,8 @@ class Functions:
                 memory_mb=request.memory_size, timeout_s=request.timeout,
                 env=request.environment.variables if request.environment else {},
                 role=request.role, description=request.description,
-                architecture=request.architectures[0], ephemeral_storage_mb=storage)
+                architecture=request.architectures[0], ephemeral_storage_mb=storage,
+                dead_letter_target=_dead_letter(request.dead_letter_config))
             unpack(package, code_dir)
             try:
                 self.invoker.create_function(config)
@@ -177,6 +178,8 @@ class Functions:
             changes["env"] = request.environment.variables
         if request.ephemeral_storage is not None:
             changes["ephemeral_storage_mb"] = request.ephemeral_storage.size
+        if request.dead_letter_config is not None:
+            changes["dead_letter_target"] = _dead_letter(request.dead_letter_config)
         with self.lock:
             record = self._current(name, request.revision_id)
             config = self.invoker.update_function(name, **changes)
@@ -259,6 +262,10 @@ def _record(config: FunctionConfig, sha: str, size: int, uploaded: bool,
     stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1000):03d}"
     return FunctionRecord(config, revision or str(uuid.uuid4()), stamp + "+0000", sha, size,
                           uploaded)
+
+
+def _dead_letter(config: bodies.DeadLetterConfig | None) -> str | None:
+    return (config.target_arn or None) if config is not None else None
 
 
 def _plain_name(name: str) -> str:

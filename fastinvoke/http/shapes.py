@@ -46,6 +46,8 @@ def function_configuration(record: FunctionRecord, invoker: Invoker,
     }
     if config.env:
         document["Environment"] = {"Variables": config.env}
+    if config.dead_letter_target:
+        document["DeadLetterConfig"] = {"TargetArn": config.dead_letter_target}
     if not listing:
         document.update(State="Active", LastUpdateStatus="Successful")
     return document
