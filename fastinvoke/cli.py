@@ -81,6 +81,10 @@ def _parser() -> argparse.ArgumentParser:
                        "events) on this port, as `sam local start-api` (default 3000; 0: any)")
     serve.add_argument("--no-api", dest="api_port", action="store_const", const=None,
                        help="do not serve the template's API routes")
+    serve.add_argument("--sqs-endpoint", metavar="URL",
+                       help="read the SQS queues of event source mappings (the template's SQS "
+                       "events, CreateEventSourceMapping) at this endpoint: AWS's, or any "
+                       "SQS-compatible server's; needs pip install 'fastinvoke[sqs]'")
     serve.add_argument("--schedules", action="store_true",
                        help="fire the template's Schedule and ScheduleV2 events (Event "
                        "invocations at EventBridge's times) while serving")
@@ -298,12 +302,24 @@ def _serve(args: argparse.Namespace) -> int:
     if refusal is not None:
         print(f"fastinvoke: {refusal}", file=sys.stderr)
         return 2
+    if args.sqs_endpoint is not None:
+        try:
+            import boto3  # noqa: F401 - the SQS client the pollers use
+        except ImportError:
+            print("fastinvoke: --sqs-endpoint needs boto3: pip install 'fastinvoke[sqs]'",
+                  file=sys.stderr)
+            return 2
     functions, event_configs, routes, function_urls, schedules = [], {}, [], {}, []
+    sqs_mappings = []
     if args.template is not None:
         template = load_template(args.template, parameters={"AWS::Region": args.region})
         _print_notes(template)
         functions, event_configs = template.functions, template.event_configs
         routes, function_urls = template.routes, template.url_configs
+        sqs_mappings = template.sqs_mappings
+        if sqs_mappings and args.sqs_endpoint is None:
+            print(f"note: the template's {len(sqs_mappings)} SQS events are read only with "
+                  "--sqs-endpoint URL", file=sys.stderr)
         if args.schedules:
             for error in template.schedule_errors:
                 print(f"fastinvoke serve: schedule {error}", file=sys.stderr)
@@ -320,7 +336,8 @@ def _serve(args: argparse.Namespace) -> int:
         args.shutdown_timeout, args.zmq, args.max_workers, args.memory_budget, event_configs,
         region=args.region, sandbox=args.sandbox, ray_address=args.ray_address,
         overcommit=args.overcommit, routes=routes, api_port=args.api_port,
-        function_urls=function_urls, schedules=schedules))
+        function_urls=function_urls, schedules=schedules, sqs_endpoint=args.sqs_endpoint,
+        sqs_mappings=sqs_mappings))
 
 
 def _logs(args: argparse.Namespace) -> int:

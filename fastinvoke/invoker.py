@@ -109,6 +109,10 @@ class Invoker:
     overcommit:
         With ``ray_address``: divide each worker's reservation by this factor (load
         tests on a small cluster); its cgroup limits stay whole.
+    sqs_endpoint:
+        Send Event invocations' records for SQS destinations and dead-letter queues to
+        those queues at this endpoint (AWS's, or an SQS-compatible server's; needs
+        ``pip install 'fastinvoke[sqs]'``) instead of to their JSON-lines files.
 
     With a state dir of your own, functions (and their Event settings), queued Event
     invocations, counters and logs carry over to the next Invoker made with it.
@@ -133,6 +137,7 @@ class Invoker:
         sandbox: bool = True,
         ray_address: str | None = None,
         overcommit: float = 1.0,
+        sqs_endpoint: str | None = None,
     ) -> None:
         if max_workers is not None and max_workers < 1:
             raise ValidationException(f"max_workers must be at least 1, not {max_workers}")
@@ -178,7 +183,13 @@ class Invoker:
             durable_events = not self._own_state_dir
         store = (SqliteEventStore(os.path.join(self.state_dir, "events.db")) if durable_events
                  else MemoryEventStore())
-        deliverer = Deliverer(self.state_dir, region, account_id, self._invoke_destination)
+        send_sqs = None
+        if sqs_endpoint is not None:
+            from .sources.sqs import QueueSender  # imports boto3: only when asked
+
+            send_sqs = QueueSender(sqs_endpoint)
+        deliverer = Deliverer(self.state_dir, region, account_id, self._invoke_destination,
+                              send_sqs)
         self._events = EventQueue(self._dispatcher, store, self._admission.capacity, deliverer,
                                   event_retry_delays_s)
         self._functions = Functions(

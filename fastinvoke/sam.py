@@ -22,8 +22,9 @@ from .apigw.template import is_api_event, read_routes, read_url_config
 from .config import LOCAL_PYTHON, FunctionConfig, local_node
 from .errors import InvalidParameterValueException, ValidationException
 from .runtime.launch import runtime_family
+from .sources.mappings import Mapping
 from .sources.schedules import Schedule
-from .sources.template import SCHEDULE_TYPES, read_schedules
+from .sources.template import WIRED_TYPES, read_schedules, read_sqs_mappings
 
 StrPath = str | os.PathLike[str]
 _TYPES = SERVERLESS, LAMBDA = "AWS::Serverless::Function", "AWS::Lambda::Function"
@@ -84,6 +85,7 @@ class Template:
     url_configs: dict[str, tuple[str, str, Cors | None]] = field(default_factory=dict)
     schedules: list[Schedule] = field(default_factory=list)  # Schedule, ScheduleV2 events
     schedule_errors: list[str] = field(default_factory=list)  # those EventBridge would refuse
+    sqs_mappings: list[Mapping] = field(default_factory=list)  # of its SQS events
 
 
 class _NotLocal(Exception):
@@ -255,7 +257,7 @@ class _Stack:
             self.note(lid, f"{key} ignored: {_IGNORED[key]}")
         if isinstance(events := props.get("Events"), dict) and events:
             types = {n: e.get("Type") for n, e in events.items() if isinstance(e, dict)
-                     and not is_api_event(e) and e.get("Type") not in SCHEDULE_TYPES}
+                     and not is_api_event(e) and e.get("Type") not in WIRED_TYPES}
             shown = ", ".join(f"{n} ({t})" for n, t in types.items())
             if types:
                 self.note(lid, f"Events {shown} ignored: these events are not wired locally; "
@@ -432,6 +434,7 @@ def load_template(
     out.routes = read_routes(stack, doc["Resources"], doc.get("Globals") or {}, served)
     out.schedules, out.schedule_errors = read_schedules(
         stack, served, stack.known["AWS::Region"], stack.known["AWS::AccountId"])
+    out.sqs_mappings = read_sqs_mappings(stack, served)
     return out
 
 

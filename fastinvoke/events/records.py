@@ -71,9 +71,8 @@ def wrap(target: Target, record: bytes, success: bool, function_arn: str, region
     return record
 
 
-def dead_letter(target: Target, event: QueuedEvent, now_ms: int) -> bytes:
-    """The dead-letter message: the original event unchanged, with the request id, the
-    last attempt's status and the first 1 KB of its error message as attributes."""
+def failure_message(event: QueuedEvent) -> str:
+    """The first 1 KB of the last attempt's error message (a dead letter's attribute)."""
     message = ""
     if event.last_payload:
         try:
@@ -82,7 +81,21 @@ def dead_letter(target: Target, event: QueuedEvent, now_ms: int) -> bytes:
             document = None
         if isinstance(document, dict):
             message = str(document.get("errorMessage", ""))
-    message = message.encode()[:_ERROR_MESSAGE_BYTES].decode(errors="ignore")
+    return message.encode()[:_ERROR_MESSAGE_BYTES].decode(errors="ignore")
+
+
+def sqs_attributes(event: QueuedEvent) -> dict[str, dict[str, str]]:
+    """A dead letter's message attributes on SQS: the request id, the last attempt's
+    status and its error message."""
+    return {"RequestID": {"DataType": "String", "StringValue": event.request_id},
+            "ErrorCode": {"DataType": "Number", "StringValue": "200"},
+            "ErrorMessage": {"DataType": "String", "StringValue": failure_message(event)}}
+
+
+def dead_letter(target: Target, event: QueuedEvent, now_ms: int) -> bytes:
+    """The dead-letter message: the original event unchanged, with the request id, the
+    last attempt's status and the first 1 KB of its error message as attributes."""
+    message = failure_message(event)
     body = event.payload.decode()
     if target.envelope == "sns":
         attributes = {"RequestID": {"Type": "String", "Value": event.request_id},
@@ -91,8 +104,5 @@ def dead_letter(target: Target, event: QueuedEvent, now_ms: int) -> bytes:
         return _encode({"Type": "Notification", "MessageId": str(uuid.uuid4()),
                         "TopicArn": target.arn, "Message": body,
                         "Timestamp": iso_ms(now_ms), "MessageAttributes": attributes})
-    attributes = {"RequestID": {"DataType": "String", "StringValue": event.request_id},
-                  "ErrorCode": {"DataType": "Number", "StringValue": "200"},
-                  "ErrorMessage": {"DataType": "String", "StringValue": message}}
     return _encode({"MessageId": str(uuid.uuid4()), "Body": body,
-                    "MessageAttributes": attributes})
+                    "MessageAttributes": sqs_attributes(event)})

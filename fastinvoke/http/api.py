@@ -28,9 +28,17 @@ from ..errors import (
 )
 from ..invoker import Invoker
 from ..requests import new_request_id
+from ..sources.mappings import Mappings
 from . import bodies, shapes
 from .errors import UnknownOperationException
 from .functions import Functions
+from .mapping_operations import (
+    create_event_source_mapping,
+    delete_event_source_mapping,
+    get_event_source_mapping,
+    list_event_source_mappings,
+    update_event_source_mapping,
+)
 from .messages import Request, Response, json_response
 from .metrics import CONTENT_TYPE, Metrics
 from .names import parse_function_name
@@ -58,8 +66,10 @@ class LambdaApi:
     operation; ``/healthz`` and ``/metrics`` are open, for probes and scrapers."""
 
     def __init__(self, invoker: Invoker, functions: Functions, metrics: Metrics,
-                 verifier: Verifier | None = None, urls: FunctionUrls | None = None) -> None:
+                 verifier: Verifier | None = None, urls: FunctionUrls | None = None,
+                 mappings: Mappings | None = None) -> None:
         self.invoker = invoker
+        self.mappings = mappings or Mappings(invoker.state_dir, None)
         self.functions = functions
         self.metrics = metrics
         self.verifier = verifier
@@ -295,6 +305,11 @@ ROUTES: dict[tuple[str, str, str | None], dict[str, Operation]] = {
         "POST": create_function_url_config, "GET": get_function_url_config,
         "PUT": update_function_url_config, "DELETE": delete_function_url_config},
     ("2021-10-31", "functions", "urls"): {"GET": list_function_url_configs},
+    ("2015-03-31", "event-source-mappings", None): {"POST": create_event_source_mapping,
+                                                   "GET": list_event_source_mappings},
+    ("2015-03-31", "event-source-mappings", ""): {"GET": get_event_source_mapping,
+                                                 "PUT": update_event_source_mapping,
+                                                 "DELETE": delete_event_source_mapping},
 }
 _OPEN: dict[str, Callable[[LambdaApi], Response]] = {
     "/healthz": LambdaApi.healthz, "/metrics": LambdaApi.metrics_text}

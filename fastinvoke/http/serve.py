@@ -24,6 +24,7 @@ import re
 import signal
 import socket
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,7 +36,9 @@ from ..apigw.url_configs import FunctionUrls
 from ..config import FunctionConfig
 from ..endpoint.server import ZmqEndpoint, ZmqListener
 from ..invoker import Invoker
+from ..sources.mappings import Mapping, Mappings
 from ..sources.schedules import Schedule, Scheduler
+from ..sources.sqs import Poller
 from .api import LambdaApi
 from .functions import Functions
 from .metrics import Metrics
@@ -65,6 +68,8 @@ class ServeOptions:
     # A template's function URLs: function name -> (auth type, invoke mode, CORS).
     function_urls: dict[str, tuple[str, str, Cors | None]] = field(default_factory=dict)
     schedules: list[Schedule] = field(default_factory=list)  # to fire while serving
+    sqs_endpoint: str | None = None  # where the SQS queues of mappings are read
+    sqs_mappings: list[Mapping] = field(default_factory=list)  # a template's
     api_port: int | None = 3000  # where to serve them (None: not at all)
 
 
@@ -232,7 +237,7 @@ async def _serve(options: ServeOptions, sockets: list[socket.socket],
     invoker = Invoker(options.state_dir, max_workers=options.max_workers,
                       memory_budget_mb=options.memory_budget_mb, region=options.region,
                       sandbox=options.sandbox, ray_address=options.ray_address,
-                      overcommit=options.overcommit)
+                      overcommit=options.overcommit, sqs_endpoint=options.sqs_endpoint)
     endpoint: ZmqEndpoint | None = None
     try:
         functions = Functions(invoker)
@@ -246,8 +251,10 @@ async def _serve(options: ServeOptions, sockets: list[socket.socket],
         urls = FunctionUrls(invoker.state_dir, options.region)
         for name, (auth, mode, cors) in options.function_urls.items():
             urls.put(name, auth, mode, cors)
-        server = HttpServer(LambdaApi(invoker, functions, Metrics(invoker), verifier, urls),
-                            options.limits)
+        mappings = _mappings(invoker, options)
+        await asyncio.to_thread(mappings.start, options.sqs_mappings)
+        server = HttpServer(LambdaApi(invoker, functions, Metrics(invoker), verifier, urls,
+                                      mappings), options.limits)
         port = urls.port = await server.listen(sockets)
         servers = [server]
         routes = RouteTable(options.routes)
@@ -286,6 +293,7 @@ async def _serve(options: ServeOptions, sockets: list[socket.socket],
         _say_schedules(scheduler)
         await stop.wait()
         scheduler.stop()
+        await asyncio.to_thread(mappings.stop)
         for each in servers:
             each.stop_accepting()
         answering = sum(each.answering for each in servers) + (
@@ -309,6 +317,21 @@ async def _serve(options: ServeOptions, sockets: list[socket.socket],
         await asyncio.to_thread(invoker.close)
     print("fastinvoke: stopped", file=sys.stderr, flush=True)
     return 0
+
+
+def _mappings(invoker: Invoker, options: ServeOptions) -> Mappings:
+    """The event source mappings, polled at ``--sqs-endpoint`` (none without it)."""
+    endpoint = options.sqs_endpoint
+    if endpoint is None:
+        return Mappings(invoker.state_dir, None)
+    mappings: Mappings
+
+    def poll(mapping: Mapping) -> Callable[[], None]:
+        return Poller(mapping, endpoint, lambda function, event: invoker.invoke(function, event),
+                      mappings.record).stop
+
+    mappings = Mappings(invoker.state_dir, poll)
+    return mappings
 
 
 def _say_schedules(scheduler: Scheduler) -> None:

@@ -3,7 +3,7 @@ and ListFunctionUrlConfigs, as botocore's model defines them."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import msgspec
 
@@ -12,10 +12,7 @@ from ..apigw.url_configs import AUTH_TYPES, INVOKE_MODES, UrlConfig
 from ..errors import ValidationException
 from . import bodies
 from .messages import Request, Response, json_response
-
-if TYPE_CHECKING:
-    from .api import LambdaApi
-
+from .operation import ApiContext
 
 
 class CorsBody(msgspec.Struct, rename="pascal"):
@@ -33,7 +30,7 @@ class UrlConfigBody(msgspec.Struct, rename="pascal"):
     invoke_mode: str | None = None
 
 
-async def create_function_url_config(api: LambdaApi, request: Request, function: str | None,
+async def create_function_url_config(api: ApiContext, request: Request, function: str | None,
                                      query: dict[str, str]) -> Response:
     name = api.latest_name(function, query)
     body = bodies.decode(request.body, UrlConfigBody)
@@ -47,14 +44,14 @@ async def create_function_url_config(api: LambdaApi, request: Request, function:
     return json_response(_shape(api, config, modified=False), 201)
 
 
-async def get_function_url_config(api: LambdaApi, request: Request, function: str | None,
+async def get_function_url_config(api: ApiContext, request: Request, function: str | None,
                                   query: dict[str, str]) -> Response:
     name = api.latest_name(function, query)
     api.invoker.get_function(name)
     return json_response(_shape(api, api.urls.get(name)))
 
 
-async def update_function_url_config(api: LambdaApi, request: Request, function: str | None,
+async def update_function_url_config(api: ApiContext, request: Request, function: str | None,
                                      query: dict[str, str]) -> Response:
     name = api.latest_name(function, query)
     body = bodies.decode(request.body, UrlConfigBody)
@@ -65,7 +62,7 @@ async def update_function_url_config(api: LambdaApi, request: Request, function:
     return json_response(_shape(api, config))
 
 
-async def delete_function_url_config(api: LambdaApi, request: Request, function: str | None,
+async def delete_function_url_config(api: ApiContext, request: Request, function: str | None,
                                      query: dict[str, str]) -> Response:
     name = api.latest_name(function, query)
     api.invoker.get_function(name)
@@ -73,7 +70,7 @@ async def delete_function_url_config(api: LambdaApi, request: Request, function:
     return Response(204)
 
 
-async def list_function_url_configs(api: LambdaApi, request: Request, function: str | None,
+async def list_function_url_configs(api: ApiContext, request: Request, function: str | None,
                                     query: dict[str, str]) -> Response:
     name = api.latest_name(function, query)
     api.invoker.get_function(name)
@@ -111,7 +108,7 @@ def cors_shape(cors: Cors) -> dict[str, Any]:
     return shape
 
 
-def _shape(api: LambdaApi, config: UrlConfig, modified: bool = True) -> dict[str, Any]:
+def _shape(api: ApiContext, config: UrlConfig, modified: bool = True) -> dict[str, Any]:
     shape: dict[str, Any] = {
         "FunctionUrl": api.urls.url(config),
         "FunctionArn": api.invoker.function_arn(config.function),

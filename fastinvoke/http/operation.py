@@ -1,0 +1,21 @@
+"""What an operation of the Lambda API defined outside ``api`` may use of the API: so
+that such modules (``url_operations``, ``mapping_operations``) need not import it."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from ..apigw.url_configs import FunctionUrls
+    from ..invoker import Invoker
+    from ..sources.mappings import Mappings
+
+
+class ApiContext(Protocol):
+    invoker: Invoker
+    urls: FunctionUrls
+    mappings: Mappings
+
+    def latest_name(self, function: str | None, query: dict[str, str]) -> str:
+        """The function's name, for operations on $LATEST (the only version there is)."""
+        ...
