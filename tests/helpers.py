@@ -300,3 +300,16 @@ def sandbox_layout_problem() -> str | None:
     except sandbox.SandboxUnavailable as exc:
         return exc.reason
     return None
+
+
+def function_resource(logical_id: str, name: str, handler: str, properties: str = "",
+                      record_to: Path | None = None) -> str:
+    """A SAM function of tests/functions, as the YAML of one entry of ``Resources:``;
+    ``properties``: more of its properties (indented six spaces); ``record_to``: the
+    recorder's file (its RECORD_TO)."""
+    if record_to is not None:
+        properties = (f"      Environment:\n        Variables:\n          RECORD_TO: "
+                      f"{record_to}\n{properties}")
+    return (f"  {logical_id}:\n    Type: AWS::Serverless::Function\n    Properties:\n"
+            f"      FunctionName: {name}\n      Runtime: python3.{sys.version_info.minor}\n"
+            f"      CodeUri: {FUNCTIONS}\n      Handler: {handler}\n{properties}")

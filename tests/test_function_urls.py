@@ -8,7 +8,6 @@ from __future__ import annotations
 import http.client
 import json
 import re
-import sys
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -18,7 +17,7 @@ import pytest
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
-from helpers import FUNCTIONS, read_line
+from helpers import function_resource, read_line
 from http_server import Server, serving
 
 URL = re.compile(r"^http://([0-9a-f]{32})\.lambda-url\.us-east-1\.localhost:(\d+)/$")
@@ -142,20 +141,12 @@ def test_cors_of_a_url(tmp_path: Path) -> None:
 
 def sam_template(directory: Path) -> Path:
     template = directory / "template.yaml"
-    template.write_text(f"""\
-Resources:
-  Hello:
-    Type: AWS::Serverless::Function
-    Properties:
-      FunctionName: hello
-      Runtime: python3.{sys.version_info.minor}
-      CodeUri: {FUNCTIONS}
-      Handler: apigw.plain
+    template.write_text("Resources:\n" + function_resource("Hello", "hello", "apigw.plain", """\
       FunctionUrlConfig:
         AuthType: NONE
         Cors:
           AllowOrigins: ["*"]
-""")
+"""))
     return template
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from helpers import FUNCTIONS, MakeFunction, MakeInvoker, read_line, wait_until
+from helpers import MakeFunction, MakeInvoker, function_resource, read_line, wait_until
 from http_server import Server
 
 from fastinvoke.sources.schedules import Schedule, ScheduleError, Scheduler, parse
@@ -130,18 +130,9 @@ def test_the_scheduler_fires_event_invocations(make_invoker: MakeInvoker,
 
 def template_with_schedules(directory: Path, expression: str) -> Path:
     template = directory / "template.yaml"
-    template.write_text(f"""\
-Resources:
-  Ticker:
-    Type: AWS::Serverless::Function
-    Properties:
-      FunctionName: ticker
-      Runtime: python3.{sys.version_info.minor}
-      CodeUri: {FUNCTIONS}
-      Handler: recorder.handler
-      Environment:
-        Variables:
-          RECORD_TO: {directory / "record.jsonl"}
+    template.write_text("Resources:\n" + function_resource(
+        "Ticker", "ticker", "recorder.handler", record_to=directory / "record.jsonl",
+        properties=f"""\
       Events:
         EveryMinute:
           Type: ScheduleV2
@@ -153,7 +144,7 @@ Resources:
           Properties:
             Schedule: rate(1 minute)
             Enabled: false
-""")
+"""))
     return template
 
 

@@ -6,13 +6,12 @@ a SAM template's SQS event, and an endpoint that is down."""
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import FUNCTIONS, read_line, wait_until
+from helpers import function_resource, read_line, wait_until
 from http_server import Server, serving
 from sqs_server import CREDENTIALS, free_port, sqs, sqs_server
 
@@ -32,24 +31,19 @@ def credentials(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setenv(name, value)
 
 
+def sqs_event(properties: str = "") -> str:
+    """The Worker's Events: an SQS event of the Jobs queue with more ``properties``."""
+    return ("      Events:\n        Jobs:\n          Type: SQS\n          Properties:\n"
+            "            Queue: !GetAtt Jobs.Arn\n" + properties)
+
+
 def batch_template(directory: Path, events: str = "") -> Path:
     template = directory / "template.yaml"
-    template.write_text(f"""\
-Resources:
-  Jobs:
-    Type: AWS::SQS::Queue
-    Properties: {{QueueName: {directory.name}-jobs}}
-  Worker:
-    Type: AWS::Serverless::Function
-    Properties:
-      FunctionName: worker
-      Runtime: python3.{sys.version_info.minor}
-      CodeUri: {FUNCTIONS}
-      Handler: sqs_batch.handler
-      Environment:
-        Variables:
-          RECORD_TO: {directory / "record.jsonl"}
-{events}""")
+    template.write_text(
+        f"Resources:\n  Jobs:\n    Type: AWS::SQS::Queue\n"
+        f"    Properties: {{QueueName: {directory.name}-jobs}}\n"
+        + function_resource("Worker", "worker", "sqs_batch.handler", events,
+                            record_to=directory / "record.jsonl"))
     return template
 
 
@@ -122,15 +116,8 @@ def test_without_an_endpoint_a_mapping_is_refused_saying_what_to_do(tmp_path: Pa
 def test_batches_reach_the_function_and_leave_the_queue(endpoint: str, tmp_path: Path) -> None:
     name = f"{tmp_path.name}-jobs"
     url = queue(endpoint, name)
-    template = batch_template(tmp_path, """\
-      Events:
-        Jobs:
-          Type: SQS
-          Properties:
-            Queue: !GetAtt Jobs.Arn
-            BatchSize: 10
-            MaximumBatchingWindowInSeconds: 1
-""")
+    template = batch_template(tmp_path, sqs_event(
+        "            BatchSize: 10\n            MaximumBatchingWindowInSeconds: 1\n"))
     client = sqs(endpoint)
     for start in range(0, 25, 5):
         client.send_message_batch(QueueUrl=url, Entries=[
@@ -156,14 +143,8 @@ def test_partial_failures_are_retried_then_redriven(endpoint: str, tmp_path: Pat
     dead = queue(endpoint, f"{name}-dlq")
     url = queue(endpoint, name, VisibilityTimeout="1", RedrivePolicy=json.dumps(
         {"deadLetterTargetArn": ARN + f"{name}-dlq", "maxReceiveCount": "2"}))
-    template = batch_template(tmp_path, """\
-      Events:
-        Jobs:
-          Type: SQS
-          Properties:
-            Queue: !GetAtt Jobs.Arn
-            FunctionResponseTypes: [ReportBatchItemFailures]
-""")
+    template = batch_template(tmp_path, sqs_event(
+        "            FunctionResponseTypes: [ReportBatchItemFailures]\n"))
     client = sqs(endpoint)
     client.send_message_batch(QueueUrl=url, Entries=[
         {"Id": str(n), "MessageBody": body}
@@ -187,12 +168,7 @@ def test_partial_failures_are_retried_then_redriven(endpoint: str, tmp_path: Pat
 
 
 def test_an_endpoint_that_is_down_is_reported_and_serving_goes_on(tmp_path: Path) -> None:
-    template = batch_template(tmp_path, """\
-      Events:
-        Jobs:
-          Type: SQS
-          Properties: {Queue: !GetAtt Jobs.Arn}
-""")
+    template = batch_template(tmp_path, sqs_event())
     down = f"http://127.0.0.1:{free_port()}"
     server = Server(tmp_path / "state", "--sqs-endpoint", down, template=template)
     try:
