@@ -73,6 +73,7 @@ def _parser() -> argparse.ArgumentParser:
         "CreateFunction. SIGTERM or Ctrl-C stops it gracefully; Ctrl-C twice stops at once.")
     serve.add_argument("--template", type=Path, metavar="FILE",
                        help="SAM template.yaml whose functions to serve")
+    _add_overrides(serve)
     serve.add_argument("--host", default="127.0.0.1",
                        help="address to bind (default 127.0.0.1; any other needs --auth sigv4)")
     serve.add_argument("--port", type=int, default=3001, help="port (default 3001; 0: any)")
@@ -199,6 +200,25 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_overrides(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--parameter-overrides", nargs="+", default=[], metavar="KEY=VALUE",
+                         help="the template's parameters, as SAM takes them: Stage=prod, or "
+                         "ParameterKey=Stage,ParameterValue=prod")
+
+
+def parameter_overrides(values: list[str]) -> dict[str, str]:
+    """SAM's ``--parameter-overrides`` (either form) as a dict; SystemExit if malformed."""
+    overrides = {}
+    for value in values:
+        long = re.fullmatch(r"ParameterKey=([^,]+),ParameterValue=(.*)", value)
+        key, sep, text = (long[1], "=", long[2]) if long else value.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"fastinvoke: --parameter-overrides {value}: give KEY=VALUE or "
+                             "ParameterKey=KEY,ParameterValue=VALUE")
+        overrides[key] = text
+    return overrides
+
+
 def _add_target(command: argparse.ArgumentParser) -> None:
     """Which function to call (``--template`` or ``--endpoint``) and with what event."""
     where = command.add_mutually_exclusive_group(required=True)
@@ -208,6 +228,7 @@ def _add_target(command: argparse.ArgumentParser) -> None:
     where.add_argument("--endpoint", metavar="URL",
                        help="a running server: http://HOST:PORT (its Lambda API) or "
                        "tcp://HOST:PORT, ipc://PATH (its ZeroMQ endpoint)")
+    _add_overrides(command)
     command.add_argument("--payload", default="{}", metavar="JSON|@FILE",
                          help="the event: JSON text, @FILE to read it from a file, or @- "
                          "from stdin (fastinvoke event TYPE | fastinvoke invoke ...)")
@@ -227,7 +248,8 @@ def _invoke(args: argparse.Namespace) -> int:
         _print_result(invoke_remote(args.endpoint, args.name, _read_payload(args.payload),
                                     invocation_type=args.invocation_type, log_type=log_type))
         return 0
-    template = load_template(args.template)
+    template = load_template(args.template,
+                             parameters=parameter_overrides(args.parameter_overrides))
     _print_notes(template)
     payload = _read_payload(args.payload)
     with Invoker(args.state_dir) as invoker:
@@ -239,7 +261,7 @@ def _invoke(args: argparse.Namespace) -> int:
                                                 **template.event_configs[config.name])
                 break
         else:
-            reason = template.skipped.get(args.name)
+            reason = template.unloadable.get(args.name)
             known = ", ".join(c.name for c in template.functions) or "none"
             print(f"fastinvoke: function '{args.name}' "
                   + (f"cannot run here: {reason}" if reason else
@@ -310,13 +332,14 @@ def _serve(args: argparse.Namespace) -> int:
                   file=sys.stderr)
             return 2
     functions, event_configs, routes, function_urls, schedules = [], {}, [], {}, []
-    sqs_mappings = []
+    sqs_mappings, unloadable = [], {}
     if args.template is not None:
-        template = load_template(args.template, parameters={"AWS::Region": args.region})
+        template = load_template(args.template, parameters={
+            "AWS::Region": args.region, **parameter_overrides(args.parameter_overrides)})
         _print_notes(template)
         functions, event_configs = template.functions, template.event_configs
         routes, function_urls = template.routes, template.url_configs
-        sqs_mappings = template.sqs_mappings
+        sqs_mappings, unloadable = template.sqs_mappings, template.unloadable
         if sqs_mappings and args.sqs_endpoint is None:
             print(f"note: the template's {len(sqs_mappings)} SQS events are read only with "
                   "--sqs-endpoint URL", file=sys.stderr)
@@ -337,7 +360,7 @@ def _serve(args: argparse.Namespace) -> int:
         region=args.region, sandbox=args.sandbox, ray_address=args.ray_address,
         overcommit=args.overcommit, routes=routes, api_port=args.api_port,
         function_urls=function_urls, schedules=schedules, sqs_endpoint=args.sqs_endpoint,
-        sqs_mappings=sqs_mappings))
+        sqs_mappings=sqs_mappings, unloadable=unloadable))
 
 
 def _logs(args: argparse.Namespace) -> int:
@@ -413,7 +436,8 @@ def _bench(args: argparse.Namespace) -> int:
     plan = Plan(args.concurrency, args.rate, args.requests,
                 None if args.requests is not None else duration, args.warmup, args.batch)
     return bench(args.name, _read_payload(args.payload), plan, template=args.template,
-                 endpoint=args.endpoint, as_json=args.json, plot_path=args.plot)
+                 endpoint=args.endpoint, as_json=args.json, plot_path=args.plot,
+                 parameters=parameter_overrides(args.parameter_overrides))
 
 
 def _read_payload(value: str) -> bytes:

@@ -46,6 +46,7 @@ class Functions:
         self._ledger = ledger
         self._registry = registry
         self.pools: dict[str, FunctionPool] = {}
+        self.unloadable: dict[str, str] = {}  # name -> why a template's could not load
         self.lock = threading.Lock()
         self.closed = False
 
@@ -65,8 +66,10 @@ class Functions:
         self.check_open()
         pool = self.pools.get(name)
         if pool is None or qualifier not in (None, "$LATEST"):
+            why = self.unloadable.get(name) if pool is None else None
             raise ResourceNotFoundException(
-                f"Function not found: {self.arn(name)}:{qualifier or '$LATEST'}")
+                f"Function not found: {self.arn(name)}:{qualifier or '$LATEST'}"
+                + (f" (it could not be loaded: {why})" if why else ""))
         return pool
 
     def check_open(self) -> None:

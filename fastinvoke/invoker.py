@@ -215,6 +215,11 @@ class Invoker:
         over."""
         return self._functions.put(config)
 
+    def mark_unloadable(self, name: str, reason: str) -> None:
+        """Invocations of ``name``, which does not exist, say ``reason`` (a template's
+        function that could not be loaded) in their ResourceNotFoundException."""
+        self._functions.unloadable[name] = reason
+
     def update_function(self, name: str, **changes: Any) -> FunctionConfig:
         """Change a function's configuration or code (its ``code`` directory), as Lambda's
         UpdateFunctionConfiguration and UpdateFunctionCode do.

@@ -77,7 +77,8 @@ class Template:
 
     functions: list[FunctionConfig] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-    skipped: dict[str, str] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)  # logical id -> why
+    unloadable: dict[str, str] = field(default_factory=dict)  # function name -> why
     # Function name -> its EventInvokeConfig (Invoker.event_invoke_config's keywords).
     event_configs: dict[str, dict[str, Any]] = field(default_factory=dict)
     routes: list[Route] = field(default_factory=list)  # of its Api and HttpApi events
@@ -271,7 +272,7 @@ class _Stack:
         if family == "nodejs" and local_node() is None:
             raise _NotLocal(f"runtime {runtime} needs Node.js: install it so that `node` is on "
                             "the PATH")
-        if not isinstance(name := props.get("FunctionName", lid), str):
+        if not isinstance(name := function_name(self, lid, props), str):
             self.note(lid, f"FunctionName is computed at deploy time; named '{lid}' here")
             name = lid
         handler = _text(self.get(lid, props, "Handler", True) or "")
@@ -420,7 +421,7 @@ def load_template(
             if "Condition" in resource and not stack.condition(cond := resource["Condition"]):
                 raise _NotLocal(f"its Condition {cond} is false, so the stack would not have it")
             # Its routes are served even if it cannot run here: they answer 502, naming it.
-            name = merged.get("FunctionName")
+            name = function_name(stack, lid, merged)
             served[lid] = name if isinstance(name, str) else lid, merged
             config = stack.function(lid, kind, merged)
             out.functions.append(config)
@@ -431,11 +432,28 @@ def load_template(
                 out.url_configs[config.name] = url
         except _NotLocal as why:
             out.skipped[lid] = str(why)
+        except (ValidationException, InvalidParameterValueException) as why:
+            # This function cannot load (its code is missing, a value is out of range...):
+            # the others still serve.
+            out.skipped[lid] = why.message.removeprefix(f"{lid}: ")
+        if lid in out.skipped and lid in served:
+            out.unloadable[served[lid][0]] = out.skipped[lid]
     out.routes = read_routes(stack, doc["Resources"], doc.get("Globals") or {}, served)
     out.schedules, out.schedule_errors = read_schedules(
         stack, served, stack.known["AWS::Region"], stack.known["AWS::AccountId"])
     out.sqs_mappings = read_sqs_mappings(stack, served)
     return out
+
+
+def function_name(stack: _Stack, lid: str, props: dict[str, Any]) -> Any:
+    """``FunctionName`` as far as it resolves here (``!Sub hello-${Stage}`` with the
+    parameter's default), else what was written; the logical id when absent."""
+    if "FunctionName" not in props:
+        return lid
+    try:
+        return stack.value(props["FunctionName"])
+    except _NotLocal:
+        return props["FunctionName"]
 
 
 def _bad(path: Path, problem: str) -> InvalidParameterValueException:

@@ -6,15 +6,18 @@ import importlib.util
 import json
 import re
 import shutil
+import sys
 import textwrap
 from pathlib import Path
 
 import pytest
 import yaml
+from helpers import function_resource
+from http_server import Server
 
 from fastinvoke import sam
 from fastinvoke.config import LOCAL_PYTHON, local_node
-from fastinvoke.errors import InvalidParameterValueException, ValidationException
+from fastinvoke.errors import InvalidParameterValueException
 from fastinvoke.sam import load_template
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -364,6 +367,7 @@ def test_functions_that_cannot_run_here_are_skipped(tmp_path: Path) -> None:
 
 
 def test_out_of_range_memory_is_refused_not_clamped(tmp_path: Path) -> None:
+    """The function is refused (skipped, saying why); the template's others still load."""
     path = write(
         tmp_path,
         """
@@ -371,12 +375,33 @@ def test_out_of_range_memory_is_refused_not_clamped(tmp_path: Path) -> None:
           Big:
             Type: AWS::Serverless::Function
             Properties: {CodeUri: src/, Handler: app.handler, Runtime: PY, MemorySize: 20000}
+          Small:
+            Type: AWS::Serverless::Function
+            Properties: {CodeUri: src/, Handler: app.handler, Runtime: PY}
         """,
     )
-    with pytest.raises(ValidationException) as info:
-        load_template(path)
-    assert str(info.value).startswith("Big: 1 validation error detected: Value '20000' at")
-    assert "less than or equal to 10240" in str(info.value)
+    template = load_template(path)
+    assert [fn.name for fn in template.functions] == ["Small"]
+    assert template.skipped["Big"].startswith("1 validation error detected: Value '20000' at")
+    assert "less than or equal to 10240" in template.unloadable["Big"]
+
+
+def test_a_function_whose_code_is_missing_leaves_the_others_serving(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+        Resources:
+          Gone:
+            Type: AWS::Serverless::Function
+            Properties: {FunctionName: gone, CodeUri: nowhere/, Handler: app.handler, Runtime: PY}
+          Here:
+            Type: AWS::Serverless::Function
+            Properties: {CodeUri: src/, Handler: app.handler, Runtime: PY}
+        """,
+    )
+    template = load_template(path)
+    assert [fn.name for fn in template.functions] == ["Here"]
+    assert "nowhere" in template.unloadable["gone"]
 
 
 def test_parameters_defaults_overrides_and_conditions(tmp_path: Path) -> None:
@@ -392,7 +417,7 @@ def test_parameters_defaults_overrides_and_conditions(tmp_path: Path) -> None:
           Fn:
             Type: AWS::Serverless::Function
             Properties:
-              FunctionName: !Sub "${AWS::StackName}-fn"
+              FunctionName: !Sub "${Stage}-fn"
               APP
               MemorySize: !Ref Memory
               Timeout: !If [IsProd, 30, !Ref AWS::NoValue]
@@ -403,17 +428,23 @@ def test_parameters_defaults_overrides_and_conditions(tmp_path: Path) -> None:
                   SECRET: !Ref Secret
     """
     template, fn = one_function(body, tmp_path)
-    assert (fn.name, fn.memory_mb, fn.timeout_s) == ("Fn", 256, 3)
+    assert (fn.name, fn.memory_mb, fn.timeout_s) == ("dev-fn", 256, 3)
     assert fn.env == {"STAGE": "dev", "BIG": "no"}
     assert "Fn: environment variable SECRET dropped: parameter Secret has no Default" in "\n".join(
         template.notes
     )
-    assert any("FunctionName is computed" in n for n in template.notes)
+    assert not any("FunctionName" in n for n in template.notes)
 
     overrides = {"Stage": "prod", "Memory": "1024", "Secret": "s3cr3t"}
     template, fn = one_function(body, tmp_path, parameters=overrides)
-    assert (fn.memory_mb, fn.timeout_s) == (1024, 30)
+    assert (fn.name, fn.memory_mb, fn.timeout_s) == ("prod-fn", 1024, 30)
+
     assert fn.env == {"STAGE": "prod", "BIG": "yes", "SECRET": "s3cr3t"}
+
+    # A name that depends on what is known only when deployed: the logical id, noted.
+    template, fn = one_function(body.replace("${Stage}-fn", "${Secret}-fn"), tmp_path)
+    assert fn.name == "Fn"
+    assert any("FunctionName is computed" in n for n in template.notes)
 
 
 def test_resource_condition_decides_whether_the_function_exists(tmp_path: Path) -> None:
@@ -567,8 +598,38 @@ def test_out_of_range_ephemeral_storage_is_refused_not_clamped(tmp_path: Path, s
               EphemeralStorage: {{Size: {size}}}
         """,
     )
-    with pytest.raises(ValidationException) as info:
-        load_template(path)
-    assert str(info.value) == (f"Fn: 1 validation error detected: Value '{size}' at "
-                               "'ephemeralStorage.size' failed to satisfy constraint: Member "
-                               f"must have value {bound}")
+    assert load_template(path).skipped["Fn"] == (
+        f"1 validation error detected: Value '{size}' at 'ephemeralStorage.size' failed to "
+        f"satisfy constraint: Member must have value {bound}")
+
+
+def test_serve_skips_a_function_that_cannot_load_and_takes_parameter_overrides(
+        tmp_path: Path) -> None:
+    """One function's missing code stops only that function: the others serve, and its
+    invocations say why.  ``--parameter-overrides`` (both of SAM's forms) reach !Sub in
+    FunctionName."""
+    template = tmp_path / "template.yaml"
+    template.write_text(f"""\
+Parameters:
+  Stage: {{Type: String, Default: dev}}
+  Suffix: {{Type: String, Default: a}}
+Resources:
+  Gone:
+    Type: AWS::Serverless::Function
+    Properties: {{FunctionName: gone, CodeUri: nowhere/, Handler: app.handler,
+                  Runtime: python3.{sys.version_info.minor}}}
+{function_resource("Hello", '!Sub "hello-${Stage}-${Suffix}"', "echo.handler")}""")
+    server = Server(tmp_path / "state", "--parameter-overrides", "Stage=prod",
+                    "ParameterKey=Suffix,ParameterValue=b", template=template)
+    try:
+        client = server.client()
+        answer = client.invoke(FunctionName="hello-prod-b", Payload=b'{"x": 1}')
+        assert json.loads(answer["Payload"].read()) == {"x": 1}
+        with pytest.raises(client.exceptions.ResourceNotFoundException,
+                           match=r"function:gone:\$LATEST \(it could not be loaded: .*nowhere"):
+            client.invoke(FunctionName="gone", Payload=b"{}")
+        client.close()
+    finally:
+        code, err = server.stop()
+    assert code == 0, err
+    assert "note: Gone skipped: " in err

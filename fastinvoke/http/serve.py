@@ -70,6 +70,7 @@ class ServeOptions:
     schedules: list[Schedule] = field(default_factory=list)  # to fire while serving
     sqs_endpoint: str | None = None  # where the SQS queues of mappings are read
     sqs_mappings: list[Mapping] = field(default_factory=list)  # a template's
+    unloadable: dict[str, str] = field(default_factory=dict)  # a template's: name -> why
     api_port: int | None = 3000  # where to serve them (None: not at all)
 
 
@@ -241,6 +242,8 @@ async def _serve(options: ServeOptions, sockets: list[socket.socket],
     endpoint: ZmqEndpoint | None = None
     try:
         functions = Functions(invoker)
+        for name, reason in options.unloadable.items():
+            invoker.mark_unloadable(name, reason)
         for note in await asyncio.to_thread(functions.start, options.functions):
             print(f"note: {note}", file=sys.stderr)
         for name, settings in options.event_configs.items():

@@ -99,18 +99,18 @@ def classify_result(result: InvokeResult | ServiceError) -> Failure | None:
 
 
 def embedded(template: str | os.PathLike[str], name: str, payload: bytes,
-             batch: int = 1) -> ClientTarget:
-    """A function from a SAM template, run in this process's own warm pool (a batch
-    through ``Invoker.ainvoke_many``)."""
+             batch: int = 1, parameters: dict[str, str] | None = None) -> ClientTarget:
+    """A function from a SAM template (with ``parameters`` overriding its own), run in
+    this process's own warm pool (a batch through ``Invoker.ainvoke_many``)."""
 
     def connect() -> Any:
         from ..invoker import Invoker
         from ..sam import load_template
 
-        loaded = load_template(template)
+        loaded = load_template(template, parameters=parameters)
         config = next((c for c in loaded.functions if c.name == name), None)
         if config is None:
-            reason = loaded.skipped.get(name)
+            reason = loaded.unloadable.get(name)
             known = ", ".join(c.name for c in loaded.functions) or "none"
             raise BenchError(f"function '{name}' cannot run here: {reason}" if reason else
                              f"function '{name}' is not in {template} (functions: {known})")
@@ -208,14 +208,15 @@ def http_failure(response: Response) -> Failure | None:
 
 
 def make_target(name: str, payload: bytes, *, template: str | os.PathLike[str] | None = None,
-                endpoint: str | None = None, batch: int = 1) -> Target:
+                endpoint: str | None = None, batch: int = 1,
+                parameters: dict[str, str] | None = None) -> Target:
     """The target for ``--template`` or ``--endpoint`` (exactly one of them); ``batch``
     N > 1 makes ``call_batch`` invoke N copies of ``payload`` at once (not over HTTP)."""
     if (template is None) == (endpoint is None):
         raise BenchError("give either --template FILE (run the function here) or --endpoint "
                          "URL (a running `fastinvoke serve`)")
     if template is not None:
-        return embedded(template, name, payload, batch)
+        return embedded(template, name, payload, batch, parameters)
     assert endpoint is not None
     scheme = endpoint.split("://", 1)[0] if "://" in endpoint else ""
     kinds: dict[str, Callable[[str, str, bytes, int], Target]] = {
