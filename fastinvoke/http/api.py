@@ -32,6 +32,8 @@ from ..sources.mappings import Mappings
 from . import bodies, shapes
 from .errors import UnknownOperationException
 from .functions import Functions
+from .lambda_model import not_implemented
+from .lambda_model import operation as lambda_operation
 from .mapping_operations import (
     create_event_source_mapping,
     delete_event_source_mapping,
@@ -325,13 +327,22 @@ def _route(request: Request) -> tuple[Operation, str | None]:
     # maps to are cached (splitting and percent-decoding it cost more than the lookup).
     routed = _ROUTED.get(request.path)
     if routed is None:
-        routed = _methods(request)
+        try:
+            routed = _methods(request)
+        except UnknownOperationException:
+            name = lambda_operation(request.method, request.path, request.query)
+            if name is not None:
+                raise not_implemented(name) from None
+            raise
         if len(_ROUTED) >= _CACHED:
             _ROUTED.clear()
         _ROUTED[request.path] = routed
     methods, function = routed
     operation = methods.get(request.method)
     if operation is None:
+        name = lambda_operation(request.method, request.path, request.query)
+        if name is not None:
+            raise not_implemented(name)
         error = UnknownOperationException(
             f"{request.method[:20]} is not an operation on {request.path[:200]}; use "
             f"{' or '.join(methods)}")

@@ -23,6 +23,12 @@ class UnknownOperationException(ServiceError):
     status = 404
 
 
+class NotImplementedException(ServiceError):
+    """An operation of Lambda's API that fastinvoke does not implement."""
+
+    status = 501
+
+
 class RequestTimeoutException(ServiceError):
     """The client did not send a whole request in time."""
 
