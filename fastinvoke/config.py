@@ -64,7 +64,8 @@ class FunctionConfig(msgspec.Struct, kw_only=True):
     ``dead_letter_target`` (Lambda's DeadLetterConfig.TargetArn: an SQS queue or SNS
     topic ARN, or ``file:///path.jsonl``) receives the Event invocations that failed.
     ``ephemeral_storage_mb`` is the size of the function's ``/tmp`` (Lambda's
-    EphemeralStorage.Size).
+    EphemeralStorage.Size).  ``tags`` are its tags (TagResource's), which change nothing of
+    how it runs.
     """
 
     name: str
@@ -82,6 +83,7 @@ class FunctionConfig(msgspec.Struct, kw_only=True):
     prefork: bool = True
     dead_letter_target: str | None = None
     ephemeral_storage_mb: int = MIN_EPHEMERAL_MB
+    tags: dict[str, str] = {}
 
     def validate(self) -> FunctionConfig:
         """Check Lambda's limits; return self so calls can chain."""
@@ -101,6 +103,7 @@ class FunctionConfig(msgspec.Struct, kw_only=True):
         if not self.handler:
             raise InvalidParameterValueException("Handler is required for Zip packages.")
         _check_env(self.env)
+        check_tags(self.tags)
         if self.dead_letter_target is not None:
             check_dead_letter(self.dead_letter_target)
         check_runtime(self.runtime)  # refuses runtimes this machine cannot run
@@ -192,6 +195,25 @@ def _check_name(name: str) -> None:
             "constraint: Member must satisfy regular expression pattern: [a-zA-Z0-9-_]+"
         )
 
+
+
+MAX_TAGS = 50
+
+
+def check_tags(tags: dict[str, str]) -> None:
+    """Lambda's rules for tags: at most 50, keys of 1-128 characters not starting with
+    ``aws:``, values of at most 256."""
+    if len(tags) > MAX_TAGS:
+        raise InvalidParameterValueException(
+            f"A function can have at most {MAX_TAGS} tags; this one would have {len(tags)}")
+    for key, value in tags.items():
+        if not 1 <= len(key) <= 128 or key.lower().startswith("aws:"):
+            raise InvalidParameterValueException(
+                f"Tag key {key[:140]!r} is invalid: keys have 1 to 128 characters and may not "
+                "start with aws:")
+        if len(value) > 256:
+            raise InvalidParameterValueException(
+                f"The value of tag {key!r} is longer than 256 characters")
 
 
 def _check_env(env: dict[str, str]) -> None:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from .admission import Admission
-from .config import FunctionConfig
+from .config import FunctionConfig, check_tags
 from .errors import (
     FastInvokeError,
     InvalidParameterValueException,
@@ -124,6 +124,19 @@ class Functions:
                 self._supervisor.renew(pool)
             self._save()
         return config
+
+    def change_tags(self, name: str, add: dict[str, str], remove: set[str]) -> FunctionConfig:
+        """Add the ``add`` tags to the function's and remove those of keys ``remove`` (its
+        workers keep running: tags change nothing)."""
+        with self.lock:
+            pool = self.pool(name)
+            tags = {key: value for key, value in {**pool.config.tags, **add}.items()
+                    if key not in remove}
+            check_tags(tags)
+            with self._supervisor.lock:
+                pool.config = msgspec.structs.replace(pool.config, tags=tags)
+            self._save()
+            return pool.config
 
     def delete(self, name: str) -> None:
         with self.lock:

@@ -215,6 +215,14 @@ class Invoker:
         over."""
         return self._functions.put(config)
 
+    def tag_function(self, name: str, tags: dict[str, str]) -> dict[str, str]:
+        """Add (or change) the function's ``tags``; all its tags now."""
+        return self._functions.change_tags(name, tags, set()).tags
+
+    def untag_function(self, name: str, keys: Iterable[str]) -> dict[str, str]:
+        """Remove the function's tags of ``keys`` (absent ones are no error); what is left."""
+        return self._functions.change_tags(name, {}, set(keys)).tags
+
     def mark_unloadable(self, name: str, reason: str) -> None:
         """Invocations of ``name``, which does not exist, say ``reason`` (a template's
         function that could not be loaded) in their ResourceNotFoundException."""

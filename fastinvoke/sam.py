@@ -290,6 +290,7 @@ class _Stack:
                 and storage.get("Size") is not None:
             config.ephemeral_storage_mb = _int(storage["Size"])  # validate() checks the range
         config.role = config.role if isinstance(config.role, str) else None
+        config.tags = self._tags(lid, kind, props)
         config.dead_letter_target = self._dead_letter(lid, props)
         try:
             config.validate()
@@ -299,6 +300,16 @@ class _Stack:
             config.code = self._write_inline(lid, config.name, config.handler, inline,
                                              runtime_family(config.runtime) or "python")
         return config
+
+    def _tags(self, lid: str, kind: str, props: dict[str, Any]) -> dict[str, str]:
+        """SAM's ``Tags`` map (with the ``lambda:createdBy: SAM`` tag SAM adds), or
+        CloudFormation's list of ``{Key, Value}``."""
+        tags = self.get(lid, props, "Tags")
+        if isinstance(tags, list):
+            tags = {item.get("Key"): item.get("Value") for item in tags if isinstance(item, dict)}
+        found = {_text(key): _text(value) for key, value in (tags or {}).items()
+                 if key is not None and value is not None} if isinstance(tags, dict) else {}
+        return {"lambda:createdBy": "SAM", **found} if kind == SERVERLESS else found
 
     def _dead_letter(self, lid: str, props: dict[str, Any]) -> str | None:
         """SAM's DeadLetterQueue {Type, TargetArn} or CloudFormation's DeadLetterConfig."""

@@ -45,6 +45,7 @@ from .messages import Request, Response, json_response
 from .metrics import CONTENT_TYPE, Metrics
 from .names import parse_function_name
 from .sigv4 import Verifier
+from .tag_operations import list_tags, tag_resource, untag_resource
 from .url_operations import (
     create_function_url_config,
     delete_function_url_config,
@@ -307,6 +308,8 @@ ROUTES: dict[tuple[str, str, str | None], dict[str, Operation]] = {
         "POST": create_function_url_config, "GET": get_function_url_config,
         "PUT": update_function_url_config, "DELETE": delete_function_url_config},
     ("2021-10-31", "functions", "urls"): {"GET": list_function_url_configs},
+    ("2017-03-31", "tags", ""): {"POST": tag_resource, "DELETE": untag_resource,
+                                 "GET": list_tags},
     ("2015-03-31", "event-source-mappings", None): {"POST": create_event_source_mapping,
                                                    "GET": list_event_source_mappings},
     ("2015-03-31", "event-source-mappings", ""): {"GET": get_event_source_mapping,

@@ -47,6 +47,7 @@ class CreateFunction(msgspec.Struct, rename="pascal"):
     package_type: str = "Zip"
     ephemeral_storage: EphemeralStorage | None = None
     dead_letter_config: DeadLetterConfig | None = None
+    tags: dict[str, str] = {}
 
 
 class UpdateFunctionConfiguration(msgspec.Struct, rename="pascal"):

@@ -129,7 +129,8 @@ class Functions:
                 env=request.environment.variables if request.environment else {},
                 role=request.role, description=request.description,
                 architecture=request.architectures[0], ephemeral_storage_mb=storage,
-                dead_letter_target=_dead_letter(request.dead_letter_config))
+                dead_letter_target=_dead_letter(request.dead_letter_config),
+                tags=request.tags)
             unpack(package, code_dir)
             try:
                 self.invoker.create_function(config)

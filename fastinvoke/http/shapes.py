@@ -60,6 +60,8 @@ def get_function(record: FunctionRecord, invoker: Invoker) -> dict[str, Any]:
     }
     if record.config.reserved_concurrency is not None:
         document["Concurrency"] = concurrency(record.config.reserved_concurrency)
+    if record.config.tags:
+        document["Tags"] = record.config.tags
     return document
 
 
