@@ -11,9 +11,9 @@ gets that error, and the Event queue runs an Event invocation again elsewhere (a
 once, counted as redelivered).
 
 A slot's invocations cross the network twice, so while invocations wait for its
-function, a slot takes up to ``protocol.PIPELINE_DEPTH`` more (*lanes*: the dispatcher sees each as
-a worker of its own): they wait at the node, which starts the next one the moment its
-worker replies instead of a round trip later.  Lanes beyond the first close as soon as
+function, a slot takes up to ``protocol.PIPELINE_DEPTH`` more (*lanes*: the dispatcher
+sees each as a worker of its own): they wait at the node, which starts the next one the
+moment its worker replies instead of a round trip later.  Lanes beyond the first close as soon as
 nothing waits.  The node enforces every invocation's timeout itself, from its start there.
 
 Every method runs with the dispatcher's lock held.

@@ -240,6 +240,9 @@ async def _serve(options: ServeOptions, sockets: list[socket.socket],
                       sandbox=options.sandbox, ray_address=options.ray_address,
                       overcommit=options.overcommit, sqs_endpoint=options.sqs_endpoint)
     endpoint: ZmqEndpoint | None = None
+    # The event sources that invoke by themselves: stopped before the Invoker closes.
+    scheduler = Scheduler(invoker.invoke, options.schedules)
+    mappings = _mappings(invoker, options)
     try:
         functions = Functions(invoker)
         for name, reason in options.unloadable.items():
@@ -254,7 +257,6 @@ async def _serve(options: ServeOptions, sockets: list[socket.socket],
         urls = FunctionUrls(invoker.state_dir, options.region)
         for name, (auth, mode, cors) in options.function_urls.items():
             urls.put(name, auth, mode, cors)
-        mappings = _mappings(invoker, options)
         await asyncio.to_thread(mappings.start, options.sqs_mappings)
         server = HttpServer(LambdaApi(invoker, functions, Metrics(invoker), verifier, urls,
                                       mappings), options.limits)
@@ -270,7 +272,6 @@ async def _serve(options: ServeOptions, sockets: list[socket.socket],
         if listener is not None:
             endpoint = ZmqEndpoint(invoker, listener)
             endpoint.start(loop)
-        scheduler = Scheduler(invoker.invoke, options.schedules)
         scheduler.start()
         stop, now = asyncio.Event(), asyncio.Event()
 
@@ -295,8 +296,6 @@ async def _serve(options: ServeOptions, sockets: list[socket.socket],
                   flush=True)
         _say_schedules(scheduler)
         await stop.wait()
-        scheduler.stop()
-        await asyncio.to_thread(mappings.stop)
         for each in servers:
             each.stop_accepting()
         answering = sum(each.answering for each in servers) + (
@@ -315,6 +314,8 @@ async def _serve(options: ServeOptions, sockets: list[socket.socket],
         for each in servers:
             each.abort()
     finally:
+        scheduler.stop()
+        await asyncio.to_thread(mappings.stop)
         if endpoint is not None:
             endpoint.close()
         await asyncio.to_thread(invoker.close)
