@@ -73,7 +73,7 @@ def _parser() -> argparse.ArgumentParser:
         "CreateFunction. SIGTERM or Ctrl-C stops it gracefully; Ctrl-C twice stops at once.")
     serve.add_argument("--template", type=Path, metavar="FILE",
                        help="SAM template.yaml whose functions to serve")
-    _add_overrides(serve)
+    _add_template_options(serve)
     serve.add_argument("--host", default="127.0.0.1",
                        help="address to bind (default 127.0.0.1; any other needs --auth sigv4)")
     serve.add_argument("--port", type=int, default=3001, help="port (default 3001; 0: any)")
@@ -200,10 +200,31 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_overrides(command: argparse.ArgumentParser) -> None:
+def _add_template_options(command: argparse.ArgumentParser) -> None:
     command.add_argument("--parameter-overrides", nargs="+", default=[], metavar="KEY=VALUE",
                          help="the template's parameters, as SAM takes them: Stage=prod, or "
                          "ParameterKey=Stage,ParameterValue=prod")
+    command.add_argument("--layer", action="append", default=[], metavar="ARN=DIR",
+                         help="a local copy of a layer the template names by ARN: DIR holds "
+                         "what the layer's zip holds (python/, nodejs/...); repeatable")
+
+
+def _template(args: argparse.Namespace, **parameters: str) -> Template:
+    """The ``--template`` with the command's ``--parameter-overrides`` and ``--layer``s."""
+    return load_template(args.template, layers=layer_dirs(args.layer), parameters={
+        **parameters, **parameter_overrides(args.parameter_overrides)})
+
+
+def layer_dirs(values: list[str]) -> dict[str, str]:
+    """``--layer ARN=DIR`` options as a dict; SystemExit if malformed."""
+    layers = {}
+    for value in values:
+        arn, sep, directory = value.rpartition("=")
+        if not sep or not arn.startswith("arn:") or not directory:
+            raise SystemExit(f"fastinvoke: --layer {value}: give ARN=DIR, the layer's ARN and "
+                             "a directory holding its content")
+        layers[arn] = os.path.abspath(directory)
+    return layers
 
 
 def parameter_overrides(values: list[str]) -> dict[str, str]:
@@ -228,7 +249,7 @@ def _add_target(command: argparse.ArgumentParser) -> None:
     where.add_argument("--endpoint", metavar="URL",
                        help="a running server: http://HOST:PORT (its Lambda API) or "
                        "tcp://HOST:PORT, ipc://PATH (its ZeroMQ endpoint)")
-    _add_overrides(command)
+    _add_template_options(command)
     command.add_argument("--payload", default="{}", metavar="JSON|@FILE",
                          help="the event: JSON text, @FILE to read it from a file, or @- "
                          "from stdin (fastinvoke event TYPE | fastinvoke invoke ...)")
@@ -248,8 +269,7 @@ def _invoke(args: argparse.Namespace) -> int:
         _print_result(invoke_remote(args.endpoint, args.name, _read_payload(args.payload),
                                     invocation_type=args.invocation_type, log_type=log_type))
         return 0
-    template = load_template(args.template,
-                             parameters=parameter_overrides(args.parameter_overrides))
+    template = _template(args)
     _print_notes(template)
     payload = _read_payload(args.payload)
     with Invoker(args.state_dir) as invoker:
@@ -334,8 +354,7 @@ def _serve(args: argparse.Namespace) -> int:
     functions, event_configs, routes, function_urls, schedules = [], {}, [], {}, []
     sqs_mappings, unloadable = [], {}
     if args.template is not None:
-        template = load_template(args.template, parameters={
-            "AWS::Region": args.region, **parameter_overrides(args.parameter_overrides)})
+        template = _template(args, **{"AWS::Region": args.region})
         _print_notes(template)
         functions, event_configs = template.functions, template.event_configs
         routes, function_urls = template.routes, template.url_configs
@@ -437,7 +456,8 @@ def _bench(args: argparse.Namespace) -> int:
                 None if args.requests is not None else duration, args.warmup, args.batch)
     return bench(args.name, _read_payload(args.payload), plan, template=args.template,
                  endpoint=args.endpoint, as_json=args.json, plot_path=args.plot,
-                 parameters=parameter_overrides(args.parameter_overrides))
+                 parameters=parameter_overrides(args.parameter_overrides),
+                 layers=layer_dirs(args.layer))
 
 
 def _read_payload(value: str) -> bytes:

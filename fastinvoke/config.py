@@ -65,7 +65,8 @@ class FunctionConfig(msgspec.Struct, kw_only=True):
     topic ARN, or ``file:///path.jsonl``) receives the Event invocations that failed.
     ``ephemeral_storage_mb`` is the size of the function's ``/tmp`` (Lambda's
     EphemeralStorage.Size).  ``tags`` are its tags (TagResource's), which change nothing of
-    how it runs.
+    how it runs.  ``layers`` are directories holding its layers' content (what a layer's
+    zip holds), in Lambda's order: the function sees them merged at ``/opt``.
     """
 
     name: str
@@ -84,6 +85,7 @@ class FunctionConfig(msgspec.Struct, kw_only=True):
     dead_letter_target: str | None = None
     ephemeral_storage_mb: int = MIN_EPHEMERAL_MB
     tags: dict[str, str] = {}
+    layers: list[str] = []
 
     def validate(self) -> FunctionConfig:
         """Check Lambda's limits; return self so calls can chain."""
@@ -104,6 +106,7 @@ class FunctionConfig(msgspec.Struct, kw_only=True):
             raise InvalidParameterValueException("Handler is required for Zip packages.")
         _check_env(self.env)
         check_tags(self.tags)
+        _check_layers(self.name, self.layers)
         if self.dead_letter_target is not None:
             check_dead_letter(self.dead_letter_target)
         check_runtime(self.runtime)  # refuses runtimes this machine cannot run
@@ -198,6 +201,18 @@ def _check_name(name: str) -> None:
 
 
 MAX_TAGS = 50
+MAX_LAYERS = 5
+
+
+def _check_layers(name: str, layers: list[str]) -> None:
+    if len(layers) > MAX_LAYERS:
+        raise InvalidParameterValueException(
+            f"Cannot reference more than {MAX_LAYERS} layers; {name} has {len(layers)}")
+    for layer in layers:
+        if not Path(layer).is_dir():
+            raise InvalidParameterValueException(
+                f"Layer of function '{name}' not found: '{layer}' is not a directory. Give "
+                "the directory that holds the layer's content (python/, nodejs/...)")
 
 
 def check_tags(tags: dict[str, str]) -> None:

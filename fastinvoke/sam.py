@@ -55,7 +55,6 @@ _ARN_RESOURCES = {
     SERVERLESS: ("lambda", "FunctionName"), LAMBDA: ("lambda", "FunctionName"),
 }  # fmt: skip
 _IGNORED = {  # property (SAM and CloudFormation names) -> why it has no effect here
-    "Layers": "layers are not mounted locally; put dependencies in the code directory",
     "VpcConfig": "there is no VPC locally; the function uses this machine's network",
     "Policies": "IAM policies are not enforced locally; code runs with this machine's credentials",
     "Tracing": _NO, "TracingConfig": _NO, "FileSystemConfigs": _NO, "SnapStart": _NO,
@@ -150,6 +149,7 @@ class _Stack:
                 is_list = kind == "CommaDelimitedList" or kind.startswith("List<")
                 self.known[name] = value.split(",") if is_list and isinstance(value, str) else value
         self.base, self.inline_root, self.notes = base, inline_root, []
+        self.layer_dirs: dict[str, str] = {}  # a layer ARN -> the local directory for it
         v, cond = self.value, self._cond
         self._fns = {
             "Ref": self.ref, "Fn::Sub": self._sub, "Fn::Not": lambda a: not cond(a[0]),
@@ -291,6 +291,7 @@ class _Stack:
             config.ephemeral_storage_mb = _int(storage["Size"])  # validate() checks the range
         config.role = config.role if isinstance(config.role, str) else None
         config.tags = self._tags(lid, kind, props)
+        config.layers = self._layers(lid, props)
         config.dead_letter_target = self._dead_letter(lid, props)
         try:
             config.validate()
@@ -300,6 +301,43 @@ class _Stack:
             config.code = self._write_inline(lid, config.name, config.handler, inline,
                                              runtime_family(config.runtime) or "python")
         return config
+
+    def _layers(self, lid: str, props: dict[str, Any]) -> list[str]:
+        """The directories of the function's ``Layers``: a template's LayerVersion with a
+        local ``ContentUri``, or an ARN mapped to a directory (``serve --layer ARN=DIR``);
+        any other is noted (the function runs without it)."""
+        layers = props.get("Layers")
+        found: list[str] = []
+        for item in layers if isinstance(layers, list) else ():
+            ref = item.get("Ref") if isinstance(item, dict) and len(item) == 1 else None
+            resource = self.resources.get(ref) if isinstance(ref, str) else None
+            if isinstance(resource, dict):
+                directory = self._layer_content(lid, ref, resource)
+                if directory is not None:
+                    found.append(directory)
+                continue
+            try:
+                arn = _text(self.value(item))
+            except _NotLocal as why:
+                self.note(lid, f"a layer is dropped: {why}")
+                continue
+            if arn in self.layer_dirs:
+                found.append(self.layer_dirs[arn])
+            else:
+                self.note(lid, f"layer {arn} exists only in AWS: the function runs without it; "
+                          f"give a local copy with --layer {arn}=DIR (DIR holding what the "
+                          "layer's zip holds: python/, nodejs/...)")
+        return found
+
+    def _layer_content(self, lid: str, ref: str, resource: dict[str, Any]) -> str | None:
+        props = resource.get("Properties") or {}
+        if resource.get("Type") == "AWS::Serverless::LayerVersion":
+            uri = self.get(ref, props, "ContentUri")
+            if isinstance(uri, str) and not uri.startswith("s3://"):
+                return str(self.base / uri)
+        self.note(lid, f"layer {ref} is not an AWS::Serverless::LayerVersion with a local "
+                  "ContentUri: the function runs without it")
+        return None
 
     def _tags(self, lid: str, kind: str, props: dict[str, Any]) -> dict[str, str]:
         """SAM's ``Tags`` map (with the ``lambda:createdBy: SAM`` tag SAM adds), or
@@ -394,9 +432,13 @@ class _Stack:
 
 
 def load_template(
-    path: StrPath, *, inline_dir: StrPath | None = None, parameters: dict[str, str] | None = None
+    path: StrPath, *, inline_dir: StrPath | None = None, parameters: dict[str, str] | None = None,
+    layers: dict[str, str] | None = None,
 ) -> Template:
     """Read a template's functions, in template order.
+
+    ``layers`` maps layer ARNs the template names (layers that exist only in AWS) to local
+    directories holding their content.
 
     ``parameters`` override Parameter defaults and pseudo parameters such as ``AWS::Region``;
     inline code is written under ``inline_dir`` (default: a fresh temporary directory).
@@ -421,6 +463,7 @@ def load_template(
             f"following values - [{', '.join(GLOBAL_FUNCTION_KEYS)}]"
         )
     stack = _Stack(doc, parameters or {}, path.resolve().parent, inline_dir and Path(inline_dir))
+    stack.layer_dirs = dict(layers or {})
     out = Template(notes=stack.notes)
     served: dict[str, tuple[str, dict[str, Any]]] = {}  # logical id -> (name, properties)
     for lid, resource in doc["Resources"].items():

@@ -82,6 +82,7 @@ class Boot(msgspec.Struct, gc=False):
     sandbox_uid: int = -1
     tmp_mb: int = 512
     denied: list[str] = []
+    opt: str = ""  # the directory that is the function's /opt (its layers), or ""
 
 
 class Fork(msgspec.Struct, tag="fork", gc=False):

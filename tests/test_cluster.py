@@ -338,3 +338,12 @@ def test_a_full_cluster_stops_an_idle_worker_of_another_function(
     assert document(invoker.invoke(second, {"a": 2, "b": 2})) == {"sum": 4}
     assert (invoker.placement(first), invoker.placement(second)) == ({}, {big_node: 1})
     assert f"no room for another worker of {second}" in caplog.text
+
+
+def test_a_function_with_layers_is_refused_saying_why(make_cluster_invoker: MakeInvoker,
+                                                     make_function: MakeFunction,
+                                                     tmp_path: Path) -> None:
+    """Only a function's code is shipped to the nodes: layers are refused, not lost."""
+    invoker = make_cluster_invoker()
+    with pytest.raises(InvalidParameterValueException, match="does not ship to Ray nodes"):
+        make_function("echo.handler", invoker=invoker, layers=[str(tmp_path)])

@@ -276,7 +276,10 @@ def test_events_and_other_unused_properties_are_noted(tmp_path: Path) -> None:
     ]
     assert [route.key for route in template.routes] == ["GET /hello"]
     assert [(s.source, s.expression) for s in template.schedules] == [("Fn.Nightly", "rate(1 day)")]
-    assert any(n.startswith("Fn: Layers ignored: layers are not mounted") for n in template.notes)
+    assert "Fn: layer arn:aws:lambda:us-east-1:123456789012:layer:deps:1 exists only in AWS: " \
+        "the function runs without it; give a local copy with --layer " \
+        "arn:aws:lambda:us-east-1:123456789012:layer:deps:1=DIR (DIR holding what the layer's " \
+        "zip holds: python/, nodejs/...)" in template.notes
     assert any(n.startswith("Fn: Tracing ignored") for n in template.notes)
     assert fn.dead_letter_target == "arn:aws:sqs:us-east-1:123456789012:dlq"
     assert not any("DeadLetterQueue" in n for n in template.notes)

@@ -32,6 +32,7 @@ import zmq
 
 from .._core import monotonic_ns
 from ..config import FunctionConfig
+from ..errors import InvalidParameterValueException
 from ..pool.alarm import Alarm
 from ..pool.failures import fail_queue
 from ..pool.hop import Hop
@@ -95,7 +96,12 @@ class ClusterSupervisor:
     # -- pools (lock held but ``check``) ------------------------------------------------------
 
     def check(self, config: FunctionConfig) -> None:
-        """Refuse a function that no node of the cluster could hold a worker of."""
+        """Refuse a function that no node of the cluster could hold a worker of, or one
+        with layers (only its code is shipped to the nodes)."""
+        if config.layers:
+            raise InvalidParameterValueException(
+                f"{config.name} has layers, which fastinvoke does not ship to Ray nodes yet: "
+                "put the layers' packages in the function's code directory to run it on Ray")
         check(self.nodes, config.name, config.memory_mb, self.overcommit)
 
     def _refusal(self, pool: FunctionPool) -> str | None:

@@ -15,12 +15,13 @@ from .targets import make_target
 
 def bench(name: str, payload: bytes, plan: Plan, *, template: Path | None,
           endpoint: str | None, as_json: bool, plot_path: Path | None,
-          parameters: dict[str, str] | None = None) -> int:
+          parameters: dict[str, str] | None = None,
+          layers: dict[str, str] | None = None) -> int:
     """Exit status 0 once the run is reported, whatever the errors counted in it."""
     if plot_path is not None:
         plot.check(plot_path)
     target = make_target(name, payload, template=template, endpoint=endpoint,
-                         batch=plan.batch, parameters=parameters)
+                         batch=plan.batch, parameters=parameters, layers=layers)
     recorder = uvloop.run(run(target, plan))
     summary = recorder.summary()
     text = report.as_text(summary, plan, name, target.description)

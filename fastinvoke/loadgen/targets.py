@@ -99,15 +99,16 @@ def classify_result(result: InvokeResult | ServiceError) -> Failure | None:
 
 
 def embedded(template: str | os.PathLike[str], name: str, payload: bytes,
-             batch: int = 1, parameters: dict[str, str] | None = None) -> ClientTarget:
-    """A function from a SAM template (with ``parameters`` overriding its own), run in
-    this process's own warm pool (a batch through ``Invoker.ainvoke_many``)."""
+             batch: int = 1, parameters: dict[str, str] | None = None,
+             layers: dict[str, str] | None = None) -> ClientTarget:
+    """A function from a SAM template (``load_template``'s ``parameters`` and ``layers``),
+    run in this process's own warm pool (a batch through ``Invoker.ainvoke_many``)."""
 
     def connect() -> Any:
         from ..invoker import Invoker
         from ..sam import load_template
 
-        loaded = load_template(template, parameters=parameters)
+        loaded = load_template(template, parameters=parameters, layers=layers)
         config = next((c for c in loaded.functions if c.name == name), None)
         if config is None:
             reason = loaded.unloadable.get(name)
@@ -209,14 +210,15 @@ def http_failure(response: Response) -> Failure | None:
 
 def make_target(name: str, payload: bytes, *, template: str | os.PathLike[str] | None = None,
                 endpoint: str | None = None, batch: int = 1,
-                parameters: dict[str, str] | None = None) -> Target:
+                parameters: dict[str, str] | None = None,
+                layers: dict[str, str] | None = None) -> Target:
     """The target for ``--template`` or ``--endpoint`` (exactly one of them); ``batch``
     N > 1 makes ``call_batch`` invoke N copies of ``payload`` at once (not over HTTP)."""
     if (template is None) == (endpoint is None):
         raise BenchError("give either --template FILE (run the function here) or --endpoint "
                          "URL (a running `fastinvoke serve`)")
     if template is not None:
-        return embedded(template, name, payload, batch, parameters)
+        return embedded(template, name, payload, batch, parameters, layers)
     assert endpoint is not None
     scheme = endpoint.split("://", 1)[0] if "://" in endpoint else ""
     kinds: dict[str, Callable[[str, str, bytes, int], Target]] = {

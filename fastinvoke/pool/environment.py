@@ -25,10 +25,12 @@ _PASSED_THROUGH = ("PATH", "HOME", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
                    "AWS_SESSION_TOKEN", "SYSTEMROOT")
 
 
-def function_environment(config: FunctionConfig, region: str, code_dir: str) -> dict[str, str]:
+def function_environment(config: FunctionConfig, region: str, code_dir: str,
+                         opt: str = "") -> dict[str, str]:
     """Lambda's reserved variables (docs/lambda-behaviour.md, "Execution environment"),
     then the function's own.  ``code_dir`` is where the function sees its code:
-    ``/var/task`` in its sandbox."""
+    ``/var/task`` in its sandbox; ``opt`` where it sees its layers (``/opt`` there; ""
+    without layers)."""
     family = runtime_family(config.runtime)
     env = {name: os.environ[name] for name in _PASSED_THROUGH if name in os.environ}
     python = {
@@ -55,8 +57,10 @@ def function_environment(config: FunctionConfig, region: str, code_dir: str) -> 
     })
     if family != "provided":  # Lambda leaves it unset for custom runtimes
         env["AWS_EXECUTION_ENV"] = f"AWS_Lambda_{config.runtime}"
-    if family == "nodejs":
-        env["NODE_PATH"] = code_dir
+    if family == "nodejs":  # Lambda's order: the layers' modules, then the code's
+        major = "".join(filter(str.isdigit, config.runtime.split(".")[0]))
+        layers = [f"{opt}/nodejs/node{major}/node_modules", f"{opt}/nodejs/node_modules"]
+        env["NODE_PATH"] = ":".join([*(layers if opt else []), code_dir])
     if family != "python":
         env[TEMPLATE_ONLY] = ",".join(name for name in python if name not in config.env)
     env.update(config.env)

@@ -24,11 +24,12 @@ from .. import wire
 from .._core import monotonic_ns
 from ..runtime.faults import exit_reason
 from ..runtime.freeze import children
-from ..runtime.sandbox import TASK_ROOT
+from ..runtime.sandbox import LAYERS_ROOT, TASK_ROOT
 from .alarm import Alarm
 from .environment import function_environment
 from .failures import finish_init_failed
 from .hop import Hop
+from .layers import opt_root
 from .records import FunctionPool
 
 INIT_TIMEOUT_NS = 10_000_000_000  # Lambda's limit on the Init phase of on-demand functions
@@ -143,9 +144,10 @@ class Templates:
         uid = -1
         if self.sandbox:  # without root, the unprivileged mode keeps the server's uid
             uid = sandbox_uid(self.state_dir, config.name) if os.geteuid() == 0 else os.getuid()
+        opt = opt_root(self.state_dir, config.layers)
         boot = wire.Boot(config.name, config.handler, code_dir, to_template.fileno(),
                          from_template, os.getpid(), config.prefork, config.runtime,
-                         uid, config.ephemeral_storage_mb, self.denied)
+                         uid, config.ephemeral_storage_mb, self.denied, opt)
         task_root = TASK_ROOT if self.sandbox else code_dir
         init_log = self.init_log(pool)
         try:
@@ -153,7 +155,9 @@ class Templates:
                 process = subprocess.Popen(
                     [sys.executable, "-m", "fastinvoke.runtime.template",
                      wire.encode_boot(boot).decode()],
-                    cwd=code_dir, env=function_environment(config, self.region, task_root),
+                    cwd=code_dir, env=function_environment(
+                        config, self.region, task_root,
+                        (LAYERS_ROOT if self.sandbox else opt) if opt else ""),
                     stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
                     pass_fds=(to_template.fileno(), from_template), start_new_session=True,
                 )

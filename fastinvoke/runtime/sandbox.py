@@ -147,10 +147,11 @@ def check_layout(paths: Iterable[str] | None = None) -> None:
 
 def template_ops(code_dir: str, uid: int, gid: int, *, tmp_mb: int = DEFAULT_EPHEMERAL_MB,
                  user: str = SANDBOX_USER, extra: Sequence[str] = (),
-                 denied: Sequence[str] = ()) -> list[Op]:
+                 denied: Sequence[str] = (), opt: str = "") -> list[Op]:
     """The template's new root, as ``enter_environment`` ops.  ``extra``: more host paths
     bound read-only at their own paths; ``denied``: paths no bind may expose (the state
-    directory, the keys file), on top of ``ALWAYS_DENIED``."""
+    directory, the keys file), on top of ``ALWAYS_DENIED``; ``opt``: the directory of the
+    function's layers, bound read-only at ``/opt`` (else an empty ``/opt``)."""
     ops: list[Op] = []
     binds: list[str] = list(extra)
     for path in SYSTEM_DIRS:
@@ -159,7 +160,7 @@ def template_ops(code_dir: str, uid: int, gid: int, *, tmp_mb: int = DEFAULT_EPH
         elif os.path.isdir(path):
             binds.append(path)
     binds = _outermost(binds + interpreter_paths())
-    check_sources([*binds, code_dir], [*ALWAYS_DENIED, *denied])
+    check_sources([*binds, code_dir, *([opt] if opt else [])], [*ALWAYS_DENIED, *denied])
     check_layout(binds)
     ops[:0] = [("ro-bind", path, path) for path in binds]  # symlinks may point into them
     ops.append(("dir", "/etc", 0o755))
@@ -178,7 +179,8 @@ def template_ops(code_dir: str, uid: int, gid: int, *, tmp_mb: int = DEFAULT_EPH
     ops.append(("proc", "/proc", "hidepid=2"))
     ops.append(("tmpfs", "/tmp", tmp_mb, 0o1777))
     ops.append(("ro-bind", os.path.realpath(code_dir), TASK_ROOT))
-    ops.append(("dir", LAYERS_ROOT, 0o755))
+    ops.append(("ro-bind", os.path.realpath(opt), LAYERS_ROOT) if opt
+               else ("dir", LAYERS_ROOT, 0o755))
     # Mode 0: nothing for the function there; a worker only mounts on it.
     ops.append(("dir", WORKER_STORE, 0))
     return ops
@@ -187,7 +189,7 @@ def template_ops(code_dir: str, uid: int, gid: int, *, tmp_mb: int = DEFAULT_EPH
 def enter_template(code_dir: str, uid: int, gid: int | None = None, *,
                    tmp_mb: int = DEFAULT_EPHEMERAL_MB, user: str = SANDBOX_USER,
                    extra: Sequence[str] = (), denied: Sequence[str] = (),
-                   pdeathsig: int = 0, nproc: int = 0) -> None:
+                   pdeathsig: int = 0, nproc: int = 0, opt: str = "") -> None:
     """Put this process (a function's template, still single-threaded, before Init) into
     its environment, cwd ``/var/task``.  ``nproc`` (> 0): RLIMIT_NPROC.
 
@@ -216,7 +218,7 @@ def enter_template(code_dir: str, uid: int, gid: int | None = None, *,
     if not os.path.isdir(code_dir):
         raise ValueError(f"sandbox: the code directory {code_dir} does not exist")
     ops = template_ops(code_dir, uid, gid, tmp_mb=tmp_mb, user=user, extra=extra,
-                       denied=denied)
+                       denied=denied, opt=opt)
     if not unprivileged:
         _core.enter_environment(ops, uid, gid, TASK_ROOT, LAMBDA_NOFILE, nproc, pdeathsig)
         return

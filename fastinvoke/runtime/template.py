@@ -230,14 +230,15 @@ def _confine(boot: wire.Boot) -> Callable[..., int]:
 
     try:
         sandbox.enter_template(boot.code, boot.sandbox_uid, tmp_mb=boot.tmp_mb,
-                               denied=boot.denied, pdeathsig=signal.SIGKILL)
+                               denied=boot.denied, pdeathsig=signal.SIGKILL, opt=boot.opt)
     except sandbox.SandboxUnavailable as exc:  # no user namespaces, or a layout it cannot
         for name in ("LAMBDA_TASK_ROOT", "NODE_PATH"):  # hold: unsandboxed
-            if os.environ.get(name) == sandbox.TASK_ROOT:
-                os.environ[name] = boot.code
+            if name in os.environ:
+                os.environ[name] = _on_host(os.environ[name], boot)
         os.write(boot.control_out, wire.encode_line(wire.Unconfined(exc.reason)))
         return fork_worker
     boot.code = os.environ["LAMBDA_TASK_ROOT"] = sandbox.TASK_ROOT
+    boot.opt = sandbox.LAYERS_ROOT if boot.opt else ""
     try:
         tmp = sandbox.probe_workers()
     except sandbox.SandboxUnavailable as exc:
@@ -261,6 +262,19 @@ def _confine(boot: wire.Boot) -> Callable[..., int]:
     return fork_in_namespace
 
 
+def _on_host(paths: str, boot: wire.Boot) -> str:
+    """``paths`` (``:``-separated) with the sandbox's /var/task and /opt as the host's."""
+    from .sandbox import LAYERS_ROOT, TASK_ROOT
+
+    def host(path: str) -> str:
+        for inside, outside in ((TASK_ROOT, boot.code), (LAYERS_ROOT, boot.opt)):
+            if path == inside or path.startswith(inside + "/"):
+                return outside + path[len(inside):]
+        return path
+
+    return ":".join(map(host, paths.split(":")))
+
+
 def main() -> None:
     boot = wire.decode_boot(sys.argv[1])
     set_parent_death_signal(signal.SIGKILL)
@@ -268,6 +282,10 @@ def main() -> None:
         sys.exit(1)
     fork_process = _confine(boot) if boot.sandbox_uid >= 0 else fork_worker
     sys.path.insert(0, boot.code)
+    if boot.opt:  # where Lambda's Python finds a layer's packages, after the code's
+        minor = sys.version_info.minor
+        sys.path[1:1] = [f"{boot.opt}/python/lib/python3.{minor}/site-packages",
+                         f"{boot.opt}/python"]
     prepare_worker()
     template = Template(boot, fork_process)
     if not template.init():
