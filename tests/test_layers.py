@@ -108,3 +108,28 @@ Resources:
                            str(template)], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert f"note: App: layer {arn} exists only in AWS" in done.stderr
     assert "No module named 'dep'" in done.stdout
+
+
+@pytest.mark.parametrize("sandbox", [False, True], ids=["unsandboxed", "sandboxed"])
+def test_a_nodejs_layers_modules_are_found(make_invoker: MakeInvoker, tmp_path: Path,
+                                           sandbox: bool) -> None:
+    from fastinvoke import FunctionConfig
+    from fastinvoke.config import local_node
+
+    node = local_node()
+    if node is None:
+        pytest.skip("Node.js is not installed (`node` on the PATH)")
+    if sandbox and os.geteuid() != 0:
+        pytest.skip("the sandbox's /opt needs root here")
+    modules = tmp_path / "layer" / "nodejs" / "node_modules" / "dep"
+    modules.mkdir(parents=True)
+    (modules / "index.js").write_text("module.exports = { value: 7 };\n")
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "index.js").write_text('const dep = require("dep");\n'
+                                   "exports.handler = async () => ({ dep: dep.value });\n")
+    invoker = make_invoker(sandbox=sandbox)
+    invoker.create_function(FunctionConfig(name="node-layers", handler="index.handler",
+                                           code=str(code), runtime=f"nodejs{node[1]}.x",
+                                           layers=[str(tmp_path / "layer")]))
+    assert document(invoker.invoke("node-layers", {})) == {"dep": 7}
