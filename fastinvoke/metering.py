@@ -8,7 +8,6 @@ bill is exact: ``Decimal`` all the way, never a float.
 
 from __future__ import annotations
 
-import os
 from decimal import Decimal
 from typing import Any
 
@@ -16,6 +15,7 @@ import msgspec
 
 from ._core import Meter
 from .errors import InvalidParameterValueException
+from .jsonfile import save_json
 
 PRESETS: dict[str, tuple[int, bool]] = {"classic": (100, False), "current": (1, True)}
 
@@ -157,10 +157,7 @@ def load_usage(path: str) -> dict[str, Usage]:
 
 def save_usage(path: str, usage: dict[str, Usage]) -> None:
     """Write ``usage`` atomically (a crash leaves the previous file whole)."""
-    partial = path + ".partial"
-    with open(partial, "wb") as file:
-        file.write(msgspec.json.format(msgspec.json.encode(usage)))
-    os.replace(partial, path)
+    save_json(path, usage)
 
 
 def bill_usage(usage: dict[str, Usage], prices: dict[str, Prices] | None = None) -> Bill:

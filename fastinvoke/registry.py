@@ -10,6 +10,7 @@ import msgspec
 
 from .config import FunctionConfig
 from .events import EventInvokeConfig
+from .jsonfile import save_json
 
 _log = logging.getLogger(__name__)
 
@@ -38,7 +39,4 @@ class Registry:
     def save(self, entries: list[FunctionEntry]) -> None:
         if self.path is None:
             return
-        partial = self.path + ".partial"
-        with open(partial, "wb") as file:  # written whole, then renamed: never half a file
-            file.write(msgspec.json.format(msgspec.json.encode(entries)))
-        os.replace(partial, self.path)
+        save_json(self.path, entries)

@@ -16,6 +16,7 @@ import time
 import msgspec
 
 from ..errors import ResourceConflictException, ResourceNotFoundException
+from ..jsonfile import load_json, save_json
 from .routes import Cors
 
 AUTH_TYPES = ("NONE", "AWS_IAM")
@@ -41,12 +42,7 @@ class FunctionUrls:
         self._path = os.path.join(state_dir, "function-urls.json")
         self._lock = threading.Lock()
         self._suffix = f".lambda-url.{region}.localhost"
-        self._by_name: dict[str, UrlConfig] = {}
-        try:
-            with open(self._path, "rb") as file:
-                saved = msgspec.json.decode(file.read(), type=list[UrlConfig])
-        except FileNotFoundError:
-            saved = []
+        saved = load_json(self._path, list[UrlConfig], [])
         self._by_name = {config.function: config for config in saved}
         self._by_id = {config.url_id: config for config in saved}
 
@@ -117,10 +113,7 @@ class FunctionUrls:
         self._save()
 
     def _save(self) -> None:
-        temporary = self._path + ".tmp"
-        with open(temporary, "wb") as file:
-            file.write(msgspec.json.encode(list(self._by_name.values())))
-        os.replace(temporary, self._path)
+        save_json(self._path, list(self._by_name.values()))
 
 
 def _now() -> str:

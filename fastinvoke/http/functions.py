@@ -28,6 +28,7 @@ from ..errors import (
     ValidationException,
 )
 from ..invoker import Invoker
+from ..jsonfile import save_json
 from ..limits import MIN_EPHEMERAL_MB
 from . import bodies
 from .code import decode_zip, digest, directory_digest, unpack
@@ -251,10 +252,7 @@ class Functions:
         saved = {name: _Saved(record.config.code, record.revision_id, record.last_modified,
                               record.code_sha256, record.code_size, record.uploaded)
                  for name, record in self.records.items()}
-        partial = self._saved + ".partial"
-        with open(partial, "wb") as file:
-            file.write(msgspec.json.encode(saved))
-        os.replace(partial, self._saved)
+        save_json(self._saved, saved)
 
 
 def _record(config: FunctionConfig, sha: str, size: int, uploaded: bool,

@@ -98,7 +98,7 @@ def _cors(body: CorsBody | None) -> Cors | None:
                 body.allow_credentials)
 
 
-def cors_shape(cors: Cors) -> dict[str, Any]:
+def _cors_shape(cors: Cors) -> dict[str, Any]:
     shape: dict[str, Any] = {
         "AllowCredentials": cors.allow_credentials, "AllowHeaders": list(cors.allow_headers),
         "AllowMethods": list(cors.allow_methods), "AllowOrigins": list(cors.allow_origins),
@@ -119,5 +119,5 @@ def _shape(api: ApiContext, config: UrlConfig, modified: bool = True) -> dict[st
     if modified:
         shape["LastModifiedTime"] = config.modified
     if config.cors is not None:
-        shape["Cors"] = cors_shape(config.cors)
+        shape["Cors"] = _cors_shape(config.cors)
     return shape

@@ -18,6 +18,7 @@ from typing import Any
 import msgspec
 
 from ..errors import InvalidParameterValueException, ResourceNotFoundException
+from ..jsonfile import load_json, save_json
 
 MAX_WINDOW_S = 300
 _SQS_ARN = "arn:aws:sqs:"
@@ -78,14 +79,9 @@ class Mappings:
         self._path = os.path.join(state_dir, "event-source-mappings.json")
         self._start_poller = start_poller
         self._lock = threading.Lock()
-        self._mappings: dict[str, Mapping] = {}
         self._stops: dict[str, Callable[[], None]] = {}
-        try:
-            with open(self._path, "rb") as file:
-                saved = msgspec.json.decode(file.read(), type=list[Mapping])
-        except FileNotFoundError:
-            saved = []
-        self._mappings = {mapping.uuid: mapping for mapping in saved}
+        self._mappings = {mapping.uuid: mapping
+                          for mapping in load_json(self._path, list[Mapping], [])}
 
     def start(self, from_template: list[Mapping]) -> None:
         """Add a template's mappings (replacing earlier starts'), then poll every enabled
@@ -164,8 +160,5 @@ class Mappings:
             stop()
 
     def _save(self) -> None:
-        kept = [mapping for mapping in self._mappings.values() if not mapping.source]
-        temporary = self._path + ".tmp"
-        with open(temporary, "wb") as file:
-            file.write(msgspec.json.encode(kept))
-        os.replace(temporary, self._path)
+        save_json(self._path, [mapping for mapping in self._mappings.values()
+                               if not mapping.source])
