@@ -31,6 +31,7 @@ from .limits import (
 from .runtime.launch import NODE_RUNTIMES, PROVIDED_RUNTIMES, PYTHON_RUNTIME, runtime_family
 
 LOCAL_PYTHON = f"python{sys.version_info.major}.{sys.version_info.minor}"
+ACCOUNT_ID = "123456789012"  # the account ARNs and events name unless told another
 _NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 _RESERVED_ENV = frozenset(
     {

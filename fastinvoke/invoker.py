@@ -27,7 +27,7 @@ import msgspec
 from . import logs, payloads
 from .admission import ACCOUNT_LIMIT, Admission, check_reserved
 from .backend import Backend
-from .config import FunctionConfig
+from .config import ACCOUNT_ID, FunctionConfig
 from .deployment import Functions
 from .dispatch import Dispatcher
 from .errors import FunctionError, ServiceError, ValidationException
@@ -126,7 +126,7 @@ class Invoker:
         max_workers: int | None = None,
         billing: str = "classic",
         region: str = "us-east-1",
-        account_id: str = "123456789012",
+        account_id: str = ACCOUNT_ID,
         cpu_limits: str = "proportional",
         memory_limits: bool = True,
         account_limit: int = ACCOUNT_LIMIT,

@@ -19,7 +19,7 @@ import yaml
 
 from .apigw.routes import Cors, Route
 from .apigw.template import is_api_event, read_routes, read_url_config
-from .config import LOCAL_PYTHON, FunctionConfig, local_node
+from .config import ACCOUNT_ID, LOCAL_PYTHON, FunctionConfig, local_node
 from .errors import InvalidParameterValueException, ValidationException
 from .runtime.launch import runtime_family
 from .sources.mappings import Mapping
@@ -29,7 +29,7 @@ from .sources.template import WIRED_TYPES, read_schedules, read_sqs_mappings
 StrPath = str | os.PathLike[str]
 _TYPES = SERVERLESS, LAMBDA = "AWS::Serverless::Function", "AWS::Lambda::Function"
 PSEUDO_PARAMETERS = {
-    "AWS::Region": "us-east-1", "AWS::AccountId": "123456789012", "AWS::StackName": "fastinvoke",
+    "AWS::Region": "us-east-1", "AWS::AccountId": ACCOUNT_ID, "AWS::StackName": "fastinvoke",
     "AWS::Partition": "aws", "AWS::URLSuffix": "amazonaws.com",
 }  # fmt: skip
 # The keys SAM accepts in Globals.Function, in SAM's order; SAM rejects any other.

@@ -13,10 +13,10 @@ import time
 from typing import Any
 from urllib.parse import unquote
 
+from ..config import ACCOUNT_ID
 from ..http.messages import Request
 from .routes import HTTP, Api, Route
 
-ACCOUNT_ID = "123456789012"
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 # Media types an HTTP API passes as text; any other body reaches the function in base64.
 _TEXT_TYPES = ("text/", "application/json", "application/xml", "application/javascript",

@@ -13,13 +13,14 @@ from typing import Any
 
 import msgspec
 
+from ..config import ACCOUNT_ID
 from ..errors import ServiceError
 from ..http.messages import Request, Response
 from ..http.sigv4 import Verifier
 from ..invoker import Invoker
 from ..requests import new_request_id
 from .cors import cors_headers, is_preflight, preflight
-from .events import ACCOUNT_ID, build_event
+from .events import build_event
 from .gateway import answer
 from .routes import DEFAULT_ROUTE, HTTP, Api, Route
 from .url_configs import FunctionUrls, UrlConfig

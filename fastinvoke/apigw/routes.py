@@ -15,7 +15,6 @@ from urllib.parse import unquote
 
 REST, HTTP = "rest", "http"  # API Gateway's REST APIs (payload 1.0) and HTTP APIs
 DEFAULT_ROUTE = "$default"
-METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 
 
 @dataclass(frozen=True)

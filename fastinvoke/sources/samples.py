@@ -11,9 +11,10 @@ from urllib.parse import urlsplit
 from ..apigw.events import build_event
 from ..apigw.function_urls import url_event
 from ..apigw.routes import DEFAULT_ROUTE, HTTP, REST, Api, Route
+from ..config import ACCOUNT_ID
 from ..http.messages import Request
 from ..requests import new_request_id
-from .shapes import ACCOUNT_ID, s3_put_event, sample_sqs_message, scheduled_event, sqs_record
+from .shapes import s3_put_event, sample_sqs_message, scheduled_event, sqs_record
 
 TYPES = ("apigateway", "http-api", "function-url", "sqs", "s3-put", "schedule")
 

@@ -9,7 +9,7 @@ import time
 import uuid
 from typing import Any
 
-ACCOUNT_ID = "123456789012"
+from ..config import ACCOUNT_ID
 
 
 def iso_time(seconds: float) -> str:
