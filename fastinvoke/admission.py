@@ -34,14 +34,17 @@ class Admission:
         self.active_unreserved = 0
 
     def enter(self, pool: FunctionPool) -> None:
-        """An invocation of ``pool`` starts counting against its concurrency."""
-        pool.active += 1
-        if pool.config.reserved_concurrency is None:
+        """An invocation of ``pool`` starts counting against its function's concurrency
+        (shared by all its versions, as Lambda's reserved concurrency is)."""
+        head = pool.head
+        head.active += 1
+        if head.config.reserved_concurrency is None:
             self.active_unreserved += 1
 
     def leave(self, pool: FunctionPool) -> None:
-        pool.active -= 1
-        if pool.config.reserved_concurrency is None:
+        head = pool.head
+        head.active -= 1
+        if head.config.reserved_concurrency is None:
             self.active_unreserved -= 1
 
     def admit(self, invocation: Invocation) -> None:
@@ -51,9 +54,10 @@ class Admission:
         if pool.config.memory_mb > self.budget.limit_mb:
             raise TooManyRequestsException("ConcurrentInvocationLimitExceeded",
                                            self.budget.too_big(pool))
-        reserved = pool.config.reserved_concurrency
+        head = pool.head
+        reserved = head.config.reserved_concurrency
         if reserved is not None:
-            if pool.active >= reserved:
+            if head.active >= reserved:
                 pool.meter.throttled()
                 raise TooManyRequestsException(
                     "ReservedFunctionConcurrentInvocationLimitExceeded")
@@ -64,8 +68,9 @@ class Admission:
 
     def capacity(self, pool: FunctionPool) -> int:
         """How many more invocations ``pool`` may run now."""
-        room = pool.max_workers - pool.active
-        if pool.config.reserved_concurrency is None:
+        head = pool.head
+        room = head.max_workers - head.active
+        if head.config.reserved_concurrency is None:
             room = min(room, self.account_limit - self.reserved_total - self.active_unreserved)
         return room
 

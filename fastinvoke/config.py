@@ -68,6 +68,8 @@ class FunctionConfig(msgspec.Struct, kw_only=True):
     EphemeralStorage.Size).  ``tags`` are its tags (TagResource's), which change nothing of
     how it runs.  ``layers`` are directories holding its layers' content (what a layer's
     zip holds), in Lambda's order: the function sees them merged at ``/opt``.
+    ``version`` is ``$LATEST`` for the function itself; a published version's
+    configuration (``Invoker.publish_version``) carries its number.
     """
 
     name: str
@@ -87,10 +89,19 @@ class FunctionConfig(msgspec.Struct, kw_only=True):
     ephemeral_storage_mb: int = MIN_EPHEMERAL_MB
     tags: dict[str, str] = {}
     layers: list[str] = []
+    version: str = "$LATEST"
+
+    @property
+    def qualified_name(self) -> str:
+        """``name`` for ``$LATEST``, ``name:N`` for version N: its pool's key."""
+        return self.name if self.version == "$LATEST" else f"{self.name}:{self.version}"
 
     def validate(self) -> FunctionConfig:
         """Check Lambda's limits; return self so calls can chain."""
         _check_name(self.name)
+        if self.version != "$LATEST" and not self.version.isdigit():
+            raise InvalidParameterValueException(
+                f"version is $LATEST or a published version's number, not {self.version!r}")
         check_range(self.memory_mb, "memorySize", MIN_MEMORY_MB, MAX_MEMORY_MB)
         check_range(self.timeout_s, "timeout", MIN_TIMEOUT_S, MAX_TIMEOUT_S)
         check_range(self.ephemeral_storage_mb, "ephemeralStorage.size", MIN_EPHEMERAL_MB,

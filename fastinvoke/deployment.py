@@ -1,12 +1,20 @@
 """The functions of one Invoker: their pools, configurations and Event settings, their
-life cycle (create, change, delete), and ``functions.json`` in the state directory that
-brings them back on the next run."""
+life cycle (create, change, delete), their published versions and aliases, and
+``functions.json`` in the state directory that brings them back on the next run.
+
+Each version has a pool of its own (its warm workers, meters and Event lane), keyed
+``name:N``; its invocations count against its function's concurrency.  Versions keep a
+copy of their code under ``<state>/versions/<name>/<N>/``."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import shutil
 import threading
 import time
 import warnings
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -21,10 +29,12 @@ from .errors import (
     ServiceException,
 )
 from .events import EventInvokeConfig
-from .events.queue import EventQueue
+from .events.queue import EventQueue, Lane
 from .ledger import Ledger
 from .pool.records import FunctionPool
 from .registry import FunctionEntry, Registry
+from .snapshots import copy_code, directory_digest
+from .versions import LATEST, Lineage, Version
 
 if TYPE_CHECKING:
     from .backend import Backend
@@ -38,16 +48,20 @@ class Functions:
     pools."""
 
     def __init__(self, arn_prefix: str, supervisor: Backend, events: EventQueue,
-                 admission: Admission, ledger: Ledger, registry: Registry) -> None:
+                 admission: Admission, ledger: Ledger, registry: Registry,
+                 state_dir: str) -> None:
         self._arn_prefix = arn_prefix
+        self._versions_root = os.path.join(state_dir, "versions")
         self._supervisor = supervisor
         self._events = events
         self._admission = admission
         self._ledger = ledger
         self._registry = registry
-        self.pools: dict[str, FunctionPool] = {}
+        self.pools: dict[str, FunctionPool] = {}  # $LATEST's, by name
+        self.versions: dict[str, FunctionPool] = {}  # published versions', by name:N
+        self.lineages: dict[str, Lineage] = {}  # by name
         self.unloadable: dict[str, str] = {}  # name -> why a template's could not load
-        self.lock = threading.Lock()
+        self.lock = threading.RLock()
         self.closed = False
 
     def arn(self, name: str) -> str:
@@ -61,16 +75,44 @@ class Functions:
             raise ResourceNotFoundException(f"Function not found: {self.arn(name)}")
         return pool
 
+    def all_pools(self) -> list[FunctionPool]:
+        return [*self.pools.values(), *self.versions.values()]
+
     def invocable(self, name: str, qualifier: str | None) -> FunctionPool:
-        """The pool an invocation of ``name`` (at ``qualifier``) goes to."""
+        """The pool an invocation of ``name`` at ``qualifier`` (None, ``$LATEST``, a
+        version's number or an alias, which picks one of its versions) goes to."""
         self.check_open()
-        pool = self.pools.get(name)
-        if pool is None or qualifier not in (None, "$LATEST"):
-            why = self.unloadable.get(name) if pool is None else None
+        if qualifier is None or qualifier == LATEST:
+            pool = self.pools.get(name)
+        else:
+            lineage = self.lineages.get(name)
+            alias = None if lineage is None else lineage.aliases.get(qualifier)
+            version = qualifier if alias is None else alias.route()
+            pool = self.pools.get(name) if version == LATEST else self.versions.get(
+                f"{name}:{version}")
+        if pool is None:
+            why = self.unloadable.get(name)
             raise ResourceNotFoundException(
-                f"Function not found: {self.arn(name)}:{qualifier or '$LATEST'}"
+                f"Function not found: {self.arn(name)}:{qualifier or LATEST}"
                 + (f" (it could not be loaded: {why})" if why else ""))
         return pool
+
+    def at(self, name: str, qualifier: str | None) -> FunctionPool:
+        """The pool of ``name`` at ``qualifier``: None or ``$LATEST``, a version's number,
+        or an alias (its main version's)."""
+        if qualifier is None or qualifier == LATEST:
+            return self.pool(name)
+        lineage = self.lineage(name)
+        if not qualifier.isdigit():
+            qualifier = lineage.alias(qualifier, self.arn(name)).function_version
+            if qualifier == LATEST:
+                return self.pool(name)
+        lineage.version(qualifier, self.arn(name))
+        return self.versions[f"{name}:{qualifier}"]
+
+    def lineage(self, name: str) -> Lineage:
+        self.pool(name)  # Lambda's 404 for a function that does not exist
+        return self.lineages[name]
 
     def check_open(self) -> None:
         if self.closed:
@@ -79,6 +121,7 @@ class Functions:
     # -- the life cycle ---------------------------------------------------------------------
 
     def create(self, config: FunctionConfig) -> FunctionConfig:
+        _check_latest(config)
         config.validate()
         self._supervisor.check(config)
         with self.lock:
@@ -90,6 +133,7 @@ class Functions:
         return config
 
     def put(self, config: FunctionConfig) -> FunctionConfig:
+        _check_latest(config)
         config.validate()
         self._supervisor.check(config)
         with self.lock:
@@ -106,11 +150,12 @@ class Functions:
         return self.update(config.name, **changes) if changes else pool.config
 
     def update(self, name: str, **changes: Any) -> FunctionConfig:
-        fixed = sorted({"name", "reserved_concurrency"}.intersection(changes))
+        fixed = sorted({"name", "reserved_concurrency", "version"}.intersection(changes))
         if fixed:
             raise InvalidParameterValueException(
                 f"update_function cannot change {', '.join(fixed)}: a function keeps its name; "
-                "use put_function_concurrency or delete_function_concurrency")
+                "use put_function_concurrency or delete_function_concurrency, and "
+                "publish_version")
         with self.lock:
             pool = self.pool(name)
             try:
@@ -139,14 +184,65 @@ class Functions:
             return pool.config
 
     def delete(self, name: str) -> None:
+        """Delete the function with its versions and aliases."""
         with self.lock:
             pool = self.pool(name)
+            for number in self.lineages.pop(name).versions:
+                self._stop(self.versions.pop(f"{name}:{number}"))
+            shutil.rmtree(os.path.join(self._versions_root, name), ignore_errors=True)
             del self.pools[name]
             self._admission.removed(pool.config)
-            with self._supervisor.lock:
-                self._supervisor.remove(pool)
-                self._events.remove_function(pool.name)
-            self._ledger.retire(pool)
+            self._stop(pool)
+            self._save()
+
+    def _stop(self, pool: FunctionPool) -> None:
+        with self._supervisor.lock:
+            self._supervisor.remove(pool)
+            self._events.remove_function(pool.name)
+        self._ledger.retire(pool)
+
+    # -- versions and aliases ---------------------------------------------------------------
+
+    def publish(self, name: str, description: str, code_id: tuple[str, int] | None) -> Version:
+        """Publish ``$LATEST`` as the next version, or return the last version when nothing
+        changed since it.  ``code_id``: (CodeSha256, CodeSize) of the code as the caller
+        reports it (None: ``directory_digest`` of its directory)."""
+        with self.lock:
+            pool = self.pool(name)
+            lineage = self.lineages[name]
+            config = pool.config
+            sha, size = code_id or directory_digest(config.code)
+            last = lineage.unchanged(config, sha)
+            if last is not None:
+                return last
+            number = str(lineage.last + 1)
+            code_dir = os.path.join(self._versions_root, name, number)
+            shutil.rmtree(code_dir, ignore_errors=True)  # a number published, then unsaved
+            copy_code(config.code, code_dir)
+            version = Version(config=lineage.snapshot(config, code_dir, description),
+                              code_sha256=sha, code_size=size)
+            lineage.last += 1
+            lineage.versions[number] = version
+            self._add(version.config)
+            self._save()
+            return version
+
+    def delete_version(self, name: str, number: str) -> None:
+        with self.lock:
+            lineage = self.lineage(name)
+            lineage.version(number, self.arn(name))
+            lineage.check_deletable(number)
+            del lineage.versions[number]
+            self._stop(self.versions.pop(f"{name}:{number}"))
+            shutil.rmtree(os.path.join(self._versions_root, name, number), ignore_errors=True)
+            self._save()
+
+    @contextlib.contextmanager
+    def editing(self, name: str) -> Iterator[Lineage]:
+        """The function's versions and aliases, to change under the admin lock; saved
+        after the block (a refused change raises before it changes anything)."""
+        with self.lock:
+            yield self.lineage(name)
             self._save()
 
     def recycle(self, name: str) -> int:
@@ -170,7 +266,7 @@ class Functions:
             self._save()
 
     def restore(self, state_dir: str) -> None:
-        """Bring back the functions saved in ``state_dir``."""
+        """Bring back the functions saved in ``state_dir``, with their versions."""
         for entry in self._registry.load():
             try:
                 entry.config.validate()
@@ -179,16 +275,25 @@ class Functions:
                               f"{exc}; create it again", RuntimeWarning, stacklevel=4)
                 continue
             self._add(entry.config, entry.event_invoke_config)
+            lineage = self.lineages[entry.config.name] = entry.lineage
+            for number, version in lineage.versions.items():
+                self._add(version.config, entry.version_event_configs.get(number))
 
     def _add(self, config: FunctionConfig,
              event_config: EventInvokeConfig | None = None) -> None:
-        pool = FunctionPool(config, self._ledger.meter_for(config.name),
+        """Start the pool of a function's ``$LATEST`` or of one of its versions."""
+        pool = FunctionPool(config, self._ledger.meter_for(config.qualified_name),
                             self._admission.worker_limit(config))
-        self.pools[config.name] = pool
-        self._admission.added(config)
+        if config.version == LATEST:
+            self.pools[config.name] = pool
+            self.lineages.setdefault(config.name, Lineage())
+            self._admission.added(config)
+        else:
+            pool.head = self.pools[config.name]
+            self.versions[pool.name] = pool
         with self._supervisor.lock:
             self._supervisor.add(pool)
-            lane = self._events.add_function(pool, self.arn(config.name))
+            lane = self._events.add_function(pool, self.arn(pool.name))
             if event_config is not None:
                 lane.config = event_config
 
@@ -196,18 +301,25 @@ class Functions:
         """Write down the functions (admin lock held)."""
         entries = []
         for name, pool in self.pools.items():
-            event_config = self._events.lane(name).config
+            lineage = self.lineages[name]
             entries.append(FunctionEntry(
-                config=pool.config,
-                event_invoke_config=event_config if event_config.last_modified else None))
+                config=pool.config, event_invoke_config=self._saved_config(name),
+                lineage=lineage, version_event_configs={
+                    number: config for number in lineage.versions
+                    if (config := self._saved_config(f"{name}:{number}")) is not None}))
         self._registry.save(entries)
 
-    # -- Event settings (Lambda's EventInvokeConfig) ------------------------------------------
+    def _saved_config(self, key: str) -> EventInvokeConfig | None:
+        config = self._events.lane(key).config
+        return config if config.last_modified else None
 
-    def event_config(self, name: str) -> EventInvokeConfig:
-        return self._events.lane(self.pool(name).name).config
+    # -- Event settings (Lambda's EventInvokeConfig), per version -----------------------------
 
-    def set_event_config(self, name: str, config: EventInvokeConfig) -> EventInvokeConfig:
+    def event_config(self, name: str, qualifier: str | None = None) -> EventInvokeConfig:
+        return self._lane(name, qualifier).config
+
+    def set_event_config(self, name: str, qualifier: str | None,
+                         config: EventInvokeConfig) -> EventInvokeConfig:
         if self.pools.get(name) is None:
             raise ResourceNotFoundException("The function doesn't exist.")
         if (config.maximum_retry_attempts is None and config.maximum_event_age_s is None
@@ -217,21 +329,39 @@ class Functions:
         config.validate(name)
         config.last_modified = time.time()
         with self.lock:
-            self._events.lane(self.pool(name).name).config = config
+            self._lane(name, qualifier).config = config
             self._save()
         return config
 
-    def saved_event_config(self, name: str) -> EventInvokeConfig:
+    def saved_event_config(self, name: str, qualifier: str | None = None) -> EventInvokeConfig:
         """The Event settings given to the function; Lambda's error if none were."""
-        config = self.event_config(name)
+        config = self.event_config(name, qualifier)
         if not config.last_modified:
             raise ResourceNotFoundException(
-                f"The function {self.arn(name)}:$LATEST doesn't have an EventInvokeConfig")
+                f"The function {self.arn(name)}:{qualifier or LATEST} doesn't have an "
+                "EventInvokeConfig")
         return config
 
-    def reset_event_config(self, name: str) -> None:
+    def reset_event_config(self, name: str, qualifier: str | None = None) -> None:
         """Back to Lambda's defaults: 2 retries, 6 hours, no destinations."""
-        self.saved_event_config(name)
+        self.saved_event_config(name, qualifier)
         with self.lock:
-            self._events.lane(name).config = EventInvokeConfig()
+            self._lane(name, qualifier).config = EventInvokeConfig()
             self._save()
+
+    def _lane(self, name: str, qualifier: str | None) -> Lane:
+        """The Event lane of ``$LATEST`` or of a version (not of an alias: its invocations
+        run in its versions' lanes)."""
+        if qualifier is not None and qualifier != LATEST and not qualifier.isdigit():
+            self.lineage(name).alias(qualifier, self.arn(name))  # 404 for no such alias
+            raise InvalidParameterValueException(
+                "fastinvoke keeps Event settings per version, not per alias: set them on "
+                f"the version alias {qualifier} points to")
+        return self._events.lane(self.at(name, qualifier).name)
+
+
+def _check_latest(config: FunctionConfig) -> None:
+    if config.version != LATEST:
+        raise InvalidParameterValueException(
+            f"A function is created as $LATEST, not as version {config.version}: create it, "
+            "then publish_version")

@@ -30,7 +30,12 @@ from .backend import Backend
 from .config import ACCOUNT_ID, FunctionConfig
 from .deployment import Functions
 from .dispatch import Dispatcher
-from .errors import FunctionError, ServiceError, ValidationException
+from .errors import (
+    FunctionError,
+    InvalidParameterValueException,
+    ServiceError,
+    ValidationException,
+)
 from .events import EventInvokeConfig
 from .events.destinations import Deliverer
 from .events.queue import EventQueue
@@ -46,6 +51,7 @@ from .pool.supervisor import Supervisor
 from .registry import Registry
 from .requests import new_request_id
 from .result import InvokeResult, answer
+from .versions import LATEST, MAX_DESCRIPTION, Alias, Version
 
 __all__ = ["InvokeResult", "Invoker"]
 
@@ -195,7 +201,7 @@ class Invoker:
         self._functions = Functions(
             f"arn:aws:lambda:{region}:{account_id}:function:", self._supervisor, self._events,
             self._admission, self._ledger,
-            Registry(None if self._own_state_dir else self.state_dir))
+            Registry(None if self._own_state_dir else self.state_dir), self.state_dir)
         self._functions.restore(self.state_dir)
 
     @property
@@ -238,10 +244,21 @@ class Invoker:
         """
         return self._functions.update(name, **changes)
 
-    def delete_function(self, name: str) -> None:
-        """Remove a function; invocations still waiting for it fail, its queued Event
-        invocations are dropped (as Lambda drops them)."""
-        self._functions.delete(name)
+    def delete_function(self, name: str, qualifier: str | None = None) -> None:
+        """Remove a function with its versions and aliases, or only its version
+        ``qualifier``; invocations still waiting for it fail, its queued Event invocations
+        are dropped (as Lambda drops them).  A version an alias points to stays."""
+        if qualifier is None:
+            self._functions.delete(name)
+        elif qualifier == LATEST:
+            raise InvalidParameterValueException(
+                "$LATEST version cannot be deleted without deleting the function.")
+        elif not qualifier.isdigit():
+            raise InvalidParameterValueException(
+                f"Deletion of aliases is not supported by delete_function ({qualifier}); use "
+                "delete_alias")
+        else:
+            self._functions.delete_version(name, qualifier)
 
     def recycle(self, name: str) -> int:
         """Stop the function's idle workers, so the next invocation is a cold start.
@@ -252,16 +269,76 @@ class Invoker:
         """
         return self._functions.recycle(name)
 
-    def get_function(self, name: str) -> FunctionConfig:
-        return self._functions.pool(name).config
+    def get_function(self, name: str, qualifier: str | None = None) -> FunctionConfig:
+        """The configuration of ``$LATEST``, of version ``qualifier`` or of the version
+        the alias ``qualifier`` points to."""
+        return self._functions.at(name, qualifier).config
 
-    def list_functions(self) -> list[FunctionConfig]:
-        return [pool.config for pool in self._functions.pools.values()]
+    # -- versions and aliases ---------------------------------------------------------------
 
-    def placement(self, name: str) -> dict[str, int]:
-        """Where the function's workers are: Ray node id -> workers placed there (with
-        ``ray_address``), or ``{"local": workers}``."""
-        pool = self._functions.pool(name)
+    def publish_version(self, name: str, description: str = "", *,
+                        code_id: tuple[str, int] | None = None) -> Version:
+        """Publish ``$LATEST`` as an immutable version (its configuration, a copy of its
+        code), with a warm pool and meters of its own; when nothing changed since the
+        last version, that version.  ``code_id`` is (CodeSha256, CodeSize) of the code as
+        you report it, e.g. of the zip it came from (default: of its directory's files)."""
+        if len(description) > MAX_DESCRIPTION:
+            raise ValidationException(
+                "1 validation error detected: Value at 'description' failed to satisfy "
+                f"constraint: Member must have length less than or equal to {MAX_DESCRIPTION}")
+        return self._functions.publish(name, description, code_id)
+
+    def get_version(self, name: str, number: str) -> Version:
+        return self._functions.lineage(name).version(number, self.function_arn(name))
+
+    def list_versions(self, name: str) -> list[Version]:
+        """The function's published versions, oldest first."""
+        return list(self._functions.lineage(name).versions.values())
+
+    def create_alias(self, name: str, alias: str, function_version: str, *,
+                     description: str = "",
+                     weights: dict[str, float] | None = None) -> Alias:
+        """Name version ``function_version`` (or ``$LATEST``) ``alias``; ``weights`` sends
+        a share of its invocations (0 to 1) to one other version."""
+        with self._functions.editing(name) as lineage:
+            return lineage.create_alias(Alias(
+                name=alias, function_version=function_version, description=description,
+                weights=weights or {}), self.function_arn(name))
+
+    def update_alias(self, name: str, alias: str, *, function_version: str | None = None,
+                     description: str | None = None, weights: dict[str, float] | None = None,
+                     revision_id: str | None = None) -> Alias:
+        """Change what is given of the alias (``weights={}`` removes its routing), if its
+        ``revision_id`` is still the one given."""
+        changes = {key: value for key, value in (
+            ("function_version", function_version), ("description", description),
+            ("weights", weights)) if value is not None}
+        with self._functions.editing(name) as lineage:
+            return lineage.update_alias(alias, self.function_arn(name), revision_id, **changes)
+
+    def get_alias(self, name: str, alias: str) -> Alias:
+        return self._functions.lineage(name).alias(alias, self.function_arn(name))
+
+    def list_aliases(self, name: str, function_version: str | None = None) -> list[Alias]:
+        """The function's aliases by name (those of ``function_version`` only, if given)."""
+        aliases = self._functions.lineage(name).aliases
+        return [aliases[key] for key in sorted(aliases)
+                if function_version in (None, aliases[key].function_version)]
+
+    def delete_alias(self, name: str, alias: str) -> None:
+        with self._functions.editing(name) as lineage:
+            lineage.delete_alias(alias, self.function_arn(name))
+
+    def list_functions(self, all_versions: bool = False) -> list[FunctionConfig]:
+        """The functions' configurations (``$LATEST``'s), and with ``all_versions`` their
+        published versions' too."""
+        pools = self._functions.all_pools() if all_versions else self._functions.pools.values()
+        return [pool.config for pool in pools]
+
+    def placement(self, name: str, qualifier: str | None = None) -> dict[str, int]:
+        """Where the workers of the function (or of its version ``qualifier``) are: Ray
+        node id -> workers placed there (with ``ray_address``), or ``{"local": workers}``."""
+        pool = self._functions.at(name, qualifier)
         with self._dispatcher.lock:
             return self._supervisor.placement(pool)
 
@@ -282,29 +359,32 @@ class Invoker:
 
     def event_invoke_config(self, name: str, *, maximum_retry_attempts: int | None = None,
                             maximum_event_age_s: int | None = None,
-                            on_success: str | None = None,
-                            on_failure: str | None = None) -> EventInvokeConfig:
-        """Set how the function's Event invocations are retried and where their records
-        go, replacing earlier settings (PutFunctionEventInvokeConfig).  Destinations: a
-        function's name or ARN, an SQS/SNS/EventBridge ARN (kept as JSON lines under
-        ``<state dir>/destinations/``) or ``file:///path.jsonl``."""
-        return self._functions.set_event_config(name, EventInvokeConfig(
+                            on_success: str | None = None, on_failure: str | None = None,
+                            qualifier: str | None = None) -> EventInvokeConfig:
+        """Set how the function's (or its version ``qualifier``'s) Event invocations are
+        retried and where their records go, replacing earlier settings
+        (PutFunctionEventInvokeConfig).  Destinations: a function's name or ARN, an
+        SQS/SNS/EventBridge ARN (kept as JSON lines under ``<state dir>/destinations/``)
+        or ``file:///path.jsonl``."""
+        return self._functions.set_event_config(name, qualifier, EventInvokeConfig(
             maximum_retry_attempts=maximum_retry_attempts,
             maximum_event_age_s=maximum_event_age_s, on_success=on_success,
             on_failure=on_failure))
 
-    def update_event_invoke_config(self, name: str, **changes: Any) -> EventInvokeConfig:
+    def update_event_invoke_config(self, name: str, qualifier: str | None = None,
+                                   **changes: Any) -> EventInvokeConfig:
         """Change only the settings given (UpdateFunctionEventInvokeConfig)."""
-        current = self._functions.event_config(name)
-        return self._functions.set_event_config(name, msgspec.structs.replace(current,
-                                                                              **changes))
+        current = self._functions.event_config(name, qualifier)
+        return self._functions.set_event_config(name, qualifier,
+                                                msgspec.structs.replace(current, **changes))
 
-    def get_event_invoke_config(self, name: str) -> EventInvokeConfig:
-        return self._functions.saved_event_config(name)
+    def get_event_invoke_config(self, name: str,
+                                qualifier: str | None = None) -> EventInvokeConfig:
+        return self._functions.saved_event_config(name, qualifier)
 
-    def delete_event_invoke_config(self, name: str) -> None:
+    def delete_event_invoke_config(self, name: str, qualifier: str | None = None) -> None:
         """Back to Lambda's defaults: 2 retries, 6 hours, no destinations."""
-        self._functions.reset_event_config(name)
+        self._functions.reset_event_config(name, qualifier)
 
     # -- invoking ---------------------------------------------------------------------------
 
@@ -320,13 +400,15 @@ class Invoker:
     ) -> InvokeResult:
         """Invoke a function as Lambda's Invoke API does (thread-safe).
 
+        ``function_name`` may carry the qualifier (``name:3``, ``name:alias``), or
+        ``qualifier`` gives it: a version's number, an alias or ``$LATEST`` (the default).
         ``event`` is any JSON-serialisable value, or ``bytes`` holding JSON as it came
         off the wire (validated).  ``client_context`` is a dict, or Lambda's base64 of a
         JSON object.  Raises ``ServiceError`` subclasses for what Lambda answers with an
         HTTP error; a function error is returned in the result.  An ``Event`` invocation
         returns (202) once it is queued, durably unless ``durable_events`` is off.
         """
-        pool = self._target(function_name, invocation_type, qualifier)
+        pool, qualifier = self._target(function_name, invocation_type, qualifier)
         body = payloads.event_bytes(event, invocation_type)
         if invocation_type != "RequestResponse":
             return self._untimed(pool, invocation_type, body)
@@ -347,7 +429,7 @@ class Invoker:
     ) -> InvokeResult:
         """``invoke`` for asyncio: awaits the result on the running loop (uvloop too).
         Its parameters are ``invoke``'s, as its docstring says them."""
-        pool = self._target(function_name, invocation_type, qualifier)
+        pool, qualifier = self._target(function_name, invocation_type, qualifier)
         body = payloads.event_bytes(event, invocation_type)
         if invocation_type != "RequestResponse":
             return await self._untimed_async(pool, invocation_type, body)
@@ -377,12 +459,12 @@ class Invoker:
         any runs, as ``invoke``'s would.  ``Event`` queues each (202), ``DryRun`` only
         validates (204).
         """
-        pool, bodies = self._accept_many(function_name, events, invocation_type)
+        pool, arn, bodies = self._accept_many(function_name, events, invocation_type)
         if invocation_type != "RequestResponse":
             return [self._untimed(pool, invocation_type, body) for body in bodies]
         if not bodies:
             return []
-        batch = Batch.of(pool, bodies, self._functions.arn(pool.name))
+        batch = Batch.of(pool, bodies, arn)
         self._dispatcher.submit_batch(batch, self._admission.batch_width(pool, concurrency))
         self._dispatcher.wait(batch.sentinel)
         return [answer(invocation, log_type, in_batch=True) for invocation in batch.invocations]
@@ -397,12 +479,12 @@ class Invoker:
         concurrency: int | None = None,
     ) -> list[InvokeResult]:
         """``invoke_many`` for asyncio: awaits the batch on the running loop."""
-        pool, bodies = self._accept_many(function_name, events, invocation_type)
+        pool, arn, bodies = self._accept_many(function_name, events, invocation_type)
         if invocation_type != "RequestResponse":
             return [await self._untimed_async(pool, invocation_type, body) for body in bodies]
         if not bodies:
             return []
-        batch = Batch.of(pool, bodies, self._functions.arn(pool.name))
+        batch = Batch.of(pool, bodies, arn)
         batch.sentinel.awaitable()
         self._dispatcher.submit_batch(batch, self._admission.batch_width(pool, concurrency))
         await self._dispatcher.wait_async(batch.sentinel)
@@ -426,22 +508,30 @@ class Invoker:
         self._dispatcher.unwatch(loop)
 
     def _target(self, function_name: str, invocation_type: str,
-                qualifier: str | None) -> FunctionPool:
-        """The pool an invocation of this type goes to, once both are checked."""
+                qualifier: str | None) -> tuple[FunctionPool, str | None]:
+        """The pool an invocation of this type goes to, once both are checked, and the
+        qualifier it was invoked with."""
         payloads.check_invocation_type(invocation_type)
-        return self._functions.invocable(function_name, qualifier)
+        if ":" in function_name:
+            function_name, _, named = function_name.partition(":")
+            if qualifier not in (None, named):
+                raise InvalidParameterValueException(
+                    "The derived qualifier from the function name does not match the "
+                    "specified qualifier.")
+            qualifier = named
+        return self._functions.invocable(function_name, qualifier), qualifier
 
     def _accept_many(self, function_name: str, events: Iterable[Any],
-                     invocation_type: str) -> tuple[FunctionPool, list[bytes]]:
+                     invocation_type: str) -> tuple[FunctionPool, str, list[bytes]]:
         """Validate every event of a batch before any runs; an error names the event."""
-        pool = self._target(function_name, invocation_type, None)
+        pool, qualifier = self._target(function_name, invocation_type, None)
         bodies = []
         for index, event in enumerate(events):
             try:
                 bodies.append(payloads.event_bytes(event, invocation_type))
             except ServiceError as error:
                 raise type(error)(f"event {index}: {error.message}", **error.fields) from None
-        return pool, bodies
+        return pool, self._invoked_arn(pool, qualifier), bodies
 
     def _untimed(self, pool: FunctionPool, invocation_type: str, body: bytes) -> InvokeResult:
         """An ``Event`` invocation queued (202), or a ``DryRun`` that only validated (204)."""
@@ -460,11 +550,13 @@ class Invoker:
     def _invocation(self, pool: FunctionPool, body: bytes,
                     client_context: dict[str, Any] | str | None,
                     qualifier: str | None) -> Invocation:
-        arn = self._functions.arn(pool.name)
-        if qualifier is not None:  # the context shows the ARN the caller used
-            arn += ":" + qualifier
-        return Invocation(new_request_id(), pool, body, arn,
+        return Invocation(new_request_id(), pool, body, self._invoked_arn(pool, qualifier),
                           payloads.client_context(client_context))
+
+    def _invoked_arn(self, pool: FunctionPool, qualifier: str | None) -> str:
+        """The ARN the caller used, as the context shows it."""
+        arn = self._functions.arn(pool.config.name)
+        return arn if qualifier is None else f"{arn}:{qualifier}"
 
     def _invoke_destination(self, name: str, record: bytes) -> None:
         """A destination function gets the record as an Event invocation (also while
@@ -494,16 +586,17 @@ class Invoker:
             self._functions.pool(name)
         return self._events.wait_settled(name, timeout_s)
 
-    def meter(self, name: str) -> dict[str, Any]:
-        """The function's exact counters and GB-seconds."""
-        return self._ledger.meter(self._functions.pool(name))
+    def meter(self, name: str, qualifier: str | None = None) -> dict[str, Any]:
+        """The exact counters and GB-seconds of the function's ``$LATEST``, or of its
+        version ``qualifier`` (each version is metered on its own)."""
+        return self._ledger.meter(self._functions.at(name, qualifier))
 
     def bill(self, prices: dict[str, Prices] | None = None) -> Bill:
         """What the invocations so far would cost on Lambda, free tier applied, exact
         (with a persistent state dir: every run's, deleted functions' included).
 
         ``prices`` maps an architecture to its ``Prices`` (AWS's us-east-1 defaults)."""
-        return self._ledger.bill(list(self._functions.pools.values()), prices)
+        return self._ledger.bill(self._functions.all_pools(), prices)
 
     def logs(self, name: str, *, since_ms: int | None = None,
              pattern: str | None = None) -> list[logs.LogRecord]:
@@ -540,7 +633,7 @@ class Invoker:
         self._supervisor.stop()
         self._dispatcher.close()
         # Counters continue in the next run with a state dir of the user's own.
-        self._ledger.close(list(self._functions.pools.values()), keep=not self._own_state_dir)
+        self._ledger.close(self._functions.all_pools(), keep=not self._own_state_dir)
         if self._own_state_dir:
             shutil.rmtree(self.state_dir, ignore_errors=True)
 

@@ -49,9 +49,11 @@ class Ledger:
         return meter
 
     def retire(self, pool: FunctionPool) -> None:
-        """``pool``'s function is deleted: its invocations stay on the bill."""
+        """``pool``'s function (or version) is deleted: its invocations stay on the bill;
+        the function's logs go with the function, not with a version."""
         self._usage[pool.name] = _usage_of(pool)
-        self.store.delete_group(logs.log_group(pool.name))
+        if pool.head is pool:
+            self.store.delete_group(logs.log_group(pool.name))
 
     def account(self, invocation: Invocation) -> None:
         """Meter a finished invocation and write its log lines (dispatcher lock held)."""
@@ -71,8 +73,10 @@ class Ledger:
             time.time_ns() // 1_000_000, invocation.request_id, invocation.log,
             invocation.duration_ns, invocation.billed_ms, memory_mb, invocation.max_rss_kb,
             invocation.init_ns if invocation.cold else None, status, error_type,
+            pool.config.version,
         )
-        self.store.append(logs.log_group(pool.name), invocation.log_stream, (entry,))
+        # Every version logs to its function's group, as on Lambda.
+        self.store.append(logs.log_group(pool.config.name), invocation.log_stream, (entry,))
 
     def meter(self, pool: FunctionPool) -> dict[str, Any]:
         figures = snapshot(pool.meter)

@@ -89,12 +89,13 @@ class InvocationLog(msgspec.Struct, gc=False):
     init_ns: int | None = None
     status: str | None = None
     error_type: str | None = None
+    version: str = "$LATEST"
 
     def lines(self) -> list[str]:
         """The log store's events: START, each line of the output (a last one without a
         newline gets one, rather than running into END), END and REPORT."""
         return [
-            start_line(self.request_id),
+            start_line(self.request_id, self.version),
             *split_lines(self.output.decode("utf-8", "replace")),
             end_line(self.request_id),
             report_line(self.request_id, self.duration_ns, self.billed_ms, self.memory_mb,
@@ -105,7 +106,7 @@ class InvocationLog(msgspec.Struct, gc=False):
     def text(self) -> str:
         """START, the function's output, END and REPORT, as Lambda writes them."""
         return (
-            start_line(self.request_id)
+            start_line(self.request_id, self.version)
             + self.output.decode("utf-8", "replace")
             + end_line(self.request_id)
             + report_line(self.request_id, self.duration_ns, self.billed_ms, self.memory_mb,

@@ -11,6 +11,7 @@ import msgspec
 from .config import FunctionConfig
 from .events import EventInvokeConfig
 from .jsonfile import save_json
+from .versions import Lineage
 
 _log = logging.getLogger(__name__)
 
@@ -18,6 +19,8 @@ _log = logging.getLogger(__name__)
 class FunctionEntry(msgspec.Struct, kw_only=True):
     config: FunctionConfig
     event_invoke_config: EventInvokeConfig | None = None
+    lineage: Lineage = msgspec.field(default_factory=Lineage)  # its versions and aliases
+    version_event_configs: dict[str, EventInvokeConfig] = {}  # by version number
 
 
 class Registry:

@@ -44,6 +44,6 @@ def answer(invocation: Invocation, log_type: str | None, *,
         invocation.payload,
         None if invocation.error_type is None else "Unhandled",
         tail(invocation.log_entry.text()) if log_type == "Tail" else None,
-        "$LATEST",
+        invocation.pool.config.version,
         invocation.request_id,
     )

@@ -159,11 +159,12 @@ def read_responses(sock: socket.socket, count: int,
 
 
 @contextmanager
-def serving(directory: Path, *args: str, template: bool = True) -> Iterator[Server]:
-    """A ``Server`` in ``directory`` (with the ``HANDLERS`` template unless told not to)
+def serving(directory: Path, *args: str, template: bool | Path = True) -> Iterator[Server]:
+    """A ``Server`` in ``directory`` (with the ``HANDLERS`` template, another one, or none)
     for the block; it must then stop cleanly on SIGTERM, leaving no process."""
-    server = Server(directory / "state", *args,
-                    template=write_template(directory) if template else None)
+    if template is True:
+        template = write_template(directory)
+    server = Server(directory / "state", *args, template=template or None)
     try:
         yield server
         left = server.descendants()

@@ -115,7 +115,7 @@ class Slots:
                 fail_queue(self._hop, pool, "Runtime.Unknown", refusal)
                 return
         for _ in range(count):
-            slot = Slot(f"s{next(self._ids)}-{pool.name}".encode(), pool,
+            slot = Slot(f"s{next(self._ids)}-{pool.id_name}".encode(), pool,
                         len(pool.workers) < pool.config.provisioned)
             pool.workers[slot.id] = slot
             self.records[slot.id] = slot

@@ -40,13 +40,16 @@ class Deliverer:
         arn = lane.config.on_success if success else lane.config.on_failure
         if arn:
             target = parse_destination(arn, self.state_dir)
-            record = records.destination_record(event, lane.arn, condition, now_ms)
+            version = lane.pool.config.version
+            function_arn = lane.arn if version != "$LATEST" else lane.arn + ":$LATEST"
+            record = records.destination_record(event, function_arn, version, condition,
+                                                now_ms)
             if target.kind == "function":
                 self._invoke_event(target.name, record)
             elif target.envelope == "sqs" and self._send_sqs is not None:
                 self._send_sqs(target.arn, record.decode(), {})
             else:
-                _append(target.name, records.wrap(target, record, success, lane.arn,
+                _append(target.name, records.wrap(target, record, success, function_arn,
                                                   self.region, self.account_id, now_ms))
         if not success and lane.dead_letter:
             target = parse_destination(lane.dead_letter, self.state_dir)

@@ -27,22 +27,23 @@ def iso_ms(epoch_ms: int) -> str:
         + f".{epoch_ms % 1000:03d}Z"
 
 
-def destination_record(event: QueuedEvent, function_arn: str, condition: str,
+def destination_record(event: QueuedEvent, function_arn: str, version: str, condition: str,
                        now_ms: int) -> bytes:
-    """The record an on-success or on-failure destination receives."""
+    """The record an on-success or on-failure destination receives; ``function_arn`` is
+    qualified with the ``version`` that ran."""
     record: dict[str, object] = {
         "version": "1.0",
         "timestamp": iso_ms(now_ms),
         "requestContext": {
             "requestId": event.request_id,
-            "functionArn": function_arn + ":$LATEST",
+            "functionArn": function_arn,
             "condition": condition,
             "approximateInvokeCount": event.attempts,
         },
         "requestPayload": msgspec.Raw(event.payload),
     }
     if event.attempts and event.last_payload is not None:  # an attempt ran: its response
-        response: dict[str, object] = {"statusCode": 200, "executedVersion": "$LATEST"}
+        response: dict[str, object] = {"statusCode": 200, "executedVersion": version}
         if event.last_error is not None:
             response["functionError"] = "Unhandled"
         record["responseContext"] = response
@@ -65,7 +66,7 @@ def wrap(target: Target, record: bytes, success: bool, function_arn: str, region
             "version": "0", "id": str(uuid.uuid4()),
             "detail-type": f"Lambda Function Invocation Result - {outcome}",
             "source": "lambda", "account": account_id, "time": iso_ms(now_ms)[:-5] + "Z",
-            "region": region, "resources": [target.arn, function_arn + ":$LATEST"],
+            "region": region, "resources": [target.arn, function_arn],
             "detail": msgspec.Raw(record),
         })
     return record

@@ -11,8 +11,6 @@ hold up invocations.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -31,7 +29,7 @@ from ..requests import new_request_id
 from ..sources.mappings import Mappings
 from . import bodies, shapes
 from .errors import UnknownOperationException
-from .functions import Functions
+from .functions import FunctionRecord, Functions
 from .lambda_model import not_implemented
 from .lambda_model import operation as lambda_operation
 from .mapping_operations import (
@@ -44,6 +42,7 @@ from .mapping_operations import (
 from .messages import Request, Response, json_response
 from .metrics import CONTENT_TYPE, Metrics
 from .names import parse_function_name
+from .paging import listing, page, version_order
 from .sigv4 import Verifier
 from .tag_operations import list_tags, tag_resource, untag_resource
 from .url_operations import (
@@ -53,9 +52,17 @@ from .url_operations import (
     list_function_url_configs,
     update_function_url_config,
 )
+from .version_operations import (
+    create_alias,
+    delete_alias,
+    get_alias,
+    list_aliases,
+    list_versions_by_function,
+    publish_version,
+    update_alias,
+)
 
 Operation = Callable[["LambdaApi", Request, str | None, dict[str, str]], Awaitable[Response]]
-PAGE_SIZE = 50  # ListFunctions returns at most 50 whatever MaxItems says
 _QUALIFIED_ONLY = ("This operation is permitted on Lambda functions only. Aliases and versions "
                    "do not support this operation. Please specify either a function name or "
                    "an unqualified function ARN.")
@@ -95,8 +102,11 @@ class LambdaApi:
             return _OPEN[request.path](self)
         if self.verifier is not None:
             self.verifier.verify(request)
-        operation, function = _route(request)
-        return await operation(self, request, function, _query(request.query))
+        operation, function, member = _route(request)
+        query = _query(request.query)
+        if member is not None:  # a path member after the function's (an alias's name)
+            query[member[0]] = member[1]
+        return await operation(self, request, function, query)
 
     # -- invoking -------------------------------------------------------------------------
 
@@ -135,54 +145,58 @@ class LambdaApi:
                               query: dict[str, str]) -> Response:
         body = bodies.decode(request.body, bodies.CreateFunction)
         record = await asyncio.to_thread(self.functions.create, body)
+        if body.publish:  # answered with version 1's configuration
+            record = await asyncio.to_thread(self.functions.publish, record.config.name, "",
+                                             None, None)
         return json_response(shapes.function_configuration(record, self.invoker), 201)
 
     async def list_functions(self, request: Request, function: str | None,
                              query: dict[str, str]) -> Response:
-        limit = min(_max_items(query.get("MaxItems")), PAGE_SIZE)
-        records = await asyncio.to_thread(self.functions.all)
-        start = _after_marker([record.config.name for record in records], query.get("Marker"))
-        page = records[start:start + limit]
-        document: dict[str, Any] = {"Functions": [
-            shapes.function_configuration(record, self.invoker, listing=True) for record in page]}
-        if start + limit < len(records):
-            document["NextMarker"] = base64.urlsafe_b64encode(
-                page[-1].config.name.encode()).decode()
-        return json_response(document)
+        every_version = query.get("FunctionVersion") == "ALL"
+        records = await asyncio.to_thread(self.functions.all, every_version)
+        chosen, marker = page(records, _listing_order, query)
+        return json_response(listing("Functions", [
+            shapes.function_configuration(
+                record, self.invoker, listing=True,
+                arn_qualifier="$LATEST" if every_version and record.config.version == "$LATEST"
+                else None)
+            for record in chosen], marker))
 
     async def get_function(self, request: Request, function: str | None,
                            query: dict[str, str]) -> Response:
-        record = self.functions.get(self.latest_name(function, query))
-        return json_response(shapes.get_function(record, self.invoker))
+        name, qualifier = self._name(function, query)
+        record = await asyncio.to_thread(self.functions.at, name, qualifier)
+        return json_response(shapes.get_function(record, self.invoker, qualifier))
 
     async def get_function_configuration(self, request: Request, function: str | None,
                                          query: dict[str, str]) -> Response:
-        record = self.functions.get(self.latest_name(function, query))
-        return json_response(shapes.function_configuration(record, self.invoker))
+        name, qualifier = self._name(function, query)
+        record = await asyncio.to_thread(self.functions.at, name, qualifier)
+        return json_response(shapes.function_configuration(record, self.invoker,
+                                                           arn_qualifier=qualifier))
 
     async def update_function_configuration(self, request: Request, function: str | None,
                                             query: dict[str, str]) -> Response:
-        name = self._unqualified(function, query, max_length=140)
+        name = self.unqualified(function, query, max_length=140)
         body = bodies.decode(request.body, bodies.UpdateFunctionConfiguration)
         record = await asyncio.to_thread(self.functions.update_configuration, name, body)
         return json_response(shapes.function_configuration(record, self.invoker))
 
     async def update_function_code(self, request: Request, function: str | None,
                                    query: dict[str, str]) -> Response:
-        name = self._unqualified(function, query, max_length=140)
+        name = self.unqualified(function, query, max_length=140)
         body = bodies.decode(request.body, bodies.UpdateFunctionCode)
         record = await asyncio.to_thread(self.functions.update_code, name, body)
+        if body.publish and not body.dry_run:
+            record = await asyncio.to_thread(self.functions.publish, name, "", None, None)
         return json_response(shapes.function_configuration(record, self.invoker))
 
     async def delete_function(self, request: Request, function: str | None,
                               query: dict[str, str]) -> Response:
         name, qualifier = self._name(function, query)
-        if qualifier == "$LATEST":
-            raise InvalidParameterValueException(
-                "$LATEST version cannot be deleted without deleting the function.")
         if qualifier is not None:
-            raise ResourceNotFoundException(
-                f"Function not found: {self.invoker.function_arn(name)}:{qualifier}")
+            await asyncio.to_thread(self.invoker.delete_function, name, qualifier)
+            return _empty(204)
         await asyncio.to_thread(self.functions.delete, name)
         self.urls.delete(name, missing_ok=True)  # a function's URL goes with it
         return _empty(204)
@@ -191,7 +205,7 @@ class LambdaApi:
 
     async def put_function_concurrency(self, request: Request, function: str | None,
                                        query: dict[str, str]) -> Response:
-        name = self._unqualified(function, query, qualified_error=_QUALIFIED_ONLY)
+        name = self.unqualified(function, query, qualified_error=_QUALIFIED_ONLY)
         body = bodies.decode(request.body, bodies.PutFunctionConcurrency)
         reserved = body.reserved_concurrent_executions
         await asyncio.to_thread(self.functions.set_concurrency, name, reserved)
@@ -199,13 +213,13 @@ class LambdaApi:
 
     async def get_function_concurrency(self, request: Request, function: str | None,
                                        query: dict[str, str]) -> Response:
-        name = self._unqualified(function, query, qualified_error=_QUALIFIED_ONLY)
+        name = self.unqualified(function, query, qualified_error=_QUALIFIED_ONLY)
         reserved = self.invoker.get_function(name).reserved_concurrency
         return json_response(shapes.concurrency(reserved))
 
     async def delete_function_concurrency(self, request: Request, function: str | None,
                                           query: dict[str, str]) -> Response:
-        name = self._unqualified(function, query, qualified_error=_QUALIFIED_ONLY)
+        name = self.unqualified(function, query, qualified_error=_QUALIFIED_ONLY)
         await asyncio.to_thread(self.functions.set_concurrency, name, None)
         return _empty(204)
 
@@ -218,30 +232,47 @@ class LambdaApi:
 
     async def put_event_invoke_config(self, request: Request, function: str | None,
                                       query: dict[str, str]) -> Response:
-        name = self.latest_name(function, query)
+        name, qualifier = self._name(function, query)
         settings = _event_settings(bodies.decode(request.body, bodies.EventInvokeConfig))
-        config = await asyncio.to_thread(self.invoker.event_invoke_config, name, **settings)
-        return json_response(shapes.event_invoke_config(name, config, self.invoker))
+        config = await asyncio.to_thread(self.invoker.event_invoke_config, name,
+                                         qualifier=qualifier, **settings)
+        return json_response(shapes.event_invoke_config(name, qualifier, config, self.invoker))
 
     async def update_event_invoke_config(self, request: Request, function: str | None,
                                          query: dict[str, str]) -> Response:
-        name = self.latest_name(function, query)
+        name, qualifier = self._name(function, query)
         settings = _event_settings(bodies.decode(request.body, bodies.EventInvokeConfig))
         changes = {key: value for key, value in settings.items() if value is not None}
         config = await asyncio.to_thread(self.invoker.update_event_invoke_config, name,
-                                         **changes)
-        return json_response(shapes.event_invoke_config(name, config, self.invoker))
+                                         qualifier, **changes)
+        return json_response(shapes.event_invoke_config(name, qualifier, config, self.invoker))
 
     async def get_event_invoke_config(self, request: Request, function: str | None,
                                       query: dict[str, str]) -> Response:
-        name = self.latest_name(function, query)
-        config = self.invoker.get_event_invoke_config(name)
-        return json_response(shapes.event_invoke_config(name, config, self.invoker))
+        name, qualifier = self._name(function, query)
+        config = self.invoker.get_event_invoke_config(name, qualifier)
+        return json_response(shapes.event_invoke_config(name, qualifier, config, self.invoker))
+
+    async def list_event_invoke_configs(self, request: Request, function: str | None,
+                                        query: dict[str, str]) -> Response:
+        name = self.unqualified(function, query)
+        configs = []
+        for qualifier in [None, *(version.config.version
+                                  for version in self.invoker.list_versions(name))]:
+            try:
+                config = self.invoker.get_event_invoke_config(name, qualifier)
+            except ResourceNotFoundException:
+                continue  # none set for this version
+            configs.append((qualifier or "$LATEST", config))
+        chosen, marker = page(configs, lambda item: item[0].zfill(10), query)
+        return json_response(listing("FunctionEventInvokeConfigs", [
+            shapes.event_invoke_config(name, qualifier, config, self.invoker)
+            for qualifier, config in chosen], marker))
 
     async def delete_event_invoke_config(self, request: Request, function: str | None,
                                          query: dict[str, str]) -> Response:
-        name = self.latest_name(function, query)
-        await asyncio.to_thread(self.invoker.delete_event_invoke_config, name)
+        name, qualifier = self._name(function, query)
+        await asyncio.to_thread(self.invoker.delete_event_invoke_config, name, qualifier)
         return _empty(204)
 
     # -- open endpoints -------------------------------------------------------------------
@@ -269,14 +300,14 @@ class LambdaApi:
         return parsed
 
     def latest_name(self, function: str | None, query: dict[str, str]) -> str:
-        """The name, for operations on $LATEST (the only version there is)."""
+        """The name, for operations on $LATEST only."""
         name, qualifier = self._name(function, query)
         if qualifier not in (None, "$LATEST"):
             raise ResourceNotFoundException(
                 f"Function not found: {self.invoker.function_arn(name)}:{qualifier}")
         return name
 
-    def _unqualified(self, function: str | None, query: dict[str, str], max_length: int = 256,
+    def unqualified(self, function: str | None, query: dict[str, str], max_length: int = 256,
                      qualified_error: str | None = None) -> str:
         name, qualifier = self._name(function, query, max_length)
         if qualifier is not None:
@@ -307,6 +338,13 @@ ROUTES: dict[tuple[str, str, str | None], dict[str, Operation]] = {
     ("2021-10-31", "functions", "url"): {
         "POST": create_function_url_config, "GET": get_function_url_config,
         "PUT": update_function_url_config, "DELETE": delete_function_url_config},
+    ("2019-09-25", "functions", "event-invoke-config/list"): {
+        "GET": LambdaApi.list_event_invoke_configs},
+    ("2015-03-31", "functions", "versions"): {"POST": publish_version,
+                                              "GET": list_versions_by_function},
+    ("2015-03-31", "functions", "aliases"): {"POST": create_alias, "GET": list_aliases},
+    ("2015-03-31", "functions", "aliases/*"): {"GET": get_alias, "PUT": update_alias,
+                                               "DELETE": delete_alias},
     ("2021-10-31", "functions", "urls"): {"GET": list_function_url_configs},
     ("2017-03-31", "tags", ""): {"POST": tag_resource, "DELETE": untag_resource,
                                  "GET": list_tags},
@@ -316,16 +354,18 @@ ROUTES: dict[tuple[str, str, str | None], dict[str, Operation]] = {
                                                  "PUT": update_event_source_mapping,
                                                  "DELETE": delete_event_source_mapping},
 }
+# The member a route's last path segment holds, where a "*" stands for it.
+_PATH_MEMBERS = {"aliases/*": "Name"}
 _OPEN: dict[str, Callable[[LambdaApi], Response]] = {
     "/healthz": LambdaApi.healthz, "/metrics": LambdaApi.metrics_text}
 
+PathMember = tuple[str, str] | None  # (botocore's member name, its value from the path)
+_ROUTED: dict[str, tuple[dict[str, Operation], str | None, PathMember]] = {}
 
-_ROUTED: dict[str, tuple[dict[str, Operation], str | None]] = {}
 
-
-def _route(request: Request) -> tuple[Operation, str | None]:
-    """The operation for the request's method and path, and the function's name as sent
-    (percent-decoded), or Lambda's 404/405."""
+def _route(request: Request) -> tuple[Operation, str | None, PathMember]:
+    """The operation for the request's method and path, the function's name as sent
+    (percent-decoded) and the path's other member, or Lambda's 404/405."""
     # A client invokes the same few paths over and over: the methods and function a path
     # maps to are cached (splitting and percent-decoding it cost more than the lookup).
     routed = _ROUTED.get(request.path)
@@ -340,7 +380,7 @@ def _route(request: Request) -> tuple[Operation, str | None]:
         if len(_ROUTED) >= _CACHED:
             _ROUTED.clear()
         _ROUTED[request.path] = routed
-    methods, function = routed
+    methods, function, member = routed
     operation = methods.get(request.method)
     if operation is None:
         name = lambda_operation(request.method, request.path, request.query)
@@ -351,21 +391,25 @@ def _route(request: Request) -> tuple[Operation, str | None]:
             f"{' or '.join(methods)}")
         error.status = 405
         raise error
-    return operation, function
+    return operation, function, member
 
 
-def _methods(request: Request) -> tuple[dict[str, Operation], str | None]:
-    """The operations on the request's path by method, and the function's name, or
-    Lambda's 404."""
+def _methods(request: Request) -> tuple[dict[str, Operation], str | None, PathMember]:
+    """The operations on the request's path by method, the function's name and the
+    path's other member, or Lambda's 404."""
     parts = request.path.split("/")
     if len(parts) > 3 and parts[-1] == "":
         parts.pop()  # a trailing slash: /2015-03-31/functions/ is ListFunctions too
-    function = None
+    function = member = None
     if len(parts) == 3 and parts[0] == "":
         key: tuple[str, str, str | None] = (parts[1], parts[2], None)
-    elif len(parts) in (4, 5) and parts[0] == "":
-        key = (parts[1], parts[2], parts[4] if len(parts) == 5 else "")
+    elif len(parts) in (4, 5, 6) and parts[0] == "":
+        key = (parts[1], parts[2], "/".join(parts[4:]))
         function = _decode_segment(parts[3])
+        if len(parts) == 6 and key not in ROUTES:  # .../aliases/{Name}
+            key = (parts[1], parts[2], f"{parts[4]}/*")
+            if key[2] in _PATH_MEMBERS:
+                member = (_PATH_MEMBERS[key[2]], _decode_segment(parts[5]))
     else:
         key = ("", "", None)
     methods = ROUTES.get(key)
@@ -373,7 +417,7 @@ def _methods(request: Request) -> tuple[dict[str, Operation], str | None]:
         raise UnknownOperationException(
             f"No Lambda operation has the path {request.path[:200]}; see the Lambda API "
             "reference (2015-03-31)")
-    return methods, function
+    return methods, function, member
 
 
 def _decode_segment(segment: str) -> str:
@@ -397,26 +441,9 @@ def _query(text: str) -> dict[str, str]:
         ) from None
 
 
-def _max_items(text: str | None) -> int:
-    if text is None:
-        return PAGE_SIZE
-    if not text.isdigit() or not 1 <= int(text) <= 10_000:
-        raise ValidationException(
-            f"1 validation error detected: Value '{text[:50]}' at 'maxItems' failed to satisfy "
-            "constraint: Member must be an integer from 1 to 10000")
-    return int(text)
-
-
-def _after_marker(names: list[str], marker: str | None) -> int:
-    """Where the page after ``marker`` (the last name of the previous page) starts."""
-    if marker is None:
-        return 0
-    try:
-        last = base64.b64decode(marker.encode("ascii"), altchars=b"-_", validate=True).decode()
-    except (binascii.Error, UnicodeError, ValueError):
-        raise InvalidParameterValueException(
-            "Invalid Marker: pass the NextMarker of the previous page unchanged") from None
-    return sum(1 for name in names if name <= last)
+def _listing_order(record: FunctionRecord) -> str:
+    """ListFunctions' order: by name, each function's $LATEST, then its versions."""
+    return f"{record.config.name}\0{version_order(record)}"
 
 
 def _event_settings(body: bodies.EventInvokeConfig) -> dict[str, Any]:

@@ -48,6 +48,7 @@ class CreateFunction(msgspec.Struct, rename="pascal"):
     ephemeral_storage: EphemeralStorage | None = None
     dead_letter_config: DeadLetterConfig | None = None
     tags: dict[str, str] = {}
+    publish: bool = False
 
 
 class UpdateFunctionConfiguration(msgspec.Struct, rename="pascal"):
@@ -66,13 +67,15 @@ class UpdateFunctionConfiguration(msgspec.Struct, rename="pascal"):
 class UpdateFunctionCode(msgspec.Struct, rename={"zip_file": "ZipFile", "s3_bucket": "S3Bucket",
                                                  "image_uri": "ImageUri", "dry_run": "DryRun",
                                                  "revision_id": "RevisionId",
-                                                 "architectures": "Architectures"}):
+                                                 "architectures": "Architectures",
+                                                 "publish": "Publish"}):
     zip_file: str | None = None
     s3_bucket: str | None = None
     image_uri: str | None = None
     dry_run: bool = False
     revision_id: str | None = None
     architectures: list[str] | None = None
+    publish: bool = False
 
 
 class PutFunctionConcurrency(msgspec.Struct, rename="pascal"):

@@ -12,7 +12,7 @@ import os
 import shutil
 import tempfile
 import zipfile
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 
 from ..errors import InvalidParameterValueException, RequestEntityTooLargeException
 
@@ -25,19 +25,6 @@ _UNZIP_FAILED = ("Could not unzip uploaded file. Please check your file, then tr
 def digest(package: bytes) -> str:
     """``CodeSha256``: base64 of the SHA-256 of the package's bytes."""
     return base64.b64encode(hashlib.sha256(package).digest()).decode()
-
-
-def directory_digest(directory: str) -> tuple[str, int]:
-    """``(CodeSha256, CodeSize)`` of a code directory (a template's ``CodeUri``): the
-    digest of its files' relative paths and contents, in order, and their total size."""
-    sha = hashlib.sha256()
-    size = 0
-    root = Path(directory)
-    for path in sorted(p for p in root.rglob("*") if p.is_file()):
-        data = path.read_bytes()
-        sha.update(path.relative_to(root).as_posix().encode() + b"\0" + data)
-        size += len(data)
-    return base64.b64encode(sha.digest()).decode(), size
 
 
 def decode_zip(text: str) -> bytes:

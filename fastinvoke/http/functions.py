@@ -23,15 +23,16 @@ import msgspec
 from ..config import FunctionConfig
 from ..errors import (
     InvalidParameterValueException,
-    PreconditionFailedException,
     ResourceConflictException,
     ValidationException,
 )
 from ..invoker import Invoker
 from ..jsonfile import save_json
 from ..limits import MIN_EPHEMERAL_MB
+from ..snapshots import directory_digest
+from ..versions import LATEST, Version, check_revision
 from . import bodies
-from .code import decode_zip, digest, directory_digest, unpack
+from .code import decode_zip, digest, unpack
 
 _NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 _ROLE = re.compile(r"^arn:(aws[a-zA-Z-]*)?:iam::\d{12}:role/?[a-zA-Z_0-9+=,.@\-_/]+$")
@@ -63,7 +64,7 @@ class Functions:
 
     def __init__(self, invoker: Invoker) -> None:
         self.invoker = invoker
-        self.lock = threading.Lock()
+        self.lock = threading.RLock()
         self.records: dict[str, FunctionRecord] = {}
         self._code_root = os.path.join(invoker.state_dir, "code")
         self._saved = os.path.join(invoker.state_dir, "http-functions.json")
@@ -144,6 +145,31 @@ class Functions:
             self._save()
         return record
 
+    def publish(self, name: str, description: str, code_sha256: str | None,
+                revision_id: str | None) -> FunctionRecord:
+        """PublishVersion: the new version's record (the last one's if ``$LATEST`` did not
+        change), if ``$LATEST`` is still at ``revision_id`` and its code ``code_sha256``."""
+        with self.lock:
+            record = self._current(name, revision_id)
+            if code_sha256 is not None and code_sha256 != record.code_sha256:
+                raise InvalidParameterValueException(
+                    f"CodeSHA256 ({code_sha256}) is different from current CodeSHA256 in "
+                    f"$LATEST ({record.code_sha256}). Please try again.")
+            return _version_record(self.invoker.publish_version(
+                name, description, code_id=(record.code_sha256, record.code_size)))
+
+    def at(self, name: str, qualifier: str | None) -> FunctionRecord:
+        """The record of ``$LATEST``, of a version, or of the version an alias names."""
+        config = self.invoker.get_function(name, qualifier)
+        if config.version == LATEST:
+            return self.get(name)
+        return _version_record(self.invoker.get_version(name, config.version))
+
+    def versions(self, name: str) -> list[FunctionRecord]:
+        """ListVersionsByFunction's: ``$LATEST``, then each version, oldest first."""
+        with self.lock:  # (reentrant: ``all`` holds it)
+            return [self.get(name), *map(_version_record, self.invoker.list_versions(name))]
+
     def get(self, name: str) -> FunctionRecord:
         """The function's record, its configuration as the Invoker has it now."""
         config = self.invoker.get_function(name)  # 404 in Lambda's words when there is none
@@ -151,10 +177,13 @@ class Functions:
         record.config = config
         return record
 
-    def all(self) -> list[FunctionRecord]:
-        """Every function's record, by name."""
+    def all(self, all_versions: bool = False) -> list[FunctionRecord]:
+        """Every function's record, by name; with ``all_versions``, each followed by its
+        versions'."""
         with self.lock:
-            return [self.get(name) for name in sorted(self.records)]
+            if not all_versions:
+                return [self.get(name) for name in sorted(self.records)]
+            return [record for name in sorted(self.records) for record in self.versions(name)]
 
     def set_concurrency(self, name: str, reserved: int | None) -> None:
         """Put (a number) or delete (None) the function's reserved concurrency."""
@@ -224,10 +253,7 @@ class Functions:
 
     def _current(self, name: str, revision_id: str | None) -> FunctionRecord:
         record = self.get(name)
-        if revision_id is not None and revision_id != record.revision_id:
-            raise PreconditionFailedException(
-                "The Revision Id provided does not match the latest Revision Id. Call the "
-                "GetFunction/GetAlias API to retrieve the latest Revision Id")
+        check_revision(revision_id, record.revision_id)
         return record
 
     def _changed(self, record: FunctionRecord, config: FunctionConfig,
@@ -261,6 +287,11 @@ def _record(config: FunctionConfig, sha: str, size: int, uploaded: bool,
     stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1000):03d}"
     return FunctionRecord(config, revision or str(uuid.uuid4()), stamp + "+0000", sha, size,
                           uploaded)
+
+
+def _version_record(version: Version) -> FunctionRecord:
+    return FunctionRecord(version.config, version.revision_id, version.last_modified,
+                          version.code_sha256, version.code_size)
 
 
 def _dead_letter(config: bodies.DeadLetterConfig | None) -> str | None:

@@ -73,31 +73,45 @@ class _InvokerCollector(Collector):
                                     labels=["function", "node"])
         duration = Metric("fastinvoke_duration_seconds",
                           "Handler duration measured in the worker", "summary")
-        for config in self.invoker.list_functions():
+        for label, name, qualifier in _pools(self.invoker):
             try:
-                figures = self.invoker.meter(config.name)
-                placement = self.invoker.placement(config.name)
+                figures = self.invoker.meter(name, qualifier)
+                placement = self.invoker.placement(name, qualifier)
             except ResourceNotFoundException:
                 continue  # deleted while this scrape ran
-            labels = [config.name]
+            labels = [label]
             for key, family in counters.items():
                 family.add_metric(labels, figures[key])
             gb_seconds.add_metric(labels, float(figures["gb_seconds"]))
             concurrent.add_metric(labels, figures["concurrent"])
             peak.add_metric(labels, figures["peak_concurrent"])
             for node, count in placement.items():
-                workers.add_metric([config.name, node], count)
+                workers.add_metric([label, node], count)
             for quantile, key in _QUANTILES:
                 duration.add_sample("fastinvoke_duration_seconds",
-                                    {"function": config.name, "quantile": quantile},
+                                    {"function": label, "quantile": quantile},
                                     figures[key] / 1e6)
             duration.add_sample("fastinvoke_duration_seconds_count",
-                                {"function": config.name}, figures["invocations"])
-            duration.add_sample("fastinvoke_duration_seconds_sum", {"function": config.name},
+                                {"function": label}, figures["invocations"])
+            duration.add_sample("fastinvoke_duration_seconds_sum", {"function": label},
                                 figures["duration_ns"] / 1e9)
         yield from counters.values()
         yield from (gb_seconds, concurrent, peak, workers, duration)
         yield from _bill(self.invoker)
+
+
+def _pools(invoker: Invoker) -> Iterator[tuple[str, str, str | None]]:
+    """(label, function, qualifier) of every function and published version: a version
+    is labelled ``name:N``, as Lambda's ``Resource`` dimension names it."""
+    for config in invoker.list_functions():
+        yield config.name, config.name, None
+        try:
+            versions = invoker.list_versions(config.name)
+        except ResourceNotFoundException:
+            continue
+        for version in versions:
+            number = version.config.version
+            yield f"{config.name}:{number}", config.name, number
 
 
 def _bill(invoker: Invoker) -> Iterator[Metric]:

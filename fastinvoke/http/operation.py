@@ -9,13 +9,20 @@ if TYPE_CHECKING:
     from ..apigw.url_configs import FunctionUrls
     from ..invoker import Invoker
     from ..sources.mappings import Mappings
+    from .functions import Functions
 
 
 class ApiContext(Protocol):
     invoker: Invoker
+    functions: Functions
     urls: FunctionUrls
     mappings: Mappings
 
     def latest_name(self, function: str | None, query: dict[str, str]) -> str:
-        """The function's name, for operations on $LATEST (the only version there is)."""
+        """The function's name, for operations on $LATEST only."""
+        ...
+
+    def unqualified(self, function: str | None, query: dict[str, str], max_length: int = 256,
+                    qualified_error: str | None = None) -> str:
+        """The function's name, for operations on a function, not on a version or alias."""
         ...

@@ -12,20 +12,25 @@ from typing import Any
 
 from ..events.config import EventInvokeConfig
 from ..invoker import Invoker
+from ..versions import Alias
 from .code import MAX_UNZIPPED, MAX_ZIPPED
 from .functions import FunctionRecord
 
 TOTAL_CODE_SIZE = 80_530_636_800  # Lambda's default storage for an account's packages
 
 
-def function_configuration(record: FunctionRecord, invoker: Invoker,
-                           listing: bool = False) -> dict[str, Any]:
+def function_configuration(record: FunctionRecord, invoker: Invoker, listing: bool = False,
+                           arn_qualifier: str | None = None) -> dict[str, Any]:
     """``FunctionConfiguration``; ``listing`` gives ListFunctions' subset, without the
-    state fields."""
+    state fields.  Its ARN is qualified with ``arn_qualifier``, else with a published
+    version's number."""
     config = record.config
+    if arn_qualifier is None and config.version != "$LATEST":
+        arn_qualifier = config.version
+    arn = invoker.function_arn(config.name)
     document: dict[str, Any] = {
         "FunctionName": config.name,
-        "FunctionArn": invoker.function_arn(config.name),
+        "FunctionArn": arn if arn_qualifier is None else f"{arn}:{arn_qualifier}",
         "Runtime": config.runtime,
         "Role": config.role or f"arn:aws:iam::{invoker.account_id}:role/fastinvoke",
         "Handler": config.handler,
@@ -35,7 +40,7 @@ def function_configuration(record: FunctionRecord, invoker: Invoker,
         "MemorySize": config.memory_mb,
         "LastModified": record.last_modified,
         "CodeSha256": record.code_sha256,
-        "Version": "$LATEST",
+        "Version": config.version,
         "TracingConfig": {"Mode": "PassThrough"},
         "RevisionId": record.revision_id,
         "PackageType": "Zip",
@@ -53,9 +58,10 @@ def function_configuration(record: FunctionRecord, invoker: Invoker,
     return document
 
 
-def get_function(record: FunctionRecord, invoker: Invoker) -> dict[str, Any]:
+def get_function(record: FunctionRecord, invoker: Invoker,
+                 qualifier: str | None = None) -> dict[str, Any]:
     document: dict[str, Any] = {
-        "Configuration": function_configuration(record, invoker),
+        "Configuration": function_configuration(record, invoker, arn_qualifier=qualifier),
         "Code": {"RepositoryType": "Local", "Location": f"file://{record.config.code}"},
     }
     if record.config.reserved_concurrency is not None:
@@ -86,12 +92,23 @@ def account_settings(records: list[FunctionRecord], invoker: Invoker) -> dict[st
     }
 
 
-def event_invoke_config(name: str, config: EventInvokeConfig,
+def alias_configuration(name: str, alias: Alias, invoker: Invoker) -> dict[str, Any]:
+    document: dict[str, Any] = {
+        "AliasArn": f"{invoker.function_arn(name)}:{alias.name}", "Name": alias.name,
+        "FunctionVersion": alias.function_version, "Description": alias.description,
+        "RevisionId": alias.revision_id}
+    if alias.weights:
+        document["RoutingConfig"] = {"AdditionalVersionWeights": alias.weights}
+    return document
+
+
+def event_invoke_config(name: str, qualifier: str | None, config: EventInvokeConfig,
                         invoker: Invoker) -> dict[str, Any]:
     """``FunctionEventInvokeConfig``: the settings that were set; ``LastModified`` in epoch
     seconds, as the service sends it."""
-    document: dict[str, Any] = {"FunctionArn": invoker.function_arn(name) + ":$LATEST",
-                                "LastModified": config.last_modified}
+    document: dict[str, Any] = {
+        "FunctionArn": f"{invoker.function_arn(name)}:{qualifier or '$LATEST'}",
+        "LastModified": config.last_modified}
     if config.maximum_retry_attempts is not None:
         document["MaximumRetryAttempts"] = config.maximum_retry_attempts
     if config.maximum_event_age_s is not None:

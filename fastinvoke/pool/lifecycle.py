@@ -121,7 +121,7 @@ class Workers:
             self._fork(pool, False)
 
     def _fork(self, pool: FunctionPool, provisioned: bool) -> None:
-        name = f"w{next(self._ids)}-{pool.name}"
+        name = f"w{next(self._ids)}-{pool.id_name}"
         record = WorkerRecord(name.encode(), pool, provisioned)
         request = wire.Fork(name, record.log_stream, provisioned,
                             max_spin_ns=self._spin_ns(pool))

@@ -48,7 +48,7 @@ class WorkerRecord:
         self.last_used_ns = 0
         self.provisioned = provisioned
         self.group: Group | None = None  # its cgroup(s), when the machine lets us make them
-        self.log_stream = log_stream_name()
+        self.log_stream = log_stream_name(pool.config.version)
         self.generation = pool.generation  # the configuration it was forked with
 
 
@@ -67,7 +67,11 @@ class FunctionPool:
 
     def __init__(self, config: FunctionConfig, meter: Meter, max_workers: int) -> None:
         self.config = config
-        self.name = config.name
+        self.name = config.qualified_name  # the key of the pools of all its versions
+        self.id_name = self.name.replace(":", "-")  # in worker ids: no ':' (cgroup names)
+        # Whose concurrency an invocation counts against: the function's ($LATEST) pool,
+        # for every version (``Functions.add_version`` points it there).
+        self.head = self
         self.meter = meter
         self.max_workers = max_workers
         self.state = "booting"
@@ -83,7 +87,8 @@ class FunctionPool:
         self.round_trip_ns = 0  # recent send-to-reply time, averaged (0: none yet)
         self.boot_failures = 0
         self.queue: deque[Invocation] = deque()
-        self.init_stream = log_stream_name()  # where invocations failed by Init are logged
+        # Where invocations that Init failed are logged.
+        self.init_stream = log_stream_name(config.version)
         self.deleted = False
         self.generation = 0
         self.retired: dict[int, socket.socket] = {}
