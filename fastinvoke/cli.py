@@ -19,6 +19,7 @@ from pathlib import Path
 
 import msgspec
 
+from .autopublish import publish_aliases
 from .errors import FastInvokeError
 from .invoker import Invoker
 from .logs import log_group
@@ -272,16 +273,18 @@ def _invoke(args: argparse.Namespace) -> int:
     template = _template(args)
     _print_notes(template)
     payload = _read_payload(args.payload)
+    name = args.name.partition(":")[0]  # NAME, or NAME:VERSION / NAME:ALIAS
     with Invoker(args.state_dir) as invoker:
         for config in template.functions:
-            if config.name == args.name:
+            if config.name == name:
                 invoker.put_function(config)
-                if config.name in template.event_configs:
-                    invoker.event_invoke_config(config.name,
-                                                **template.event_configs[config.name])
+                if name in template.event_configs:
+                    invoker.event_invoke_config(name, **template.event_configs[name])
+                if name in template.aliases:
+                    publish_aliases(invoker, {name: template.aliases[name]})
                 break
         else:
-            reason = template.unloadable.get(args.name)
+            reason = template.unloadable.get(name)
             known = ", ".join(c.name for c in template.functions) or "none"
             print(f"fastinvoke: function '{args.name}' "
                   + (f"cannot run here: {reason}" if reason else
@@ -292,7 +295,7 @@ def _invoke(args: argparse.Namespace) -> int:
         if args.invocation_type == "Event":
             # The call returned at once (202); the function still runs: let it finish
             # before this process, and the pool with it, ends.
-            invoker.wait_for_events(args.name)
+            invoker.wait_for_events(name)
         _print_result(result)
     return 0
 
@@ -352,13 +355,14 @@ def _serve(args: argparse.Namespace) -> int:
                   file=sys.stderr)
             return 2
     functions, event_configs, routes, function_urls, schedules = [], {}, [], {}, []
-    sqs_mappings, unloadable = [], {}
+    sqs_mappings, unloadable, aliases = [], {}, {}
     if args.template is not None:
         template = _template(args, **{"AWS::Region": args.region})
         _print_notes(template)
         functions, event_configs = template.functions, template.event_configs
         routes, function_urls = template.routes, template.url_configs
         sqs_mappings, unloadable = template.sqs_mappings, template.unloadable
+        aliases = template.aliases
         if sqs_mappings and args.sqs_endpoint is None:
             print(f"note: the template's {len(sqs_mappings)} SQS events are read only with "
                   "--sqs-endpoint URL", file=sys.stderr)
@@ -379,7 +383,7 @@ def _serve(args: argparse.Namespace) -> int:
         region=args.region, sandbox=args.sandbox, ray_address=args.ray_address,
         overcommit=args.overcommit, routes=routes, api_port=args.api_port,
         function_urls=function_urls, schedules=schedules, sqs_endpoint=args.sqs_endpoint,
-        sqs_mappings=sqs_mappings, unloadable=unloadable))
+        sqs_mappings=sqs_mappings, unloadable=unloadable, aliases=aliases))
 
 
 def _logs(args: argparse.Namespace) -> int:

@@ -25,6 +25,7 @@ from .runtime.launch import runtime_family
 from .sources.mappings import Mapping
 from .sources.schedules import Schedule
 from .sources.template import WIRED_TYPES, read_schedules, read_sqs_mappings
+from .versions import check_alias_name
 
 StrPath = str | os.PathLike[str]
 _TYPES = SERVERLESS, LAMBDA = "AWS::Serverless::Function", "AWS::Lambda::Function"
@@ -58,7 +59,9 @@ _IGNORED = {  # property (SAM and CloudFormation names) -> why it has no effect 
     "VpcConfig": "there is no VPC locally; the function uses this machine's network",
     "Policies": "IAM policies are not enforced locally; code runs with this machine's credentials",
     "Tracing": _NO, "TracingConfig": _NO, "FileSystemConfigs": _NO, "SnapStart": _NO,
-    "AutoPublishAlias": _NO, "DeploymentPreference": _NO,
+    "DeploymentPreference": "there are no gradual deployments locally: AutoPublishAlias "
+                            "points the alias at the new version at once",
+    "AutoPublishCodeSha256": "a version is published when the code or configuration changed",
 }  # fmt: skip
 _SCALARS = {  # property -> FunctionConfig field; absent or dropped keeps the field's default
     "MemorySize": "memory_mb", "Timeout": "timeout_s", "Role": "role",
@@ -86,6 +89,8 @@ class Template:
     schedules: list[Schedule] = field(default_factory=list)  # Schedule, ScheduleV2 events
     schedule_errors: list[str] = field(default_factory=list)  # those EventBridge would refuse
     sqs_mappings: list[Mapping] = field(default_factory=list)  # of its SQS events
+    # Function name -> (its AutoPublishAlias, VersionDescription).
+    aliases: dict[str, tuple[str, str]] = field(default_factory=dict)
 
 
 class _NotLocal(Exception):
@@ -252,6 +257,17 @@ class _Stack:
             self.note(lid, f"{key} dropped: {why}; using the default")
             return None
         return None if value is _NO_VALUE else value
+
+    def auto_publish(self, lid: str, name: str, alias: str, props: dict[str, Any],
+                     aliases: dict[str, tuple[str, str]]) -> None:
+        """Keep the function's AutoPublishAlias (and VersionDescription), if Lambda would
+        take it."""
+        try:
+            check_alias_name(alias)
+        except ValidationException as exc:
+            self.note(lid, f"AutoPublishAlias ignored: {exc.message}")
+            return
+        aliases[name] = (alias, _text(self.get(lid, props, "VersionDescription") or ""))
 
     def function(self, lid: str, kind: str, props: dict[str, Any]) -> FunctionConfig:
         for key in _IGNORED.keys() & {k for k, v in props.items() if v is not None}:
@@ -484,6 +500,8 @@ def load_template(
                 out.event_configs[config.name] = events
             if kind == SERVERLESS and (url := read_url_config(stack, lid, merged)) is not None:
                 out.url_configs[config.name] = url
+            if kind == SERVERLESS and (alias := stack.get(lid, merged, "AutoPublishAlias")):
+                stack.auto_publish(lid, config.name, _text(alias), merged, out.aliases)
         except _NotLocal as why:
             out.skipped[lid] = str(why)
         except (ValidationException, InvalidParameterValueException) as why:

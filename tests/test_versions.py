@@ -8,6 +8,7 @@ import base64
 import collections
 import json
 import os
+import subprocess
 import sys
 import threading
 import urllib.request
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from helpers import FUNCTIONS, notify_socket, sandbox_layout_problem, wait_until, write_code
-from http_server import serving, zip_of
+from http_server import Server, serving, zip_of
 
 from fastinvoke import FunctionConfig, Invoker
 from fastinvoke.errors import ResourceNotFoundException, TooManyRequestsException
@@ -272,3 +273,59 @@ def test_event_invocations_of_a_version(tmp_path: Path) -> None:
         with pytest.raises(ResourceNotFoundException):  # none set on $LATEST
             invoker.get_event_invoke_config("e")
 
+
+# -- SAM's AutoPublishAlias -----------------------------------------------------------------
+
+
+def _aliased_template(tmp_path: Path, answer: str) -> Path:
+    code = tmp_path / "code"
+    code.mkdir(exist_ok=True)
+    (code / "app.py").write_text(
+        f"def handler(event, context):\n    return {{'answer': '{answer}'}}\n")
+    template = tmp_path / "template.yaml"
+    template.write_text(f"""\
+Parameters:
+  AliasName:
+    Type: String
+    Default: live
+Globals:
+  Function:
+    Runtime: {RUNTIME}
+    AutoPublishAlias: !Ref AliasName
+Resources:
+  Aliased:
+    Type: AWS::Serverless::Function
+    Properties:
+      FunctionName: aliased
+      CodeUri: {code}
+      Handler: app.handler
+      VersionDescription: from the template
+      DeploymentPreference:
+        Type: AllAtOnce
+""")
+    return template
+
+
+def test_auto_publish_alias_follows_the_code(tmp_path: Path) -> None:
+    template = _aliased_template(tmp_path, "one")
+    for answer, version in (("one", "1"), ("one", "1"), ("two", "2")):
+        _aliased_template(tmp_path, answer)
+        server = Server(tmp_path / "state", template=template)
+        try:
+            client = server.client()
+            payload, reply = _invoke(client, "aliased:live")
+            assert (payload["answer"], reply["ExecutedVersion"]) == (answer, version)
+            got = client.get_function_configuration(FunctionName="aliased", Qualifier=version)
+            assert got["Description"] == "from the template"
+        finally:
+            code, err = server.stop()  # its stderr says where the alias points
+        assert code == 0, err
+        assert f"alias aliased:live -> version {version}" in err
+        assert "DeploymentPreference ignored" in err
+    # The CLI's invoke publishes and goes through the alias too.
+    done = subprocess.run(
+        [sys.executable, "-m", "fastinvoke", "invoke", "aliased:live", "--template",
+         str(template), "--state-dir", str(tmp_path / "cli-state")],
+        capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert '"answer": "two"' in done.stdout

@@ -33,6 +33,7 @@ import uvloop
 from ..apigw.gateway import API_BODY_LIMIT, Gateway, gateway_error_page
 from ..apigw.routes import Cors, Route, RouteTable
 from ..apigw.url_configs import FunctionUrls
+from ..autopublish import publish_aliases
 from ..config import FunctionConfig
 from ..endpoint.server import ZmqEndpoint, ZmqListener
 from ..invoker import Invoker
@@ -60,6 +61,7 @@ class ServeOptions:
     memory_budget_mb: int | None = None
     # A template's EventInvokeConfig per function (Invoker.event_invoke_config keywords).
     event_configs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    aliases: dict[str, tuple[str, str]] = field(default_factory=dict)  # AutoPublishAlias
     region: str = "us-east-1"  # in ARNs, and the region requests must be signed for
     sandbox: bool = True  # each function in an environment of its own (Invoker's sandbox)
     ray_address: str | None = None  # workers on this Ray cluster (Invoker's ray_address)
@@ -251,6 +253,8 @@ async def _serve(options: ServeOptions, sockets: list[socket.socket],
             print(f"note: {note}", file=sys.stderr)
         for name, settings in options.event_configs.items():
             invoker.event_invoke_config(name, **settings)
+        for line in await asyncio.to_thread(publish_aliases, invoker, options.aliases):
+            print(f"fastinvoke: alias {line}", file=sys.stderr)
         _say_resumed(invoker)
         verifier = None if options.keys is None else Verifier(options.keys,
                                                               region=options.region)
