@@ -383,7 +383,8 @@ def _serve(args: argparse.Namespace) -> int:
         region=args.region, sandbox=args.sandbox, ray_address=args.ray_address,
         overcommit=args.overcommit, routes=routes, api_port=args.api_port,
         function_urls=function_urls, schedules=schedules, sqs_endpoint=args.sqs_endpoint,
-        sqs_mappings=sqs_mappings, unloadable=unloadable, aliases=aliases))
+        sqs_mappings=sqs_mappings, unloadable=unloadable, aliases=aliases,
+        layers=layer_dirs(args.layer)))
 
 
 def _logs(args: argparse.Namespace) -> int:

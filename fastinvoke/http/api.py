@@ -32,6 +32,13 @@ from .errors import UnknownOperationException
 from .functions import FunctionRecord, Functions
 from .lambda_model import not_implemented
 from .lambda_model import operation as lambda_operation
+from .layer_operations import (
+    delete_layer_version,
+    get_layer_version,
+    list_layer_versions,
+    list_layers_or_get_by_arn,
+    publish_layer_version,
+)
 from .mapping_operations import (
     create_event_source_mapping,
     delete_event_source_mapping,
@@ -81,6 +88,7 @@ class LambdaApi:
         self.invoker = invoker
         self.mappings = mappings or Mappings(invoker.state_dir, None)
         self.functions = functions
+        self.layers = functions.layers
         self.metrics = metrics
         self.verifier = verifier
         self.urls = urls or FunctionUrls(invoker.state_dir, invoker.region)
@@ -346,6 +354,11 @@ ROUTES: dict[tuple[str, str, str | None], dict[str, Operation]] = {
     ("2015-03-31", "functions", "aliases/*"): {"GET": get_alias, "PUT": update_alias,
                                                "DELETE": delete_alias},
     ("2021-10-31", "functions", "urls"): {"GET": list_function_url_configs},
+    ("2018-10-31", "layers", None): {"GET": list_layers_or_get_by_arn},
+    ("2018-10-31", "layers", "versions"): {"POST": publish_layer_version,
+                                           "GET": list_layer_versions},
+    ("2018-10-31", "layers", "versions/*"): {"GET": get_layer_version,
+                                             "DELETE": delete_layer_version},
     ("2017-03-31", "tags", ""): {"POST": tag_resource, "DELETE": untag_resource,
                                  "GET": list_tags},
     ("2015-03-31", "event-source-mappings", None): {"POST": create_event_source_mapping,
@@ -355,7 +368,7 @@ ROUTES: dict[tuple[str, str, str | None], dict[str, Operation]] = {
                                                  "DELETE": delete_event_source_mapping},
 }
 # The member a route's last path segment holds, where a "*" stands for it.
-_PATH_MEMBERS = {"aliases/*": "Name"}
+_PATH_MEMBERS = {"aliases/*": "Name", "versions/*": "VersionNumber"}
 _OPEN: dict[str, Callable[[LambdaApi], Response]] = {
     "/healthz": LambdaApi.healthz, "/metrics": LambdaApi.metrics_text}
 

@@ -1,5 +1,5 @@
 """JSON request bodies of the management operations, as botocore's model names their
-members (PascalCase).  Members with no local meaning (VpcConfig, Layers, Tags...) are
+members (PascalCase).  Members with no local meaning (VpcConfig, KMSKeyArn...) are
 accepted and ignored, as a decoder of these Structs ignores unknown keys."""
 
 from __future__ import annotations
@@ -49,6 +49,7 @@ class CreateFunction(msgspec.Struct, rename="pascal"):
     dead_letter_config: DeadLetterConfig | None = None
     tags: dict[str, str] = {}
     publish: bool = False
+    layers: list[str] = []
 
 
 class UpdateFunctionConfiguration(msgspec.Struct, rename="pascal"):
@@ -62,6 +63,7 @@ class UpdateFunctionConfiguration(msgspec.Struct, rename="pascal"):
     revision_id: str | None = None
     ephemeral_storage: EphemeralStorage | None = None
     dead_letter_config: DeadLetterConfig | None = None
+    layers: list[str] | None = None
 
 
 class UpdateFunctionCode(msgspec.Struct, rename={"zip_file": "ZipFile", "s3_bucket": "S3Bucket",

@@ -33,6 +33,7 @@ from ..snapshots import directory_digest
 from ..versions import LATEST, Version, check_revision
 from . import bodies
 from .code import decode_zip, digest, unpack
+from .layer_store import LayerStore
 
 _NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 _ROLE = re.compile(r"^arn:(aws[a-zA-Z-]*)?:iam::\d{12}:role/?[a-zA-Z_0-9+=,.@\-_/]+$")
@@ -46,6 +47,7 @@ class FunctionRecord(msgspec.Struct):
     code_sha256: str
     code_size: int
     uploaded: bool = False  # its code is a package unpacked into the state directory
+    layers: list[dict[str, object]] = []  # its Layers, as GetFunction answers them
 
 
 class _Saved(msgspec.Struct):
@@ -62,8 +64,10 @@ class _Saved(msgspec.Struct):
 class Functions:
     """The Lambda API's view of the Invoker's functions (see the module docstring)."""
 
-    def __init__(self, invoker: Invoker) -> None:
+    def __init__(self, invoker: Invoker, layers: LayerStore | None = None) -> None:
         self.invoker = invoker
+        self.layers = layers or LayerStore(invoker.state_dir, invoker.region,
+                                           invoker.account_id)
         self.lock = threading.RLock()
         self.records: dict[str, FunctionRecord] = {}
         self._code_root = os.path.join(invoker.state_dir, "code")
@@ -132,7 +136,7 @@ class Functions:
                 role=request.role, description=request.description,
                 architecture=request.architectures[0], ephemeral_storage_mb=storage,
                 dead_letter_target=_dead_letter(request.dead_letter_config),
-                tags=request.tags)
+                tags=request.tags, layers=self.layers.directories(request.layers))
             unpack(package, code_dir)
             try:
                 self.invoker.create_function(config)
@@ -143,7 +147,7 @@ class Functions:
                              revision=revision)
             self.records[name] = record
             self._save()
-        return record
+        return self._described(record)
 
     def publish(self, name: str, description: str, code_sha256: str | None,
                 revision_id: str | None) -> FunctionRecord:
@@ -155,26 +159,32 @@ class Functions:
                 raise InvalidParameterValueException(
                     f"CodeSHA256 ({code_sha256}) is different from current CodeSHA256 in "
                     f"$LATEST ({record.code_sha256}). Please try again.")
-            return _version_record(self.invoker.publish_version(
-                name, description, code_id=(record.code_sha256, record.code_size)))
+            return self._described(_version_record(self.invoker.publish_version(
+                name, description, code_id=(record.code_sha256, record.code_size))))
 
     def at(self, name: str, qualifier: str | None) -> FunctionRecord:
         """The record of ``$LATEST``, of a version, or of the version an alias names."""
         config = self.invoker.get_function(name, qualifier)
         if config.version == LATEST:
             return self.get(name)
-        return _version_record(self.invoker.get_version(name, config.version))
+        return self._described(_version_record(self.invoker.get_version(name,
+                                                                        config.version)))
 
     def versions(self, name: str) -> list[FunctionRecord]:
         """ListVersionsByFunction's: ``$LATEST``, then each version, oldest first."""
         with self.lock:  # (reentrant: ``all`` holds it)
-            return [self.get(name), *map(_version_record, self.invoker.list_versions(name))]
+            return [self.get(name), *(self._described(_version_record(version))
+                                      for version in self.invoker.list_versions(name))]
 
     def get(self, name: str) -> FunctionRecord:
         """The function's record, its configuration as the Invoker has it now."""
         config = self.invoker.get_function(name)  # 404 in Lambda's words when there is none
         record = self.records[name]
         record.config = config
+        return self._described(record)
+
+    def _described(self, record: FunctionRecord) -> FunctionRecord:
+        record.layers = self.layers.describe(record.config.layers)
         return record
 
     def all(self, all_versions: bool = False) -> list[FunctionRecord]:
@@ -211,6 +221,8 @@ class Functions:
             changes["ephemeral_storage_mb"] = request.ephemeral_storage.size
         if request.dead_letter_config is not None:
             changes["dead_letter_target"] = _dead_letter(request.dead_letter_config)
+        if request.layers is not None:
+            changes["layers"] = self.layers.directories(request.layers)
         with self.lock:
             record = self._current(name, request.revision_id)
             config = self.invoker.update_function(name, **changes)
@@ -263,7 +275,7 @@ class Functions:
                          record.uploaded if uploaded is None else uploaded, revision)
         self.records[config.name] = record
         self._save()
-        return record
+        return self._described(record)
 
     def _prune_code(self, name: str, keep: tuple[str | None, ...]) -> None:
         """Remove packages older than the previous one: the workers still running an

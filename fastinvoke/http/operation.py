@@ -10,11 +10,13 @@ if TYPE_CHECKING:
     from ..invoker import Invoker
     from ..sources.mappings import Mappings
     from .functions import Functions
+    from .layer_store import LayerStore
 
 
 class ApiContext(Protocol):
     invoker: Invoker
     functions: Functions
+    layers: LayerStore
     urls: FunctionUrls
     mappings: Mappings
 

@@ -42,6 +42,7 @@ from ..sources.schedules import Schedule, Scheduler
 from ..sources.sqs import Poller
 from .api import LambdaApi
 from .functions import Functions
+from .layer_store import LayerStore
 from .metrics import Metrics
 from .server import HttpServer, Limits, bind
 from .sigv4 import Verifier
@@ -62,6 +63,7 @@ class ServeOptions:
     # A template's EventInvokeConfig per function (Invoker.event_invoke_config keywords).
     event_configs: dict[str, dict[str, Any]] = field(default_factory=dict)
     aliases: dict[str, tuple[str, str]] = field(default_factory=dict)  # AutoPublishAlias
+    layers: dict[str, str] = field(default_factory=dict)  # layer ARN -> local dir (--layer)
     region: str = "us-east-1"  # in ARNs, and the region requests must be signed for
     sandbox: bool = True  # each function in an environment of its own (Invoker's sandbox)
     ray_address: str | None = None  # workers on this Ray cluster (Invoker's ray_address)
@@ -246,7 +248,8 @@ async def _serve(options: ServeOptions, sockets: list[socket.socket],
     scheduler = Scheduler(invoker.invoke, options.schedules)
     mappings = _mappings(invoker, options)
     try:
-        functions = Functions(invoker)
+        functions = Functions(invoker, LayerStore(invoker.state_dir, options.region,
+                                                  invoker.account_id, options.layers))
         for name, reason in options.unloadable.items():
             invoker.mark_unloadable(name, reason)
         for note in await asyncio.to_thread(functions.start, options.functions):

@@ -53,6 +53,8 @@ def function_configuration(record: FunctionRecord, invoker: Invoker, listing: bo
         document["Environment"] = {"Variables": config.env}
     if config.dead_letter_target:
         document["DeadLetterConfig"] = {"TargetArn": config.dead_letter_target}
+    if record.layers:
+        document["Layers"] = record.layers
     if not listing:
         document.update(State="Active", LastUpdateStatus="Successful")
     return document
