@@ -60,6 +60,7 @@ class Functions:
         self.pools: dict[str, FunctionPool] = {}  # $LATEST's, by name
         self.versions: dict[str, FunctionPool] = {}  # published versions', by name:N
         self.lineages: dict[str, Lineage] = {}  # by name
+        self._alias_keys: dict[str, set[str]] = {}  # name -> the aliases that have lanes
         self.unloadable: dict[str, str] = {}  # name -> why a template's could not load
         self.lock = threading.RLock()
         self.closed = False
@@ -187,6 +188,9 @@ class Functions:
         """Delete the function with its versions and aliases."""
         with self.lock:
             pool = self.pool(name)
+            for alias in self._alias_keys.pop(name, ()):
+                with self._supervisor.lock:
+                    self._events.remove_function(f"{name}:{alias}")
             for number in self.lineages.pop(name).versions:
                 self._stop(self.versions.pop(f"{name}:{number}"))
             shutil.rmtree(os.path.join(self._versions_root, name), ignore_errors=True)
@@ -243,6 +247,7 @@ class Functions:
         after the block (a refused change raises before it changes anything)."""
         with self.lock:
             yield self.lineage(name)
+            self._alias_lanes(name)
             self._save()
 
     def recycle(self, name: str) -> int:
@@ -275,9 +280,11 @@ class Functions:
                               f"{exc}; create it again", RuntimeWarning, stacklevel=4)
                 continue
             self._add(entry.config, entry.event_invoke_config)
-            lineage = self.lineages[entry.config.name] = entry.lineage
+            name = entry.config.name
+            lineage = self.lineages[name] = entry.lineage
             for number, version in lineage.versions.items():
-                self._add(version.config, entry.version_event_configs.get(number))
+                self._add(version.config, entry.qualified_event_configs.get(number))
+            self._alias_lanes(name, entry.qualified_event_configs)
 
     def _add(self, config: FunctionConfig,
              event_config: EventInvokeConfig | None = None) -> None:
@@ -304,10 +311,36 @@ class Functions:
             lineage = self.lineages[name]
             entries.append(FunctionEntry(
                 config=pool.config, event_invoke_config=self._saved_config(name),
-                lineage=lineage, version_event_configs={
-                    number: config for number in lineage.versions
-                    if (config := self._saved_config(f"{name}:{number}")) is not None}))
+                lineage=lineage, qualified_event_configs={
+                    qualifier: config for qualifier in (*lineage.versions, *lineage.aliases)
+                    if (config := self._saved_config(f"{name}:{qualifier}")) is not None}))
         self._registry.save(entries)
+
+    def _alias_lanes(self, name: str,
+                     event_configs: dict[str, EventInvokeConfig] | None = None) -> None:
+        """Give each alias of the function an Event lane, and take those of deleted
+        aliases away (admin lock held): Event invocations through an alias run with its
+        settings, each on the version the alias picks when it starts."""
+        aliases = self.lineages[name].aliases
+        head = self.pools[name]
+        with self._supervisor.lock:
+            for alias in aliases.keys() - self._alias_keys.get(name, set()):
+                key = f"{name}:{alias}"
+                lane = self._events.add_function(
+                    head, self.arn(key), key, lambda alias=alias: self._routed(name, alias))
+                if event_configs and alias in event_configs:
+                    lane.config = event_configs[alias]
+            for alias in self._alias_keys.get(name, set()) - aliases.keys():
+                self._events.remove_function(f"{name}:{alias}")
+        self._alias_keys[name] = set(aliases)
+
+    def _routed(self, name: str, alias: str) -> FunctionPool:
+        """The pool an Event of the alias's lane runs on (dispatcher lock held).  Never
+        raises: an alias deleted this instant runs it on $LATEST, its lane about to go."""
+        head = self.pools[name]
+        found = self.lineages[name].aliases.get(alias)
+        version = LATEST if found is None else found.route()
+        return head if version == LATEST else self.versions.get(f"{name}:{version}", head)
 
     def _saved_config(self, key: str) -> EventInvokeConfig | None:
         config = self._events.lane(key).config
@@ -350,13 +383,10 @@ class Functions:
             self._save()
 
     def _lane(self, name: str, qualifier: str | None) -> Lane:
-        """The Event lane of ``$LATEST`` or of a version (not of an alias: its invocations
-        run in its versions' lanes)."""
+        """The Event lane of ``$LATEST``, of a version or of an alias."""
         if qualifier is not None and qualifier != LATEST and not qualifier.isdigit():
             self.lineage(name).alias(qualifier, self.arn(name))  # 404 for no such alias
-            raise InvalidParameterValueException(
-                "fastinvoke keeps Event settings per version, not per alias: set them on "
-                f"the version alias {qualifier} points to")
+            return self._events.lane(f"{name}:{qualifier}")
         return self._events.lane(self.at(name, qualifier).name)
 
 

@@ -411,7 +411,7 @@ class Invoker:
         pool, qualifier = self._target(function_name, invocation_type, qualifier)
         body = payloads.event_bytes(event, invocation_type)
         if invocation_type != "RequestResponse":
-            return self._untimed(pool, invocation_type, body)
+            return self._untimed(_lane_key(pool, qualifier), invocation_type, body)
         invocation = self._invocation(pool, body, client_context, qualifier)
         self._dispatcher.submit(invocation)
         self._dispatcher.wait(invocation)
@@ -432,7 +432,7 @@ class Invoker:
         pool, qualifier = self._target(function_name, invocation_type, qualifier)
         body = payloads.event_bytes(event, invocation_type)
         if invocation_type != "RequestResponse":
-            return await self._untimed_async(pool, invocation_type, body)
+            return await self._untimed_async(_lane_key(pool, qualifier), invocation_type, body)
         invocation = self._invocation(pool, body, client_context, qualifier).awaitable()
         self._dispatcher.submit(invocation)
         await self._dispatcher.wait_async(invocation)
@@ -459,12 +459,13 @@ class Invoker:
         any runs, as ``invoke``'s would.  ``Event`` queues each (202), ``DryRun`` only
         validates (204).
         """
-        pool, arn, bodies = self._accept_many(function_name, events, invocation_type)
+        pool, qualifier, bodies = self._accept_many(function_name, events, invocation_type)
         if invocation_type != "RequestResponse":
-            return [self._untimed(pool, invocation_type, body) for body in bodies]
+            key = _lane_key(pool, qualifier)
+            return [self._untimed(key, invocation_type, body) for body in bodies]
         if not bodies:
             return []
-        batch = Batch.of(pool, bodies, arn)
+        batch = Batch.of(pool, bodies, self._invoked_arn(pool, qualifier))
         self._dispatcher.submit_batch(batch, self._admission.batch_width(pool, concurrency))
         self._dispatcher.wait(batch.sentinel)
         return [answer(invocation, log_type, in_batch=True) for invocation in batch.invocations]
@@ -479,12 +480,13 @@ class Invoker:
         concurrency: int | None = None,
     ) -> list[InvokeResult]:
         """``invoke_many`` for asyncio: awaits the batch on the running loop."""
-        pool, arn, bodies = self._accept_many(function_name, events, invocation_type)
+        pool, qualifier, bodies = self._accept_many(function_name, events, invocation_type)
         if invocation_type != "RequestResponse":
-            return [await self._untimed_async(pool, invocation_type, body) for body in bodies]
+            key = _lane_key(pool, qualifier)
+            return [await self._untimed_async(key, invocation_type, body) for body in bodies]
         if not bodies:
             return []
-        batch = Batch.of(pool, bodies, arn)
+        batch = Batch.of(pool, bodies, self._invoked_arn(pool, qualifier))
         batch.sentinel.awaitable()
         self._dispatcher.submit_batch(batch, self._admission.batch_width(pool, concurrency))
         await self._dispatcher.wait_async(batch.sentinel)
@@ -522,7 +524,7 @@ class Invoker:
         return self._functions.invocable(function_name, qualifier), qualifier
 
     def _accept_many(self, function_name: str, events: Iterable[Any],
-                     invocation_type: str) -> tuple[FunctionPool, str, list[bytes]]:
+                     invocation_type: str) -> tuple[FunctionPool, str | None, list[bytes]]:
         """Validate every event of a batch before any runs; an error names the event."""
         pool, qualifier = self._target(function_name, invocation_type, None)
         bodies = []
@@ -531,20 +533,21 @@ class Invoker:
                 bodies.append(payloads.event_bytes(event, invocation_type))
             except ServiceError as error:
                 raise type(error)(f"event {index}: {error.message}", **error.fields) from None
-        return pool, self._invoked_arn(pool, qualifier), bodies
+        return pool, qualifier, bodies
 
-    def _untimed(self, pool: FunctionPool, invocation_type: str, body: bytes) -> InvokeResult:
-        """An ``Event`` invocation queued (202), or a ``DryRun`` that only validated (204)."""
+    def _untimed(self, lane: str, invocation_type: str, body: bytes) -> InvokeResult:
+        """An ``Event`` invocation queued (202) in ``lane``, or a ``DryRun`` that only
+        validated (204)."""
         request_id = new_request_id()
         if invocation_type == "Event":
-            self._events.accept(pool, request_id, body)
+            self._events.accept(lane, request_id, body)
         return InvokeResult(202 if invocation_type == "Event" else 204, request_id=request_id)
 
-    async def _untimed_async(self, pool: FunctionPool, invocation_type: str,
+    async def _untimed_async(self, lane: str, invocation_type: str,
                              body: bytes) -> InvokeResult:
         request_id = new_request_id()
         if invocation_type == "Event":
-            await self._events.accept_async(pool, request_id, body)
+            await self._events.accept_async(lane, request_id, body)
         return InvokeResult(202 if invocation_type == "Event" else 204, request_id=request_id)
 
     def _invocation(self, pool: FunctionPool, body: bytes,
@@ -561,7 +564,7 @@ class Invoker:
     def _invoke_destination(self, name: str, record: bytes) -> None:
         """A destination function gets the record as an Event invocation (also while
         closing: the record is queued for the next run)."""
-        self._events.accept(self._functions.pool(name), new_request_id(), record)
+        self._events.accept(self._functions.pool(name).name, new_request_id(), record)
 
     # -- observing --------------------------------------------------------------------------
 
@@ -643,3 +646,11 @@ class Invoker:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.close()
+
+
+def _lane_key(pool: FunctionPool, qualifier: str | None) -> str:
+    """The Event lane of an invocation at ``qualifier``: an alias's own (its settings),
+    else its version's."""
+    if qualifier is None or qualifier == LATEST or qualifier.isdigit():
+        return pool.name
+    return f"{pool.config.name}:{qualifier}"

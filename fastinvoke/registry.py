@@ -20,7 +20,8 @@ class FunctionEntry(msgspec.Struct, kw_only=True):
     config: FunctionConfig
     event_invoke_config: EventInvokeConfig | None = None
     lineage: Lineage = msgspec.field(default_factory=Lineage)  # its versions and aliases
-    version_event_configs: dict[str, EventInvokeConfig] = {}  # by version number
+    # Event settings of its versions and aliases, by number or alias name.
+    qualified_event_configs: dict[str, EventInvokeConfig] = {}
 
 
 class Registry:

@@ -15,7 +15,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from helpers import FUNCTIONS, notify_socket, sandbox_layout_problem, wait_until, write_code
+from helpers import FUNCTIONS, notify_socket, sandbox_layout_problem, write_code
 from http_server import Server, serving, zip_of
 
 from fastinvoke import FunctionConfig, Invoker
@@ -211,10 +211,15 @@ def test_versions_have_their_own_meters_and_event_settings(tmp_path: Path) -> No
         listed = client.list_function_event_invoke_configs(FunctionName="m")
         assert [c["FunctionArn"] for c in listed["FunctionEventInvokeConfigs"]] == [ARN + "m:1"]
         client.create_alias(FunctionName="m", Name="live", FunctionVersion="1")
-        with pytest.raises(client.exceptions.InvalidParameterValueException,
-                           match="per version"):
-            client.put_function_event_invoke_config(FunctionName="m", Qualifier="live",
-                                                    MaximumRetryAttempts=1)
+        client.put_function_event_invoke_config(FunctionName="m", Qualifier="live",
+                                                MaximumRetryAttempts=1)
+        listed = client.list_function_event_invoke_configs(FunctionName="m")
+        assert [c["FunctionArn"] for c in listed["FunctionEventInvokeConfigs"]] == \
+            [ARN + "m:1", ARN + "m:live"]
+        assert client.get_function_event_invoke_config(
+            FunctionName="m:live")["MaximumRetryAttempts"] == 1
+        with pytest.raises(client.exceptions.ResourceNotFoundException, match="m:gone"):
+            client.get_function_event_invoke_config(FunctionName="m", Qualifier="gone")
 
 
 # -- the embedded API ---------------------------------------------------------------------
@@ -257,21 +262,33 @@ def test_reserved_concurrency_covers_every_version() -> None:
         assert invoker.call("r", {})["pid"] > 0
 
 
-def test_event_invocations_of_a_version(tmp_path: Path) -> None:
-    sink = tmp_path / "success.jsonl"
-    with Invoker(sandbox=False) as invoker:
+def test_event_invocations_of_a_version_and_an_alias(tmp_path: Path) -> None:
+    version_sink, alias_sink = tmp_path / "version.jsonl", tmp_path / "alias.jsonl"
+    with Invoker(tmp_path / "state", sandbox=False) as invoker:
         invoker.create_function(FunctionConfig(name="e", handler="echo.handler", code=FUNCTIONS))
         invoker.publish_version("e")
-        invoker.event_invoke_config("e", on_success=f"file://{sink}", qualifier="1")
-        assert invoker.invoke("e:1", {"n": 1}, invocation_type="Event").status_code == 202
-        assert invoker.wait_for_events("e", timeout_s=30)
-        record = wait_until(lambda: sink.exists() and sink.read_text().strip())
-        record = json.loads(record)
-        assert record["requestContext"]["functionArn"] == ARN + "e:1"
-        assert record["responseContext"]["executedVersion"] == "1"
-        assert record["requestPayload"] == {"n": 1}
+        invoker.create_alias("e", "live", "1")
+        invoker.event_invoke_config("e", on_success=f"file://{version_sink}", qualifier="1")
+        invoker.event_invoke_config("e", on_success=f"file://{alias_sink}", qualifier="live")
         with pytest.raises(ResourceNotFoundException):  # none set on $LATEST
             invoker.get_event_invoke_config("e")
+        assert invoker.invoke("e:1", {"n": 1}, invocation_type="Event").status_code == 202
+        assert invoker.invoke("e", {"n": 2}, qualifier="live",
+                              invocation_type="Event").status_code == 202
+        assert invoker.wait_for_events("e", timeout_s=30)  # every lane of the function
+        for sink, arn, number in ((version_sink, ARN + "e:1", 1),
+                                  (alias_sink, ARN + "e:live", 2)):
+            record = json.loads(sink.read_text())
+            assert record["requestContext"]["functionArn"] == arn
+            assert record["responseContext"]["executedVersion"] == "1"
+            assert record["requestPayload"] == {"n": number}
+        assert invoker.meter("e", "1")["invocations"] == 2
+    # The alias's settings are kept in the state directory; deleting it takes them away.
+    with Invoker(tmp_path / "state", sandbox=False) as invoker:
+        assert invoker.get_event_invoke_config("e", "live").on_success == f"file://{alias_sink}"
+        invoker.delete_alias("e", "live")
+        with pytest.raises(ResourceNotFoundException, match="e:live"):
+            invoker.get_event_invoke_config("e", "live")
 
 
 # -- SAM's AutoPublishAlias -----------------------------------------------------------------

@@ -40,8 +40,9 @@ class Deliverer:
         arn = lane.config.on_success if success else lane.config.on_failure
         if arn:
             target = parse_destination(arn, self.state_dir)
-            version = lane.pool.config.version
-            function_arn = lane.arn if version != "$LATEST" else lane.arn + ":$LATEST"
+            version = event.last_version or lane.pool.config.version
+            # Qualified as invoked (a version's or alias's lane), else as $LATEST.
+            function_arn = lane.arn if ":" in lane.key else lane.arn + ":$LATEST"
             record = records.destination_record(event, function_arn, version, condition,
                                                 now_ms)
             if target.kind == "function":

@@ -56,13 +56,19 @@ def _now_ms() -> int:
 
 
 class Lane:
-    """One function's events."""
+    """The events of one function, version or alias (``key``: ``name``, ``name:3``,
+    ``name:live``).  An alias's lane runs each event on the version the alias picks then
+    (``route``); ``pool`` is its function's, for its concurrency."""
 
-    __slots__ = ("pool", "arn", "config", "ready", "claimed", "running", "in_transit")
+    __slots__ = ("pool", "arn", "key", "route", "config", "ready", "claimed", "running",
+                 "in_transit")
 
-    def __init__(self, pool: FunctionPool, arn: str) -> None:
+    def __init__(self, pool: FunctionPool, arn: str, key: str | None = None,
+                 route: Callable[[], FunctionPool] | None = None) -> None:
         self.pool = pool
         self.arn = arn
+        self.key = key or pool.name
+        self.route = route
         self.config = EventInvokeConfig()
         self.ready: deque[QueuedEvent] = deque()
         self.claimed: deque[QueuedEvent] = deque()
@@ -127,15 +133,19 @@ class EventQueue:
 
     # -- functions (lock held) -------------------------------------------------------------
 
-    def add_function(self, pool: FunctionPool, arn: str) -> Lane:
-        lane = self._lanes[pool.name] = Lane(pool, arn)
-        lane.ready.extend(self._orphans.pop(pool.name, ()))
+    def add_function(self, pool: FunctionPool, arn: str, key: str | None = None,
+                     route: Callable[[], FunctionPool] | None = None) -> Lane:
+        """A lane for ``pool``'s events, or with ``key`` and ``route`` for an alias's."""
+        lane = Lane(pool, arn, key, route)
+        self._lanes[lane.key] = lane
+        lane.ready.extend(self._orphans.pop(lane.key, ()))
         if lane.ready:
             self._wake.notify()
         return lane
 
     def remove_function(self, name: str) -> None:
-        """The function is deleted: Lambda drops its queued events; so do we."""
+        """The function (version, alias) is deleted: Lambda drops its queued events; so
+        do we."""
         lane = self._lanes.pop(name, None)
         if lane is not None:
             for event in (*lane.claimed, *lane.ready):
@@ -146,11 +156,12 @@ class EventQueue:
 
     # -- accepting (any thread) ------------------------------------------------------------
 
-    def accept(self, pool: FunctionPool, request_id: str, payload: bytes) -> None:
-        """Persist an event (returns once it is committed) and queue it."""
-        self._queue([QueuedEvent(request_id, pool.name, payload, _now_ms())])
+    def accept(self, key: str, request_id: str, payload: bytes) -> None:
+        """Persist an event for the lane ``key`` (returns once it is committed) and queue
+        it."""
+        self._queue([QueuedEvent(request_id, key, payload, _now_ms())])
 
-    async def accept_async(self, pool: FunctionPool, request_id: str, payload: bytes) -> None:
+    async def accept_async(self, key: str, request_id: str, payload: bytes) -> None:
         """``accept`` for asyncio: the events a loop accepts in one iteration are committed
         together, at the end of it."""
         loop = asyncio.get_running_loop()
@@ -158,7 +169,7 @@ class EventQueue:
         if batch is None:
             batch = self._loop_batches[loop] = ([], loop.create_future())
             loop.call_soon(self._commit_loop_batch, loop)
-        batch[0].append(QueuedEvent(request_id, pool.name, payload, _now_ms()))
+        batch[0].append(QueuedEvent(request_id, key, payload, _now_ms()))
         await asyncio.shield(batch[1])
 
     def _commit_loop_batch(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -189,16 +200,16 @@ class EventQueue:
     # -- starting and finishing attempts (lock held) ---------------------------------------
 
     def concurrency_changed(self, pool: FunctionPool) -> None:
-        """``pool``'s reserved concurrency changed (lock held): its claimed events may start,
-        or, at 0, may never run."""
-        lane = self._lanes.get(pool.name)
-        if lane is not None and lane.pool is pool:
-            self._start(lane)
+        """``pool``'s reserved concurrency changed (lock held): the claimed events of its
+        lanes (its versions' and aliases' too) may start, or, at 0, may never run."""
+        for lane in list(self._lanes.values()):
+            if lane.pool.head is pool:
+                self._start(lane)
 
     def _start(self, lane: Lane) -> None:
         """Start ``lane``'s claimed events while its function has concurrency to spare."""
         claimed = lane.claimed
-        if claimed and lane.pool.config.reserved_concurrency == 0:
+        if claimed and lane.pool.head.config.reserved_concurrency == 0:
             while claimed:  # claimed before the reservation went to 0: they never run
                 event = claimed.popleft()
                 event.attempts -= 1  # counted when claimed, never started
@@ -213,7 +224,8 @@ class EventQueue:
                     event.attempts -= 1  # counted when claimed, never started
                     self._finish(event, records.EVENT_AGE_EXCEEDED)
                     continue
-                invocation = Invocation(event.request_id, lane.pool, event.payload, lane.arn)
+                pool = lane.pool if lane.route is None else lane.route()
+                invocation = Invocation(event.request_id, pool, event.payload, lane.arn)
                 invocation.callback = done
                 invocation.source = event
                 lane.running += 1
@@ -230,8 +242,9 @@ class EventQueue:
         self._running -= 1
         event.last_payload = invocation.payload
         event.last_error = invocation.error_type if invocation.outcome else None
+        event.last_version = invocation.pool.config.version
         lane = self._lanes.get(event.function)
-        if lane is None or lane.pool is not invocation.pool:  # deleted meanwhile
+        if lane is None or lane.pool.head is not invocation.pool.head:  # deleted meanwhile
             self._delete(event.seq)
             return
         lane.running -= 1
@@ -321,7 +334,7 @@ class EventQueue:
                     lane.in_transit -= 1
                 for lane, events in claims:
                     lane.in_transit -= len(events)
-                    if lane is self._lanes.get(lane.pool.name):
+                    if lane is self._lanes.get(lane.key):
                         lane.claimed.extend(events)
                         self._start(lane)
                     else:  # its function was deleted meanwhile: dropped with it
@@ -409,15 +422,15 @@ class EventQueue:
         failures."""
         with self.lock:
             resumable = 0
-            for function, ages in self._recovered_ages.items():
-                lane = self._lanes.get(function)
-                if lane is not None and (name is None or function == name) \
-                        and lane.pool.config.reserved_concurrency != 0:
+            lanes = self._lanes_of(name)
+            for lane in lanes:
+                ages = self._recovered_ages.get(lane.key)
+                if ages and lane.pool.head.config.reserved_concurrency != 0:
                     resumable += bisect.bisect_left(ages, lane.config.max_age_ms)
-            lanes = [self._lanes[name]] if name is not None else list(self._lanes.values())
+            keys = {lane.key for lane in lanes}
             queued = sum(len(lane.ready) + len(lane.claimed) for lane in lanes)
             delayed = sum(1 for _, _, event in self._delayed
-                          if name is None or event.function == name)
+                          if name is None or event.function in keys)
             figures = {"queued": queued, "delayed": delayed,
                        "running": sum(lane.running for lane in lanes)}
             if name is None:
@@ -431,13 +444,16 @@ class EventQueue:
         having its record delivered; retries waiting for their delay do not count.  False
         if ``timeout_s`` passed."""
         def settled() -> bool:
-            lanes = [self._lanes[name]] if name in self._lanes else \
-                [] if name is not None else self._lanes.values()
             return not any(lane.running or lane.claimed or lane.ready or lane.in_transit
-                           for lane in lanes)
+                           for lane in self._lanes_of(name))
 
         with self.lock:
             return self._settled.wait_for(settled, timeout_s)
+
+    def _lanes_of(self, name: str | None) -> list[Lane]:
+        """The lanes of function ``name`` ($LATEST's, its versions' and aliases'), or all."""
+        return [lane for lane in self._lanes.values()
+                if name is None or lane.pool.config.name == name]
 
     def close(self, grace_s: float) -> None:
         """Let running attempts finish (for up to ``grace_s``), write down what is left

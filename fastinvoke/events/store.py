@@ -38,7 +38,7 @@ class QueuedEvent:
     """One accepted Event invocation, across all its attempts (one request id)."""
 
     __slots__ = ("seq", "request_id", "function", "payload", "enqueued_ms", "attempts",
-                 "due_ms", "last_payload", "last_error")
+                 "due_ms", "last_payload", "last_error", "last_version")
 
     def __init__(self, request_id: str, function: str, payload: bytes, enqueued_ms: int,
                  attempts: int = 0, due_ms: int = 0, seq: int = 0,
@@ -52,6 +52,7 @@ class QueuedEvent:
         self.due_ms = due_ms  # a retry's earliest start; 0: at once
         self.last_payload = last_payload  # the last attempt's response or error document
         self.last_error = last_error  # its error type (None: it succeeded)
+        self.last_version: str | None = None  # the version it ran on (this run's attempts)
 
 
 class MemoryEventStore:

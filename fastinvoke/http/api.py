@@ -265,17 +265,20 @@ class LambdaApi:
                                         query: dict[str, str]) -> Response:
         name = self.unqualified(function, query)
         configs = []
-        for qualifier in [None, *(version.config.version
-                                  for version in self.invoker.list_versions(name))]:
+        for order, qualifier in [
+                ("0", None),
+                *((f"1{version.config.version:0>10}", version.config.version)
+                  for version in self.invoker.list_versions(name)),
+                *((f"2{alias.name}", alias.name) for alias in self.invoker.list_aliases(name))]:
             try:
                 config = self.invoker.get_event_invoke_config(name, qualifier)
             except ResourceNotFoundException:
-                continue  # none set for this version
-            configs.append((qualifier or "$LATEST", config))
-        chosen, marker = page(configs, lambda item: item[0].zfill(10), query)
+                continue  # none set for this version or alias
+            configs.append((order, qualifier, config))
+        chosen, marker = page(configs, lambda item: item[0], query)
         return json_response(listing("FunctionEventInvokeConfigs", [
             shapes.event_invoke_config(name, qualifier, config, self.invoker)
-            for qualifier, config in chosen], marker))
+            for _, qualifier, config in chosen], marker))
 
     async def delete_event_invoke_config(self, request: Request, function: str | None,
                                          query: dict[str, str]) -> Response:
