@@ -248,7 +248,26 @@ class Functions:
         with self.lock:
             yield self.lineage(name)
             self._alias_lanes(name)
+            self._provision(name)
             self._save()
+
+    def _provision(self, name: str) -> None:
+        """Bring each version's provisioned concurrency to what its configurations (its
+        own, or an alias's on it) ask: new environments, initialised, for the new count."""
+        wanted = self.lineages[name].provisioned_versions()
+        for number in self.lineages[name].versions:
+            pool = self.versions[f"{name}:{number}"]
+            count = wanted.get(number, 0)
+            if pool.config.provisioned != count:
+                with self._supervisor.lock:
+                    pool.config = msgspec.structs.replace(pool.config, provisioned=count)
+                    self._supervisor.renew(pool)
+
+    def provisioned_ready(self, pool: FunctionPool) -> int:
+        """How many of ``pool``'s provisioned environments are initialised and ready."""
+        with self._supervisor.lock:
+            return sum(1 for worker in pool.workers.values()
+                       if worker.provisioned and worker.state in ("idle", "ready"))
 
     def recycle(self, name: str) -> int:
         pool = self.pool(name)
@@ -282,8 +301,11 @@ class Functions:
             self._add(entry.config, entry.event_invoke_config)
             name = entry.config.name
             lineage = self.lineages[name] = entry.lineage
+            provisioned = lineage.provisioned_versions()
             for number, version in lineage.versions.items():
-                self._add(version.config, entry.qualified_event_configs.get(number))
+                self._add(msgspec.structs.replace(version.config,
+                                                  provisioned=provisioned.get(number, 0)),
+                          entry.qualified_event_configs.get(number))
             self._alias_lanes(name, entry.qualified_event_configs)
 
     def _add(self, config: FunctionConfig,

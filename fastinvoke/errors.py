@@ -62,6 +62,10 @@ class ResourceNotFoundException(ServiceError, LookupError):
     message_key = "Message"
 
 
+class ProvisionedConcurrencyConfigNotFoundException(ServiceError, LookupError):
+    status = 404
+
+
 class InvalidRequestContentException(ServiceError, ValueError):
     status = 400
 

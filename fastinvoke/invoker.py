@@ -33,6 +33,7 @@ from .dispatch import Dispatcher
 from .errors import (
     FunctionError,
     InvalidParameterValueException,
+    ProvisionedConcurrencyConfigNotFoundException,
     ServiceError,
     ValidationException,
 )
@@ -324,6 +325,46 @@ class Invoker:
         aliases = self._functions.lineage(name).aliases
         return [aliases[key] for key in sorted(aliases)
                 if function_version in (None, aliases[key].function_version)]
+
+    def put_provisioned_concurrency(self, name: str, qualifier: str, count: int) -> None:
+        """Keep ``count`` environments of version (or alias) ``qualifier`` initialised and
+        ready, as Lambda's provisioned concurrency: they are made at once (Init runs in
+        them before any invocation) and never stopped for idleness."""
+        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+            raise ValidationException(
+                f"1 validation error detected: Value '{count}' at "
+                "'provisionedConcurrentExecutions' failed to satisfy constraint: Member must "
+                "have value greater than or equal to 1")
+        reserved = self.get_function(name).reserved_concurrency
+        if reserved is not None and count > reserved:
+            raise InvalidParameterValueException(
+                "Requested Provisioned Concurrency should not be greater than the "
+                "reservedConcurrentExecution for function")
+        with self._functions.editing(name) as lineage:
+            lineage.set_provisioned(qualifier, count, self.function_arn(name))
+
+    def delete_provisioned_concurrency(self, name: str, qualifier: str) -> None:
+        with self._functions.editing(name) as lineage:
+            self._check_provisioned(lineage.provisioned, name, qualifier)
+            del lineage.provisioned[qualifier]
+
+    def provisioned_concurrency(self, name: str) -> dict[str, tuple[int, int]]:
+        """Version or alias -> (provisioned concurrency asked for, environments ready)."""
+        configured = dict(self._functions.lineage(name).provisioned)
+        return {qualifier: (count, self._functions.provisioned_ready(
+            self._functions.at(name, qualifier))) for qualifier, count in configured.items()}
+
+    def get_provisioned_concurrency(self, name: str, qualifier: str) -> tuple[int, int]:
+        """(provisioned concurrency asked for, environments ready) of ``qualifier``."""
+        found = self.provisioned_concurrency(name)
+        self._check_provisioned(found, name, qualifier)
+        return found[qualifier]
+
+    def _check_provisioned(self, found: dict[str, Any], name: str, qualifier: str) -> None:
+        if qualifier not in found:
+            raise ProvisionedConcurrencyConfigNotFoundException(
+                f"No Provisioned Concurrency Config found for this function "
+                f"({self.function_arn(name)}:{qualifier})")
 
     def delete_alias(self, name: str, alias: str) -> None:
         with self._functions.editing(name) as lineage:

@@ -80,6 +80,7 @@ class Lineage(msgspec.Struct, kw_only=True):
     last: int = 0  # the highest number published; numbers are never used twice
     versions: dict[str, Version] = {}
     aliases: dict[str, Alias] = {}
+    provisioned: dict[str, int] = {}  # version number or alias -> provisioned concurrency
 
     def unchanged(self, config: FunctionConfig, code_sha256: str) -> Version | None:
         """The last version, when ``$LATEST`` (``config``, code ``code_sha256``) has not
@@ -112,6 +113,7 @@ class Lineage(msgspec.Struct, kw_only=True):
             raise ResourceConflictException(
                 "Unable to delete version because the following aliases reference it: "
                 f"[{', '.join(users)}]")
+        self.provisioned.pop(number, None)  # deleted with it
 
     def alias(self, name: str, arn: str) -> Alias:
         found = self.aliases.get(name)
@@ -134,12 +136,44 @@ class Lineage(msgspec.Struct, kw_only=True):
         check_revision(revision_id, current.revision_id)
         alias = self.check_alias(msgspec.structs.replace(
             current, revision_id=str(uuid.uuid4()), **changes), arn)
+        if name in self.provisioned and alias.function_version == LATEST:
+            raise InvalidParameterValueException(
+                f"Alias {name} has provisioned concurrency, which $LATEST cannot have: "
+                "delete its provisioned concurrency configuration first")
         self.aliases[name] = alias
         return alias
 
     def delete_alias(self, name: str, arn: str) -> None:
         self.alias(name, arn)
         del self.aliases[name]
+        self.provisioned.pop(name, None)  # its provisioned concurrency goes with it
+
+    def set_provisioned(self, qualifier: str, count: int, arn: str) -> None:
+        """Keep ``count`` environments of a version (or of an alias's version) initialised,
+        refusing what Lambda refuses: ``$LATEST``, and two configurations that would
+        provision one version."""
+        version = self._provisioned_version(qualifier, arn)
+        for other in self.provisioned:
+            if other != qualifier and self._provisioned_version(other, arn) == version:
+                raise ResourceConflictException(
+                    f"Version {version} already has provisioned concurrency through {other}: "
+                    "delete that configuration first")
+        self.provisioned[qualifier] = count
+
+    def provisioned_versions(self) -> dict[str, int]:
+        """Provisioned concurrency by version number (an alias's on its main version)."""
+        return {self._provisioned_version(qualifier, ""): count
+                for qualifier, count in self.provisioned.items()}
+
+    def _provisioned_version(self, qualifier: str, arn: str) -> str:
+        version = qualifier if qualifier.isdigit() or qualifier == LATEST else self.alias(
+            qualifier, arn).function_version
+        if version == LATEST:
+            raise InvalidParameterValueException(
+                "Provisioned Concurrency Configs cannot be applied to unpublished function "
+                "versions.")
+        self.version(version, arn)
+        return version
 
     def check_alias(self, alias: Alias, arn: str) -> Alias:
         """Refuse an alias Lambda would refuse: a bad name or description, a version that

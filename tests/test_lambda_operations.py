@@ -41,8 +41,7 @@ def test_an_operation_fastinvoke_lacks_is_named(client: Any) -> None:
     assert (status, code) == (501, "NotImplementedException")
     assert message == ("fastinvoke does not implement AddPermission: resource-based policies "
                        "are not enforced locally: any caller of this server may invoke")
-    assert "ListProvisionedConcurrencyConfigs" in refusal(
-        lambda: client.list_provisioned_concurrency_configs(FunctionName="echo"))[2]
+    assert "ListCodeSigningConfigs" in refusal(lambda: client.list_code_signing_configs())[2]
     assert "use Invoke with InvocationType Event" in refusal(
         lambda: client.invoke_async(FunctionName="echo", InvokeArgs=b"{}"))[2]
 

@@ -15,7 +15,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from helpers import FUNCTIONS, notify_socket, sandbox_layout_problem, write_code
+from helpers import FUNCTIONS, notify_socket, sandbox_layout_problem, wait_until, write_code
 from http_server import Server, serving, zip_of
 
 from fastinvoke import FunctionConfig, Invoker
@@ -346,3 +346,43 @@ def test_auto_publish_alias_follows_the_code(tmp_path: Path) -> None:
         capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr
     assert '"answer": "two"' in done.stdout
+
+
+def test_provisioned_concurrency_of_versions_and_aliases(tmp_path: Path) -> None:
+    with serving(tmp_path, template=False) as server:
+        client = server.client()
+        client.create_function(FunctionName="p", Runtime=RUNTIME, Role=ROLE,
+                               Handler="app.handler", Code={"ZipFile": _code("one")},
+                               Publish=True)
+        client.create_alias(FunctionName="p", Name="live", FunctionVersion="1")
+        with pytest.raises(client.exceptions.InvalidParameterValueException,
+                           match="unpublished"):
+            client.put_provisioned_concurrency_config(
+                FunctionName="p", Qualifier="$LATEST", ProvisionedConcurrentExecutions=1)
+        put = client.put_provisioned_concurrency_config(
+            FunctionName="p", Qualifier="live", ProvisionedConcurrentExecutions=2)
+        assert put["RequestedProvisionedConcurrentExecutions"] == 2
+        # The environments are made and initialised before any invocation.
+        ready = wait_until(lambda: client.get_provisioned_concurrency_config(
+            FunctionName="p", Qualifier="live")["Status"] == "READY", timeout=30)
+        assert ready
+        got = client.get_provisioned_concurrency_config(FunctionName="p", Qualifier="live")
+        assert got["AvailableProvisionedConcurrentExecutions"] == 2
+        assert client.invoke(FunctionName="p:live")["ExecutedVersion"] == "1"
+        with urllib.request.urlopen(server.url + "/metrics", timeout=10) as answer:
+            assert 'fastinvoke_invocations_total{function="p:1"} 1.0' in answer.read().decode()
+        # One version, one configuration: the version itself is refused while the alias has it.
+        with pytest.raises(client.exceptions.ResourceConflictException, match="through live"):
+            client.put_provisioned_concurrency_config(
+                FunctionName="p", Qualifier="1", ProvisionedConcurrentExecutions=1)
+        listed = client.list_provisioned_concurrency_configs(FunctionName="p")
+        assert [c["FunctionArn"] for c in listed["ProvisionedConcurrencyConfigs"]] == \
+            [ARN + "p:live"]
+        client.delete_provisioned_concurrency_config(FunctionName="p", Qualifier="live")
+        with pytest.raises(client.exceptions.ProvisionedConcurrencyConfigNotFoundException):
+            client.get_provisioned_concurrency_config(FunctionName="p", Qualifier="live")
+        client.put_function_concurrency(FunctionName="p", ReservedConcurrentExecutions=1)
+        with pytest.raises(client.exceptions.InvalidParameterValueException,
+                           match="reservedConcurrentExecution"):
+            client.put_provisioned_concurrency_config(
+                FunctionName="p", Qualifier="1", ProvisionedConcurrentExecutions=2)

@@ -50,6 +50,11 @@ from .messages import Request, Response, json_response
 from .metrics import CONTENT_TYPE, Metrics
 from .names import parse_function_name
 from .paging import listing, page, version_order
+from .provisioned_operations import (
+    delete_provisioned_concurrency,
+    get_or_list_provisioned_concurrency,
+    put_provisioned_concurrency,
+)
 from .sigv4 import Verifier
 from .tag_operations import list_tags, tag_resource, untag_resource
 from .url_operations import (
@@ -120,7 +125,7 @@ class LambdaApi:
 
     async def invoke(self, request: Request, function: str | None,
                      query: dict[str, str]) -> Response:
-        name, qualifier = self._name(function, query)
+        name, qualifier = self.qualified_name(function, query)
         headers = request.headers
         log_type = headers.get("x-amz-log-type")
         if log_type not in _LOG_TYPES:
@@ -172,13 +177,13 @@ class LambdaApi:
 
     async def get_function(self, request: Request, function: str | None,
                            query: dict[str, str]) -> Response:
-        name, qualifier = self._name(function, query)
+        name, qualifier = self.qualified_name(function, query)
         record = await asyncio.to_thread(self.functions.at, name, qualifier)
         return json_response(shapes.get_function(record, self.invoker, qualifier))
 
     async def get_function_configuration(self, request: Request, function: str | None,
                                          query: dict[str, str]) -> Response:
-        name, qualifier = self._name(function, query)
+        name, qualifier = self.qualified_name(function, query)
         record = await asyncio.to_thread(self.functions.at, name, qualifier)
         return json_response(shapes.function_configuration(record, self.invoker,
                                                            arn_qualifier=qualifier))
@@ -201,7 +206,7 @@ class LambdaApi:
 
     async def delete_function(self, request: Request, function: str | None,
                               query: dict[str, str]) -> Response:
-        name, qualifier = self._name(function, query)
+        name, qualifier = self.qualified_name(function, query)
         if qualifier is not None:
             await asyncio.to_thread(self.invoker.delete_function, name, qualifier)
             return _empty(204)
@@ -240,7 +245,7 @@ class LambdaApi:
 
     async def put_event_invoke_config(self, request: Request, function: str | None,
                                       query: dict[str, str]) -> Response:
-        name, qualifier = self._name(function, query)
+        name, qualifier = self.qualified_name(function, query)
         settings = _event_settings(bodies.decode(request.body, bodies.EventInvokeConfig))
         config = await asyncio.to_thread(self.invoker.event_invoke_config, name,
                                          qualifier=qualifier, **settings)
@@ -248,7 +253,7 @@ class LambdaApi:
 
     async def update_event_invoke_config(self, request: Request, function: str | None,
                                          query: dict[str, str]) -> Response:
-        name, qualifier = self._name(function, query)
+        name, qualifier = self.qualified_name(function, query)
         settings = _event_settings(bodies.decode(request.body, bodies.EventInvokeConfig))
         changes = {key: value for key, value in settings.items() if value is not None}
         config = await asyncio.to_thread(self.invoker.update_event_invoke_config, name,
@@ -257,7 +262,7 @@ class LambdaApi:
 
     async def get_event_invoke_config(self, request: Request, function: str | None,
                                       query: dict[str, str]) -> Response:
-        name, qualifier = self._name(function, query)
+        name, qualifier = self.qualified_name(function, query)
         config = self.invoker.get_event_invoke_config(name, qualifier)
         return json_response(shapes.event_invoke_config(name, qualifier, config, self.invoker))
 
@@ -282,7 +287,7 @@ class LambdaApi:
 
     async def delete_event_invoke_config(self, request: Request, function: str | None,
                                          query: dict[str, str]) -> Response:
-        name, qualifier = self._name(function, query)
+        name, qualifier = self.qualified_name(function, query)
         await asyncio.to_thread(self.invoker.delete_event_invoke_config, name, qualifier)
         return _empty(204)
 
@@ -296,8 +301,9 @@ class LambdaApi:
 
     # -- names ----------------------------------------------------------------------------
 
-    def _name(self, function: str | None, query: dict[str, str],
-              max_length: int = 256) -> tuple[str, str | None]:
+    def qualified_name(self, function: str | None, query: dict[str, str],
+                       max_length: int = 256) -> tuple[str, str | None]:
+        """The function's name and the qualifier given (in its name or ``Qualifier``)."""
         assert function is not None  # every route with a function has its segment
         key = (function, query.get("Qualifier"), max_length)
         parsed = self._names.get(key)
@@ -312,7 +318,7 @@ class LambdaApi:
 
     def latest_name(self, function: str | None, query: dict[str, str]) -> str:
         """The name, for operations on $LATEST only."""
-        name, qualifier = self._name(function, query)
+        name, qualifier = self.qualified_name(function, query)
         if qualifier not in (None, "$LATEST"):
             raise ResourceNotFoundException(
                 f"Function not found: {self.invoker.function_arn(name)}:{qualifier}")
@@ -320,7 +326,7 @@ class LambdaApi:
 
     def unqualified(self, function: str | None, query: dict[str, str], max_length: int = 256,
                      qualified_error: str | None = None) -> str:
-        name, qualifier = self._name(function, query, max_length)
+        name, qualifier = self.qualified_name(function, query, max_length)
         if qualifier is not None:
             raise InvalidParameterValueException(
                 qualified_error or "This operation takes an unqualified function name or ARN.")
@@ -341,6 +347,9 @@ ROUTES: dict[tuple[str, str, str | None], dict[str, Operation]] = {
     ("2017-10-31", "functions", "concurrency"): {"PUT": LambdaApi.put_function_concurrency,
                                                  "DELETE": LambdaApi.delete_function_concurrency},
     ("2019-09-30", "functions", "concurrency"): {"GET": LambdaApi.get_function_concurrency},
+    ("2019-09-30", "functions", "provisioned-concurrency"): {
+        "PUT": put_provisioned_concurrency, "GET": get_or_list_provisioned_concurrency,
+        "DELETE": delete_provisioned_concurrency},
     ("2016-08-19", "account-settings", None): {"GET": LambdaApi.get_account_settings},
     ("2019-09-25", "functions", "event-invoke-config"): {
         "PUT": LambdaApi.put_event_invoke_config, "POST": LambdaApi.update_event_invoke_config,

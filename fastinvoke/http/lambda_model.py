@@ -22,9 +22,6 @@ _INSTEAD = {
                      "server may invoke",
     "RemovePermission": "resource-based policies are not enforced locally",
     "GetPolicy": "resource-based policies are not enforced locally",
-    "PutProvisionedConcurrencyConfig": "give the function ProvisionedConcurrencyConfig in its "
-                                       "SAM template (or FunctionConfig(provisioned=N))",
-    "GetProvisionedConcurrencyConfig": "GetFunction's Configuration shows the function",
     "PutFunctionCodeSigningConfig": "code signing is not checked locally",
     "PutRuntimeManagementConfig": "the runtime is this machine's",
 }

@@ -24,6 +24,11 @@ class ApiContext(Protocol):
         """The function's name, for operations on $LATEST only."""
         ...
 
+    def qualified_name(self, function: str | None, query: dict[str, str],
+                       max_length: int = 256) -> tuple[str, str | None]:
+        """The function's name and the qualifier given (in its name or ``Qualifier``)."""
+        ...
+
     def unqualified(self, function: str | None, query: dict[str, str], max_length: int = 256,
                     qualified_error: str | None = None) -> str:
         """The function's name, for operations on a function, not on a version or alias."""
