@@ -36,6 +36,12 @@ def _code(answer: str) -> bytes:
         "            'arn': context.invoked_function_arn}\n")})
 
 
+def _create(client, name: str, **extra) -> dict:
+    return client.create_function(FunctionName=name, Runtime=RUNTIME, Role=ROLE,
+                                  Handler="app.handler", Code={"ZipFile": _code("one")},
+                                  **extra)
+
+
 def _invoke(client, name: str, **kwargs) -> tuple[dict, dict]:
     answer = client.invoke(FunctionName=name, **kwargs)
     return json.loads(answer["Payload"].read()), answer
@@ -44,9 +50,7 @@ def _invoke(client, name: str, **kwargs) -> tuple[dict, dict]:
 def test_publish_invoke_and_delete_versions(tmp_path: Path) -> None:
     with serving(tmp_path, template=False) as server:
         client = server.client()
-        created = client.create_function(FunctionName="v", Runtime=RUNTIME, Role=ROLE,
-                                         Handler="app.handler", Code={"ZipFile": _code("one")},
-                                         Description="first")
+        created = _create(client, "v", Description="first")
         assert created["Version"] == "$LATEST"
         one = client.publish_version(FunctionName="v", Description="release one")
         assert (one["Version"], one["FunctionArn"]) == ("1", ARN + "v:1")
@@ -124,8 +128,7 @@ def test_publish_invoke_and_delete_versions(tmp_path: Path) -> None:
 def test_aliases_route_by_weight(tmp_path: Path) -> None:
     with serving(tmp_path, template=False) as server:
         client = server.client()
-        client.create_function(FunctionName="a", Runtime=RUNTIME, Role=ROLE,
-                               Handler="app.handler", Code={"ZipFile": _code("one")})
+        _create(client, "a")
         client.publish_version(FunctionName="a")
         client.update_function_code(FunctionName="a", ZipFile=_code("two"), Publish=True)
         alias = client.create_alias(FunctionName="a", Name="live", FunctionVersion="1",
@@ -191,9 +194,7 @@ def test_aliases_route_by_weight(tmp_path: Path) -> None:
 def test_versions_have_their_own_meters_and_event_settings(tmp_path: Path) -> None:
     with serving(tmp_path, template=False) as server:
         client = server.client()
-        client.create_function(FunctionName="m", Runtime=RUNTIME, Role=ROLE,
-                               Handler="app.handler", Code={"ZipFile": _code("one")},
-                               Publish=True)
+        _create(client, "m", Publish=True)
         for _ in range(3):
             client.invoke(FunctionName="m:1")
         client.invoke(FunctionName="m")
@@ -351,9 +352,7 @@ def test_auto_publish_alias_follows_the_code(tmp_path: Path) -> None:
 def test_provisioned_concurrency_of_versions_and_aliases(tmp_path: Path) -> None:
     with serving(tmp_path, template=False) as server:
         client = server.client()
-        client.create_function(FunctionName="p", Runtime=RUNTIME, Role=ROLE,
-                               Handler="app.handler", Code={"ZipFile": _code("one")},
-                               Publish=True)
+        _create(client, "p", Publish=True)
         client.create_alias(FunctionName="p", Name="live", FunctionVersion="1")
         with pytest.raises(client.exceptions.InvalidParameterValueException,
                            match="unpublished"):
