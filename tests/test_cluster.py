@@ -347,3 +347,18 @@ def test_a_function_with_layers_is_refused_saying_why(make_cluster_invoker: Make
     invoker = make_cluster_invoker()
     with pytest.raises(InvalidParameterValueException, match="does not ship to Ray nodes"):
         make_function("echo.handler", invoker=invoker, layers=[str(tmp_path)])
+
+
+def test_versions_and_aliases_run_on_the_cluster(make_cluster_invoker: MakeInvoker,
+                                                 make_function: MakeFunction) -> None:
+    """A version is a pool of its own on the nodes, with its own copy of the code."""
+    invoker = make_cluster_invoker()
+    name = make_function("counter.handler", invoker=invoker)
+    invoker.publish_version(name)
+    invoker.create_alias(name, "live", "1")
+    assert document(invoker.invoke(name, {}))["count"] == 1
+    answer = invoker.invoke(f"{name}:live", {})
+    assert answer.executed_version == "1" and document(answer)["count"] == 1
+    assert document(invoker.invoke(name, {}, qualifier="1"))["count"] == 2
+    assert sum(invoker.placement(name, "1").values()) == 1
+    assert invoker.meter(name, "1")["invocations"] == 2
