@@ -275,6 +275,32 @@ class Invoker:
         the alias ``qualifier`` points to."""
         return self._functions.at(name, qualifier).config
 
+    def list_functions(self, all_versions: bool = False) -> list[FunctionConfig]:
+        """The functions' configurations (``$LATEST``'s), and with ``all_versions`` their
+        published versions' too."""
+        pools = self._functions.all_pools() if all_versions else self._functions.pools.values()
+        return [pool.config for pool in pools]
+
+    def placement(self, name: str, qualifier: str | None = None) -> dict[str, int]:
+        """Where the workers of the function (or of its version ``qualifier``) are: Ray
+        node id -> workers placed there (with ``ray_address``), or ``{"local": workers}``."""
+        pool = self._functions.at(name, qualifier)
+        with self._dispatcher.lock:
+            return self._supervisor.placement(pool)
+
+    def function_arn(self, name: str) -> str:
+        return self._functions.arn(name)
+
+    def put_function_concurrency(self, name: str, reserved: int) -> None:
+        """Reserve ``reserved`` concurrent executions for the function, which also caps
+        it (0 stops it from running).  The account keeps at least 100 unreserved."""
+        check_reserved(reserved)
+        self._functions.set_reserved(name, reserved)
+
+    def delete_function_concurrency(self, name: str) -> None:
+        """Remove the function's reservation: it shares the unreserved pool again."""
+        self._functions.set_reserved(name, None)
+
     # -- versions and aliases ---------------------------------------------------------------
 
     def publish_version(self, name: str, description: str = "", *,
@@ -326,6 +352,10 @@ class Invoker:
         return [aliases[key] for key in sorted(aliases)
                 if function_version in (None, aliases[key].function_version)]
 
+    def delete_alias(self, name: str, alias: str) -> None:
+        with self._functions.editing(name) as lineage:
+            lineage.delete_alias(alias, self.function_arn(name))
+
     def put_provisioned_concurrency(self, name: str, qualifier: str, count: int) -> None:
         """Keep ``count`` environments of version (or alias) ``qualifier`` initialised and
         ready, as Lambda's provisioned concurrency: they are made at once (Init runs in
@@ -366,44 +396,14 @@ class Invoker:
                 f"No Provisioned Concurrency Config found for this function "
                 f"({self.function_arn(name)}:{qualifier})")
 
-    def delete_alias(self, name: str, alias: str) -> None:
-        with self._functions.editing(name) as lineage:
-            lineage.delete_alias(alias, self.function_arn(name))
-
-    def list_functions(self, all_versions: bool = False) -> list[FunctionConfig]:
-        """The functions' configurations (``$LATEST``'s), and with ``all_versions`` their
-        published versions' too."""
-        pools = self._functions.all_pools() if all_versions else self._functions.pools.values()
-        return [pool.config for pool in pools]
-
-    def placement(self, name: str, qualifier: str | None = None) -> dict[str, int]:
-        """Where the workers of the function (or of its version ``qualifier``) are: Ray
-        node id -> workers placed there (with ``ray_address``), or ``{"local": workers}``."""
-        pool = self._functions.at(name, qualifier)
-        with self._dispatcher.lock:
-            return self._supervisor.placement(pool)
-
-    def function_arn(self, name: str) -> str:
-        return self._functions.arn(name)
-
-    def put_function_concurrency(self, name: str, reserved: int) -> None:
-        """Reserve ``reserved`` concurrent executions for the function, which also caps
-        it (0 stops it from running).  The account keeps at least 100 unreserved."""
-        check_reserved(reserved)
-        self._functions.set_reserved(name, reserved)
-
-    def delete_function_concurrency(self, name: str) -> None:
-        """Remove the function's reservation: it shares the unreserved pool again."""
-        self._functions.set_reserved(name, None)
-
     # -- asynchronous invocation settings (Lambda's EventInvokeConfig) ------------------------
 
     def event_invoke_config(self, name: str, *, maximum_retry_attempts: int | None = None,
                             maximum_event_age_s: int | None = None,
                             on_success: str | None = None, on_failure: str | None = None,
                             qualifier: str | None = None) -> EventInvokeConfig:
-        """Set how the function's (or its version ``qualifier``'s) Event invocations are
-        retried and where their records go, replacing earlier settings
+        """Set how the Event invocations of the function (or of its version or alias
+        ``qualifier``) are retried and where their records go, replacing earlier settings
         (PutFunctionEventInvokeConfig).  Destinations: a function's name or ARN, an
         SQS/SNS/EventBridge ARN (kept as JSON lines under ``<state dir>/destinations/``)
         or ``file:///path.jsonl``."""
