@@ -75,8 +75,13 @@ class Ledger:
             invocation.init_ns if invocation.cold else None, status, error_type,
             pool.config.version,
         )
-        # Every version logs to its function's group, as on Lambda.
-        self.store.append(logs.log_group(pool.config.name), invocation.log_stream, (entry,))
+        # Every version logs to its function's group, as on Lambda; an environment's stream
+        # begins with what Init printed.
+        group = logs.log_group(pool.config.name)
+        if invocation.cold and pool.init_output:
+            self.store.append(group, invocation.log_stream, (logstore.LogEntry(
+                entry.timestamp_ms, "", pool.init_output.decode("utf-8", "replace")),))
+        self.store.append(group, invocation.log_stream, (entry,))
 
     def meter(self, pool: FunctionPool) -> dict[str, Any]:
         figures = snapshot(pool.meter)

@@ -265,6 +265,22 @@ def test_context_object(invoker: Invoker, make_function: MakeFunction) -> None:
     assert seen["has_client_context"] is False
 
 
+def test_what_init_printed_begins_each_environments_stream(
+        invoker: Invoker, make_function: MakeFunction) -> None:
+    name = make_function("init_prints.handler")
+    invoker.call(name)
+    invoker.call(name)  # the same environment: Init's output is not repeated
+    invoker.recycle(name)
+    invoker.call(name)  # a new environment: its stream begins with it too
+    streams: dict[str, list[str]] = {}
+    for event in invoker.log_events(name):
+        streams.setdefault(event.stream, []).append(event.message)
+    first, second = streams.values()
+    assert first[0] == "loading the model\n" and first[1].startswith("START RequestId:")
+    assert first.count("loading the model\n") == 1 and first.count("handling\n") == 2
+    assert second[0] == "loading the model\n" and second[1].startswith("START RequestId:")
+
+
 def test_log_stream_is_per_execution_environment(invoker: Invoker,
                                                  make_function: MakeFunction) -> None:
     name = make_function("context_dump.handler")

@@ -81,6 +81,8 @@ class FunctionPool:
         self.init_deadline_ns = 0
         self.init_timed_out = False
         self.init_error: dict | None = None
+        self.init_output_at = 0  # where its template's output starts in its Init log
+        self.init_output = b""  # what its last Init printed
         self.workers: dict[bytes, WorkerRecord] = {}
         self.starting = 0
         self.active = 0  # invocations admitted and not complete (its concurrency, as Lambda's)

@@ -38,6 +38,7 @@ INIT_TIMEOUT_NS = 10_000_000_000  # Lambda's limit on the Init phase of on-deman
 _SANDBOX_UIDS = 0x5A000000
 _SANDBOX_UID_COUNT = 1 << 24
 _SHUTDOWN_GRACE_S = 5.0
+_INIT_OUTPUT_LIMIT = 256 * 1024  # of Init's output, copied into each environment's stream
 
 Message = msgspec.Struct
 
@@ -152,6 +153,7 @@ class Templates:
         init_log = self.init_log(pool)
         try:
             with open(init_log, "ab") as output:
+                init_from = os.fstat(output.fileno()).st_size  # where this Init's output starts
                 process = subprocess.Popen(
                     [sys.executable, "-m", "fastinvoke.runtime.template",
                      wire.encode_boot(boot).decode()],
@@ -178,6 +180,7 @@ class Templates:
                 process.kill()  # its end of the report pipe closes; that reaps it
                 return
             pool.template = process
+            pool.init_output_at = init_from
             self.close(pool)  # a template whose Init failed: its end not yet read
             pool.control = control
 
@@ -212,6 +215,14 @@ class Templates:
         pool.state = "ready"
         pool.init_ns = message.init_ns
         pool.init_error = None
+        # What Init printed: each new environment's log stream begins with it, as on
+        # Lambda, where every environment runs Init (here the template ran it once).
+        try:
+            with open(self.init_log(pool), "rb") as output:
+                output.seek(pool.init_output_at)
+                pool.init_output = output.read(_INIT_OUTPUT_LIMIT)
+        except OSError:
+            pool.init_output = b""
 
     def worker_pid(self, process: subprocess.Popen[bytes], pid: int) -> int | None:
         """The pid the server signals for the worker ``process`` (a template) reported as
