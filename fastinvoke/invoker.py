@@ -438,6 +438,7 @@ class Invoker:
         log_type: str | None = None,
         client_context: dict[str, Any] | str | None = None,
         qualifier: str | None = None,
+        trace_header: str | None = None,
     ) -> InvokeResult:
         """Invoke a function as Lambda's Invoke API does (thread-safe).
 
@@ -448,12 +449,15 @@ class Invoker:
         JSON object.  Raises ``ServiceError`` subclasses for what Lambda answers with an
         HTTP error; a function error is returned in the result.  An ``Event`` invocation
         returns (202) once it is queued, durably unless ``durable_events`` is off.
+        ``trace_header`` is the caller's ``X-Amzn-Trace-Id``: the function's
+        ``_X_AMZN_TRACE_ID`` continues its trace (else each invocation starts one).
         """
         pool, qualifier = self._target(function_name, invocation_type, qualifier)
         body = payloads.event_bytes(event, invocation_type)
         if invocation_type != "RequestResponse":
             return self._untimed(_lane_key(pool, qualifier), invocation_type, body)
         invocation = self._invocation(pool, body, client_context, qualifier)
+        invocation.trace_id = trace_header
         self._dispatcher.submit(invocation)
         self._dispatcher.wait(invocation)
         return answer(invocation, log_type)
@@ -467,6 +471,7 @@ class Invoker:
         log_type: str | None = None,
         client_context: dict[str, Any] | str | None = None,
         qualifier: str | None = None,
+        trace_header: str | None = None,
     ) -> InvokeResult:
         """``invoke`` for asyncio: awaits the result on the running loop (uvloop too).
         Its parameters are ``invoke``'s, as its docstring says them."""
@@ -475,6 +480,7 @@ class Invoker:
         if invocation_type != "RequestResponse":
             return await self._untimed_async(_lane_key(pool, qualifier), invocation_type, body)
         invocation = self._invocation(pool, body, client_context, qualifier).awaitable()
+        invocation.trace_id = trace_header
         self._dispatcher.submit(invocation)
         await self._dispatcher.wait_async(invocation)
         return answer(invocation, log_type)

@@ -25,6 +25,8 @@ MakeFunction = Callable[..., str]
 
 T = TypeVar("T")
 
+# A new X-Ray trace header, as every invocation gets one (its _X_AMZN_TRACE_ID).
+TRACE_ID = re.compile(r"Root=1-[0-9a-f]{8}-[0-9a-f]{24};Parent=[0-9a-f]{16};Sampled=0")
 UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}"
 # Tab-separated fields, each followed by a tab, in this order (docs/lambda-behaviour.md,
 # "The REPORT line and billing").

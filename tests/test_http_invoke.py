@@ -85,6 +85,19 @@ def test_the_client_context_reaches_the_function(client: Any) -> None:
     assert error_of(raised)[:2] == ("InvalidRequestContentException", 400)
 
 
+def test_the_callers_trace_header_reaches_the_function(client: Any) -> None:
+    def add_header(request: Any, **_: Any) -> None:
+        request.headers["X-Amzn-Trace-Id"] = "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1"
+
+    client.meta.events.register("before-sign.lambda.Invoke", add_header)
+    try:
+        seen = json.loads(client.invoke(FunctionName="context")["Payload"].read())
+    finally:
+        client.meta.events.unregister("before-sign.lambda.Invoke", add_header)
+    assert re.fullmatch(r"Root=1-5759e988-bd862e3fe1be46a994272793;Parent=[0-9a-f]{16};"
+                        r"Sampled=1", seen["env"]["_X_AMZN_TRACE_ID"])
+
+
 def test_event_and_dry_run(client: Any, lambda_server: Server) -> None:
     before = client.invoke(FunctionName="echo", Payload=b"0")  # a warm worker for the Event
     assert before["Payload"].read() == b"0"

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from helpers import (
     FUNCTIONS,
+    TRACE_ID,
     UUID,
     MakeFunction,
     MakeInvoker,
@@ -23,6 +24,7 @@ from helpers import (
     wait_until,
 )
 
+import fastinvoke
 from fastinvoke import FunctionConfig, FunctionError, Invoker
 from fastinvoke.config import LOCAL_PYTHON
 from fastinvoke.errors import (
@@ -265,6 +267,21 @@ def test_context_object(invoker: Invoker, make_function: MakeFunction) -> None:
     assert seen["has_client_context"] is False
 
 
+CALLER_TRACE = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
+
+
+def test_each_invocation_has_its_trace_id(invoker: Invoker,
+                                          make_function: MakeFunction) -> None:
+    name = make_function("context_dump.handler")
+    first, second = (invoker.call(name)["env"]["_X_AMZN_TRACE_ID"] for _ in range(2))
+    assert TRACE_ID.fullmatch(first) and TRACE_ID.fullmatch(second) and first != second
+    # A caller's trace goes on: its Root and Sampled, a new Parent segment.
+    seen = document(invoker.invoke(name, trace_header=CALLER_TRACE))["env"]["_X_AMZN_TRACE_ID"]
+    root, parent, sampled = seen.split(";")
+    assert (root, sampled) == ("Root=1-5759e988-bd862e3fe1be46a994272793", "Sampled=1")
+    assert re.fullmatch(r"Parent=[0-9a-f]{16}", parent) and parent != "Parent=53995c3f42cd8ad8"
+
+
 def test_what_init_printed_begins_each_environments_stream(
         invoker: Invoker, make_function: MakeFunction) -> None:
     name = make_function("init_prints.handler")
@@ -345,7 +362,14 @@ def test_environment(invoker: Invoker, make_function: MakeFunction) -> None:
         "AWS_DEFAULT_REGION": "us-east-1",
         "TZ": ":UTC",
         "MY_SETTING": "on",
+        "_X_AMZN_TRACE_ID": seen["env"]["_X_AMZN_TRACE_ID"],
+        # Lambda's PYTHONPATH (its runtime's directory), not the server's; none of the
+        # variables the template needed to start.
+        "PYTHONPATH": str(Path(fastinvoke.__file__).parent / "runtime"),
+        "PYTHONUNBUFFERED": None,
+        "PYTHONDONTWRITEBYTECODE": None,
     }
+    assert TRACE_ID.fullmatch(seen["env"]["_X_AMZN_TRACE_ID"])
     assert seen["cwd"] == FUNCTIONS  # the code directory is the working directory
 
 

@@ -12,7 +12,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import ONE_VCPU_MB, MakeFunction, document, report_of, tail_text, write_code
+from helpers import (
+    ONE_VCPU_MB,
+    TRACE_ID,
+    MakeFunction,
+    document,
+    report_of,
+    tail_text,
+    write_code,
+)
 
 from fastinvoke import Invoker
 from fastinvoke.limits import RESPONSE_PAYLOAD_LIMIT
@@ -122,8 +130,9 @@ def test_next_headers_and_the_runtime_environment(invoker: Invoker, custom_runti
     assert before_ms + 4000 < deadline <= time.time() * 1000 + 5000
     assert json.loads(headers["Lambda-Runtime-Client-Context"]) == {"custom": {"a": 1}}
     assert headers["Content-Type"] == "application/json"
-    # Empty values are not sent at all (RIE sets them only when non-empty).
-    assert "Lambda-Runtime-Trace-Id" not in headers
+    # Every invocation has its trace; empty values are not sent at all (RIE sets them only
+    # when non-empty).
+    assert TRACE_ID.fullmatch(headers["Lambda-Runtime-Trace-Id"])
     assert "Lambda-Runtime-Cognito-Identity" not in headers
     code = str(tmp_path / "custom0")
     assert got["cwd"] == code

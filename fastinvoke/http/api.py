@@ -136,7 +136,8 @@ class LambdaApi:
         started = time.perf_counter()
         result = await self.invoker.ainvoke(
             name, request.body, invocation_type=invocation_type, log_type=log_type,
-            client_context=headers.get("x-amz-client-context"), qualifier=qualifier)
+            client_context=headers.get("x-amz-client-context"), qualifier=qualifier,
+            trace_header=headers.get("x-amzn-trace-id"))
         if result.status_code != 200:  # Event 202, DryRun 204
             return Response(result.status_code, b"", [("x-amzn-RequestId", result.request_id)])
         elapsed = time.perf_counter() - started

@@ -4,9 +4,9 @@ Nothing else of the host's environment leaks in, except what a process needs to 
 (``PATH``, ``HOME``) and the caller's AWS credentials, so that a function can reach AWS
 services as it would with its execution role (SAM local does the same).
 
-For a runtime other than Python the template is still a Python process (it forks the
-workers that bridge to the runtime), so it gets the Python variables it needs; it names
-them in ``TEMPLATE_ONLY`` so the runtime process it starts does not inherit them.
+The template is a Python process, so it gets the Python variables it needs to start; it
+names them in ``TEMPLATE_ONLY`` so that the function does not see them: a Python template
+drops them once started, and the runtime process of another runtime never inherits them.
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ def function_environment(config: FunctionConfig, region: str, code_dir: str,
         major = "".join(filter(str.isdigit, config.runtime.split(".")[0]))
         layers = [f"{opt}/nodejs/node{major}/node_modules", f"{opt}/nodejs/node_modules"]
         env["NODE_PATH"] = ":".join([*(layers if opt else []), code_dir])
-    if family != "python":
-        env[TEMPLATE_ONLY] = ",".join(name for name in python if name not in config.env)
+    # What starts the template, not Lambda's: the function does not see it.
+    env[TEMPLATE_ONLY] = ",".join(name for name in python if name not in config.env)
     env.update(config.env)
     return env

@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+from collections.abc import MutableMapping
 
 from .faults import Fault
 
@@ -24,7 +25,7 @@ PROVIDED_RUNTIMES = ("provided", "provided.al2", "provided.al2023")
 BOOTSTRAP_JS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "node", "bootstrap.js")
 LAYER_BOOTSTRAP = "/opt/bootstrap"
 # The template's environment names here the variables that it needs (it is Python) and
-# the runtime it starts must not inherit (pool/environment.py sets it).
+# the function must not see (pool/environment.py sets it).
 TEMPLATE_ONLY = "_FASTINVOKE_TEMPLATE_ONLY"
 
 
@@ -66,7 +67,13 @@ def runtime_environment(api_address: str) -> dict[str, str]:
     function's; docs/lambda-behaviour.md, "Execution environment") without the template's
     own, with ``AWS_LAMBDA_RUNTIME_API``."""
     env = dict(os.environ)
-    for name in env.pop(TEMPLATE_ONLY, "").split(","):
-        env.pop(name, None)
+    drop_template_variables(env)
     env["AWS_LAMBDA_RUNTIME_API"] = api_address
     return env
+
+
+def drop_template_variables(env: MutableMapping[str, str]) -> None:
+    """Take the variables only the template needed to start (``TEMPLATE_ONLY``) out of
+    ``env``, so that the function sees Lambda's environment alone."""
+    for name in env.pop(TEMPLATE_ONLY, "").split(","):
+        env.pop(name, None)

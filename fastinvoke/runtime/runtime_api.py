@@ -31,6 +31,7 @@ import msgspec
 from .. import wire
 from .._core import monotonic_ns
 from ..limits import RESPONSE_PAYLOAD_LIMIT
+from ..requests import trace_id
 from .worker import response_too_large
 
 PREFIX = "/2018-06-01/runtime/"
@@ -204,7 +205,7 @@ class RuntimeApi:
                    b"\r\nLambda-Runtime-Deadline-Ms: ", b"%d" % invoke.deadline_ms,
                    b"\r\nLambda-Runtime-Invoked-Function-Arn: ", invoke.invoked_arn.encode(),
                    b"\r\n"]
-        for name, value in ((b"Lambda-Runtime-Trace-Id", invoke.trace_id),
+        for name, value in ((b"Lambda-Runtime-Trace-Id", trace_id(invoke.trace_id)),
                             (b"Lambda-Runtime-Client-Context", invoke.client_context),
                             (b"Lambda-Runtime-Cognito-Identity", invoke.identity)):
             if value:

@@ -35,7 +35,7 @@ from .. import wire
 from .._core import Link, fork_worker, monotonic_ns, reap, set_parent_death_signal
 from .faults import Fault, error_document
 from .handler import resolve
-from .launch import runtime_family
+from .launch import drop_template_variables, runtime_family
 from .worker import prepare as prepare_worker
 from .worker import run as run_worker
 
@@ -288,6 +288,9 @@ def main() -> None:
                          f"{boot.opt}/python"]
     prepare_worker()
     template = Template(boot, fork_process)
+    if template.family == "python":  # this process is the runtime: Lambda's variables only
+        drop_template_variables(os.environ)
+        os.environ.setdefault("PYTHONPATH", os.environ["LAMBDA_RUNTIME_DIR"])
     if not template.init():
         sys.exit(0)
     # Everything Init made is now shared with every worker copy-on-write: keep the

@@ -35,6 +35,7 @@ from .._core import (
     monotonic_ns,
 )
 from ..limits import RESPONSE_PAYLOAD_LIMIT
+from ..requests import trace_id
 from . import freeze
 from .context import LambdaContext
 from .faults import Fault, error_document, error_log_line
@@ -136,8 +137,8 @@ def _serve(link: Link, handler: Any, peak: int) -> None:
     global _request_id
     send, recv = link.send, link.recv
     decode, encode = wire.decode_to_worker, wire.encode_header
-    environ = os.environ
-    trace_id = None
+    trace = _TraceId()
+    os.environ._data[_TRACE_KEY] = trace  # type: ignore[attr-defined]
     spin = wire.SPIN_ADAPTIVE  # how the last request said to wait for the next one
     hold_gil = False  # threads the function left stay frozen while we wait
     stopped: list[int] = []  # processes it left, stopped until the next request
@@ -149,12 +150,7 @@ def _serve(link: Link, handler: Any, peak: int) -> None:
             return
         spin = message.spin
         _request_id = request_id = message.request_id
-        if message.trace_id != trace_id:
-            trace_id = message.trace_id
-            if trace_id:
-                environ["_X_AMZN_TRACE_ID"] = trace_id
-            else:
-                environ.pop("_X_AMZN_TRACE_ID", None)
+        trace.caller, trace.text = message.trace_id, None  # a new one per invocation
         started = monotonic_ns()
         payload, error_type = _invoke(handler, message)
         duration = monotonic_ns() - started
@@ -169,6 +165,27 @@ def _serve(link: Link, handler: Any, peak: int) -> None:
         _request_id = ""
         hold_gil = freeze.threads_left()
         stopped = freeze.stop_children()
+
+
+_TRACE_KEY = b"_X_AMZN_TRACE_ID"
+
+
+class _TraceId:
+    """The value of ``_X_AMZN_TRACE_ID`` in ``os.environ``: made when first read in an
+    invocation.  ``os.environ`` decodes its values on every read, so this stands where
+    the bytes would.  Not set with ``putenv``: a new value every invocation would cost
+    microseconds each, and glibc's setenv keeps every distinct value it is given."""
+
+    __slots__ = ("caller", "text")
+
+    def __init__(self) -> None:
+        self.caller: str | None = None  # the caller's trace header
+        self.text: str | None = None
+
+    def decode(self, *_: str) -> str:
+        if self.text is None:
+            self.text = trace_id(self.caller)
+        return self.text
 
 
 def _invoke(handler: Any, message: wire.Invoke) -> tuple[bytes, str | None]:
