@@ -135,7 +135,8 @@ def _parser() -> argparse.ArgumentParser:
     _add_state_dir(show)
     show.add_argument("--follow", action="store_true", help="keep printing new lines")
     show.add_argument("--filter", metavar="PATTERN",
-                      help='CloudWatch Logs filter syntax: terms, "a phrase", ?any, -not')
+                      help='a CloudWatch Logs filter pattern: terms ("a phrase", ?any, '
+                      '-not), JSON ({ $.level = "ERROR" }) or space-delimited ([a, ..., b > 1])')
     show.add_argument("--since", metavar="DURATION", help="only lines newer than this: "
                       "30s, 5m, 2h, 1d, 1w")
     show.set_defaults(run=_logs)

@@ -652,8 +652,8 @@ class Invoker:
              pattern: str | None = None) -> list[logs.LogRecord]:
         """The function's log records, newest last: one per invocation, START to REPORT.
 
-        ``since_ms`` (Unix ms) and ``pattern`` (CloudWatch Logs filter syntax: terms,
-        "phrases", ?any, -exclude) select lines as ``fastinvoke logs`` does."""
+        ``since_ms`` (Unix ms) and ``pattern`` (a CloudWatch Logs filter pattern: terms,
+        JSON or space-delimited) select lines as ``fastinvoke logs`` does."""
         self._functions.pool(name)
         return self._ledger.records(name, since_ms, pattern)
 

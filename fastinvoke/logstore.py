@@ -40,6 +40,7 @@ from typing import Any
 
 import msgspec
 
+from .filterpatterns import MATCH_FUNCTION, Match, compile_filter
 from .logs import InvocationLog, LogRecord, split_lines
 from .sqlitedb import connect, enable_wal
 
@@ -102,35 +103,6 @@ def parse_duration(text: str) -> int:
         raise ValueError(f"invalid duration {text!r}: expected a number and a unit "
                          "(ms, s, m, h, d, w), e.g. 30s, 5m, 2h, 1d, 1w or 1h30m")
     return round(sum(float(n) * _UNIT_MS[unit] for n, unit in re.findall(_DURATION_PART, compact)))
-
-
-# A term: an optional ? (any of) or - (exclude), then a "quoted phrase" or a word.
-_TERM = re.compile(r'([?-]?)(?:"((?:[^"\\]|\\.)*)"|([^\s"]+))(?=\s|$)')
-
-
-def filter_sql(pattern: str | None) -> tuple[str, list[str]]:
-    """CloudWatch Logs' filter syntax for unstructured events as an SQL condition on
-    ``message`` (empty: no condition).  Every plain term or "quoted phrase" must appear
-    (case-sensitive), at least one ``?term`` if there are any, and no ``-term``."""
-    text = (pattern or "").strip()
-    if text[:1] in ("{", "["):
-        raise ValueError("JSON and space-delimited filter patterns are not supported")
-    if not re.fullmatch(rf"(?:\s*{_TERM.pattern})*\s*", text):
-        raise ValueError(f"invalid filter pattern {pattern!r}: expected terms, -terms, ?terms "
-                         'or "quoted phrases" (with \\" for a quote) separated by spaces')
-    must: list[str] = []
-    must_params: list[str] = []
-    any_params: list[str] = []
-    for prefix, phrase, word in _TERM.findall(text):
-        term = re.sub(r"\\(.)", r"\1", phrase) if word == "" else word
-        if prefix == "?":
-            any_params.append(term)
-        else:  # instr, unlike LIKE, is case-sensitive and has no wildcards to escape
-            must.append("instr(message, ?) > 0" if prefix == "" else "instr(message, ?) = 0")
-            must_params.append(term)
-    if any_params:
-        must.append("(" + " OR ".join(["instr(message, ?) > 0"] * len(any_params)) + ")")
-    return " AND ".join(must), must_params + any_params
 
 
 _OPEN: weakref.WeakSet[LogStore] = weakref.WeakSet()
@@ -315,15 +287,18 @@ class LogStore:
                 "WHERE g.name = ? AND s.name = ?", (group, stream)).fetchone()
         return ids
 
-    def _read(self, sql: str, params: Iterable[Any] = ()) -> list[Any]:
+    def _read(self, sql: str, params: Iterable[Any] = (),
+              match: Match | None = None) -> list[Any]:
         with self._read_lock:  # one reading connection, shared by the threads
+            if match is not None:  # a JSON or space-delimited pattern's test, for this query
+                self._rconn.create_function(MATCH_FUNCTION, 1, match, deterministic=True)
             return self._rconn.execute(sql, tuple(params)).fetchall()
 
     def events(self, group: str, *, since_ms: int | None = None, pattern: str | None = None,
                limit: int | None = None, after_seq: int | None = None) -> list[LogEvent]:
         """The group's events in ingestion order: the first ``limit`` with a seq above
         ``after_seq``, at or after ``since_ms``, matching ``pattern`` (CloudWatch syntax)."""
-        condition, params = filter_sql(pattern)
+        condition, params, match = compile_filter(pattern)
         sql = _SELECT + (f" AND {condition}" if condition else "")
         for clause, value in (("e.seq > ?", after_seq), ("e.timestamp_ms >= ?", since_ms)):
             if value is not None:
@@ -331,13 +306,13 @@ class LogStore:
                 params.append(value)
         sql += " ORDER BY e.seq LIMIT ?"
         params.append(-1 if limit is None else limit)  # a negative LIMIT is none
-        return [LogEvent(*row) for row in self._read(sql, [group, *params])]
+        return [LogEvent(*row) for row in self._read(sql, [group, *params], match)]
 
     def tail(self, group: str, n: int = 10, *, pattern: str | None = None) -> list[LogEvent]:
         """The group's last ``n`` events (matching ``pattern``), oldest first."""
-        condition, terms = filter_sql(pattern)
+        condition, params, match = compile_filter(pattern)
         sql = _SELECT + (f" AND {condition}" if condition else "") + " ORDER BY e.seq DESC LIMIT ?"
-        return [LogEvent(*row) for row in reversed(self._read(sql, [group, *terms, n]))]
+        return [LogEvent(*row) for row in reversed(self._read(sql, [group, *params, n], match))]
 
     def follow(self, group: str, *, since_ms: int | None = None, pattern: str | None = None,
                poll_s: float = 0.2, stop: threading.Event | None = None,

@@ -11,6 +11,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from helpers import function_resource
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "examples" / "template.yaml"
@@ -83,6 +84,24 @@ def test_logs_reads_what_invocations_left_in_the_state_dir(tmp_path: Path) -> No
     only = fastinvoke("logs", "log", "--state-dir", state, "--filter", '"second message"',
                       "--since", "1h")
     assert only.stdout == "second message\n"
+
+
+def test_logs_filters_json_logs_as_cloudwatch_does(tmp_path: Path) -> None:
+    template = tmp_path / "template.yaml"
+    template.write_text("Resources:\n" + function_resource("Json", "json", "json_logger.handler"))
+    state = str(tmp_path / "state")
+    for event in ({"level": "ERROR", "message": "db down", "latency": 900},
+                  {"level": "INFO", "message": "fine", "latency": 3},
+                  {"level": "ERROR", "message": "retry", "latency": 12}):
+        done = fastinvoke("invoke", "json", "--template", str(template), "--payload",
+                          json.dumps(event), "--state-dir", state)
+        assert done.returncode == 0, done.stderr
+    shown = fastinvoke("logs", "json", "--state-dir", state, "--filter",
+                       '{ $.level = "ERROR" && $.latency > 100 }')
+    assert shown.returncode == 0, shown.stderr
+    assert [json.loads(line)["message"] for line in shown.stdout.splitlines()] == ["db down"]
+    bad = fastinvoke("logs", "json", "--state-dir", state, "--filter", "{ $.level = }")
+    assert bad.returncode == 2 and "invalid filter pattern" in bad.stderr
 
 
 def test_logs_says_what_to_do_when_there_are_none(tmp_path: Path) -> None:

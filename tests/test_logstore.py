@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 
 from fastinvoke import logs
+from fastinvoke.filterpatterns import compile_filter
 from fastinvoke.logstore import (
     RETENTION_DAYS,
     LogEntry,
     LogEvent,
     LogStore,
-    filter_sql,
     parse_duration,
     split_lines,
 )
@@ -174,26 +174,73 @@ FILTER_LINES = [
     ("ERROR -Timeout", [0]),  # exclude
     ('-"[ERROR]"', [1, 2, 4, 5]),
     ('-ERROR -"all good"', [1, 4, 5]),
-    ("[ERROR]", None),  # starts like a space-delimited pattern
+    ("[ERROR]", []),  # a space-delimited pattern of one field: no line is one word
     ("?ERROR ?WARN -boom", [1, 3]),
     ("ERROR ?boom ?db", [0, 3]),
     (r'"\"value\""', [4]),  # an escaped quote in a phrase
     ("%", []),
     ("50%", []),
 ])
-def test_filter_patterns(store: LogStore, pattern: str | None, expected: list[int] | None) -> None:
+def test_filter_patterns(store: LogStore, pattern: str | None, expected: list[int]) -> None:
     add(store, *FILTER_LINES)
-    if expected is None:
-        with pytest.raises(ValueError, match="not supported"):
-            store.events(GROUP, pattern=pattern)
-        return
     assert messages(store.events(GROUP, pattern=pattern)) == [FILTER_LINES[i] for i in expected]
 
 
-@pytest.mark.parametrize("pattern", ['"unterminated', 'a"b', '{ $.level = "ERROR" }'])
+@pytest.mark.parametrize("pattern", ['"unterminated', 'a"b', '{ $.level = }',
+                                     '{ level = "ERROR" }', '{ $.a > "x" }', '{ $.a = 1',
+                                     '[a, b', '[a = ]', '{ $.a IS MAYBE }'])
 def test_bad_filter_patterns_are_refused(pattern: str) -> None:
-    with pytest.raises(ValueError):
-        filter_sql(pattern)
+    with pytest.raises(ValueError, match="invalid filter pattern"):
+        compile_filter(pattern)
+
+
+JSON_LINES = ['{"level": "ERROR", "latency": 150, "user": {"id": 7}, "tags": ["slow", "x"]}\n',
+              '{"level": "INFO", "latency": 12.5, "user": null, "ok": true}\n',
+              '{"level": "ERROR", "latency": 40, "tags": []}\n',
+              "ERROR not json at all\n"]
+
+
+@pytest.mark.parametrize(("pattern", "expected"), [
+    ('{ $.level = "ERROR" }', [0, 2]),
+    ("{ $.level = ERR* }", [0, 2]),
+    ('{ $.level != "ERROR" }', [1]),
+    ("{ $.latency > 100 }", [0]),
+    ("{ $.latency <= 12.5 }", [1]),
+    ('{ $.level = "ERROR" && $.latency < 100 }', [2]),
+    ('{ $.latency > 100 || $.ok IS TRUE }', [0, 1]),
+    ('{ ($.level = "INFO" || $.latency > 100) && $.user EXISTS }', [0, 1]),
+    ("{ $.user IS NULL }", [1]),
+    ("{ $.user.id = 7 }", [0]),
+    ("{ $.user NOT EXISTS }", [2]),
+    ('{ $.tags[0] = "slow" }', [0]),
+    ("{ $.tags[1] NOT EXISTS }", [1, 2]),
+])
+def test_json_filter_patterns(store: LogStore, pattern: str, expected: list[int]) -> None:
+    add(store, *JSON_LINES)
+    assert messages(store.events(GROUP, pattern=pattern)) == [JSON_LINES[n] for n in expected]
+    assert messages(store.tail(GROUP, 1, pattern=pattern)) == [JSON_LINES[expected[-1]]]
+
+
+ACCESS_LINES = ['127.0.0.1 - frank [10/Oct/2000:13:25:15 -0700] "GET /a HTTP/1.0" 404 1534\n',
+                '10.0.0.2 - - [10/Oct/2000:13:25:16 -0700] "GET /b HTTP/1.0" 200 99\n',
+                '10.0.0.3 - anna [10/Oct/2000:13:25:17 -0700] "POST /c HTTP/1.0" 503 2048\n',
+                "a line of another shape\n"]
+
+
+@pytest.mark.parametrize(("pattern", "expected"), [
+    ("[ip, user, username, timestamp, request, status, bytes]", [0, 1, 2]),
+    ("[ip, user, username, timestamp, request, status = 404, bytes]", [0]),
+    ("[ip, ..., status = 4* || status = 5*, bytes > 1000]", [0, 2]),
+    ("[ip = 10.0.0.*, ...]", [1, 2]),
+    ('[..., request = "POST /c HTTP/1.0", status, bytes]', [2]),
+    ("[..., bytes < 100]", [1]),
+    ("[a, line, of, another, shape]", [3]),
+    ("[..., status != 200, bytes]", [0, 2]),
+])
+def test_space_delimited_filter_patterns(store: LogStore, pattern: str,
+                                         expected: list[int]) -> None:
+    add(store, *ACCESS_LINES)
+    assert messages(store.events(GROUP, pattern=pattern)) == [ACCESS_LINES[n] for n in expected]
 
 
 def test_filter_terms_are_not_sql_wildcards(store: LogStore) -> None:
