@@ -31,7 +31,7 @@ import msgspec
 from .. import wire
 from .._core import monotonic_ns
 from ..limits import RESPONSE_PAYLOAD_LIMIT
-from ..requests import trace_id
+from .tracing import trace_id
 from .worker import response_too_large
 
 PREFIX = "/2018-06-01/runtime/"

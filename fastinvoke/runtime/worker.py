@@ -35,10 +35,10 @@ from .._core import (
     monotonic_ns,
 )
 from ..limits import RESPONSE_PAYLOAD_LIMIT
-from ..requests import trace_id
 from . import freeze
 from .context import LambdaContext
 from .faults import Fault, error_document, error_log_line
+from .tracing import trace_id
 
 _request_id = ""
 
