@@ -25,6 +25,7 @@ from .invoker import Invoker
 from .logs import log_group
 from .logstore import LogStore, parse_duration
 from .metering import bill_usage, load_usage
+from .registry import Registry
 from .result import InvokeResult
 from .sam import Template, load_template
 from .sources.samples import TYPES as SAMPLE_TYPES
@@ -131,7 +132,8 @@ def _parser() -> argparse.ArgumentParser:
         "logs", help="print a function's log lines",
         description="Print a function's log lines (START, its output, END, REPORT) from a "
         "state directory's log store, oldest first.")
-    show.add_argument("name", help="the function's name")
+    show.add_argument("name", help="the function's name (its LoggingConfig's log group is "
+                      "read), or a log group: /aws/lambda/NAME, /my/group")
     _add_state_dir(show)
     show.add_argument("--follow", action="store_true", help="keep printing new lines")
     show.add_argument("--filter", metavar="PATTERN",
@@ -400,7 +402,9 @@ def _logs(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"fastinvoke: --since: {exc}", file=sys.stderr)
         return 2
-    group = log_group(args.name)
+    group = args.name if args.name.startswith("/") else next(
+        (entry.config.log_group_name for entry in Registry(str(args.state_dir)).load()
+         if entry.config.name == args.name), log_group(args.name))
     with LogStore(database) as store:
         if group not in store.groups():
             print(f"fastinvoke: no logs for '{args.name}' in {args.state_dir} (log groups: "

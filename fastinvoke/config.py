@@ -69,7 +69,10 @@ class FunctionConfig(msgspec.Struct, kw_only=True):
     how it runs.  ``layers`` are directories holding its layers' content (what a layer's
     zip holds), in Lambda's order: the function sees them merged at ``/opt``.
     ``version`` is ``$LATEST`` for the function itself; a published version's
-    configuration (``Invoker.publish_version``) carries its number.
+    configuration (``Invoker.publish_version``) carries its number.  ``log_format``
+    (``Text`` or ``JSON``), ``application_log_level``, ``system_log_level`` and
+    ``log_group`` are Lambda's LoggingConfig: in JSON, the runtime's logging and the
+    platform's lines are JSON records, filtered by those levels.
     """
 
     name: str
@@ -90,6 +93,14 @@ class FunctionConfig(msgspec.Struct, kw_only=True):
     tags: dict[str, str] = {}
     layers: list[str] = []
     version: str = "$LATEST"
+    log_format: str = "Text"
+    application_log_level: str | None = None  # JSON only; INFO when not given
+    system_log_level: str | None = None  # JSON only; INFO when not given
+    log_group: str | None = None  # /aws/lambda/<name> when not given
+
+    @property
+    def log_group_name(self) -> str:
+        return self.log_group or f"/aws/lambda/{self.name}"
 
     @property
     def qualified_name(self) -> str:
@@ -118,6 +129,7 @@ class FunctionConfig(msgspec.Struct, kw_only=True):
             raise InvalidParameterValueException("Handler is required for Zip packages.")
         _check_env(self.env)
         check_tags(self.tags)
+        _check_logging(self)
         _check_layers(self.name, self.layers)
         if self.dead_letter_target is not None:
             check_dead_letter(self.dead_letter_target)
@@ -210,6 +222,32 @@ def _check_name(name: str) -> None:
             "constraint: Member must satisfy regular expression pattern: [a-zA-Z0-9-_]+"
         )
 
+
+
+APPLICATION_LOG_LEVELS = ("TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL")
+SYSTEM_LOG_LEVELS = ("DEBUG", "INFO", "WARN")
+_LOG_GROUP = re.compile(r"^[\.\-_/#A-Za-z0-9]{1,512}$")
+
+
+def _check_logging(config: FunctionConfig) -> None:
+    """Lambda's LoggingConfig rules: levels only with the JSON format."""
+    for value, member, allowed in (
+            (config.log_format, "loggingConfig.logFormat", ("Text", "JSON")),
+            (config.application_log_level, "loggingConfig.applicationLogLevel",
+             APPLICATION_LOG_LEVELS),
+            (config.system_log_level, "loggingConfig.systemLogLevel", SYSTEM_LOG_LEVELS)):
+        if value is not None and value not in allowed:
+            raise ValidationException(
+                f"1 validation error detected: Value '{value}' at '{member}' failed to "
+                f"satisfy constraint: Member must satisfy enum value set: [{', '.join(allowed)}]")
+    if config.log_format == "Text" and (config.application_log_level or config.system_log_level):
+        raise InvalidParameterValueException(
+            "Application and system log levels can only be set when the log format is JSON")
+    if config.log_group is not None and not _LOG_GROUP.match(config.log_group):
+        raise ValidationException(
+            f"1 validation error detected: Value '{config.log_group}' at "
+            "'loggingConfig.logGroup' failed to satisfy constraint: Member must satisfy "
+            "regular expression pattern: [\\.\\-_/#A-Za-z0-9]+")
 
 
 MAX_TAGS = 50

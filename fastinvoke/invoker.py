@@ -654,19 +654,20 @@ class Invoker:
 
         ``since_ms`` (Unix ms) and ``pattern`` (a CloudWatch Logs filter pattern: terms,
         JSON or space-delimited) select lines as ``fastinvoke logs`` does."""
-        self._functions.pool(name)
-        return self._ledger.records(name, since_ms, pattern)
+        return self._ledger.records(self._log_group(name), since_ms, pattern)
 
     def set_log_retention(self, name: str, days: int | None) -> None:
         """Keep the function's logs ``days`` (CloudWatch's allowed values), then purge them;
         None keeps them for ever (the default)."""
-        self._functions.pool(name)
-        self._ledger.set_retention(name, days)
+        self._ledger.set_retention(self._log_group(name), days)
 
     def log_events(self, name: str, **query: Any) -> list[LogEvent]:
         """The function's log lines as the store keeps them (see ``LogStore.events``)."""
-        self._functions.pool(name)
-        return self._ledger.events(name, **query)
+        return self._ledger.events(self._log_group(name), **query)
+
+    def _log_group(self, name: str) -> str:
+        """The function's log group (its LoggingConfig's, else ``/aws/lambda/<name>``)."""
+        return self._functions.pool(name).config.log_group_name
 
     # -- lifetime ---------------------------------------------------------------------------
 

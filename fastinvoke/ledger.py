@@ -50,15 +50,17 @@ class Ledger:
 
     def retire(self, pool: FunctionPool) -> None:
         """``pool``'s function (or version) is deleted: its invocations stay on the bill;
-        the function's logs go with the function, not with a version."""
+        the function's logs go with the function, not with a version (nor a log group of
+        its own choosing, which other functions may share)."""
         self._usage[pool.name] = _usage_of(pool)
-        if pool.head is pool:
-            self.store.delete_group(logs.log_group(pool.name))
+        if pool.head is pool and pool.config.log_group is None:
+            self.store.delete_group(pool.config.log_group_name)
 
     def account(self, invocation: Invocation) -> None:
         """Meter a finished invocation and write its log lines (dispatcher lock held)."""
         pool = invocation.pool
-        memory_mb = pool.config.memory_mb
+        config = pool.config
+        memory_mb = config.memory_mb
         invocation.billed_ms = pool.meter.record(invocation.duration_ns, invocation.init_ns,
                                                  memory_mb, invocation.outcome, invocation.cold,
                                                  invocation.started_ns != 0)
@@ -73,11 +75,11 @@ class Ledger:
             time.time_ns() // 1_000_000, invocation.request_id, invocation.log,
             invocation.duration_ns, invocation.billed_ms, memory_mb, invocation.max_rss_kb,
             invocation.init_ns if invocation.cold else None, status, error_type,
-            pool.config.version,
+            config.version, logs.platform_format(config.log_format, config.system_log_level),
         )
         # Every version logs to its function's group, as on Lambda; an environment's stream
         # begins with what Init printed.
-        group = logs.log_group(pool.config.name)
+        group = config.log_group_name
         if invocation.cold and pool.init_output:
             self.store.append(group, invocation.log_stream, (logstore.LogEntry(
                 entry.timestamp_ms, "", pool.init_output.decode("utf-8", "replace")),))
@@ -94,19 +96,18 @@ class Ledger:
         usage.update((pool.name, _usage_of(pool)) for pool in pools)
         return bill_usage(usage, prices)
 
-    def records(self, name: str, since_ms: int | None,
+    def records(self, group: str, since_ms: int | None,
                 pattern: str | None) -> list[logs.LogRecord]:
         self.store.flush()
-        return logstore.records(self.store.events(logs.log_group(name), since_ms=since_ms,
-                                                  pattern=pattern))
+        return logstore.records(self.store.events(group, since_ms=since_ms, pattern=pattern))
 
-    def events(self, name: str, **query: Any) -> list[LogEvent]:
+    def events(self, group: str, **query: Any) -> list[LogEvent]:
         self.store.flush()
-        return self.store.events(logs.log_group(name), **query)
+        return self.store.events(group, **query)
 
-    def set_retention(self, name: str, days: int | None) -> None:
+    def set_retention(self, group: str, days: int | None) -> None:
         try:
-            self.store.set_retention(logs.log_group(name), days)
+            self.store.set_retention(group, days)
         except ValueError as exc:
             raise InvalidParameterValueException(str(exc)) from None
 

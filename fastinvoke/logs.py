@@ -90,29 +90,69 @@ class InvocationLog(msgspec.Struct, gc=False):
     status: str | None = None
     error_type: str | None = None
     version: str = "$LATEST"
+    # The platform's lines: "text" (START, END, REPORT), "json" (platform.start and
+    # platform.report records) or "" (none: a system log level of WARN).
+    platform: str = "text"
 
     def lines(self) -> list[str]:
-        """The log store's events: START, each line of the output (a last one without a
-        newline gets one, rather than running into END), END and REPORT."""
-        return [
-            start_line(self.request_id, self.version),
-            *split_lines(self.output.decode("utf-8", "replace")),
-            end_line(self.request_id),
-            report_line(self.request_id, self.duration_ns, self.billed_ms, self.memory_mb,
-                        -(-self.max_rss_kb // 1024), self.init_ns, self.status,
-                        self.error_type),
-        ]
+        """The log store's events: the platform's first lines, each line of the output (a
+        last one without a newline gets one, rather than running into END), then its
+        last ones."""
+        before, after = self._platform()
+        return [*before, *split_lines(self.output.decode("utf-8", "replace")), *after]
 
     def text(self) -> str:
-        """START, the function's output, END and REPORT, as Lambda writes them."""
-        return (
-            start_line(self.request_id, self.version)
-            + self.output.decode("utf-8", "replace")
-            + end_line(self.request_id)
-            + report_line(self.request_id, self.duration_ns, self.billed_ms, self.memory_mb,
-                          -(-self.max_rss_kb // 1024), self.init_ns, self.status,
-                          self.error_type)
-        )
+        """The platform's lines and the function's output, as Lambda writes them."""
+        before, after = self._platform()
+        return "".join(before) + self.output.decode("utf-8", "replace") + "".join(after)
+
+    def _platform(self) -> tuple[list[str], list[str]]:
+        max_used_mb = -(-self.max_rss_kb // 1024)
+        if self.platform == "json":
+            started_ms = self.timestamp_ms - self.duration_ns // 1_000_000
+            return [platform_start(started_ms, self.request_id, self.version)], [
+                platform_report(self)]
+        if not self.platform:
+            return [], []
+        return [start_line(self.request_id, self.version)], [
+            end_line(self.request_id),
+            report_line(self.request_id, self.duration_ns, self.billed_ms, self.memory_mb,
+                        max_used_mb, self.init_ns, self.status, self.error_type)]
+
+
+def platform_format(log_format: str, system_log_level: str | None) -> str:
+    """``InvocationLog.platform`` for a function's LoggingConfig: its START and REPORT are
+    INFO records, which a system log level of WARN leaves out."""
+    if log_format != "JSON":
+        return "text"
+    return "" if system_log_level == "WARN" else "json"
+
+
+def _json_time(epoch_ms: int) -> str:
+    return (time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(epoch_ms // 1000))
+            + f".{epoch_ms % 1000:03d}Z")
+
+
+def platform_start(epoch_ms: int, request_id: str, version: str) -> str:
+    """``START`` in the JSON log format: a ``platform.start`` record."""
+    return msgspec.json.encode({"time": _json_time(epoch_ms), "type": "platform.start",
+                                "record": {"requestId": request_id,
+                                           "version": version}}).decode() + "\n"
+
+
+def platform_report(log: InvocationLog) -> str:
+    """``REPORT`` in the JSON log format: a ``platform.report`` record."""
+    metrics: dict[str, float | int] = {
+        "durationMs": round(log.duration_ns / 1e6, 3), "billedDurationMs": log.billed_ms,
+        "memorySizeMB": log.memory_mb, "maxMemoryUsedMB": -(-log.max_rss_kb // 1024)}
+    if log.init_ns is not None:
+        metrics["initDurationMs"] = round(log.init_ns / 1e6, 3)
+    record: dict[str, object] = {"requestId": log.request_id, "metrics": metrics,
+                                 "status": log.status or "success"}
+    if log.error_type is not None:
+        record["errorType"] = log.error_type
+    return msgspec.json.encode({"time": _json_time(log.timestamp_ms), "type": "platform.report",
+                                "record": record}).decode() + "\n"
 
 
 def log_group(function: str) -> str:

@@ -67,6 +67,10 @@ _SCALARS = {  # property -> FunctionConfig field; absent or dropped keeps the fi
     "MemorySize": "memory_mb", "Timeout": "timeout_s", "Role": "role",
     "ReservedConcurrentExecutions": "reserved_concurrency", "Description": "description",
 }  # fmt: skip
+_LOGGING = {  # LoggingConfig's keys -> FunctionConfig fields
+    "LogFormat": "log_format", "ApplicationLogLevel": "application_log_level",
+    "SystemLogLevel": "system_log_level", "LogGroup": "log_group",
+}  # fmt: skip
 _SHORT_TAGS = "Ref Sub GetAtt If Join Select Split FindInMap Base64 ImportValue Equals Not And Or"
 _SHORT_TAGS += " Condition GetAZs Cidr"
 _NO_VALUE = object()  # AWS::NoValue: the property, key or list item is removed
@@ -307,6 +311,10 @@ class _Stack:
             config.ephemeral_storage_mb = _int(storage["Size"])  # validate() checks the range
         config.role = config.role if isinstance(config.role, str) else None
         config.tags = self._tags(lid, kind, props)
+        if isinstance(logging := self.get(lid, props, "LoggingConfig"), dict):
+            for key, field in _LOGGING.items():
+                if logging.get(key) is not None:
+                    setattr(config, field, _text(logging[key]))
         config.layers = self._layers(lid, props)
         config.dead_letter_target = self._dead_letter(lid, props)
         try:

@@ -25,6 +25,13 @@ class DeadLetterConfig(msgspec.Struct, rename="pascal"):
     target_arn: str | None = None  # absent or empty: no dead-letter queue
 
 
+class LoggingConfig(msgspec.Struct, rename="pascal"):
+    log_format: str | None = None
+    application_log_level: str | None = None
+    system_log_level: str | None = None
+    log_group: str | None = None
+
+
 class FunctionCode(msgspec.Struct, rename={"zip_file": "ZipFile", "s3_bucket": "S3Bucket",
                                            "s3_key": "S3Key", "image_uri": "ImageUri"}):
     zip_file: str | None = None
@@ -50,6 +57,7 @@ class CreateFunction(msgspec.Struct, rename="pascal"):
     tags: dict[str, str] = {}
     publish: bool = False
     layers: list[str] = []
+    logging_config: LoggingConfig | None = None
 
 
 class UpdateFunctionConfiguration(msgspec.Struct, rename="pascal"):
@@ -64,6 +72,7 @@ class UpdateFunctionConfiguration(msgspec.Struct, rename="pascal"):
     ephemeral_storage: EphemeralStorage | None = None
     dead_letter_config: DeadLetterConfig | None = None
     layers: list[str] | None = None
+    logging_config: LoggingConfig | None = None
 
 
 class UpdateFunctionCode(msgspec.Struct, rename={"zip_file": "ZipFile", "s3_bucket": "S3Bucket",

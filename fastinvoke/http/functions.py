@@ -136,7 +136,8 @@ class Functions:
                 role=request.role, description=request.description,
                 architecture=request.architectures[0], ephemeral_storage_mb=storage,
                 dead_letter_target=_dead_letter(request.dead_letter_config),
-                tags=request.tags, layers=self.layers.directories(request.layers))
+                tags=request.tags, layers=self.layers.directories(request.layers),
+                **_logging(request.logging_config))
             unpack(package, code_dir)
             try:
                 self.invoker.create_function(config)
@@ -223,6 +224,7 @@ class Functions:
             changes["dead_letter_target"] = _dead_letter(request.dead_letter_config)
         if request.layers is not None:
             changes["layers"] = self.layers.directories(request.layers)
+        changes.update(_logging(request.logging_config))
         with self.lock:
             record = self._current(name, request.revision_id)
             config = self.invoker.update_function(name, **changes)
@@ -304,6 +306,21 @@ def _record(config: FunctionConfig, sha: str, size: int, uploaded: bool,
 def _version_record(version: Version) -> FunctionRecord:
     return FunctionRecord(version.config, version.revision_id, version.last_modified,
                           version.code_sha256, version.code_size)
+
+
+def _logging(given: bodies.LoggingConfig | None) -> dict[str, str | None]:
+    """A LoggingConfig's members given, as ``FunctionConfig`` fields (they replace the
+    current ones); the levels go when the format becomes Text without them."""
+    if given is None:
+        return {}
+    changes = {field: value for field, value in (
+        ("log_format", given.log_format), ("application_log_level", given.application_log_level),
+        ("system_log_level", given.system_log_level), ("log_group", given.log_group))
+        if value is not None}
+    if changes.get("log_format") == "Text":
+        changes.setdefault("application_log_level", None)
+        changes.setdefault("system_log_level", None)
+    return changes
 
 
 def _dead_letter(config: bodies.DeadLetterConfig | None) -> str | None:

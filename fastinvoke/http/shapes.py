@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..config import FunctionConfig
 from ..events.config import EventInvokeConfig
 from ..invoker import Invoker
 from ..versions import Alias
@@ -46,7 +47,7 @@ def function_configuration(record: FunctionRecord, invoker: Invoker, listing: bo
         "PackageType": "Zip",
         "Architectures": [config.architecture],
         "EphemeralStorage": {"Size": config.ephemeral_storage_mb},
-        "LoggingConfig": {"LogFormat": "Text", "LogGroup": f"/aws/lambda/{config.name}"},
+        "LoggingConfig": logging_config(config),
         "SnapStart": {"ApplyOn": "None", "OptimizationStatus": "Off"},
     }
     if config.env:
@@ -57,6 +58,16 @@ def function_configuration(record: FunctionRecord, invoker: Invoker, listing: bo
         document["Layers"] = record.layers
     if not listing:
         document.update(State="Active", LastUpdateStatus="Successful")
+    return document
+
+
+def logging_config(config: FunctionConfig) -> dict[str, str]:
+    """``LoggingConfig``: the levels (INFO unless set) with the JSON format only."""
+    document = {"LogFormat": config.log_format}
+    if config.log_format == "JSON":
+        document["ApplicationLogLevel"] = config.application_log_level or "INFO"
+        document["SystemLogLevel"] = config.system_log_level or "INFO"
+    document["LogGroup"] = config.log_group_name
     return document
 
 

@@ -50,11 +50,14 @@ def function_environment(config: FunctionConfig, region: str, code_dir: str,
         "AWS_LAMBDA_FUNCTION_NAME": config.name,
         "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(config.memory_mb),
         "AWS_LAMBDA_FUNCTION_VERSION": config.version,
-        "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{config.name}",
+        "AWS_LAMBDA_LOG_GROUP_NAME": config.log_group_name,
         "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
         "AWS_REGION": region,
         "AWS_DEFAULT_REGION": region,
     })
+    if config.log_format == "JSON":  # what Lambda's runtimes read of its LoggingConfig
+        env["AWS_LAMBDA_LOG_FORMAT"] = "JSON"
+        env["AWS_LAMBDA_LOG_LEVEL"] = config.application_log_level or "INFO"
     if family != "provided":  # Lambda leaves it unset for custom runtimes
         env["AWS_EXECUTION_ENV"] = f"AWS_Lambda_{config.runtime}"
     if family == "nodejs":  # Lambda's order: the layers' modules, then the code's

@@ -10,6 +10,7 @@ from .._core import monotonic_ns
 from ..logs import timeout_line
 from ..metering import CRASH, FUNCTION_ERROR, OUT_OF_MEMORY, TIMEOUT
 from ..runtime.faults import error_log_line
+from ..runtime.jsonlog import error_record
 from .hop import Hop
 from .output import take
 from .records import FunctionPool, Invocation, WorkerRecord
@@ -56,7 +57,8 @@ def finish_init_failed(hop: Hop, invocation: Invocation) -> None:
     invocation.outcome = FUNCTION_ERROR
     invocation.error_type = document.get("errorType")
     invocation.payload = msgspec.json.encode(document)
-    invocation.log = error_log_line(document).encode()
+    as_json = invocation.pool.config.log_format == "JSON"
+    invocation.log = (error_record(document) if as_json else error_log_line(document)).encode()
     invocation.cold = True
     invocation.init_ns = invocation.pool.init_ns
     hop.complete(invocation)

@@ -35,7 +35,7 @@ from .._core import (
     monotonic_ns,
 )
 from ..limits import RESPONSE_PAYLOAD_LIMIT
-from . import freeze
+from . import freeze, jsonlog
 from .context import LambdaContext
 from .faults import Fault, error_document, error_log_line
 from .tracing import trace_id
@@ -65,6 +65,10 @@ def marshal(value: Any) -> bytes:
                 f"{type(found).__name__} is not JSON serializable")
 
 
+# How an unhandled error is logged: text, or a JSON record (``install_logging``).
+_log_error: Callable[[dict[str, Any]], str] = error_log_line
+
+
 class _RequestIdFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.aws_request_id = _request_id
@@ -72,7 +76,9 @@ class _RequestIdFilter(logging.Filter):
 
 
 def install_logging() -> None:
-    """Format the root logger as Lambda's Python runtime does (UTC times, request id)."""
+    """Format the root logger as Lambda's Python runtime does (UTC times, request id), in
+    the function's log format: text, or JSON records from its application log level up."""
+    global _log_error
     formatter = logging.Formatter(
         "[%(levelname)s]\t%(asctime)s.%(msecs)03dZ\t%(aws_request_id)s\t%(message)s\n",
         "%Y-%m-%dT%H:%M:%S",
@@ -80,9 +86,14 @@ def install_logging() -> None:
     formatter.converter = time.gmtime
     handler = logging.StreamHandler(sys.stdout)
     handler.terminator = ""
-    handler.setFormatter(formatter)
     handler.addFilter(_RequestIdFilter())
     root = logging.getLogger()
+    if os.environ.get("AWS_LAMBDA_LOG_FORMAT") == "JSON":
+        formatter = jsonlog.JsonFormatter()
+        level = os.environ.get("AWS_LAMBDA_LOG_LEVEL", "INFO")
+        root.setLevel("DEBUG" if level == "TRACE" else level)  # WARN, FATAL: logging's too
+        _log_error = jsonlog.error_record
+    handler.setFormatter(formatter)
     root.handlers[:] = [handler]
 
 
@@ -192,7 +203,7 @@ def _invoke(handler: Any, message: wire.Invoke) -> tuple[bytes, str | None]:
     """Run the handler once; return (result or error document bytes, errorType or None)."""
     if isinstance(handler, Exception):  # Init failed in this worker (prefork=False)
         document = error_document(handler, "")
-        sys.stdout.write(error_log_line(document))
+        sys.stdout.write(_log_error(document))
         return marshal(document), document["errorType"]
     try:
         try:
@@ -210,7 +221,7 @@ def _invoke(handler: Any, message: wire.Invoke) -> tuple[bytes, str | None]:
             raise Fault("Runtime.MarshalError", f"Unable to marshal response: {exc}") from None
     except Exception as exc:
         document = error_document(exc, message.request_id)
-        sys.stdout.write(error_log_line(document))
+        sys.stdout.write(_log_error(document))
         return marshal(document), document["errorType"]
 
 

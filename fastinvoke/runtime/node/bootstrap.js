@@ -90,14 +90,44 @@ function formatted(error) {
   }
 }
 
-// -- console: one line per call, `<ISO time>\t<request id>\t<LEVEL>\t<message>` ------------
+// -- console: one line per call, `<ISO time>\t<request id>\t<LEVEL>\t<message>`, or in the
+// JSON log format `{"timestamp", "level", "requestId", "message"}` ----------------------------
 
 let requestId; // undefined until the first invocation, as Lambda prints it
 const LEVELS = { TRACE: 1, DEBUG: 2, INFO: 3, WARN: 4, ERROR: 5, FATAL: 6 };
+const JSON_FORMAT = (process.env.AWS_LAMBDA_LOG_FORMAT || '').toUpperCase() === 'JSON';
 
-function write(level, message, ...params) {
-  const line = `${new Date().toISOString()}\t${requestId}\t${level}\t` +
-    util.format(message, ...params);
+function errorFields(error) {
+  return {
+    errorType: error?.constructor?.name ?? 'UnknownError',
+    errorMessage: error.message,
+    stackTrace: typeof error.stack === 'string' ? error.stack.split('\n') : [],
+  };
+}
+
+// One argument is the message itself (an object stays an object, an Error becomes its
+// errorType, errorMessage and stackTrace); several are formatted into a string, with the
+// first Error's fields beside it.
+function jsonRecord(level, params) {
+  const record = { timestamp: new Date().toISOString(), level, requestId };
+  if (params.length === 1) {
+    record.message = params[0];
+    try {
+      return JSON.stringify(record, (_, value) =>
+        value instanceof Error ? { ...errorFields(value), ...value } : value);
+    } catch (_) {
+      record.message = util.format(params[0]);
+      return JSON.stringify(record);
+    }
+  }
+  record.message = util.format(...params);
+  const error = params.find((param) => param instanceof Error);
+  return JSON.stringify(error ? { ...record, ...errorFields(error) } : record);
+}
+
+function write(level, ...params) {
+  const line = JSON_FORMAT ? jsonRecord(level, params)
+    : `${new Date().toISOString()}\t${requestId}\t${level}\t` + util.format(...params);
   process.stdout.write(line.replace(/\n/g, '\r') + '\n'); // one line per record
 }
 
@@ -116,7 +146,9 @@ function patchConsole() {
 }
 
 function logError(title, error) {
-  console.error(title, formatted(error instanceof Error ? error : new Error(error)));
+  const asError = error instanceof Error ? error : new Error(error);
+  if (JSON_FORMAT) console.error(asError);
+  else console.error(title, formatted(asError));
 }
 
 // -- the Runtime API -----------------------------------------------------------------------
