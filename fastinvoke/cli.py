@@ -12,20 +12,13 @@ import json
 import os
 import re
 import sys
-import time
 from collections.abc import Sequence
-from decimal import Decimal
 from pathlib import Path
-
-import msgspec
 
 from .autopublish import publish_aliases
 from .errors import FastInvokeError
 from .invoker import Invoker
-from .logs import log_group
-from .logstore import LogStore, parse_duration
-from .metering import bill_usage, load_usage
-from .registry import Registry
+from .readouts import billing_command, logs_command
 from .result import InvokeResult
 from .sam import Template, load_template
 from .sources.samples import TYPES as SAMPLE_TYPES
@@ -135,13 +128,15 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("name", help="the function's name (its LoggingConfig's log group is "
                       "read), or a log group: /aws/lambda/NAME, /my/group")
     _add_state_dir(show)
+    show.add_argument("--endpoint", metavar="URL",
+                      help="read them from the server at http://HOST:PORT instead")
     show.add_argument("--follow", action="store_true", help="keep printing new lines")
     show.add_argument("--filter", metavar="PATTERN",
                       help='a CloudWatch Logs filter pattern: terms ("a phrase", ?any, '
                       '-not), JSON ({ $.level = "ERROR" }) or space-delimited ([a, ..., b > 1])')
     show.add_argument("--since", metavar="DURATION", help="only lines newer than this: "
                       "30s, 5m, 2h, 1d, 1w")
-    show.set_defaults(run=_logs)
+    show.set_defaults(run=logs_command)
 
     billing = commands.add_parser(
         "billing", help="print what the functions' invocations would cost on Lambda",
@@ -149,8 +144,10 @@ def _parser() -> argparse.ArgumentParser:
         "and in total, from a state directory's meters (AWS's us-east-1 prices).")
     billing.add_argument("name", nargs="?", help="only this function")
     _add_state_dir(billing)
+    billing.add_argument("--endpoint", metavar="URL", help="the live meters of the server at "
+                         "http://HOST:PORT (the server running on --state-dir is read live too)")
     billing.add_argument("--json", action="store_true", help="one JSON object instead of a table")
-    billing.set_defaults(run=_billing)
+    billing.set_defaults(run=billing_command)
 
     event = commands.add_parser(
         "event", help="print a sample event (API Gateway, function URL, SQS, S3, schedule)",
@@ -388,73 +385,6 @@ def _serve(args: argparse.Namespace) -> int:
         function_urls=function_urls, schedules=schedules, sqs_endpoint=args.sqs_endpoint,
         sqs_mappings=sqs_mappings, unloadable=unloadable, aliases=aliases,
         layers=layer_dirs(args.layer)))
-
-
-def _logs(args: argparse.Namespace) -> int:
-    database = args.state_dir / "logs.db"
-    if not database.exists():
-        print(f"fastinvoke: no log store in {args.state_dir}: run functions with "
-              f"--state-dir {args.state_dir} first", file=sys.stderr)
-        return 2
-    try:
-        since_ms = (time.time_ns() // 1_000_000 - parse_duration(args.since)
-                    if args.since else None)
-    except ValueError as exc:
-        print(f"fastinvoke: --since: {exc}", file=sys.stderr)
-        return 2
-    group = args.name if args.name.startswith("/") else next(
-        (entry.config.log_group_name for entry in Registry(str(args.state_dir)).load()
-         if entry.config.name == args.name), log_group(args.name))
-    with LogStore(database) as store:
-        if group not in store.groups():
-            print(f"fastinvoke: no logs for '{args.name}' in {args.state_dir} (log groups: "
-                  f"{', '.join(store.groups()) or 'none'})", file=sys.stderr)
-            return 2
-        try:
-            if args.follow:
-                events = store.follow(group, since_ms=since_ms, pattern=args.filter)
-            else:
-                events = iter(store.events(group, since_ms=since_ms, pattern=args.filter))
-            for event in events:
-                sys.stdout.write(event.message)
-                sys.stdout.flush()
-        except ValueError as exc:
-            print(f"fastinvoke: --filter: {exc}", file=sys.stderr)
-            return 2
-    return 0
-
-
-def _billing(args: argparse.Namespace) -> int:
-    usage = load_usage(str(args.state_dir / "meters.json"))
-    if args.name is not None:
-        if args.name not in usage:
-            print(f"fastinvoke: no meters for '{args.name}' in {args.state_dir} (functions: "
-                  f"{', '.join(usage) or 'none'})", file=sys.stderr)
-            return 2
-        usage = {args.name: usage[args.name]}
-    if not usage:
-        print(f"fastinvoke: no meters in {args.state_dir}: run functions with --state-dir "
-              f"{args.state_dir} first", file=sys.stderr)
-        return 2
-    bill = bill_usage(usage)
-    if args.json:
-        # Amounts as exact decimal text ("0.0000008166675"), never floats.
-        print(json.dumps(msgspec.to_builtins(bill, builtin_types=(Decimal,)),
-                         default=lambda amount: format(amount, "f")))
-        return 0
-    rows = [(line.function, line.architecture, f"{line.requests:,}", f"{line.gb_seconds:.4f}",
-             f"{line.cost:.8f}") for line in bill.functions]
-    rows.append(("total", "", f"{bill.requests:,}", f"{bill.gb_seconds:.4f}",
-                 f"{bill.gross_cost:.8f}"))
-    rows.append(("free tier", "", f"-{bill.free_requests:,}", f"-{bill.free_gb_seconds:.4f}",
-                 f"{bill.cost - bill.gross_cost:.8f}"))
-    rows.append(("to pay", "", "", "", f"{bill.cost:.8f}"))
-    header = ("function", "arch", "requests", "GB-seconds", "USD")
-    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(5)]
-    for row in [header, *rows]:
-        print("  ".join(cell.ljust(w) if i < 2 else cell.rjust(w)
-                        for i, (cell, w) in enumerate(zip(row, widths, strict=True))))
-    return 0
 
 
 def _bench(args: argparse.Namespace) -> int:

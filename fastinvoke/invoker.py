@@ -44,7 +44,7 @@ from .events.store import MemoryEventStore, SqliteEventStore
 from .ledger import Ledger
 from .limits import MIN_MEMORY_MB
 from .logstore import LogEvent
-from .metering import Bill, Prices
+from .metering import Bill, Prices, Usage
 from .pool.budget import MemoryBudget
 from .pool.cgroups import CPU_MODES, detect
 from .pool.records import Batch, FunctionPool, Invocation
@@ -640,6 +640,11 @@ class Invoker:
         """The exact counters and GB-seconds of the function's ``$LATEST``, or of its
         version ``qualifier`` (each version is metered on its own)."""
         return self._ledger.meter(self._functions.at(name, qualifier))
+
+    def usage(self) -> dict[str, Usage]:
+        """Every function's and version's counters (``NAME``, ``NAME:N``), deleted ones'
+        too: what ``meters.json`` keeps, and what ``bill`` prices."""
+        return self._ledger.usage(self._functions.all_pools())
 
     def bill(self, prices: dict[str, Prices] | None = None) -> Bill:
         """What the invocations so far would cost on Lambda, free tier applied, exact

@@ -91,10 +91,14 @@ class Ledger:
         figures["billing"] = self.billing
         return figures
 
-    def bill(self, pools: list[FunctionPool], prices: dict[str, Prices] | None) -> Bill:
+    def usage(self, pools: list[FunctionPool]) -> dict[str, Usage]:
+        """The counters of ``pools`` (live) and of the functions deleted before."""
         usage = dict(self._usage)
         usage.update((pool.name, _usage_of(pool)) for pool in pools)
-        return bill_usage(usage, prices)
+        return usage
+
+    def bill(self, pools: list[FunctionPool], prices: dict[str, Prices] | None) -> Bill:
+        return bill_usage(self.usage(pools), prices)
 
     def records(self, group: str, since_ms: int | None,
                 pattern: str | None) -> list[logs.LogRecord]:

@@ -6,13 +6,17 @@ from __future__ import annotations
 import http.client
 import json
 import time
-from urllib.parse import quote, urlsplit
+from typing import TypeVar
+from urllib.parse import quote, urlencode, urlsplit
+
+import msgspec
 
 from .client import ZmqClient
 from .errors import InvalidParameterValueException, ServiceException, service_error
 from .result import InvokeResult
 
 _RETRY_S = 0.1
+T = TypeVar("T")
 
 
 def invoke_remote(endpoint: str, name: str, payload: bytes, *,
@@ -23,23 +27,43 @@ def invoke_remote(endpoint: str, name: str, payload: bytes, *,
         with ZmqClient(endpoint) as client:
             return client.invoke(name, payload, invocation_type=invocation_type,
                                  log_type=log_type)
+    headers = {"X-Amz-Invocation-Type": invocation_type, "Content-Type": "application/json"}
+    if log_type is not None:
+        headers["X-Amz-Log-Type"] = log_type
+    response, body = _request(endpoint, "POST", f"/2015-03-31/functions/{quote(name, safe='')}"
+                              "/invocations", payload, headers, wait_s)
+    _raise_error(endpoint, response, body)
+    return InvokeResult(response.status, body, response.getheader("X-Amz-Function-Error"),
+                        response.getheader("X-Amz-Log-Result"),
+                        response.getheader("X-Amz-Executed-Version"),
+                        response.getheader("x-amzn-RequestId") or "")
+
+
+def get_json(endpoint: str, path: str, kind: type[T],
+             query: dict[str, str] | None = None) -> T:
+    """``GET path`` of the server's HTTP API (``/billing``, ``/logs/NAME``) as a ``kind``."""
+    target = path + ("?" + urlencode(query) if query else "")
+    response, body = _request(endpoint, "GET", target, None, {}, 0.0)
+    _raise_error(endpoint, response, body)
+    return msgspec.json.decode(body, type=kind)
+
+
+def _request(endpoint: str, method: str, path: str, body: bytes | None,
+             headers: dict[str, str], wait_s: float) -> tuple[http.client.HTTPResponse, bytes]:
+    """One request to the server's Lambda API; a server still starting is waited for, up
+    to ``wait_s``."""
     url = urlsplit(endpoint)
     if url.scheme != "http" or not url.hostname:
         raise InvalidParameterValueException(
             f"--endpoint {endpoint}: give http://HOST:PORT (the Lambda API of `fastinvoke "
             "serve`), tcp://HOST:PORT or ipc://PATH (its --zmq endpoint)")
-    headers = {"X-Amz-Invocation-Type": invocation_type, "Content-Type": "application/json"}
-    if log_type is not None:
-        headers["X-Amz-Log-Type"] = log_type
     deadline = time.monotonic() + wait_s
     while True:
         connection = http.client.HTTPConnection(url.hostname, url.port or 80, timeout=930)
         try:
-            connection.request("POST", f"/2015-03-31/functions/{quote(name, safe='')}/"
-                               "invocations", body=payload, headers=headers)
+            connection.request(method, path, body=body, headers=headers)
             response = connection.getresponse()
-            body = response.read()
-            break
+            return response, response.read()
         except ConnectionRefusedError:
             if time.monotonic() >= deadline:
                 raise ServiceException(
@@ -53,6 +77,11 @@ def invoke_remote(endpoint: str, name: str, payload: bytes, *,
                 "address `fastinvoke serve` printed when it started?") from None
         finally:
             connection.close()
+
+
+def _raise_error(endpoint: str, response: http.client.HTTPResponse, body: bytes) -> None:
+    """Raise the Lambda error the server answered with, or refuse an answer that is not
+    a Lambda API's."""
     error_type = response.getheader("x-amzn-ErrorType")
     request_id = response.getheader("x-amzn-RequestId")
     if error_type is None and request_id is None:
@@ -67,9 +96,6 @@ def invoke_remote(endpoint: str, name: str, payload: bytes, *,
         message = document.pop("message", None) or document.pop("Message", "")
         document.pop("Type", None)
         raise service_error(error_type.split(":")[0], message, document)
-    return InvokeResult(response.status, body, response.getheader("X-Amz-Function-Error"),
-                        response.getheader("X-Amz-Log-Result"),
-                        response.getheader("X-Amz-Executed-Version"), request_id or "")
 
 
 def _not_lambda(endpoint: str, response: http.client.HTTPResponse) -> str:

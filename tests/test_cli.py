@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from helpers import function_resource
+from http_server import serving
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "examples" / "template.yaml"
@@ -127,6 +128,37 @@ def test_billing_continues_across_runs_and_prints_the_bill(tmp_path: Path) -> No
         "0.025") * Decimal("0.0000166667")
     missing = fastinvoke("billing", "nope", "--state-dir", state)
     assert missing.returncode == 2 and "no meters for 'nope'" in missing.stderr
+
+
+def test_billing_and_logs_of_a_running_server(tmp_path: Path) -> None:
+    """A server's meters are live only in it: ``billing --state-dir`` on its state dir says
+    so and reads them there, ``--endpoint`` from anywhere; deleted functions stay in the
+    totals, in one row of their own; ``logs --endpoint`` reads its log lines."""
+    with serving(tmp_path) as server:
+        client = server.client()
+        for _ in range(3):
+            client.invoke(FunctionName="echo", Payload=b'{"said": "hi"}')
+        client.invoke(FunctionName="printer", Payload=b'{"message": "to the log"}')
+        client.delete_function(FunctionName="printer")
+        state = str(tmp_path / "state")
+        table = fastinvoke("billing", "--state-dir", state)
+        assert table.returncode == 0, table.stderr
+        assert f"runs on {state}" in table.stderr and server.url in table.stderr
+        rows = {line.split()[0]: line.split() for line in table.stdout.splitlines()}
+        assert rows["echo"][2] == "3" and "printer" not in rows
+        assert rows["(1"][1:3] == ["deleted)", "1"]  # the deleted one, still billed
+        assert rows["total"][1] == "4"
+        as_json = json.loads(fastinvoke("billing", "--endpoint", server.url, "--json").stdout)
+        assert as_json["requests"] == 4 and as_json["deleted"] == ["printer"]
+        shown = fastinvoke("logs", "echo", "--endpoint", server.url, "--filter", "REPORT")
+        assert shown.returncode == 0, shown.stderr
+        assert sum(line.startswith("REPORT RequestId: ") for line in
+                   shown.stdout.splitlines()) == 3
+        bad = fastinvoke("logs", "echo", "--endpoint", server.url, "--filter", "{ $.a = }")
+        assert bad.returncode != 0 and "invalid filter pattern" in bad.stderr
+    # Stopped, the server's meters are in the state dir.
+    after = fastinvoke("billing", "--state-dir", str(tmp_path / "state"))
+    assert after.returncode == 0 and "runs on" not in after.stderr
 
 
 def test_a_templates_event_invoke_config_sends_failures_to_its_queue(tmp_path: Path) -> None:

@@ -27,7 +27,7 @@ from ..errors import (
 from ..invoker import Invoker
 from ..requests import new_request_id
 from ..sources.mappings import Mappings
-from . import bodies, shapes
+from . import bodies, observe, shapes
 from .errors import UnknownOperationException
 from .functions import FunctionRecord, Functions
 from .lambda_model import not_implemented
@@ -115,6 +115,9 @@ class LambdaApi:
             return _OPEN[request.path](self)
         if self.verifier is not None:
             self.verifier.verify(request)
+        if request.method == "GET" and request.path.startswith("/logs/"):
+            return await asyncio.to_thread(observe.log_events, self.invoker, request.path,
+                                           _query(request.query))
         operation, function, member = _route(request)
         query = _query(request.query)
         if member is not None:  # a path member after the function's (an alias's name)
@@ -300,6 +303,9 @@ class LambdaApi:
     def metrics_text(self) -> Response:
         return Response(200, self.metrics.render(), [("Content-Type", CONTENT_TYPE)])
 
+    def billing(self) -> Response:
+        return observe.billing(self.invoker)
+
     # -- names ----------------------------------------------------------------------------
 
     def qualified_name(self, function: str | None, query: dict[str, str],
@@ -383,7 +389,8 @@ ROUTES: dict[tuple[str, str, str | None], dict[str, Operation]] = {
 # The member a route's last path segment holds, where a "*" stands for it.
 _PATH_MEMBERS = {"aliases/*": "Name", "versions/*": "VersionNumber"}
 _OPEN: dict[str, Callable[[LambdaApi], Response]] = {
-    "/healthz": LambdaApi.healthz, "/metrics": LambdaApi.metrics_text}
+    "/healthz": LambdaApi.healthz, "/metrics": LambdaApi.metrics_text,
+    "/billing": LambdaApi.billing}
 
 PathMember = tuple[str, str] | None  # (botocore's member name, its value from the path)
 _ROUTED: dict[str, tuple[dict[str, Operation], str | None, PathMember]] = {}

@@ -30,6 +30,7 @@ from typing import Any
 
 import uvloop
 
+from .. import serverfile
 from ..apigw.gateway import API_BODY_LIMIT, Gateway, gateway_error_page
 from ..apigw.routes import Cors, Route, RouteTable
 from ..apigw.url_configs import FunctionUrls
@@ -289,7 +290,9 @@ async def _serve(options: ServeOptions, sockets: list[socket.socket],
 
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, on_signal, signum)
-        print(f"fastinvoke: serving the Lambda API on http://{_host_port(options.host, port)} "
+        url = f"http://{_host_port(options.host, port)}"
+        serverfile.announce(invoker.state_dir, url)
+        print(f"fastinvoke: serving the Lambda API on {url} "
               f"({len(functions.records)} functions, state in {invoker.state_dir})", flush=True)
         if api_sockets:
             table = routes.table()
@@ -321,6 +324,7 @@ async def _serve(options: ServeOptions, sockets: list[socket.socket],
         for each in servers:
             each.abort()
     finally:
+        serverfile.withdraw(invoker.state_dir)
         scheduler.stop()
         await asyncio.to_thread(mappings.stop)
         if endpoint is not None:
