@@ -15,7 +15,6 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from .autopublish import publish_aliases
 from .errors import FastInvokeError
 from .invoker import Invoker
 from .readouts import billing_command, logs_command
@@ -23,6 +22,7 @@ from .result import InvokeResult
 from .sam import Template, load_template
 from .sources.samples import TYPES as SAMPLE_TYPES
 from .sources.samples import sample
+from .stack import deploy
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -274,22 +274,15 @@ def _invoke(args: argparse.Namespace) -> int:
     _print_notes(template)
     payload = _read_payload(args.payload)
     name = args.name.partition(":")[0]  # NAME, or NAME:VERSION / NAME:ALIAS
+    if not any(config.name == name for config in template.functions):
+        reason = template.unloadable.get(name)
+        known = ", ".join(c.name for c in template.functions) or "none"
+        print(f"fastinvoke: function '{args.name}' "
+              + (f"cannot run here: {reason}" if reason else
+                 f"is not in {args.template} (functions: {known})"), file=sys.stderr)
+        return 2
     with Invoker(args.state_dir) as invoker:
-        for config in template.functions:
-            if config.name == name:
-                invoker.put_function(config)
-                if name in template.event_configs:
-                    invoker.event_invoke_config(name, **template.event_configs[name])
-                if name in template.aliases:
-                    publish_aliases(invoker, {name: template.aliases[name]})
-                break
-        else:
-            reason = template.unloadable.get(name)
-            known = ", ".join(c.name for c in template.functions) or "none"
-            print(f"fastinvoke: function '{args.name}' "
-                  + (f"cannot run here: {reason}" if reason else
-                     f"is not in {args.template} (functions: {known})"), file=sys.stderr)
-            return 2
+        deploy(invoker, template, only=name)
         result = invoker.invoke(args.name, payload, invocation_type=args.invocation_type,
                                 log_type=log_type)
         if args.invocation_type == "Event":
