@@ -31,7 +31,6 @@ from .config import ACCOUNT_ID, FunctionConfig
 from .deployment import Functions
 from .dispatch import Dispatcher
 from .errors import (
-    FunctionError,
     InvalidParameterValueException,
     ProvisionedConcurrencyConfigNotFoundException,
     ServiceError,
@@ -541,11 +540,7 @@ class Invoker:
 
     def call(self, function_name: str, event: Any = None) -> Any:
         """Invoke synchronously and return the decoded result; raise ``FunctionError``."""
-        result = self.invoke(function_name, event)
-        if result.function_error is not None:
-            raise FunctionError(payloads.validate_json(result.payload), result.payload,
-                                result.request_id)
-        return payloads.validate_json(result.payload) if result.payload else None
+        return self.invoke(function_name, event).value()
 
     def watch_from(self, loop: asyncio.AbstractEventLoop) -> None:
         """Let ``loop`` (from its own thread) keep reading the workers' replies between

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from . import payloads
+from .errors import FunctionError
 from .logs import tail
 
 if TYPE_CHECKING:
@@ -25,6 +27,13 @@ class InvokeResult(msgspec.Struct, frozen=True):
     log_result: str | None = None
     executed_version: str | None = None
     request_id: str = ""
+
+    def value(self) -> Any:
+        """The decoded result; a function error raises ``FunctionError``."""
+        if self.function_error is not None:
+            raise FunctionError(payloads.validate_json(self.payload), self.payload,
+                                self.request_id)
+        return payloads.validate_json(self.payload) if self.payload else None
 
 
 def answer(invocation: Invocation, log_type: str | None, *,
