@@ -68,6 +68,8 @@ class Dispatcher:
         self._link_list: list[Link] = []
         self.lock = threading.Lock()
         self.core = CoreDispatcher()
+        # Invocations in flight whose response may come in parts (``Invocation.on_chunk``).
+        self._streams: dict[str, Invocation] = {}
         self.admission = admission
         self.account = account
         self.workers: Workers | Slots
@@ -155,8 +157,11 @@ class Dispatcher:
             invocation.identity,
             invocation.trace_id,
             self._worker_spin(invocation),
+            invocation.on_chunk is not None,
         ))
         self.core.begin(invocation.request_id, worker, deadline_ns, invocation)
+        if invocation.on_chunk is not None:  # its response may be streamed
+            self._streams[invocation.request_id] = invocation
         self.links[worker].send(message)
         invocation.pool.meter.began()
         if deadline_ns < self.alarm.wake_at_ns:
@@ -228,8 +233,11 @@ class Dispatcher:
                 message = decode(data)
             except ValueError:
                 continue  # not one of ours: dropped
-            if type(message) is wire.Reply:
+            kind = type(message)
+            if kind is wire.Reply:
                 self._on_reply(link.worker, message)
+            elif kind is wire.Chunk:
+                self._on_chunk(link.worker, message)
             else:
                 self._on_hello(link.worker, message)
 
@@ -265,6 +273,13 @@ class Dispatcher:
         if pool.queue:
             self.dispatch_queued(pool)
 
+    def _on_chunk(self, worker: bytes, chunk: wire.Chunk) -> None:
+        """A part of a streamed response: to whoever takes them, if it is in flight on
+        that worker."""
+        invocation = self._streams.get(chunk.request_id)
+        if invocation is not None and self.core.busy_worker(chunk.request_id) == worker:
+            invocation.on_chunk(chunk.data)  # type: ignore[misc]
+
     def _on_hello(self, worker: bytes, hello: wire.Hello) -> None:
         record = self.workers.ready(worker, hello)
         if record is None:
@@ -275,6 +290,8 @@ class Dispatcher:
 
     def complete(self, invocation: Invocation) -> None:
         """Account for a finished invocation and wake whoever waits for it (lock held)."""
+        if invocation.on_chunk is not None:
+            self._streams.pop(invocation.request_id, None)
         self.admission.leave(invocation.pool)
         self.account(invocation)
         batch = invocation.batch

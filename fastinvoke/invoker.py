@@ -51,6 +51,7 @@ from .pool.supervisor import Supervisor
 from .registry import Registry
 from .requests import new_request_id
 from .result import InvokeResult, answer
+from .streaming import AsyncResponseStream, ResponseStream
 from .versions import LATEST, MAX_DESCRIPTION, Alias, Version
 
 __all__ = ["InvokeResult", "Invoker"]
@@ -483,6 +484,36 @@ class Invoker:
         self._dispatcher.submit(invocation)
         await self._dispatcher.wait_async(invocation)
         return answer(invocation, log_type)
+
+    def invoke_stream(self, function_name: str, event: Any = None, *,
+                      log_type: str | None = None,
+                      client_context: dict[str, Any] | str | None = None,
+                      qualifier: str | None = None) -> ResponseStream:
+        """Invoke as Lambda's InvokeWithResponseStream does: iterate the result for the
+        response's parts as the function writes them (a function that does not stream
+        gives its whole response as one part); its ``result`` then says how it ended.
+        A throttle or another service error raises here, before any part."""
+        invocation = self._stream_invocation(function_name, event, client_context, qualifier)
+        stream = ResponseStream(invocation, log_type)
+        self._dispatcher.submit(invocation)
+        return stream
+
+    async def ainvoke_stream(self, function_name: str, event: Any = None, *,
+                             log_type: str | None = None,
+                             client_context: dict[str, Any] | str | None = None,
+                             qualifier: str | None = None) -> AsyncResponseStream:
+        """``invoke_stream`` for asyncio: ``async for`` the parts."""
+        invocation = self._stream_invocation(function_name, event, client_context, qualifier)
+        stream = AsyncResponseStream(invocation, log_type)
+        self._dispatcher.submit(invocation)
+        return stream
+
+    def _stream_invocation(self, function_name: str, event: Any,
+                           client_context: dict[str, Any] | str | None,
+                           qualifier: str | None) -> Invocation:
+        pool, qualifier = self._target(function_name, "RequestResponse", qualifier)
+        body = payloads.event_bytes(event, "RequestResponse")
+        return self._invocation(pool, body, client_context, qualifier)
 
     def invoke_many(
         self,

@@ -16,6 +16,7 @@ SYNC_PAYLOAD_LIMIT = 6 * 1024 * 1024
 ASYNC_PAYLOAD_LIMIT = 1024 * 1024
 # A response is refused only past 6 MB plus a little: the Runtime API's own allowance.
 RESPONSE_PAYLOAD_LIMIT = 6 * 1024 * 1024 + 100
+STREAMED_RESPONSE_LIMIT = 20 * 1024 * 1024  # a streamed response's (Lambda's soft limit)
 
 
 def check_range(value: int, field: str, low: int, high: int) -> None:

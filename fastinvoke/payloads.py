@@ -31,6 +31,14 @@ def check_invocation_type(invocation_type: str) -> None:
         )
 
 
+def check_log_type(log_type: str | None) -> None:
+    """Invoke's ``X-Amz-Log-Type``: absent, ``None`` or ``Tail``."""
+    if log_type not in (None, "None", "Tail"):
+        raise ValidationException(
+            f"1 validation error detected: Value '{log_type}' at 'logType' failed to "
+            "satisfy constraint: Member must satisfy enum value set: [Tail, None]")
+
+
 def payload_limit(invocation_type: str) -> int:
     """Lambda's payload limit for the invocation type."""
     return ASYNC_PAYLOAD_LIMIT if invocation_type == "Event" else SYNC_PAYLOAD_LIMIT

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import msgspec
 
-PROTOCOL = 3
+PROTOCOL = 4
 
 SPIN_NEVER, SPIN_ADAPTIVE, SPIN_BUSY = 0, 1, 2
 
@@ -50,6 +50,7 @@ class Invoke(msgspec.Struct, tag="invoke", array_like=True, gc=False):
     # taken), SPIN_ADAPTIVE (as long as requests lately followed replies), SPIN_BUSY (more
     # wait for this function: as long as it may).
     spin: int = SPIN_ADAPTIVE
+    stream: bool = False  # the caller takes a streamed response part by part (Chunk)
 
 
 class Stop(msgspec.Struct, tag="stop", array_like=True, gc=False):
@@ -64,6 +65,15 @@ class Reply(msgspec.Struct, tag="reply", array_like=True, gc=False):
     payload: bytes  # the result, or the error document when error_type is set
     retire: bool = False  # the worker must not be reused (its Init failed)
     init_ns: int = 0  # the worker re-ran Init for this invocation (its runtime had ended)
+
+
+class Chunk(msgspec.Struct, tag="chunk", array_like=True, gc=False):
+    """A part of a streamed response (Lambda's response streaming), sent as the runtime
+    writes it, before the invocation's Reply (whose payload is then empty, or the error
+    document)."""
+
+    request_id: str
+    data: bytes
 
 
 class Boot(msgspec.Struct, gc=False):
@@ -137,7 +147,7 @@ class Exited(msgspec.Struct, tag="exited", gc=False):
 
 
 ToWorker = Invoke | Stop
-FromWorker = Hello | Reply
+FromWorker = Hello | Reply | Chunk
 ToTemplate = Fork | Shutdown
 FromTemplate = Ready | InitFailed | Unconfined | Forked | ForkFailed | Exited
 

@@ -25,6 +25,7 @@ from ..errors import (
     ValidationException,
 )
 from ..invoker import Invoker
+from ..payloads import check_log_type
 from ..requests import new_request_id
 from ..sources.mappings import Mappings
 from . import bodies, observe, shapes
@@ -56,6 +57,7 @@ from .provisioned_operations import (
     put_provisioned_concurrency,
 )
 from .sigv4 import Verifier
+from .stream_operations import invoke_with_response_stream
 from .tag_operations import list_tags, tag_resource, untag_resource
 from .url_operations import (
     create_function_url_config,
@@ -78,7 +80,6 @@ Operation = Callable[["LambdaApi", Request, str | None, dict[str, str]], Awaitab
 _QUALIFIED_ONLY = ("This operation is permitted on Lambda functions only. Aliases and versions "
                    "do not support this operation. Please specify either a function name or "
                    "an unqualified function ARN.")
-_LOG_TYPES = (None, "None", "Tail")
 _JSON_TYPE = ("Content-Type", "application/json")
 _CACHED = 1024  # most entries of a per-request cache (paths, names) before it starts over
 
@@ -131,10 +132,7 @@ class LambdaApi:
         name, qualifier = self.qualified_name(function, query)
         headers = request.headers
         log_type = headers.get("x-amz-log-type")
-        if log_type not in _LOG_TYPES:
-            raise ValidationException(
-                f"1 validation error detected: Value '{log_type}' at 'logType' failed to "
-                "satisfy constraint: Member must satisfy enum value set: [Tail, None]")
+        check_log_type(log_type)
         invocation_type = headers.get("x-amz-invocation-type", "RequestResponse")
         started = time.perf_counter()
         result = await self.invoker.ainvoke(
@@ -347,6 +345,8 @@ ROUTES: dict[tuple[str, str, str | None], dict[str, Operation]] = {
     ("2015-03-31", "functions", ""): {"GET": LambdaApi.get_function,
                                       "DELETE": LambdaApi.delete_function},
     ("2015-03-31", "functions", "invocations"): {"POST": LambdaApi.invoke},
+    ("2021-11-15", "functions", "response-streaming-invocations"): {
+        "POST": invoke_with_response_stream},
     ("2015-03-31", "functions", "configuration"): {
         "GET": LambdaApi.get_function_configuration,
         "PUT": LambdaApi.update_function_configuration},

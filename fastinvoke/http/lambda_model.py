@@ -17,7 +17,6 @@ from .errors import NotImplementedException
 # What to use instead of an operation fastinvoke does not implement, where there is a way.
 _INSTEAD = {
     "InvokeAsync": "use Invoke with InvocationType Event (InvokeAsync is deprecated)",
-    "InvokeWithResponseStream": "use Invoke, which answers the whole response at once",
     "AddPermission": "resource-based policies are not enforced locally: any caller of this "
                      "server may invoke",
     "RemovePermission": "resource-based policies are not enforced locally",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from http import HTTPStatus
 from typing import Any
 
@@ -58,6 +59,24 @@ class Response:
         end = b"\r\n\r\n" if keep_alive else b"\r\nConnection: close\r\n\r\n"
         return b"".join((status, headers.encode("latin-1"),
                          b"Content-Length: %d" % len(self.body), end, self.body))
+
+
+class StreamingResponse(Response):
+    """A response whose body is written as its parts come (chunked transfer coding)."""
+
+    __slots__ = ("parts",)
+
+    def __init__(self, status: int, parts: AsyncIterator[bytes],
+                 headers: list[tuple[str, str]] | None = None) -> None:
+        super().__init__(status, b"", headers)
+        self.parts = parts
+
+    def head(self, keep_alive: bool) -> bytes:
+        """The status line and headers; each part then goes as a chunk."""
+        status = _STATUS_LINES.get(self.status) or b"HTTP/1.1 %d Unknown\r\n" % self.status
+        headers = "".join([f"{name}: {value}\r\n" for name, value in self.headers])
+        end = b"\r\n\r\n" if keep_alive else b"\r\nConnection: close\r\n\r\n"
+        return status + headers.encode("latin-1") + b"Transfer-Encoding: chunked" + end
 
 
 def json_response(document: Any, status: int = 200) -> Response:

@@ -36,7 +36,7 @@ import httptools
 from ..errors import InvalidRequestContentException, RequestEntityTooLargeException, ServiceError
 from ..errors import ServiceException as InternalError
 from .errors import RequestHeaderFieldsTooLargeException, RequestTimeoutException, error_response
-from .messages import Request, Response
+from .messages import Request, Response, StreamingResponse
 
 Application = Callable[[Request], Awaitable[Response]]
 # How an error the server itself answers looks (a refused request, an application that
@@ -390,7 +390,10 @@ class Connection(asyncio.Protocol):
                 if transport.is_closing():
                     return  # the client went away; the invocation has still run
                 keep_alive = keep_alive and not self.server.stopping
-                transport.write(response.encode(keep_alive))
+                if type(response) is StreamingResponse:
+                    await self._stream(response, keep_alive)
+                else:
+                    transport.write(response.encode(keep_alive))
                 if not keep_alive:
                     queue.clear()
                     if self.broken and not self.peer_done and transport.can_write_eof():
@@ -407,6 +410,20 @@ class Connection(asyncio.Protocol):
             elif not self.reading_since and not self.lingering_until \
                     and not transport.is_closing():
                 self.idle_since = self.loop.time()
+
+    async def _stream(self, response: StreamingResponse, keep_alive: bool) -> None:
+        """Write ``response``'s parts as chunks as they come, then its last chunk; a client
+        that goes away ends the writing (not the invocation)."""
+        transport = self.transport
+        transport.write(response.head(keep_alive))
+        async for part in response.parts:
+            if transport.is_closing():
+                return
+            if part:
+                transport.write(b"%x\r\n%s\r\n" % (len(part), part))
+                if self._writable is not None:
+                    await self._writable
+        transport.write(b"0\r\n\r\n")
 
     def _linger(self) -> None:
         """End our side after the answer, and drop what the client still sends until it

@@ -109,7 +109,7 @@ class Invocation:
         "identity", "trace_id", "done", "payload", "error_type", "outcome", "log",
         "duration_ns", "max_rss_kb", "init_ns", "cold", "billed_ms", "log_entry",
         "sem", "waiting", "future", "loop", "loop_thread", "callback", "started_ns",
-        "log_stream", "source", "batch", "service_error",
+        "log_stream", "source", "batch", "service_error", "on_chunk",
     )
 
     def __init__(self, request_id: str, pool: FunctionPool, event: bytes,
@@ -145,6 +145,8 @@ class Invocation:
         self.batch: Batch | None = None
         # What Invoke raises instead of answering (its worker's node was lost).
         self.service_error: ServiceError | None = None
+        # Takes the parts of a streamed response as they come (dispatcher lock held).
+        self.on_chunk: Callable[[bytes], None] | None = None
 
     def awaitable(self) -> Invocation:
         """This invocation, to be awaited on the running loop (from its thread)."""

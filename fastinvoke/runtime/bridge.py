@@ -43,6 +43,7 @@ from .runtime_api import RuntimeApi
 from .worker import memory_used_kb, redirect_output
 
 INIT_TIMEOUT_NS = 10_000_000_000  # Lambda's limit on an on-demand function's Init phase
+_TAKEN_POLL_S = 0.0001  # while the front-end has not taken the last part yet
 _encode_json = msgspec.json.encode
 
 
@@ -185,7 +186,9 @@ def run(link: Link, output: int, command: list[str], peak: int, log_stream: str,
     runtime's output goes where the worker's does: ``output``, the pipe."""
     os.environ["AWS_LAMBDA_LOG_STREAM_NAME"] = log_stream
     redirect_output(output)
-    runtime = RuntimeProcess(command, RuntimeApi(), code_dir)
+    api = RuntimeApi()
+    api.on_part = functools.partial(_send_part, link, api)
+    runtime = RuntimeProcess(command, api, code_dir)
     runtime.start(monotonic_ns() + INIT_TIMEOUT_NS)
     try:
         link.send(wire.encode_header(wire.Hello(wire.PROTOCOL, os.getpid(), runtime.init_ns)))
@@ -216,11 +219,25 @@ def _serve(link: Link, runtime: RuntimeProcess, peak: int) -> None:
             os.write(1, failure.log_lines(message.request_id))
         duration = monotonic_ns() - started
         rss_kb = max_rss_kb() if peak >= 0 else max(max_rss_kb(), runtime.peak_rss_kb())
+        _wait_taken(link)  # the last part of a streamed response
         send(encode(wire.Reply(message.request_id, duration, error_type,
                                memory_used_kb(peak, rss_kb), payload, failure is not None,
                                init_ns)))
         if failure is None:
             runtime.await_next(readable())
+
+
+def _send_part(link: Link, api: RuntimeApi, data: bytes) -> None:
+    """Pass a part of the invocation's streamed response on to the front-end."""
+    _wait_taken(link)
+    link.send(wire.encode_header(wire.Chunk(api.current or "", data)))
+
+
+def _wait_taken(link: Link) -> None:
+    """Wait until the front-end took the last message: the lane holds one at a time.
+    Parts come milliseconds apart; the front-end takes each within microseconds."""
+    while not link.delivered():
+        time.sleep(_TAKEN_POLL_S)
 
 
 def _reason(returncode: int) -> str:

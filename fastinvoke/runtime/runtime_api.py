@@ -8,7 +8,9 @@ handlers for the details):
 * ``POST /runtime/invocation/{id}/response`` and ``.../error``: 202 ``{"status":"OK"}``;
   400 ``InvalidRequestID`` for an id that is not the invocation in flight; 413
   ``RequestEntityTooLarge`` past 6 MB + 100 bytes (the caller then gets
-  ``Function.ResponseSizeTooLarge``);
+  ``Function.ResponseSizeTooLarge``); a response in the streaming mode
+  (``Lambda-Runtime-Function-Response-Mode: streaming``, chunked) is passed on part by part
+  as it arrives (``on_part``), up to 20 MB, an error after it coming in its trailers;
 * ``POST /runtime/init/error``: 202 before the first ``/next``;
 * a call the runtime's state does not allow: 403 ``InvalidStateTransition`` with RIE's
   state names ("State transition from Started to InvocationResponse failed for runtime...").
@@ -21,8 +23,11 @@ arrived, and the bridge reads the outcome from the attributes (``waiting``, ``re
 
 from __future__ import annotations
 
+import base64
+import binascii
 import select
 import socket
+from collections.abc import Callable
 from urllib.parse import unquote
 
 import httptools
@@ -30,12 +35,13 @@ import msgspec
 
 from .. import wire
 from .._core import monotonic_ns
-from ..limits import RESPONSE_PAYLOAD_LIMIT
+from ..limits import RESPONSE_PAYLOAD_LIMIT, STREAMED_RESPONSE_LIMIT
 from .tracing import trace_id
 from .worker import response_too_large
 
 PREFIX = "/2018-06-01/runtime/"
 ERROR_TYPE_HEADER = b"lambda-runtime-function-error-type"
+ERROR_BODY_HEADER = b"lambda-runtime-function-error-body"  # a streamed response's trailer
 RESPONSE_MODE_HEADER = b"lambda-runtime-function-response-mode"
 # RIE's names of the runtime's states (internal/lambda/core/runtime_state_names.go).
 STARTED = "Started"
@@ -49,6 +55,30 @@ _REASONS = {200: b"OK", 202: b"Accepted", 400: b"Bad Request", 403: b"Forbidden"
 _POLL_IN = select.POLLIN | select.POLLHUP | select.POLLERR
 _decode_json = msgspec.json.decode
 _encode_json = msgspec.json.encode
+
+
+def _unwanted(data: bytes) -> None:
+    """Where streamed parts go when nobody takes them (never: ``streams`` checks first)."""
+
+
+def trailer_error(headers: dict[bytes, bytes]) -> tuple[bytes, str] | None:
+    """The error a streamed response ended with, in its trailers
+    (``Lambda-Runtime-Function-Error-Type`` and ``-Body``, base64 of its JSON)."""
+    error_type = headers.get(ERROR_TYPE_HEADER)
+    if error_type is None or headers.get(RESPONSE_MODE_HEADER) != b"streaming":
+        return None
+    try:
+        body = base64.b64decode(headers.get(ERROR_BODY_HEADER, b""), validate=True)
+    except binascii.Error:
+        body = b""
+    kind = error_type.decode(errors="replace")
+    return body or _error_body(kind, ""), kind
+
+
+def _too_large_stream() -> tuple[bytes, str]:
+    return (_error_body("Function.ResponseSizeTooLarge",
+                        "Response payload size exceeded maximum allowed payload size "
+                        f"({STREAMED_RESPONSE_LIMIT} bytes)."), "Function.ResponseSizeTooLarge")
 
 
 def _error_body(error_type: str, message: str) -> bytes:
@@ -88,7 +118,7 @@ def error_type_of(headers: dict[bytes, bytes], body: bytes) -> str:
 class _Connection:
     """One connection from the runtime; httptools calls the ``on_*`` methods."""
 
-    __slots__ = ("api", "sock", "parser", "url", "headers", "body", "size")
+    __slots__ = ("api", "sock", "parser", "url", "headers", "body", "size", "streaming")
 
     def __init__(self, api: RuntimeApi, sock: socket.socket) -> None:
         self.api = api
@@ -98,12 +128,14 @@ class _Connection:
         self.headers: dict[bytes, bytes] = {}
         self.body: list[bytes] = []
         self.size = 0
+        self.streaming = False  # its body is a streamed response, passed on as it comes
 
     def on_message_begin(self) -> None:
         self.url = b""
         self.headers = {}
         self.body = []
         self.size = 0
+        self.streaming = False
 
     def on_url(self, url: bytes) -> None:
         self.url += url
@@ -114,10 +146,15 @@ class _Connection:
     def on_headers_complete(self) -> None:
         if self.headers.get(b"expect", b"").lower() == b"100-continue":
             self.sock.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
+        if self.headers.get(RESPONSE_MODE_HEADER) == b"streaming":
+            self.streaming = self.api.streams(self.url)
 
     def on_body(self, body: bytes) -> None:
         self.size += len(body)
-        if self.size <= RESPONSE_PAYLOAD_LIMIT:  # past it, only counted: the answer is 413
+        if self.streaming:
+            if self.size <= STREAMED_RESPONSE_LIMIT:
+                self.api.on_part(body)
+        elif self.size <= RESPONSE_PAYLOAD_LIMIT:  # past it, only counted: the answer is 413
             self.body.append(body)
 
     def on_message_complete(self) -> None:
@@ -158,6 +195,8 @@ class RuntimeApi:
         self.poller.register(self.listener, select.POLLIN)
         self.connections: dict[int, _Connection] = {}
         self.watched: set[int] = set()
+        # Where a streamed response's parts go as they come (the bridge's link).
+        self.on_part: Callable[[bytes], None] = _unwanted
         self.reset()
 
     def reset(self) -> None:
@@ -169,6 +208,7 @@ class RuntimeApi:
         self.ready_ns = 0
         self.init_error: tuple[bytes, str] | None = None
         self.current: str | None = None  # the request id of the invocation in flight
+        self.stream_parts = False  # its caller takes a streamed response part by part
         self.result: tuple[bytes, str | None] | None = None  # its payload and errorType
 
     def watch(self, fd: int) -> None:
@@ -193,6 +233,14 @@ class RuntimeApi:
                 self._read(connection)
         return watched
 
+    def streams(self, url: bytes) -> bool:
+        """Whether the request to ``url`` is the current invocation's streamed response,
+        which its caller takes part by part (else the parts are gathered, as when a
+        caller of Invoke gets the whole response)."""
+        path = unquote(url.split(b"?", 1)[0].decode("latin-1"))
+        return (self.stream_parts and self.state == RUNNING and self.current is not None
+                and path == f"{PREFIX}invocation/{self.current}/response")
+
     def begin(self, invoke: wire.Invoke) -> bool:
         """Answer the waiting ``/next`` with ``invoke``; False if no runtime waits for it."""
         connection = self.waiting
@@ -200,6 +248,7 @@ class RuntimeApi:
             return False
         self.waiting = None
         self.current = invoke.request_id
+        self.stream_parts = invoke.stream
         self.result = None
         headers = [b"Lambda-Runtime-Aws-Request-Id: ", invoke.request_id.encode(),
                    b"\r\nLambda-Runtime-Deadline-Ms: ", b"%d" % invoke.deadline_ms,
@@ -306,11 +355,14 @@ class RuntimeApi:
                 f"Invalid Lambda-Runtime-Function-Response-Mode '{mode}': send 'streaming' "
                 "or no such header"), "Runtime.InvalidResponseModeHeader")
             status, answer = 400, _INVALID_RESPONSE_MODE
+        elif connection.streaming:  # its parts went on as they came
+            self.result = _too_large_stream() if size > STREAMED_RESPONSE_LIMIT else (
+                trailer_error(headers) or (b"", None))
         elif size > RESPONSE_PAYLOAD_LIMIT:
             self.result = response_too_large()
             status, answer = 413, _TOO_LARGE
-        else:
-            self.result = (body, None)
+        else:  # a response, or a streamed one gathered whole for a caller of Invoke
+            self.result = trailer_error(headers) or (body, None)
         self.state = RESPONSE_SENT
         self.current = None
         connection.reply(status, answer)

@@ -13,12 +13,14 @@ const fs = require('fs');
 const http = require('http');
 const path = require('path');
 const util = require('util');
+const { Writable } = require('stream');
 const { pathToFileURL } = require('url');
 
 const API = process.env.AWS_LAMBDA_RUNTIME_API || '127.0.0.1:9001';
 const [API_HOST, API_PORT] = API.split(':');
 const API_PATH = '/2018-06-01/runtime';
 const ERROR_TYPE_HEADER = 'Lambda-Runtime-Function-Error-Type';
+const ERROR_BODY_HEADER = 'Lambda-Runtime-Function-Error-Body';
 const agent = new http.Agent({ keepAlive: true }); // its idle sockets keep no loop alive
 
 // -- errors: the runtime's own types and the document Lambda relays ------------------------
@@ -212,6 +214,91 @@ const postInvocationError = (error, id) =>
   postError(`/invocation/${encodeURIComponent(id)}/error`, error);
 const postInitError = (error) => postError('/init/error', error);
 
+// -- response streaming: awslambda.streamifyResponse and awslambda.HttpResponseStream ------
+//
+// A streaming handler is `async (event, responseStream, context)`; what it writes goes to
+// the Runtime API as it is written, in the streaming response mode (chunked), and an error
+// after the first bytes travels in the trailers.
+
+const STREAMING = Symbol.for('aws.lambda.runtime.handler.streaming');
+const HTTP_INTEGRATION = 'application/vnd.awslambda.http-integration-response';
+
+class HttpResponseStream {
+  // The prelude a function URL turns into the status and headers, then 8 NUL bytes.
+  static from(stream, prelude) {
+    stream.setContentType(HTTP_INTEGRATION);
+    stream.write(JSON.stringify(prelude));
+    stream.write(Buffer.alloc(8));
+    return stream;
+  }
+}
+
+globalThis.awslambda = {
+  streamifyResponse(handler) {
+    handler[STREAMING] = 'response';
+    return handler;
+  },
+  HttpResponseStream,
+};
+
+function responseStream(id) {
+  let contentType = 'application/octet-stream';
+  let request;
+  let answered;
+  const open = () => {
+    if (!request) {
+      request = http.request({
+        host: API_HOST, port: API_PORT, method: 'POST', agent,
+        path: `${API_PATH}/invocation/${encodeURIComponent(id)}/response`,
+        headers: {
+          'Content-Type': contentType,
+          'Lambda-Runtime-Function-Response-Mode': 'streaming',
+          'Transfer-Encoding': 'chunked',
+          Trailer: `${ERROR_TYPE_HEADER}, ${ERROR_BODY_HEADER}`,
+        },
+      });
+      request.on('socket', (socket) => socket.setNoDelay(true)); // each write goes now
+      answered = new Promise((resolve) => {
+        request.on('response', (response) => response.resume().on('end', resolve));
+        request.on('error', resolve);
+      });
+    }
+    return request;
+  };
+  const stream = new Writable({
+    write(chunk, encoding, callback) {
+      open().write(chunk, encoding, callback);
+    },
+    final(callback) {
+      open().end(callback);
+    },
+  });
+  stream.setContentType = (type) => { contentType = type; };
+  stream.fail = (error) => {
+    const document = errorDocument(error);
+    open().addTrailers({
+      [ERROR_TYPE_HEADER]: String(document.errorType),
+      [ERROR_BODY_HEADER]: Buffer.from(JSON.stringify(document)).toString('base64'),
+    });
+    request.end();
+  };
+  stream.answered = () => (open(), answered);
+  return stream;
+}
+
+async function handleStreaming(handler, id, event, context, next) {
+  const stream = responseStream(id);
+  try {
+    await handler(event, stream, context);
+    if (!stream.writableEnded) stream.end();
+  } catch (error) {
+    logError('Invoke Error', error);
+    stream.fail(error);
+  }
+  await stream.answered();
+  next();
+}
+
 // -- loading the handler: "dir/file.a.b" is export a.b of LAMBDA_TASK_ROOT/dir/file -------
 
 function requireIfExists(file) {
@@ -398,6 +485,13 @@ async function handleOnce(handler, isAsync, next) {
         postResponse(null, id).then(next);
       }
     };
+    if (handler[STREAMING] === 'response') {
+      onEmptyLoop = () => {};
+      markReported();
+      await handleStreaming(handler, id, JSON.parse(body),
+        invocationContext(id, headers, context), next);
+      return;
+    }
     const result = handler(JSON.parse(body), invocationContext(id, headers, context), callback);
     if (result && typeof result.then === 'function') {
       result.then(context.succeed, context.fail).catch(context.fail);
