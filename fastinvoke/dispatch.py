@@ -278,7 +278,7 @@ class Dispatcher:
         that worker."""
         invocation = self._streams.get(chunk.request_id)
         if invocation is not None and self.core.busy_worker(chunk.request_id) == worker:
-            invocation.on_chunk(chunk.data)  # type: ignore[misc]
+            invocation.on_chunk(chunk)  # type: ignore[misc]
 
     def _on_hello(self, worker: bytes, hello: wire.Hello) -> None:
         record = self.workers.ready(worker, hello)

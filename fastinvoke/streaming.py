@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Iterator
 
 from .pool.records import Invocation
 from .result import InvokeResult, answer
+from .wire import Chunk
 
 _END = None  # after the last part: the invocation is complete
 
@@ -28,6 +29,9 @@ class _Stream:
         self._parts_seen = False
         self.request_id = invocation.request_id
         self.executed_version = invocation.pool.config.version
+        # The response's content type, known with its first part (its own, when streamed;
+        # application/json for a function that does not stream).
+        self.content_type = ""
         self.result: InvokeResult | None = None  # once the parts are read
 
     def _last(self) -> bytes | None:
@@ -35,8 +39,15 @@ class _Stream:
         in parts (a function that does not stream)."""
         self.result = answer(self._invocation, self._log_type)
         if not self._parts_seen and self.result.function_error is None:
+            self.content_type = "application/json"
             return self.result.payload
         return None
+
+    def _part(self, chunk: Chunk) -> bytes:
+        if not self._parts_seen:
+            self._parts_seen = True
+            self.content_type = chunk.content_type or "application/octet-stream"
+        return chunk.data
 
 
 class ResponseStream(_Stream):
@@ -44,15 +55,14 @@ class ResponseStream(_Stream):
 
     def __init__(self, invocation: Invocation, log_type: str | None) -> None:
         super().__init__(invocation, log_type)
-        parts: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+        parts: queue.SimpleQueue[Chunk | None] = queue.SimpleQueue()
         self._parts = parts
         invocation.on_chunk = parts.put  # (the dispatcher's lock held: never blocks)
         invocation.callback = lambda _: parts.put(_END)
 
     def __iter__(self) -> Iterator[bytes]:
-        while (part := self._parts.get()) is not _END:
-            self._parts_seen = True
-            yield part
+        while (chunk := self._parts.get()) is not _END:
+            yield self._part(chunk)
         whole = self._last()
         if whole:
             yield whole
@@ -64,16 +74,15 @@ class AsyncResponseStream(_Stream):
     def __init__(self, invocation: Invocation, log_type: str | None) -> None:
         super().__init__(invocation, log_type)
         loop = asyncio.get_running_loop()
-        parts: asyncio.Queue[bytes | None] = asyncio.Queue()
+        parts: asyncio.Queue[Chunk | None] = asyncio.Queue()
         self._parts = parts
         # From whichever thread reads the workers' replies, in the order they came.
-        invocation.on_chunk = lambda part: loop.call_soon_threadsafe(parts.put_nowait, part)
+        invocation.on_chunk = lambda chunk: loop.call_soon_threadsafe(parts.put_nowait, chunk)
         invocation.callback = lambda _: loop.call_soon_threadsafe(parts.put_nowait, _END)
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
-        while (part := await self._parts.get()) is not _END:
-            self._parts_seen = True
-            yield part
+        while (chunk := await self._parts.get()) is not _END:
+            yield self._part(chunk)
         whole = self._last()
         if whole:
             yield whole

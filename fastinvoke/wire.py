@@ -74,6 +74,7 @@ class Chunk(msgspec.Struct, tag="chunk", array_like=True, gc=False):
 
     request_id: str
     data: bytes
+    content_type: str = ""  # the response's, with its first part
 
 
 class Boot(msgspec.Struct, gc=False):

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import http.client
 import json
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from helpers import NO_NODE, NODE_RUNTIME, ONE_VCPU_MB, MakeFunction, write_code
@@ -125,3 +127,62 @@ Resources:
                                                                      "broke after the parts")
         with pytest.raises(client.exceptions.ResourceNotFoundException):
             client.invoke_with_response_stream(FunctionName="nobody", Payload=b"{}")
+
+
+# An HTTP response through a function URL: a prelude, then the body in parts.
+HTTP_STREAMER = """
+exports.handler = awslambda.streamifyResponse(async (event, responseStream, context) => {
+  responseStream = awslambda.HttpResponseStream.from(responseStream, {
+    statusCode: 201, headers: {'Content-Type': 'text/plain', 'X-Kind': 'streamed'},
+    cookies: ['session=1'],
+  });
+  for (let i = 0; i < 3; i++) {
+    responseStream.write(`line ${i}\\n`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  responseStream.end();
+});
+"""
+
+
+def test_a_streaming_function_url(tmp_path: Path) -> None:
+    for name, source in (("http", HTTP_STREAMER), ("raw", STREAMER)):
+        write_code(tmp_path / name, {"index.js": source})
+    template = tmp_path / "template.yaml"
+    template.write_text("Resources:\n" + "".join(f"""\
+  {name.title()}:
+    Type: AWS::Serverless::Function
+    Properties:
+      FunctionName: {name}
+      Runtime: {NODE_RUNTIME}
+      MemorySize: {ONE_VCPU_MB}
+      CodeUri: {tmp_path / name}
+      Handler: index.handler
+      FunctionUrlConfig:
+        AuthType: NONE
+        InvokeMode: RESPONSE_STREAM
+""" for name in ("http", "raw")))
+    with serving(tmp_path, template=template) as server:
+        client = server.client()
+        urls = {name: urlsplit(client.get_function_url_config(FunctionName=name)["FunctionUrl"])
+                for name in ("http", "raw")}
+        connection = http.client.HTTPConnection("127.0.0.1", urls["http"].port, timeout=30)
+        started = time.monotonic()
+        connection.request("GET", "/", headers={"Host": urls["http"].netloc})
+        response = connection.getresponse()
+        assert (response.status, response.getheader("X-Kind")) == (201, "streamed")
+        assert response.getheader("Set-Cookie") == "session=1"
+        assert response.getheader("Transfer-Encoding") == "chunked"
+        first = response.readline()
+        first_s = time.monotonic() - started
+        rest = response.read()
+        assert (first, rest) == (b"line 0\n", b"line 1\nline 2\n")
+        assert first_s < time.monotonic() - started - 0.15  # before the handler ended
+        connection.close()
+        connection = http.client.HTTPConnection("127.0.0.1", urls["raw"].port, timeout=30)
+        connection.request("GET", "/", headers={"Host": urls["raw"].netloc})
+        response = connection.getresponse()
+        assert response.status == 200
+        assert response.getheader("Content-Type") == "application/octet-stream"
+        assert response.read() == b"".join(f"part {i}\n".encode() for i in range(5))
+        connection.close()

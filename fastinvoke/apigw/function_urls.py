@@ -3,7 +3,8 @@ answer ("Invoking Lambda function URLs" in AWS's Lambda guide).
 
 ``AuthType: AWS_IAM`` URLs take requests signed with SigV4 for service ``lambda`` with a
 key the server was given (``serve --auth sigv4 --keys FILE``); others get 403.  CORS is
-the URL's own configuration.  ``InvokeMode: RESPONSE_STREAM`` URLs answer buffered.
+the URL's own configuration.  ``InvokeMode: RESPONSE_STREAM`` URLs stream the response
+(``url_streams``).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from .events import build_event
 from .gateway import answer
 from .routes import DEFAULT_ROUTE, HTTP, Api, Route
 from .url_configs import FunctionUrls, UrlConfig
+from .url_streams import stream_answer
 
 _FORBIDDEN = msgspec.json.encode({"Message": "Forbidden"})
 
@@ -45,9 +47,11 @@ class FunctionUrlServer:
             return preflight(config.cors, request, 200, True)
         request_id = new_request_id()
         event = url_event(config.url_id, self.urls.region, request, request_id, caller)
-        response = await answer(self.invoker, config.function, event, "2.0",
-                                f"{request.method} {request.path} -> {config.function} "
-                                "(function URL)")
+        where = f"{request.method} {request.path} -> {config.function} (function URL)"
+        if config.invoke_mode == "RESPONSE_STREAM":
+            response = await stream_answer(self.invoker, config.function, event, where)
+        else:
+            response = await answer(self.invoker, config.function, event, "2.0", where)
         origin = request.headers.get("origin")
         if config.cors is not None and origin is not None:
             response.headers += cors_headers(config.cors, origin)

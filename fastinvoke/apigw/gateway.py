@@ -77,22 +77,36 @@ async def answer(invoker: Invoker, function: str, event: dict[str, Any], payload
     request and its route) heads the log line of a failure."""
     try:
         result = await invoker.ainvoke(function, event)
-    except TooManyRequestsException:
-        return gateway_error(*THROTTLED)
-    except RequestEntityTooLargeException:
-        return gateway_error(*TOO_LARGE)
     except ServiceError as error:
-        _log(where, f"{error.code}: {error.message}")
-        return gateway_error(*INTERNAL)
+        return refused(error, where)
     if result.function_error is not None:
-        error_type = _error_type(result.payload)
-        _log(where, f"the function failed ({error_type})")
-        return gateway_error(*(TIMED_OUT if error_type == _TIMED_OUT else INTERNAL))
+        return failed(result.payload, where)
     try:
         return function_response(payload_version, result)
     except Malformed as why:
-        _log(where, f"malformed Lambda proxy response: {why}")
+        log(where, f"malformed Lambda proxy response: {why}")
         return gateway_error(*INTERNAL)
+
+
+def refused(error: ServiceError, where: str) -> Response:
+    """What API Gateway answers when Lambda refused the invocation."""
+    if isinstance(error, TooManyRequestsException):
+        return gateway_error(*THROTTLED)
+    if isinstance(error, RequestEntityTooLargeException):
+        return gateway_error(*TOO_LARGE)
+    log(where, f"{error.code}: {error.message}")
+    return gateway_error(*INTERNAL)
+
+
+def failed(document: bytes, where: str) -> Response:
+    """What API Gateway answers for a function error (its error ``document``)."""
+    error_type = _error_type(document)
+    log(where, f"the function failed ({error_type})")
+    return gateway_error(*(TIMED_OUT if error_type == _TIMED_OUT else INTERNAL))
+
+
+def log(where: str, problem: str) -> None:
+    print(f"fastinvoke api: {where}: {problem}", file=sys.stderr, flush=True)
 
 
 def gateway_error_page(error: ServiceError, close: bool) -> Response:
@@ -109,6 +123,3 @@ def _error_type(payload: bytes) -> str:
         return "Unknown"
     return str(document.get("errorType", "Unknown")) if isinstance(document, dict) else "Unknown"
 
-
-def _log(where: str, problem: str) -> None:
-    print(f"fastinvoke api: {where}: {problem}", file=sys.stderr, flush=True)

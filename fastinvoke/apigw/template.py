@@ -85,9 +85,6 @@ def read_url_config(stack: Resolver, lid: str,
         stack.note(lid, f"FunctionUrlConfig InvokeMode {mode} is not BUFFERED or "
                    "RESPONSE_STREAM; using BUFFERED")
         mode = "BUFFERED"
-    elif mode == "RESPONSE_STREAM":
-        stack.note(lid, "FunctionUrlConfig InvokeMode RESPONSE_STREAM: answered buffered "
-                   "(whole) here")
     return auth, mode, _http_cors(config.get("Cors"))
 
 

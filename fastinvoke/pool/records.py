@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from ..config import FunctionConfig
     from ..errors import ServiceError
     from ..logs import InvocationLog
+    from ..wire import Chunk
     from .cgroups import Group
 
 
@@ -146,7 +147,7 @@ class Invocation:
         # What Invoke raises instead of answering (its worker's node was lost).
         self.service_error: ServiceError | None = None
         # Takes the parts of a streamed response as they come (dispatcher lock held).
-        self.on_chunk: Callable[[bytes], None] | None = None
+        self.on_chunk: Callable[[Chunk], None] | None = None
 
     def awaitable(self) -> Invocation:
         """This invocation, to be awaited on the running loop (from its thread)."""

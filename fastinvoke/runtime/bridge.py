@@ -230,7 +230,8 @@ def _serve(link: Link, runtime: RuntimeProcess, peak: int) -> None:
 def _send_part(link: Link, api: RuntimeApi, data: bytes) -> None:
     """Pass a part of the invocation's streamed response on to the front-end."""
     _wait_taken(link)
-    link.send(wire.encode_header(wire.Chunk(api.current or "", data)))
+    link.send(wire.encode_header(wire.Chunk(api.current or "", data, api.content_type)))
+    api.content_type = ""
 
 
 def _wait_taken(link: Link) -> None:

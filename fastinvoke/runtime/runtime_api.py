@@ -148,6 +148,9 @@ class _Connection:
             self.sock.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
         if self.headers.get(RESPONSE_MODE_HEADER) == b"streaming":
             self.streaming = self.api.streams(self.url)
+            if self.streaming:  # told with the first part
+                self.api.content_type = self.headers.get(
+                    b"content-type", b"application/octet-stream").decode("latin-1")
 
     def on_body(self, body: bytes) -> None:
         self.size += len(body)
@@ -195,8 +198,10 @@ class RuntimeApi:
         self.poller.register(self.listener, select.POLLIN)
         self.connections: dict[int, _Connection] = {}
         self.watched: set[int] = set()
-        # Where a streamed response's parts go as they come (the bridge's link).
+        # Where a streamed response's parts go as they come (the bridge's link), and its
+        # content type, until its first part has gone.
         self.on_part: Callable[[bytes], None] = _unwanted
+        self.content_type = ""
         self.reset()
 
     def reset(self) -> None:
