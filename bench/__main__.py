@@ -1,5 +1,5 @@
 """python -m bench [core|latency|throughput|coldstart|isolation|events|runtimes|peers|
-http|api|idle|sandbox|cluster] [--json] [--versions] [--rounds N] [--quick];
+http|api|streaming|idle|sandbox|cluster] [--json] [--versions] [--rounds N] [--quick];
 python -m bench chaos --seconds N
 
 Runs every contender of the chosen groups in its own fresh subprocess
@@ -53,6 +53,8 @@ GROUPS = {
     "http": ["http.throughput", "http.latency"],
     # API Gateway routes of a template against the Invoke API of the same server.
     "api": ["api.latency", "api.throughput"],
+    # Response streaming: a Node.js handler's parts as written, against its whole answer.
+    "streaming": ["streaming.first", "streaming.throughput"],
     # Node.js through the Runtime API; not part of core's figures.
     "runtimes": ["runtimes.latency", "runtimes.coldstart"],
     # The CPU that 20 warm idle workers (and their front-end) use over 10 s: an absolute
@@ -243,6 +245,12 @@ SPECS = [
         ">=",
         0.8,
     ),
+    Spec("streaming, first byte: streamed / whole answer (10 parts 50 ms apart)",
+         "streaming.streamed", "streaming.whole", "first_ms", "<=", 0.2),
+    Spec("streaming, last byte: streamed / whole answer", "streaming.streamed",
+         "streaming.whole", "last_ms", "<=", 1.1),
+    Spec("streaming, MB/s: 20 MB streamed / 6 MB whole", "streaming.streamed_20mb",
+         "streaming.whole_6mb", "mb_per_s", None, None),
     Spec("Node.js warm p50: Runtime API / Python ZeroMQ path", "runtimes.node",
          "runtimes.python", "p50_us", None, None),
     Spec("Node.js warm p99: Runtime API / Python ZeroMQ path", "runtimes.node",

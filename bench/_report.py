@@ -35,6 +35,9 @@ UNITS = {
     "inv_per_s_stored": "inv/s, logs committed",
     "p50_ms": "p50 ms",
     "min_ms": "min ms",
+    "first_ms": "first byte ms, p50",
+    "last_ms": "last byte ms, p50",
+    "mb_per_s": "MB/s, p50",
 }
 
 

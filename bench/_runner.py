@@ -250,6 +250,15 @@ CONTENDERS += [
               "bench_api:invoke_throughput", baseline=True, needs="wrk"),
     Contender("api.route_throughput", "api.throughput", "HTTP API route, wrk -c64",
               "bench_api:route_throughput", needs="wrk"),
+    # ``python -m bench streaming``: a Node.js streaming handler, streamed and whole.
+    Contender("streaming.whole", "streaming.first", "invoke(): the whole answer",
+              "bench_streaming:first_byte_whole", baseline=True, needs="node"),
+    Contender("streaming.streamed", "streaming.first", "invoke_stream(): 10 parts 50 ms apart",
+              "bench_streaming:first_byte_streamed", needs="node"),
+    Contender("streaming.whole_6mb", "streaming.throughput", "invoke(): 6 MB whole",
+              "bench_streaming:throughput_whole", baseline=True, needs="node"),
+    Contender("streaming.streamed_20mb", "streaming.throughput", "invoke_stream(): 20 MB",
+              "bench_streaming:throughput_streamed", needs="node"),
 ]
 BY_NAME = {contender.name: contender for contender in CONTENDERS}
 
