@@ -30,6 +30,7 @@ from .backend import Backend
 from .config import ACCOUNT_ID, FunctionConfig
 from .deployment import Functions
 from .dispatch import Dispatcher
+from .emf import Series
 from .errors import (
     InvalidParameterValueException,
     ProvisionedConcurrencyConfigNotFoundException,
@@ -671,6 +672,13 @@ class Invoker:
         """Every function's and version's counters (``NAME``, ``NAME:N``), deleted ones'
         too: what ``meters.json`` keeps, and what ``bill`` prices."""
         return self._ledger.usage(self._functions.all_pools())
+
+    def emf_metrics(self) -> tuple[list[tuple[Series, int, float, float, float]],
+                                   dict[str, int]]:
+        """The metrics the functions logged in CloudWatch's Embedded Metric Format:
+        (series, count, sum, min, max) each, and the EMF lines refused by log group."""
+        self._ledger.store.flush()
+        return self._ledger.emf.snapshot()
 
     def bill(self, prices: dict[str, Prices] | None = None) -> Bill:
         """What the invocations so far would cost on Lambda, free tier applied, exact

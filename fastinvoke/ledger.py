@@ -13,6 +13,7 @@ from typing import Any
 
 from . import logs, logstore
 from ._core import Meter
+from .emf import EmfMetrics
 from .errors import InvalidParameterValueException
 from .logstore import LogEvent, LogStore
 from .metering import (
@@ -36,7 +37,8 @@ class Ledger:
     def __init__(self, state_dir: str, billing: str) -> None:
         new_meter(billing)  # refuse an unknown preset before anything starts
         self.billing = billing
-        self.store = LogStore(os.path.join(state_dir, "logs.db"))
+        self.emf = EmfMetrics()  # what the functions log in the Embedded Metric Format
+        self.store = LogStore(os.path.join(state_dir, "logs.db"), self.emf)
         self._usage_path = os.path.join(state_dir, "meters.json")
         self._usage = load_usage(self._usage_path)
 

@@ -40,6 +40,7 @@ from typing import Any
 
 import msgspec
 
+from .emf import EmfMetrics
 from .filterpatterns import MATCH_FUNCTION, Match, compile_filter
 from .logs import InvocationLog, LogRecord, split_lines
 from .sqlitedb import connect, enable_wal
@@ -118,8 +119,9 @@ def _close_all() -> None:
 class LogStore:
     """The log groups of one state directory, in the SQLite file ``path``."""
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], emf: EmfMetrics | None = None) -> None:
         self.path = os.fspath(path)
+        self.emf = emf  # takes the metrics of the invocations' output, in the writer thread
         # Items: (group, stream, entries) to insert, or (fn, future) to run in order with them.
         self._queue: deque[tuple[Any, ...]] = deque()
         self._wake = threading.Event()
@@ -238,6 +240,10 @@ class LogStore:
                 call = item
                 break
             group, stream, entries = item
+            if self.emf is not None:
+                for entry in entries:
+                    if type(entry) is InvocationLog:
+                        self.emf.read(group, entry.output)
             try:
                 lines.append((group, stream, [(entry.timestamp_ms, entry.request_id, line)
                                               for entry in entries

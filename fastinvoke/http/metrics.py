@@ -11,6 +11,7 @@ function.  The bill (``Invoker.bill``: AWS prices, free tier) is a set of gauges
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, generate_latest
@@ -98,6 +99,7 @@ class _InvokerCollector(Collector):
         yield from counters.values()
         yield from (gb_seconds, concurrent, peak, workers, duration)
         yield from _bill(self.invoker)
+        yield from _emf(self.invoker)
 
 
 def _pools(invoker: Invoker) -> Iterator[tuple[str, str, str | None]]:
@@ -112,6 +114,35 @@ def _pools(invoker: Invoker) -> Iterator[tuple[str, str, str | None]]:
         for version in versions:
             number = version.config.version
             yield f"{config.name}:{number}", config.name, number
+
+
+def _emf(invoker: Invoker) -> Iterator[Metric]:
+    """The metrics functions logged in the Embedded Metric Format: a summary per series
+    (its log group, namespace, metric, unit and dimensions as labels)."""
+    series, invalid = invoker.emf_metrics()
+    emf = Metric("fastinvoke_emf", "Metrics functions logged in CloudWatch's Embedded "
+                 "Metric Format", "summary")
+    for one, count, total, _, _ in series:
+        labels = {"log_group": one.log_group, "namespace": one.namespace,
+                  "metric": one.metric, "unit": one.unit,
+                  **{_label(name): value for name, value in one.dimensions}}
+        emf.add_sample("fastinvoke_emf_count", labels, count)
+        emf.add_sample("fastinvoke_emf_sum", labels, total)
+    yield emf
+    refused = CounterMetricFamily("fastinvoke_emf_invalid_lines",
+                                  "Log lines with _aws that are not valid EMF (kept as logs)",
+                                  labels=["log_group"])
+    for group, count in invalid.items():
+        refused.add_metric([group], count)
+    yield refused
+
+
+def _label(name: str) -> str:
+    """A dimension's name as a Prometheus label (letters, digits, _; not a leading digit
+    nor a name of ours)."""
+    label = re.sub(r"[^a-zA-Z0-9_]", "_", name)
+    label = "_" + label if label[:1].isdigit() or not label else label
+    return "dim_" + label if label in ("log_group", "namespace", "metric", "unit") else label
 
 
 def _bill(invoker: Invoker) -> Iterator[Metric]:
