@@ -1,5 +1,5 @@
 """python -m bench [core|latency|throughput|coldstart|isolation|events|runtimes|peers|
-http|api|streaming|idle|sandbox|cluster] [--json] [--versions] [--rounds N] [--quick];
+http|api|streaming|reload|idle|sandbox|cluster] [--json] [--versions] [--rounds N] [--quick];
 python -m bench chaos --seconds N
 
 Runs every contender of the chosen groups in its own fresh subprocess
@@ -53,6 +53,8 @@ GROUPS = {
     "http": ["http.throughput", "http.latency"],
     # API Gateway routes of a template against the Invoke API of the same server.
     "api": ["api.latency", "api.throughput"],
+    # Hot reload: a save to the first answer of the new code, against a fresh import.
+    "reload": ["reload"],
     # Response streaming: a Node.js handler's parts as written, against its whole answer.
     "streaming": ["streaming.first", "streaming.throughput"],
     # Node.js through the Runtime API; not part of core's figures.
@@ -245,6 +247,8 @@ SPECS = [
         ">=",
         0.8,
     ),
+    Spec("hot reload p50: save -> new answer / a fresh python importing it", "reload.save",
+         "reload.fresh_import", "p50_ms", "<=", 10),
     Spec("streaming, first byte: streamed / whole answer (10 parts 50 ms apart)",
          "streaming.streamed", "streaming.whole", "first_ms", "<=", 0.2),
     Spec("streaming, last byte: streamed / whole answer", "streaming.streamed",

@@ -250,6 +250,11 @@ CONTENDERS += [
               "bench_api:invoke_throughput", baseline=True, needs="wrk"),
     Contender("api.route_throughput", "api.throughput", "HTTP API route, wrk -c64",
               "bench_api:route_throughput", needs="wrk"),
+    # ``python -m bench reload``: a save to the first new answer, against a fresh import.
+    Contender("reload.fresh_import", "reload", "a fresh python importing the handler",
+              "bench_reload:fresh_import", baseline=True),
+    Contender("reload.save", "reload", "serve --template: save -> new answer",
+              "bench_reload:save_to_answer"),
     # ``python -m bench streaming``: a Node.js streaming handler, streamed and whole.
     Contender("streaming.whole", "streaming.first", "invoke(): the whole answer",
               "bench_streaming:first_byte_whole", baseline=True, needs="node"),

@@ -68,6 +68,9 @@ def _parser() -> argparse.ArgumentParser:
         "CreateFunction. SIGTERM or Ctrl-C stops it gracefully; Ctrl-C twice stops at once.")
     serve.add_argument("--template", type=Path, metavar="FILE",
                        help="SAM template.yaml whose functions to serve")
+    serve.add_argument("--watch", action=argparse.BooleanOptionalAction, default=None,
+                       help="reload a function when its files change, and the template's "
+                       "functions when it changes (on by default with --template)")
     _add_template_options(serve)
     serve.add_argument("--host", default="127.0.0.1",
                        help="address to bind (default 127.0.0.1; any other needs --auth sigv4)")
@@ -317,6 +320,10 @@ def _serve(args: argparse.Namespace) -> int:
     from .http.server import Limits
     from .http.sigv4 import load_keys
 
+    if args.watch and args.template is None:
+        print("fastinvoke: --watch reloads a template's functions: give --template FILE",
+              file=sys.stderr)
+        return 2
     if (args.auth is None) != (args.keys is None):
         print("fastinvoke: --auth sigv4 and --keys FILE go together: give both to require "
               "signed requests, or neither", file=sys.stderr)
@@ -377,7 +384,9 @@ def _serve(args: argparse.Namespace) -> int:
         overcommit=args.overcommit, routes=routes, api_port=args.api_port,
         function_urls=function_urls, schedules=schedules, sqs_endpoint=args.sqs_endpoint,
         sqs_mappings=sqs_mappings, unloadable=unloadable, aliases=aliases,
-        layers=layer_dirs(args.layer)))
+        layers=layer_dirs(args.layer),
+        watch=(args.template, lambda: _template(args, **{"AWS::Region": args.region}))
+        if args.template is not None and args.watch is not False else None))
 
 
 def _bench(args: argparse.Namespace) -> int:

@@ -177,6 +177,24 @@ class Functions:
             return [self.get(name), *(self._described(_version_record(version))
                                       for version in self.invoker.list_versions(name))]
 
+    def put_config(self, config: FunctionConfig) -> FunctionRecord:
+        """Create the function of a template (its code where the template says), or bring
+        it to ``config``."""
+        with self.lock:
+            config = self.invoker.put_function(config)
+            record = _record(config, *directory_digest(config.code), uploaded=False)
+            self.records[config.name] = record
+            self._save()
+            return self._described(record)
+
+    def reload(self, name: str) -> FunctionRecord:
+        """Run Init again with what the function's code directory holds now (its files
+        changed: hot reload)."""
+        with self.lock:
+            record = self.get(name)
+            config = self.invoker.update_function(name)
+            return self._changed(record, config, *directory_digest(config.code))
+
     def get(self, name: str) -> FunctionRecord:
         """The function's record, its configuration as the Invoker has it now."""
         config = self.invoker.get_function(name)  # 404 in Lambda's words when there is none

@@ -26,6 +26,7 @@ import socket
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import uvloop
@@ -38,6 +39,8 @@ from ..autopublish import publish_aliases
 from ..config import FunctionConfig
 from ..endpoint.server import ZmqEndpoint, ZmqListener
 from ..invoker import Invoker
+from ..reloading import Reloader
+from ..sam import Template
 from ..sources.mappings import Mapping, Mappings
 from ..sources.schedules import Schedule, Scheduler
 from ..sources.sqs import Poller
@@ -77,6 +80,8 @@ class ServeOptions:
     sqs_mappings: list[Mapping] = field(default_factory=list)  # a template's
     unloadable: dict[str, str] = field(default_factory=dict)  # a template's: name -> why
     api_port: int | None = 3000  # where to serve them (None: not at all)
+    # Hot reload: the template to watch (with its functions' files), and how to read it.
+    watch: tuple[Path, Callable[[], Template]] | None = None
 
 
 def check_exposure(host: str, keys: dict[str, str] | None) -> str | None:
@@ -248,6 +253,7 @@ async def _serve(options: ServeOptions, sockets: list[socket.socket],
     # The event sources that invoke by themselves: stopped before the Invoker closes.
     scheduler = Scheduler(invoker.invoke, options.schedules)
     mappings = _mappings(invoker, options)
+    reloader: Reloader | None = None
     try:
         functions = Functions(invoker, LayerStore(invoker.state_dir, options.region,
                                                   invoker.account_id, options.layers))
@@ -259,6 +265,11 @@ async def _serve(options: ServeOptions, sockets: list[socket.socket],
             invoker.event_invoke_config(name, **settings)
         for line in await asyncio.to_thread(publish_aliases, invoker, options.aliases):
             print(f"fastinvoke: alias {line}", file=sys.stderr)
+        if options.watch is not None:
+            template_path, load = options.watch
+            reloader = Reloader(invoker, functions, template_path, load, lambda line: print(
+                f"fastinvoke: {line}", file=sys.stderr, flush=True))
+            reloader.start(Template(functions=options.functions))
         _say_resumed(invoker)
         verifier = None if options.keys is None else Verifier(options.keys,
                                                               region=options.region)
@@ -324,6 +335,8 @@ async def _serve(options: ServeOptions, sockets: list[socket.socket],
         for each in servers:
             each.abort()
     finally:
+        if reloader is not None:
+            reloader.stop()
         serverfile.withdraw(invoker.state_dir)
         scheduler.stop()
         await asyncio.to_thread(mappings.stop)
