@@ -83,7 +83,10 @@ class Admission:
         return lambda: max(1, min(wanted, self.capacity(pool)))
 
     def worker_limit(self, config: FunctionConfig) -> int:
-        """Most workers a function may have: its concurrency limit, within ``max_workers``."""
+        """Most workers a function may have: its concurrency limit, within ``max_workers``;
+        one while it is debugged (so that every invocation meets the debugger)."""
+        if config.debug_port:
+            return 1
         limit = self.account_limit if config.reserved_concurrency is None \
             else config.reserved_concurrency
         return limit if self.max_workers is None else min(limit, self.max_workers)

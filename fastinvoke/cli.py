@@ -15,8 +15,12 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import msgspec
+
+from .config import FunctionConfig
 from .errors import FastInvokeError
 from .invoker import Invoker
+from .limits import MAX_TIMEOUT_S
 from .readouts import billing_command, logs_command
 from .result import InvokeResult
 from .sam import Template, load_template
@@ -68,6 +72,11 @@ def _parser() -> argparse.ArgumentParser:
         "CreateFunction. SIGTERM or Ctrl-C stops it gracefully; Ctrl-C twice stops at once.")
     serve.add_argument("--template", type=Path, metavar="FILE",
                        help="SAM template.yaml whose functions to serve")
+    serve.add_argument("--debug", metavar="FUNCTION",
+                       help="run this function of the template in one worker that a debugger "
+                       "attaches to (debugpy for Python, node --inspect for Node.js)")
+    serve.add_argument("--debug-port", type=int, default=5678, metavar="PORT",
+                       help="where the --debug function's worker listens (default 5678)")
     serve.add_argument("--watch", action=argparse.BooleanOptionalAction, default=None,
                        help="reload a function when its files change, and the template's "
                        "functions when it changes (on by default with --template)")
@@ -354,12 +363,25 @@ def _serve(args: argparse.Namespace) -> int:
             print("fastinvoke: --sqs-endpoint needs boto3: pip install 'fastinvoke[sqs]'",
                   file=sys.stderr)
             return 2
+    if args.debug is not None and args.template is None:
+        print("fastinvoke: --debug names a function of --template FILE: give both",
+              file=sys.stderr)
+        return 2
     functions, event_configs, routes, function_urls, schedules = [], {}, [], {}, []
     sqs_mappings, unloadable, aliases = [], {}, {}
     if args.template is not None:
         template = _template(args, **{"AWS::Region": args.region})
         _print_notes(template)
         functions, event_configs = template.functions, template.event_configs
+        if args.debug is not None:
+            debugged = _debugged(functions, args.debug, args.debug_port)
+            if debugged is None:
+                print(f"fastinvoke: --debug {args.debug}: no such function in "
+                      f"{args.template} (functions: "
+                      f"{', '.join(c.name for c in template.functions) or 'none'})",
+                      file=sys.stderr)
+                return 2
+            functions = debugged
         routes, function_urls = template.routes, template.url_configs
         sqs_mappings, unloadable = template.sqs_mappings, template.unloadable
         aliases = template.aliases
@@ -400,6 +422,20 @@ def _bench(args: argparse.Namespace) -> int:
                  endpoint=args.endpoint, as_json=args.json, plot_path=args.plot,
                  parameters=parameter_overrides(args.parameter_overrides),
                  layers=layer_dirs(args.layer))
+
+
+def _debugged(configs: list[FunctionConfig], name: str,
+              port: int) -> list[FunctionConfig] | None:
+    """``configs`` with function ``name`` debugged on ``port`` (its timeout Lambda's
+    longest, so that a stop at a breakpoint does not end the invocation); None if the
+    template has no such function."""
+    if not any(config.name == name for config in configs):
+        return None
+    print(f"fastinvoke: {name} runs in one worker that waits for a debugger on "
+          f"127.0.0.1:{port} (debugpy: VS Code's attach with connect.port {port}; Node.js: "
+          "its inspector); its timeout is 900 s while debugged", file=sys.stderr)
+    return [msgspec.structs.replace(config, debug_port=port, timeout_s=MAX_TIMEOUT_S)
+            if config.name == name else config for config in configs]
 
 
 def _read_payload(value: str) -> bytes:

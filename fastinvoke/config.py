@@ -72,7 +72,10 @@ class FunctionConfig(msgspec.Struct, kw_only=True):
     configuration (``Invoker.publish_version``) carries its number.  ``log_format``
     (``Text`` or ``JSON``), ``application_log_level``, ``system_log_level`` and
     ``log_group`` are Lambda's LoggingConfig: in JSON, the runtime's logging and the
-    platform's lines are JSON records, filtered by those levels.
+    platform's lines are JSON records, filtered by those levels.  ``debug_port`` (not
+    Lambda's: for debugging) runs the function in one worker that a debugger attaches to
+    on 127.0.0.1 at that port: debugpy for Python (the worker waits for it before its
+    first invocation), ``node --inspect`` for Node.js.
     """
 
     name: str
@@ -97,6 +100,7 @@ class FunctionConfig(msgspec.Struct, kw_only=True):
     application_log_level: str | None = None  # JSON only; INFO when not given
     system_log_level: str | None = None  # JSON only; INFO when not given
     log_group: str | None = None  # /aws/lambda/<name> when not given
+    debug_port: int = 0
 
     @property
     def log_group_name(self) -> str:
@@ -130,6 +134,9 @@ class FunctionConfig(msgspec.Struct, kw_only=True):
         _check_env(self.env)
         check_tags(self.tags)
         _check_logging(self)
+        if not 0 <= self.debug_port <= 65535:
+            raise InvalidParameterValueException(
+                f"debug_port {self.debug_port} is no TCP port: give 1 to 65535 (0: none)")
         _check_layers(self.name, self.layers)
         if self.dead_letter_target is not None:
             check_dead_letter(self.dead_letter_target)

@@ -94,6 +94,7 @@ class Boot(msgspec.Struct, gc=False):
     tmp_mb: int = 512
     denied: list[str] = []
     opt: str = ""  # the directory that is the function's /opt (its layers), or ""
+    debug_port: int = 0  # its worker waits for a debugger there (FunctionConfig.debug_port)
 
 
 class Fork(msgspec.Struct, tag="fork", gc=False):

@@ -148,7 +148,7 @@ class Templates:
         opt = opt_root(self.state_dir, config.layers)
         boot = wire.Boot(config.name, config.handler, code_dir, to_template.fileno(),
                          from_template, os.getpid(), config.prefork, config.runtime,
-                         uid, config.ephemeral_storage_mb, self.denied, opt)
+                         uid, config.ephemeral_storage_mb, self.denied, opt, config.debug_port)
         task_root = TASK_ROOT if self.sandbox else code_dir
         init_log = self.init_log(pool)
         try:

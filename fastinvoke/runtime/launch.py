@@ -40,15 +40,17 @@ def runtime_family(runtime: str) -> str | None:
     return None
 
 
-def runtime_command(family: str, code_dir: str) -> list[str]:
-    """The command that starts a ``nodejs`` or ``provided`` runtime; raises ``Fault``."""
+def runtime_command(family: str, code_dir: str, debug_port: int = 0) -> list[str]:
+    """The command that starts a ``nodejs`` or ``provided`` runtime (Node.js with its
+    inspector on ``debug_port``, if given); raises ``Fault``."""
     if family == "nodejs":
         node = shutil.which("node")
         if node is None:
             raise Fault("Runtime.InvalidEntrypoint",
                         "Couldn't find node on the PATH: install Node.js, or set PATH in the "
                         "function's environment to include it")
-        return [node, BOOTSTRAP_JS]
+        inspect = [f"--inspect=127.0.0.1:{debug_port}"] if debug_port else []
+        return [node, *inspect, BOOTSTRAP_JS]
     candidates = [os.path.join(code_dir, "bootstrap"), LAYER_BOOTSTRAP]
     for path in candidates:
         if os.path.isfile(path):

@@ -90,7 +90,7 @@ class Template:
         from .launch import runtime_command
 
         try:
-            self.handler = runtime_command(self.family, self.boot.code)
+            self.handler = runtime_command(self.family, self.boot.code, self.boot.debug_port)
         except Fault as exc:
             print(f"{exc.error_type}: {exc.message}", flush=True)
             self.send(wire.InitFailed({"errorType": exc.error_type,
@@ -169,6 +169,8 @@ class Template:
                                 self.boot.code)
                 return
             handler, init_ns = self.handler, self.init_ns
+            if self.boot.debug_port:
+                _wait_for_debugger(self.boot.debug_port)
             if not self.boot.prefork:
                 handler, init_ns = _init_in_worker(self.boot.handler)
             run_worker(link, output, handler, init_ns, peak, request.log_stream)
@@ -191,6 +193,20 @@ class Template:
         for pid in self.workers:
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(pid, 0)
+
+
+def _wait_for_debugger(port: int) -> None:
+    """Listen for debugpy on 127.0.0.1:``port`` and wait until a client attaches: before
+    the worker says it is ready, so no invocation's timeout runs meanwhile."""
+    try:
+        import debugpy
+    except ImportError:
+        print("fastinvoke: debugging a Python function needs debugpy where fastinvoke runs: "
+              "pip install debugpy", flush=True)
+        raise
+    debugpy.listen(("127.0.0.1", port))
+    print(f"fastinvoke: waiting for a debugger to attach on 127.0.0.1:{port}", flush=True)
+    debugpy.wait_for_client()
 
 
 def _init_in_worker(handler: str) -> tuple[object, int]:
