@@ -305,13 +305,16 @@ def sandbox_layout_problem() -> str | None:
 
 
 def function_resource(logical_id: str, name: str, handler: str, properties: str = "",
-                      record_to: Path | None = None) -> str:
-    """A SAM function of tests/functions, as the YAML of one entry of ``Resources:``;
-    ``properties``: more of its properties (indented six spaces); ``record_to``: the
-    recorder's file (its RECORD_TO)."""
+                      record_to: Path | None = None, code: str | Path = FUNCTIONS,
+                      runtime: str | None = None) -> str:
+    """A SAM function (of tests/functions unless ``code`` says, on this Python unless
+    ``runtime`` says), as the YAML of one entry of ``Resources:``; ``properties``: more
+    of its properties (indented six spaces); ``record_to``: the recorder's file (its
+    RECORD_TO)."""
     if record_to is not None:
         properties = (f"      Environment:\n        Variables:\n          RECORD_TO: "
                       f"{record_to}\n{properties}")
+    runtime = runtime or f"python3.{sys.version_info.minor}"
     return (f"  {logical_id}:\n    Type: AWS::Serverless::Function\n    Properties:\n"
-            f"      FunctionName: {name}\n      Runtime: python3.{sys.version_info.minor}\n"
-            f"      CodeUri: {FUNCTIONS}\n      Handler: {handler}\n{properties}")
+            f"      FunctionName: {name}\n      Runtime: {runtime}\n"
+            f"      CodeUri: {code}\n      Handler: {handler}\n{properties}")

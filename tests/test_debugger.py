@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import json
 import socket
-import sys
 import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import wait_until
+from helpers import function_resource, wait_until
 from http_server import Server
 
 pytest.importorskip("debugpy", reason="debugpy is not installed: pip install -e '.[test]'")
@@ -67,16 +66,8 @@ def test_a_debugger_stops_at_a_breakpoint(tmp_path: Path) -> None:
     code.mkdir()
     (code / "app.py").write_text(HANDLER)
     template = tmp_path / "template.yaml"
-    template.write_text(f"""\
-Resources:
-  Dbg:
-    Type: AWS::Serverless::Function
-    Properties:
-      FunctionName: dbg
-      Runtime: python3.{sys.version_info.minor}
-      CodeUri: {code}
-      Handler: app.handler
-""")
+    template.write_text("Resources:\n" + function_resource("Dbg", "dbg", "app.handler",
+                                                           code=code))
     port = _free_port()
     server = Server(tmp_path / "state", "--debug", "dbg", "--debug-port", str(port),
                     "--no-watch", template=template)

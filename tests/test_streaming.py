@@ -15,7 +15,14 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from helpers import NO_NODE, NODE_RUNTIME, ONE_VCPU_MB, MakeFunction, write_code
+from helpers import (
+    NO_NODE,
+    NODE_RUNTIME,
+    ONE_VCPU_MB,
+    MakeFunction,
+    function_resource,
+    write_code,
+)
 from http_server import serving
 
 from fastinvoke import Invoker
@@ -97,17 +104,9 @@ def test_boto3_reads_a_streamed_response_as_it_is_written(tmp_path: Path) -> Non
     code = tmp_path / "streamer"
     write_code(code, {"index.js": STREAMER})
     template = tmp_path / "template.yaml"
-    template.write_text(f"""\
-Resources:
-  Streamer:
-    Type: AWS::Serverless::Function
-    Properties:
-      FunctionName: streamer
-      Runtime: {NODE_RUNTIME}
-      MemorySize: {ONE_VCPU_MB}
-      CodeUri: {code}
-      Handler: index.handler
-""")
+    template.write_text("Resources:\n" + function_resource(
+        "Streamer", "streamer", "index.handler", f"      MemorySize: {ONE_VCPU_MB}\n",
+        code=code, runtime=NODE_RUNTIME))
     with serving(tmp_path, template=template) as server:
         client = server.client()
         response = client.invoke_with_response_stream(FunctionName="streamer", Payload=b"{}",
@@ -149,19 +148,10 @@ def test_a_streaming_function_url(tmp_path: Path) -> None:
     for name, source in (("http", HTTP_STREAMER), ("raw", STREAMER)):
         write_code(tmp_path / name, {"index.js": source})
     template = tmp_path / "template.yaml"
-    template.write_text("Resources:\n" + "".join(f"""\
-  {name.title()}:
-    Type: AWS::Serverless::Function
-    Properties:
-      FunctionName: {name}
-      Runtime: {NODE_RUNTIME}
-      MemorySize: {ONE_VCPU_MB}
-      CodeUri: {tmp_path / name}
-      Handler: index.handler
-      FunctionUrlConfig:
-        AuthType: NONE
-        InvokeMode: RESPONSE_STREAM
-""" for name in ("http", "raw")))
+    template.write_text("Resources:\n" + "".join(function_resource(
+        name.title(), name, "index.handler", f"      MemorySize: {ONE_VCPU_MB}\n"
+        "      FunctionUrlConfig:\n        AuthType: NONE\n        InvokeMode: RESPONSE_STREAM\n",
+        code=tmp_path / name, runtime=NODE_RUNTIME) for name in ("http", "raw")))
     with serving(tmp_path, template=template) as server:
         client = server.client()
         urls = {name: urlsplit(client.get_function_url_config(FunctionName=name)["FunctionUrl"])
