@@ -289,6 +289,11 @@ class Invoker:
         pools = self._functions.all_pools() if all_versions else self._functions.pools.values()
         return [pool.config for pool in pools]
 
+    def memory_peak_kb(self, name: str, qualifier: str | None = None) -> int:
+        """The most memory one invocation of the function (or version) used so far, in
+        KB: REPORT's Max Memory Used at its highest."""
+        return self._functions.at(name, qualifier).peak_rss_kb
+
     def placement(self, name: str, qualifier: str | None = None) -> dict[str, int]:
         """Where the workers of the function (or of its version ``qualifier``) are: Ray
         node id -> workers placed there (with ``ray_address``), or ``{"local": workers}``."""

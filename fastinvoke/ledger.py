@@ -63,6 +63,8 @@ class Ledger:
         pool = invocation.pool
         config = pool.config
         memory_mb = config.memory_mb
+        if invocation.max_rss_kb > pool.peak_rss_kb:
+            pool.peak_rss_kb = invocation.max_rss_kb
         invocation.billed_ms = pool.meter.record(invocation.duration_ns, invocation.init_ns,
                                                  memory_mb, invocation.outcome, invocation.cold,
                                                  invocation.started_ns != 0)

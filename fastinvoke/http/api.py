@@ -29,6 +29,7 @@ from ..payloads import check_log_type
 from ..requests import new_request_id
 from ..sources.mappings import Mappings
 from . import bodies, observe, shapes
+from . import dashboard_routes as dashboard
 from .errors import UnknownOperationException
 from .functions import FunctionRecord, Functions
 from .lambda_model import not_implemented
@@ -92,6 +93,7 @@ class LambdaApi:
                  verifier: Verifier | None = None, urls: FunctionUrls | None = None,
                  mappings: Mappings | None = None) -> None:
         self.invoker = invoker
+        self.stopping = False  # the server stops: the dashboard's event streams end
         self.mappings = mappings or Mappings(invoker.state_dir, None)
         self.functions = functions
         self.layers = functions.layers
@@ -114,6 +116,8 @@ class LambdaApi:
                 return await self._url_server.serve(url, request)
         if request.method == "GET" and request.path in _OPEN:
             return _OPEN[request.path](self)
+        if request.method == "GET" and request.path in dashboard.PATHS:
+            return dashboard.answer(request.path, self.invoker, lambda: self.stopping)
         if self.verifier is not None:
             self.verifier.verify(request)
         if request.method == "GET" and request.path.startswith("/logs/"):

@@ -277,8 +277,8 @@ async def _serve(options: ServeOptions, sockets: list[socket.socket],
         for name, (auth, mode, cors) in options.function_urls.items():
             urls.put(name, auth, mode, cors)
         await asyncio.to_thread(mappings.start, options.sqs_mappings)
-        server = HttpServer(LambdaApi(invoker, functions, Metrics(invoker), verifier, urls,
-                                      mappings), options.limits)
+        api = LambdaApi(invoker, functions, Metrics(invoker), verifier, urls, mappings)
+        server = HttpServer(api, options.limits)
         port = urls.port = await server.listen(sockets)
         servers = [server]
         routes = RouteTable(options.routes)
@@ -317,6 +317,7 @@ async def _serve(options: ServeOptions, sockets: list[socket.socket],
                   flush=True)
         _say_schedules(scheduler)
         await stop.wait()
+        api.stopping = True
         for each in servers:
             each.stop_accepting()
         answering = sum(each.answering for each in servers) + (

@@ -87,6 +87,7 @@ class FunctionPool:
         self.workers: dict[bytes, WorkerRecord] = {}
         self.starting = 0
         self.active = 0  # invocations admitted and not complete (its concurrency, as Lambda's)
+        self.peak_rss_kb = 0  # the most memory one of its invocations used (Max Memory Used)
         self.round_trip_ns = 0  # recent send-to-reply time, averaged (0: none yet)
         self.boot_failures = 0
         self.queue: deque[Invocation] = deque()
