@@ -5,6 +5,7 @@ lines and are counted."""
 from __future__ import annotations
 
 import base64
+import json
 import urllib.request
 from pathlib import Path
 
@@ -41,5 +42,12 @@ def test_powertools_metrics_reach_the_metrics_endpoint(tmp_path: Path) -> None:
         assert samples[("fastinvoke_emf_sum", "Latency")].value == 3 * 12.5
         # Three lines an invocation claim _aws and are not EMF: kept in the log, counted.
         assert samples[("fastinvoke_emf_invalid_lines_total", None)].value == 9
+        # The dashboard's figures carry them too.
+        with urllib.request.urlopen(server.url + "/dashboard/events", timeout=10) as events:
+            document = json.loads(events.readline().removeprefix(b"data: "))
+        shown = {m["metric"]: m for m in document["emf"]["metrics"]}
+        assert (shown["Orders"]["count"], shown["Orders"]["sum"]) == (3, 6)
+        assert shown["Orders"]["dimensions"] == {"service": "orders", "region": "eu"}
+        assert document["emf"]["invalid_lines"] == 9
         tail = client.invoke(FunctionName="shop", Payload=b"{}", LogType="Tail")["LogResult"]
         assert '"_aws" in a line that is not JSON' in base64.b64decode(tail).decode()

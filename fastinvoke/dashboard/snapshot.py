@@ -33,8 +33,14 @@ def snapshot(invoker: Invoker) -> dict[str, Any]:
             "memory_used_mb": -(-invoker.memory_peak_kb(name, qualifier) // 1024),
             "cost_usd": _usd(cost.get(config.qualified_name, Decimal(0))),
         })
+    series, invalid = invoker.emf_metrics()
+    metrics = [{"log_group": one.log_group, "namespace": one.namespace, "metric": one.metric,
+                "unit": one.unit, "dimensions": dict(one.dimensions), "count": count,
+                "sum": total, "min": low, "max": high}
+               for one, count, total, low, high in series]
     return {"time_ms": time.time_ns() // 1_000_000, "functions": functions,
-            "bill": {"gross_usd": _usd(bill.gross_cost), "usd": _usd(bill.cost)}}
+            "bill": {"gross_usd": _usd(bill.gross_cost), "usd": _usd(bill.cost)},
+            "emf": {"metrics": metrics, "invalid_lines": sum(invalid.values())}}
 
 
 def _usd(amount: Decimal) -> str:
