@@ -110,13 +110,14 @@ class LambdaApi:
 
     async def __call__(self, request: Request) -> Response:
         host = request.headers.get("host")
-        if host is not None and ".lambda-url." in host:
+        url_host = host is not None and ".lambda-url." in host
+        if url_host:
             url = self.urls.by_host(host)
             if url is not None:
                 return await self._url_server.serve(url, request)
         if request.method == "GET" and request.path in _OPEN:
             return _OPEN[request.path](self)
-        if request.method == "GET" and request.path in dashboard.PATHS:
+        if request.method == "GET" and request.path in dashboard.PATHS and not url_host:
             return dashboard.answer(request.path, self.invoker, lambda: self.stopping)
         if self.verifier is not None:
             self.verifier.verify(request)
