@@ -271,12 +271,13 @@ class Invoker:
         """
         return self._functions.recycle(name)
 
-    def init_state(self, name: str) -> tuple[str, dict[str, Any] | None]:
-        """Where the function's latest Init is: ``booting``, ``ready``, ``failed`` (with
-        its error document) or ``dead``."""
+    def init_state(self, name: str) -> tuple[str, int, dict[str, Any] | None]:
+        """Where the function's Init is (``booting``, ``ready``, ``failed`` or ``dead``),
+        how many of its Inits have ended, and the last one's error document (None: it
+        succeeded)."""
         pool = self._functions.pool(name)
         with self._dispatcher.lock:
-            return pool.state, pool.init_error
+            return pool.state, pool.inits, pool.init_error
 
     def get_function(self, name: str, qualifier: str | None = None) -> FunctionConfig:
         """The configuration of ``$LATEST``, of version ``qualifier`` or of the version

@@ -103,12 +103,13 @@ class Reloader:
         for name, config in self._configs.items():
             roots = [Path(path).resolve() for path in (config.code, *config.layers)]
             if any(root == path or root in path.parents for path in changed for root in roots):
+                inits = self._inits_ended(name)
                 try:
                     self._functions.reload(name)
                 except FastInvokeError as exc:
                     self._say(f"{name} was not reloaded: {exc}")
                     continue
-                self._say_init(name, "reloaded")
+                self._say_init(name, "reloaded", inits)
 
     def _apply_template(self) -> None:
         self._applied = self._template_text()
@@ -125,23 +126,35 @@ class Reloader:
         for name, config in configs.items():
             if self._configs.get(name) == config:
                 continue
+            inits = self._inits_ended(name)
             try:
                 self._functions.put_config(config)
             except FastInvokeError as exc:
                 self._say(f"{name} cannot be put from the template: {exc}")
                 continue
-            self._say_init(name, "added" if name not in self._configs else "changed")
+            self._say_init(name, "added" if name not in self._configs else "changed", inits)
         self._configs = configs
 
-    def _say_init(self, name: str, what: str) -> None:
-        """Say how the function's new Init went, once it has."""
+    def _inits_ended(self, name: str) -> int:
+        try:
+            return self._invoker.init_state(name)[1]
+        except FastInvokeError:  # (no such function yet)
+            return 0
+
+    def _say_init(self, name: str, what: str, inits_before: int) -> None:
+        """Say how the function's new Init went, once it has ended.  Counting ended Inits
+        (not reading the state) sees it even when an invocation has already retried a
+        failed Init, and a change that ran no Init (tags alone) leaves the pool not
+        booting."""
         deadline = time.monotonic() + _INIT_WAIT_S
-        while (state := self._invoker.init_state(name))[0] == "booting":
+        while True:
+            state, inits, error = self._invoker.init_state(name)
+            if inits > inits_before or state != "booting":
+                break
             if time.monotonic() > deadline or self._stop.is_set():
                 return
             time.sleep(_POLL_S)
-        state, error = state
-        if error is not None:
+        if error is not None and inits > inits_before:
             self._say(f"{name} {what}, and its Init failed: {error.get('errorType')}: "
                       f"{error.get('errorMessage')} (its invocations answer this error until "
                       "the next good save)")

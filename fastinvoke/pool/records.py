@@ -82,6 +82,7 @@ class FunctionPool:
         self.init_deadline_ns = 0
         self.init_timed_out = False
         self.init_error: dict | None = None
+        self.inits = 0  # Inits ended (ready or failed): a watcher knows a new one ended
         self.init_output_at = 0  # where its template's output starts in its Init log
         self.init_output = b""  # what its last Init printed
         self.workers: dict[bytes, WorkerRecord] = {}

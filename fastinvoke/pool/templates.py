@@ -91,6 +91,7 @@ class Templates:
         retries Init, as Lambda does."""
         pool.state = "failed"
         pool.init_error = error
+        pool.inits += 1
         while pool.queue:
             finish_init_failed(self._hop, pool.queue.popleft())
 
@@ -215,6 +216,7 @@ class Templates:
         pool.state = "ready"
         pool.init_ns = message.init_ns
         pool.init_error = None
+        pool.inits += 1
         # What Init printed: each new environment's log stream begins with it, as on
         # Lambda, where every environment runs Init (here the template ran it once).
         try:
