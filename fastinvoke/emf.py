@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Iterable
 from typing import Any, NamedTuple
 
 _MARK = b'"_aws"'
@@ -41,6 +42,24 @@ class Stats:
         self.high = max(self.high, value)
 
 
+class Tally:
+    """Stats by series, for callers that hold their own lock (EMF's, metric filters')."""
+
+    def __init__(self) -> None:
+        self.stats: dict[Any, Stats] = {}
+
+    def add(self, points: Iterable[tuple[Any, float]]) -> None:
+        for series, value in points:
+            stats = self.stats.get(series)
+            if stats is None:
+                stats = self.stats[series] = Stats()
+            stats.add(value)
+
+    def rows(self) -> list[tuple[Any, int, float, float, float]]:
+        """(series, count, sum, min, max) of each series."""
+        return [(series, s.count, s.total, s.low, s.high) for series, s in self.stats.items()]
+
+
 class Invalid(ValueError):
     """A line that claims to be EMF (it has ``_aws``) and breaks the specification."""
 
@@ -50,7 +69,7 @@ class EmfMetrics:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self.series: dict[Series, Stats] = {}
+        self.series = Tally()
         self.invalid: dict[str, int] = {}  # log group -> lines refused
 
     def read(self, log_group: str, output: bytes) -> None:
@@ -67,17 +86,12 @@ class EmfMetrics:
                     self.invalid[log_group] = self.invalid.get(log_group, 0) + 1
                 continue
             with self._lock:
-                for series, value in samples:
-                    stats = self.series.get(series)
-                    if stats is None:
-                        stats = self.series[series] = Stats()
-                    stats.add(value)
+                self.series.add(samples)
 
     def snapshot(self) -> tuple[list[tuple[Series, int, float, float, float]], dict[str, int]]:
         """(series, count, sum, min, max) of each series, and the refused lines by group."""
         with self._lock:
-            return ([(series, s.count, s.total, s.low, s.high)
-                     for series, s in self.series.items()], dict(self.invalid))
+            return self.series.rows(), dict(self.invalid)
 
 
 def _samples(log_group: str, document: Any) -> list[tuple[Series, float]]:

@@ -13,7 +13,9 @@ store applies them to its events.
   them), each named field meeting its conditions (joined with ``&&`` or ``||``).
 
 JSON and space-delimited patterns are tested in Python on each message; the store calls
-their ``match`` from its SQL query.
+their ``match`` from its SQL query.  ``compile_pattern`` tests any pattern in Python and
+gives the values a match captured (``$.a.b`` of a JSON message, ``$name`` of a
+space-delimited one), as metric filters read their value and dimensions.
 """
 
 from __future__ import annotations
@@ -44,39 +46,112 @@ _TOKEN = re.compile(r'\s*(?:(?P<string>"(?:[^"\\]|\\.)*")|(?P<op>&&|\|\||!=|<=|>
 _SELECTOR = re.compile(r"\$((?:\.[^.\[\]\s]+|\[\d+\])*)")
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?")
 _FIELD = re.compile(r'"([^"]*)"|\[([^\]]*)\]|(\S+)')
-_MISSING = object()
+MISSING = object()
+
+
+class Terms(NamedTuple):
+    """A terms pattern: every ``present`` term, none of ``absent``, at least one of
+    ``any_of`` if there are any."""
+
+    present: list[str]
+    absent: list[str]
+    any_of: list[str]
+
+
+Captures = dict[str, Any]  # what a match captured: {"$": document} or {"$name": field}
+
+
+class Pattern(NamedTuple):
+    """A pattern tested in Python: ``captures(message)`` is None when the message does
+    not match, else the values ``value`` reads; ``kind`` is "terms", "json" or
+    "space-delimited", and ``names`` a space-delimited pattern's field names."""
+
+    kind: str
+    names: frozenset[str]
+    captures: Callable[[str], Captures | None]
 
 
 def compile_filter(pattern: str | None) -> Filter:
     """The filter for ``pattern`` (None or blank: every event); ValueError if invalid."""
     text = (pattern or "").strip()
+    if text.startswith(("{", "[")):
+        captures = compile_pattern(pattern).captures
+        return Filter(f"{MATCH_FUNCTION}(message)", [],
+                      lambda message: captures(message) is not None)
+    return _terms_condition(_terms(text, pattern))
+
+
+def compile_pattern(pattern: str | None) -> Pattern:
+    """``pattern`` to test in Python (None or blank: every event); ValueError if invalid."""
+    text = (pattern or "").strip()
     if text.startswith("{"):
-        return Filter(f"{MATCH_FUNCTION}(message)", [], _Parser(text, pattern).json())
+        test = _Parser(text, pattern).json()
+
+        def document(message: str) -> Captures | None:
+            try:
+                found = json.loads(message)
+            except (ValueError, RecursionError):  # (deeply nested JSON)
+                return None
+            return {"$": found} if isinstance(found, dict) and test(found) else None
+
+        return Pattern("json", frozenset(), document)
     if text.startswith("["):
-        return Filter(f"{MATCH_FUNCTION}(message)", [], _Parser(text, pattern).fields())
-    return _terms(text, pattern)
+        names, checks = _Parser(text, pattern).fields()
+
+        def fields(message: str) -> Captures | None:
+            values = [a or b or c for a, b, c in _FIELD.findall(message)]
+            return _bind(names, checks, values)
+
+        return Pattern("space-delimited", frozenset(names) - {"..."}, fields)
+    terms = _terms(text, pattern)
+
+    def contains(message: str) -> Captures | None:
+        if all(term in message for term in terms.present) and not any(
+                term in message for term in terms.absent) and (
+                not terms.any_of or any(term in message for term in terms.any_of)):
+            return {}
+        return None
+
+    return Pattern("terms", frozenset(), contains)
 
 
-def _terms(text: str, pattern: str | None) -> Filter:
-    """Every plain term or "quoted phrase" must appear, at least one ``?term`` if there
-    are any, and no ``-term``."""
+def value(captures: Captures, selector: str) -> Any:
+    """The value ``selector`` (``$.a.b[0]`` or ``$name``) names in a match's captures, or
+    ``MISSING``."""
+    if selector.startswith("$.") or selector.startswith("$["):
+        return _select(captures.get("$", MISSING), selector_path(selector))
+    return captures.get(selector[1:], MISSING)
+
+
+def selector_path(selector: str) -> list[str | int]:
+    """The steps of a JSON selector (``$.a[0].b``: ["a", 0, "b"]); ValueError if it is
+    none."""
+    found = _SELECTOR.fullmatch(selector)
+    if found is None:
+        raise ValueError(f"{selector!r} is not a JSON selector such as $.level")
+    return [int(part[1:-1]) if part.startswith("[") else part[1:]
+            for part in re.findall(r"\.[^.\[\]]+|\[\d+\]", found[1])]
+
+
+def _terms(text: str, pattern: str | None) -> Terms:
     if not re.fullmatch(rf"(?:\s*{_TERM.pattern})*\s*", text):
         raise ValueError(f"invalid filter pattern {pattern!r}: expected terms, -terms, ?terms "
                          'or "quoted phrases" (with \\" for a quote) separated by spaces, a '
                          "JSON pattern { $.key = value } or a space-delimited one [a, b, ...]")
-    must: list[str] = []
-    must_params: list[Any] = []
-    any_params: list[Any] = []
+    terms = Terms([], [], [])
     for prefix, phrase, word in _TERM.findall(text):
         term = re.sub(r"\\(.)", r"\1", phrase) if word == "" else word
-        if prefix == "?":
-            any_params.append(term)
-        else:  # instr, unlike LIKE, is case-sensitive and has no wildcards to escape
-            must.append("instr(message, ?) > 0" if prefix == "" else "instr(message, ?) = 0")
-            must_params.append(term)
-    if any_params:
-        must.append("(" + " OR ".join(["instr(message, ?) > 0"] * len(any_params)) + ")")
-    return Filter(" AND ".join(must), must_params + any_params)
+        {"": terms.present, "-": terms.absent, "?": terms.any_of}[prefix].append(term)
+    return terms
+
+
+def _terms_condition(terms: Terms) -> Filter:
+    # instr, unlike LIKE, is case-sensitive and has no wildcards to escape
+    must = ["instr(message, ?) > 0"] * len(terms.present) + \
+        ["instr(message, ?) = 0"] * len(terms.absent)
+    if terms.any_of:
+        must.append("(" + " OR ".join(["instr(message, ?) > 0"] * len(terms.any_of)) + ")")
+    return Filter(" AND ".join(must), [*terms.present, *terms.absent, *terms.any_of])
 
 
 class _Parser:
@@ -115,21 +190,14 @@ class _Parser:
 
     # -- JSON patterns ----------------------------------------------------------------------
 
-    def json(self) -> Match:
+    def json(self) -> Callable[[Any], bool]:
+        """The test of a JSON pattern, on a decoded document."""
         self.take("{")
         test = self.either(self.json_term)
         self.take("}")
         if self.peek() is not None:
             raise self.error("text after the closing }")
-
-        def match(message: str) -> bool:
-            try:
-                document = json.loads(message)
-            except ValueError:
-                return False
-            return isinstance(document, dict) and test(document)
-
-        return match
+        return test
 
     def either(self, term: Callable[[], Callable[[Any], bool]]) -> Callable[[Any], bool]:
         """``a && b || c``: && binds tighter than ||."""
@@ -154,11 +222,9 @@ class _Parser:
             self.take(")")
             return test
         kind, text = self.take()
-        selector = _SELECTOR.fullmatch(text) if kind == "word" else None
-        if selector is None:
+        if kind != "word" or _SELECTOR.fullmatch(text) is None:
             raise self.error(f"expected a selector such as $.level, found {text!r}")
-        path = [int(part[1:-1]) if part.startswith("[") else part[1:]
-                for part in re.findall(r"\.[^.\[\]]+|\[\d+\]", selector[1])]
+        path = selector_path(text)
         check = self.json_condition()
         return lambda document: check(_select(document, path))
 
@@ -173,16 +239,17 @@ class _Parser:
             return lambda value: value is wanted[state]
         if word == "EXISTS":
             self.take()
-            return lambda value: value is not _MISSING
+            return lambda value: value is not MISSING
         if word == "NOT":
             self.take()
             self.take("EXISTS")
-            return lambda value: value is _MISSING
+            return lambda value: value is MISSING
         return self.comparison()
 
     # -- space-delimited patterns -----------------------------------------------------------
 
-    def fields(self) -> Match:
+    def fields(self) -> tuple[list[str], list[Callable[[str], bool] | None]]:
+        """A space-delimited pattern's field names and each one's test (if any)."""
         self.take("[")
         names: list[str] = []
         checks: list[Callable[[str], bool] | None] = []
@@ -196,12 +263,7 @@ class _Parser:
         self.take("]")
         if self.peek() is not None:
             raise self.error("text after the closing ]")
-
-        def match(message: str) -> bool:
-            values = [a or b or c for a, b, c in _FIELD.findall(message)]
-            return _fields_match(names, checks, values)
-
-        return match
+        return names, checks
 
     def field_conditions(self, name: str) -> Callable[[str], bool]:
         """``status = 4* || status = 5*``: conditions on the field just named."""
@@ -258,28 +320,31 @@ _NUMERIC: dict[str, Callable[[float, float], bool]] = {
 
 
 def _select(document: Any, path: list[str | int]) -> Any:
-    """The value at ``path`` in ``document``, or ``_MISSING``."""
+    """The value at ``path`` in ``document``, or ``MISSING``."""
     for step in path:
         if isinstance(step, int):
             if not isinstance(document, list) or step >= len(document):
-                return _MISSING
+                return MISSING
         elif not isinstance(document, dict) or step not in document:
-            return _MISSING
+            return MISSING
         document = document[step]
     return document
 
 
-def _fields_match(names: list[str], checks: list[Callable[[str], bool] | None],
-                  values: list[str]) -> bool:
-    """Whether ``values`` (a message's fields) fit ``names`` in order, ``...`` taking any
-    number of them."""
+def _bind(names: list[str], checks: list[Callable[[str], bool] | None],
+          values: list[str]) -> Captures | None:
+    """Each name's value if ``values`` (a message's fields) fit ``names`` in order,
+    ``...`` taking any number of them; else None."""
     if not names:
-        return not values
+        return None if values else {}
     if names[0] == "...":
-        return any(_fields_match(names[1:], checks[1:], values[skip:])
-                   for skip in range(len(values) + 1))
-    if not values:
-        return False
+        return next((bound for skip in range(len(values) + 1)
+                     if (bound := _bind(names[1:], checks[1:], values[skip:])) is not None),
+                    None)
     check = checks[0]
-    return (check is None or check(values[0])) and _fields_match(names[1:], checks[1:],
-                                                                 values[1:])
+    if not values or not (check is None or check(values[0])):
+        return None
+    bound = _bind(names[1:], checks[1:], values[1:])
+    if bound is not None:
+        bound[names[0]] = values[0]
+    return bound

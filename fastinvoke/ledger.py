@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from typing import Any
 
 from . import logs, logstore
@@ -28,17 +29,22 @@ from .metering import (
     save_usage,
     snapshot,
 )
+from .metricfilters import MetricFilters
 from .pool.records import FunctionPool, Invocation
 
 
 class Ledger:
     """Meters and logs of one Invoker's functions, in ``state_dir``."""
 
-    def __init__(self, state_dir: str, billing: str) -> None:
+    def __init__(self, state_dir: str, billing: str,
+                 group_exists: Callable[[str], bool] = lambda group: True) -> None:
         new_meter(billing)  # refuse an unknown preset before anything starts
         self.billing = billing
         self.emf = EmfMetrics()  # what the functions log in the Embedded Metric Format
-        self.store = LogStore(os.path.join(state_dir, "logs.db"), self.emf)
+        self.metric_filters = MetricFilters(os.path.join(state_dir, "metric_filters.json"),
+                                            group_exists)
+        self.store = LogStore(os.path.join(state_dir, "logs.db"), self.emf,
+                              self.metric_filters)
         self._usage_path = os.path.join(state_dir, "meters.json")
         self._usage = load_usage(self._usage_path)
 

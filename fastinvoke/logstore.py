@@ -43,6 +43,7 @@ import msgspec
 from .emf import EmfMetrics
 from .filterpatterns import MATCH_FUNCTION, Match, compile_filter
 from .logs import InvocationLog, LogRecord, split_lines
+from .metricfilters import MetricFilters
 from .sqlitedb import connect, enable_wal
 
 RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827,
@@ -119,9 +120,13 @@ def _close_all() -> None:
 class LogStore:
     """The log groups of one state directory, in the SQLite file ``path``."""
 
-    def __init__(self, path: str | os.PathLike[str], emf: EmfMetrics | None = None) -> None:
+    def __init__(self, path: str | os.PathLike[str], emf: EmfMetrics | None = None,
+                 metric_filters: MetricFilters | None = None) -> None:
         self.path = os.fspath(path)
-        self.emf = emf  # takes the metrics of the invocations' output, in the writer thread
+        # They take the metrics of what is stored, in the writer thread: emf those of the
+        # invocations' output, metric_filters those of every event (START... REPORT too).
+        self.emf = emf
+        self.metric_filters = metric_filters
         # Items: (group, stream, entries) to insert, or (fn, future) to run in order with them.
         self._queue: deque[tuple[Any, ...]] = deque()
         self._wake = threading.Event()
@@ -245,11 +250,14 @@ class LogStore:
                     if type(entry) is InvocationLog:
                         self.emf.read(group, entry.output)
             try:
-                lines.append((group, stream, [(entry.timestamp_ms, entry.request_id, line)
-                                              for entry in entries
-                                              for line in entry_lines(entry)]))
+                events = [(entry.timestamp_ms, entry.request_id, line) for entry in entries
+                          for line in entry_lines(entry)]
             except Exception:  # a caller's bug: retrying cannot help; keep the others
                 _log.exception("dropped a malformed log entry for %s %s", group, stream)
+                continue
+            lines.append((group, stream, events))
+            if self.metric_filters is not None:
+                self.metric_filters.read(group, (message for _, _, message in events))
         if lines:
             self._insert(lines)
         if call is not None:
