@@ -28,6 +28,7 @@ from helpers import (
     wait_until,
 )
 from http_server import Server, serving
+from sqs_server import CREDENTIALS, sqs_server
 
 from fastinvoke import FunctionConfig, Invoker
 
@@ -151,6 +152,21 @@ def subreaper() -> Iterator[None]:
     finally:
         libc.prctl(_PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0)
         _reap_zombie_children(descendants(os.getpid(), include_zombies=True))
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    """The endpoint of one real moto server (SQS, S3, SNS...) for the session's tests."""
+    with sqs_server() as url:
+        yield url
+
+
+@pytest.fixture
+def moto_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What clients of the moto server sign with (any key, for a local server), for
+    the servers a test starts too."""
+    for name, value in CREDENTIALS.items():
+        monkeypatch.setenv(name, value)
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,6 @@
-"""A real SQS-compatible server for the tests: moto's standalone server (``moto_server``,
-from PyPI), on a free loopback port, in its own process."""
+"""A real SQS- and S3-compatible server for the tests: moto's standalone server
+(``moto_server``, from PyPI; one endpoint for every service it emulates), on a free
+loopback port, in its own process."""
 
 from __future__ import annotations
 
@@ -43,5 +44,10 @@ def sqs_server() -> Iterator[str]:
 
 
 def sqs(endpoint: str) -> Any:
-    return boto3.client("sqs", endpoint_url=endpoint, region_name="us-east-1",
+    return client("sqs", endpoint)
+
+
+def client(service: str, endpoint: str) -> Any:
+    """A boto3 client of ``service`` at the moto server ``endpoint``."""
+    return boto3.client(service, endpoint_url=endpoint, region_name="us-east-1",
                         aws_access_key_id="testing", aws_secret_access_key="testing")

@@ -6,29 +6,23 @@ a SAM template's SQS event, and an endpoint that is down."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from helpers import function_resource, read_line, wait_until
 from http_server import Server, serving
-from sqs_server import CREDENTIALS, free_port, sqs, sqs_server
+from sqs_server import free_port, sqs
 
 ARN = "arn:aws:sqs:us-east-1:123456789012:"
 
 
-@pytest.fixture(scope="module")
-def endpoint() -> Iterator[str]:
-    with sqs_server() as url:
-        yield url
+pytestmark = pytest.mark.usefixtures("moto_credentials")
 
 
-@pytest.fixture(autouse=True)
-def credentials(monkeypatch: pytest.MonkeyPatch) -> None:
-    """What the servers' SQS clients sign with (any key, for a local SQS server)."""
-    for name, value in CREDENTIALS.items():
-        monkeypatch.setenv(name, value)
+@pytest.fixture
+def endpoint(moto_endpoint: str) -> str:
+    return moto_endpoint
 
 
 def sqs_event(properties: str = "") -> str:
