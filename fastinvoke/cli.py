@@ -17,8 +17,12 @@ from pathlib import Path
 
 import msgspec
 
-from .config import FunctionConfig
+from .config import ACCOUNT_ID, FunctionConfig
 from .errors import FastInvokeError
+from .iam.credentials import LIFETIME_S
+from .iam.lambda_actions import KNOWN_ACTIONS
+from .iam.policy import MalformedPolicyDocumentException
+from .iam.roles import Roles, RoleSpec, read_roles_file
 from .invoker import Invoker
 from .limits import MAX_TIMEOUT_S
 from .readouts import billing_command, logs_command
@@ -117,6 +121,16 @@ def _parser() -> argparse.ArgumentParser:
                        help="require requests signed with AWS Signature V4 (needs --keys)")
     serve.add_argument("--keys", type=Path, metavar="FILE",
                        help="JSON object of access key id -> secret key, for --auth sigv4")
+    serve.add_argument("--iam", action="store_true",
+                       help="give each function its role's credentials and check what they "
+                       "sign against the role's policies (the template's Role and Policies, "
+                       "--roles); default: functions keep your AWS credentials")
+    serve.add_argument("--roles", type=Path, metavar="FILE",
+                       help="with --iam: a JSON object of role name or ARN -> its policy "
+                       "documents, for functions created with that Role")
+    serve.add_argument("--credentials-lifetime", type=float, default=LIFETIME_S,
+                       metavar="SECONDS", help="with --iam: how long a function's role "
+                       "credentials last before its environments are renewed (default 43200)")
     serve.add_argument("--read-timeout", type=float, default=30.0, metavar="SECONDS",
                        help="time a client has to send a whole request (default 30)")
     serve.add_argument("--keep-alive", type=float, default=60.0, metavar="SECONDS",
@@ -344,6 +358,14 @@ def _serve(args: argparse.Namespace) -> int:
         except ValueError as exc:
             print(f"fastinvoke: {exc}", file=sys.stderr)
             return 2
+    if (args.roles is not None or args.credentials_lifetime != LIFETIME_S) and not args.iam:
+        print("fastinvoke: --roles and --credentials-lifetime go with --iam (functions get "
+              "their role's credentials): add --iam", file=sys.stderr)
+        return 2
+    if args.credentials_lifetime < 60:
+        print(f"fastinvoke: --credentials-lifetime {args.credentials_lifetime}: give at least "
+              "60 seconds", file=sys.stderr)
+        return 2
     if not _REGION.fullmatch(args.region):
         print(f"fastinvoke: --region {args.region}: give an AWS region name, such as "
               "us-east-1", file=sys.stderr)
@@ -398,6 +420,9 @@ def _serve(args: argparse.Namespace) -> int:
             count = len(template.schedules) + len(template.schedule_errors)
             print(f"note: the template's {count} schedules fire only with --schedules",
                   file=sys.stderr)
+    roles = _roles(args, template.roles if args.template is not None else [])
+    if roles is None:
+        return 2
     return serve(ServeOptions(
         args.host, args.port, str(args.state_dir), keys, functions,
         Limits(read_timeout_s=args.read_timeout, keep_alive_s=args.keep_alive),
@@ -406,9 +431,30 @@ def _serve(args: argparse.Namespace) -> int:
         overcommit=args.overcommit, routes=routes, api_port=args.api_port,
         function_urls=function_urls, schedules=schedules, sqs_endpoint=args.sqs_endpoint,
         sqs_mappings=sqs_mappings, unloadable=unloadable, aliases=aliases,
-        layers=layer_dirs(args.layer),
+        layers=layer_dirs(args.layer), iam=args.iam, roles=roles,
+        credentials_lifetime_s=args.credentials_lifetime,
         watch=(args.template, lambda: _template(args, **{"AWS::Region": args.region}))
         if args.template is not None and args.watch is not False else None))
+
+
+def _roles(args: argparse.Namespace, from_template: list[RoleSpec]) -> list[RoleSpec] | None:
+    """With --iam, the template's roles and the roles file's, their documents checked as
+    IAM checks them (what it accepts but may not mean is said); None when one is
+    refused (said)."""
+    if not args.iam:
+        return []
+    try:
+        specs = [*from_template, *([] if args.roles is None else read_roles_file(args.roles))]
+        checked = Roles(ACCOUNT_ID, KNOWN_ACTIONS)
+        for spec in specs:
+            checked.put(spec.arn, spec.policies, spec.managed)
+    except MalformedPolicyDocumentException as exc:
+        print(f"fastinvoke: MalformedPolicyDocument: {exc.message}; fix it and serve again",
+              file=sys.stderr)
+        return None
+    for warning in checked.warnings:
+        print(f"note: {warning}", file=sys.stderr)
+    return specs
 
 
 def _bench(args: argparse.Namespace) -> int:

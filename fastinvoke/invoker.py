@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import os
 import shutil
 import sys
@@ -41,6 +42,9 @@ from .events import EventInvokeConfig
 from .events.destinations import Deliverer
 from .events.queue import EventQueue
 from .events.store import MemoryEventStore, SqliteEventStore
+from .iam.credentials import LIFETIME_S, Credentials
+from .iam.lambda_actions import KNOWN_ACTIONS
+from .iam.roles import Role, Roles
 from .ledger import Ledger
 from .limits import MIN_MEMORY_MB
 from .logstore import LogEvent
@@ -57,6 +61,7 @@ from .versions import LATEST, MAX_DESCRIPTION, Alias, Version
 
 __all__ = ["InvokeResult", "Invoker"]
 
+_log = logging.getLogger("fastinvoke")
 _INSTANCES = itertools.count(1)  # several Invokers in one process get their own groups
 
 
@@ -121,6 +126,13 @@ class Invoker:
         Send Event invocations' records for SQS destinations and dead-letter queues to
         those queues at this endpoint (AWS's, or an SQS-compatible server's; needs
         ``pip install 'fastinvoke[sqs]'``) instead of to their JSON-lines files.
+    iam:
+        Hand each function's environments credentials for its role
+        (``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_SESSION_TOKEN``, as
+        Lambda does), valid for ``credentials_lifetime_s`` and renewed before they
+        expire; a server (``fastinvoke serve --iam``) checks what they sign against the
+        role's policies (``put_role``).  False (the default): functions keep the caller's
+        AWS credentials, as SAM local gives them, so they can reach AWS itself.
 
     With a state dir of your own, functions (and their Event settings), queued Event
     invocations, counters and logs carry over to the next Invoker made with it.
@@ -146,6 +158,8 @@ class Invoker:
         ray_address: str | None = None,
         overcommit: float = 1.0,
         sqs_endpoint: str | None = None,
+        iam: bool = False,
+        credentials_lifetime_s: float = LIFETIME_S,
     ) -> None:
         if max_workers is not None and max_workers < 1:
             raise ValidationException(f"max_workers must be at least 1, not {max_workers}")
@@ -163,6 +177,10 @@ class Invoker:
         self.region = region
         self.account_id = account_id
         self.billing = billing
+        self.roles = Roles(account_id, KNOWN_ACTIONS)
+        self.credentials = Credentials(credentials_lifetime_s) if iam else None
+        self.endpoint_url: str | None = None  # a server's, given to its functions
+        self._unknown_roles: set[str] = set()
         self._ledger = Ledger(self.state_dir, billing)
         # On a cluster, Ray places workers by memory (``ClusterSupervisor.check``).
         budget = MemoryBudget(memory_budget_mb if ray_address is None else sys.maxsize)
@@ -175,7 +193,8 @@ class Invoker:
                 groups = detect().instance(f"{os.getpid()}.{next(_INSTANCES)}")
             self._supervisor = Supervisor(self._dispatcher, self.state_dir, region,
                                           keep_warm_s, budget, groups, cpu_limits,
-                                          memory_limits, spare_workers, sandbox)
+                                          memory_limits, spare_workers, sandbox,
+                                          environment=self._served_environment)
         else:
             from .cluster.backend import ClusterSupervisor  # imports Ray: only when asked
 
@@ -209,6 +228,37 @@ class Invoker:
     @property
     def account_limit(self) -> int:
         return self._admission.account_limit
+
+    # -- roles ------------------------------------------------------------------------------
+
+    def put_role(self, role: str, policies: dict[str, Any] | list[Any],
+                 managed: Iterable[str] = ()) -> Role:
+        """Know ``role`` (a name in this account, or an ARN) with these identity-based
+        ``policies`` (IAM policy documents: a list, or policy name -> document) and AWS
+        ``managed`` policies; a function whose ``role`` it is gets its credentials from
+        its next environment on.  A document IAM would refuse raises
+        ``MalformedPolicyDocumentException``, saying where."""
+        return self.roles.put(role, policies, tuple(managed))
+
+    def role_arn(self, config: FunctionConfig) -> str:
+        """The ARN of the function's role (one named ``fastinvoke`` when it has none)."""
+        return config.role or f"arn:aws:iam::{self.account_id}:role/fastinvoke"
+
+    def _served_environment(self, config: FunctionConfig) -> tuple[dict[str, str], float | None]:
+        """The server's variables for a new environment of ``config`` (supervisor
+        thread): its endpoint, and with ``iam`` its role's credentials."""
+        served = {} if self.endpoint_url is None else {"AWS_ENDPOINT_URL_LAMBDA":
+                                                       self.endpoint_url}
+        if self.credentials is None:
+            return served, None
+        role = self.role_arn(config)
+        if role not in self.roles and role not in self._unknown_roles:
+            self._unknown_roles.add(role)
+            _log.warning("fastinvoke: %s's role %s is not known here, so it may do nothing "
+                         "on this server's API; give its policies (a template's role or "
+                         "Policies, serve --roles FILE, or Invoker.put_role)", config.name, role)
+        credentials, expires = self.credentials.issue(role, config.name)
+        return {**served, **credentials}, expires
 
     # -- functions --------------------------------------------------------------------------
 

@@ -21,6 +21,8 @@ from .apigw.routes import Cors, Route
 from .apigw.template import is_api_event, read_routes, read_url_config
 from .config import ACCOUNT_ID, LOCAL_PYTHON, FunctionConfig, local_node
 from .errors import InvalidParameterValueException, ValidationException
+from .iam.roles import RoleSpec
+from .iam.sam_roles import read_role
 from .runtime.launch import runtime_family
 from .sources.mappings import Mapping
 from .sources.schedules import Schedule
@@ -52,12 +54,11 @@ _NO = "not emulated locally"
 # property that names it).
 _ARN_RESOURCES = {
     "AWS::SQS::Queue": ("sqs", "QueueName"), "AWS::SNS::Topic": ("sns", "TopicName"),
-    "AWS::Events::EventBus": ("events", "Name"),
+    "AWS::Events::EventBus": ("events", "Name"), "AWS::IAM::Role": ("iam", "RoleName"),
     SERVERLESS: ("lambda", "FunctionName"), LAMBDA: ("lambda", "FunctionName"),
 }  # fmt: skip
 _IGNORED = {  # property (SAM and CloudFormation names) -> why it has no effect here
     "VpcConfig": "there is no VPC locally; the function uses this machine's network",
-    "Policies": "IAM policies are not enforced locally; code runs with this machine's credentials",
     "Tracing": _NO, "TracingConfig": _NO, "FileSystemConfigs": _NO, "SnapStart": _NO,
     "DeploymentPreference": "there are no gradual deployments locally: AutoPublishAlias "
                             "points the alias at the new version at once",
@@ -95,6 +96,7 @@ class Template:
     sqs_mappings: list[Mapping] = field(default_factory=list)  # of its SQS events
     # Function name -> (its AutoPublishAlias, VersionDescription).
     aliases: dict[str, tuple[str, str]] = field(default_factory=dict)
+    roles: list[RoleSpec] = field(default_factory=list)  # its functions' (serve --iam)
 
 
 class _NotLocal(Exception):
@@ -222,7 +224,12 @@ class _Stack:
             return f"arn:aws:lambda:{region}:{account}:function:{name}"
         if service == "events":
             return f"arn:aws:events:{region}:{account}:event-bus/{name}"
+        if service == "iam":
+            return f"arn:aws:iam::{account}:role/{name}"
         return f"arn:aws:{service}:{region}:{account}:{name}"
+
+    def role_arn(self, lid: str) -> str:
+        return self.arn_of(lid, "AWS::IAM::Role")
 
     def condition(self, name: Any) -> bool:
         if name not in self.conditions:
@@ -502,6 +509,12 @@ def load_template(
             name = function_name(stack, lid, merged)
             served[lid] = name if isinstance(name, str) else lid, merged
             config = stack.function(lid, kind, merged)
+            role = read_role(stack, doc["Resources"], lid, merged, config.role,
+                             region=stack.known["AWS::Region"],
+                             account=stack.known["AWS::AccountId"])
+            if role is not None:
+                config.role = role.arn
+                out.roles.append(role)
             out.functions.append(config)
             served[lid] = config.name, merged
             if kind == SERVERLESS and (events := stack.event_config(lid, merged)) is not None:

@@ -57,6 +57,7 @@ from .provisioned_operations import (
     get_or_list_provisioned_concurrency,
     put_provisioned_concurrency,
 )
+from .role_auth import RoleAuthorizer
 from .sigv4 import Verifier
 from .stream_operations import invoke_with_response_stream
 from .tag_operations import list_tags, tag_resource, untag_resource
@@ -87,11 +88,14 @@ _CACHED = 1024  # most entries of a per-request cache (paths, names) before it s
 
 class LambdaApi:
     """The application ``HttpServer`` serves.  ``verifier`` (SigV4) guards every Lambda
-    operation; ``/healthz`` and ``/metrics`` are open, for probes and scrapers."""
+    operation; ``/healthz`` and ``/metrics`` are open, for probes and scrapers.  With
+    ``roles``, a request signed with a function's role credentials is checked against
+    its role's policies instead, whether or not ``verifier`` guards the others."""
 
     def __init__(self, invoker: Invoker, functions: Functions, metrics: Metrics,
                  verifier: Verifier | None = None, urls: FunctionUrls | None = None,
-                 mappings: Mappings | None = None) -> None:
+                 mappings: Mappings | None = None,
+                 roles: RoleAuthorizer | None = None) -> None:
         self.invoker = invoker
         self.stopping = False  # the server stops: the dashboard's event streams end
         self.mappings = mappings or Mappings(invoker.state_dir, None)
@@ -99,6 +103,7 @@ class LambdaApi:
         self.layers = functions.layers
         self.metrics = metrics
         self.verifier = verifier
+        self.roles = roles
         self.urls = urls or FunctionUrls(invoker.state_dir, invoker.region)
         self._url_server = FunctionUrlServer(invoker, self.urls, verifier)
         # Per-request lookups that give the same answer for the same input, cached (a few
@@ -119,7 +124,9 @@ class LambdaApi:
             return _OPEN[request.path](self)
         if request.method == "GET" and request.path in dashboard.PATHS and not url_host:
             return dashboard.answer(request.path, self.invoker, lambda: self.stopping)
-        if self.verifier is not None:
+        if self.roles is not None and self.roles.applies(request):
+            self.roles.authorize(request)
+        elif self.verifier is not None:
             self.verifier.verify(request)
         if request.method == "GET" and request.path.startswith("/logs/"):
             return await asyncio.to_thread(observe.log_events, self.invoker, request.path,

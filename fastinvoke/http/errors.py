@@ -57,6 +57,17 @@ class UnrecognizedClientException(ServiceError):
     status = 403
 
 
+class ExpiredTokenException(ServiceError):
+    status = 403
+
+
+class AccessDeniedException(ServiceError):
+    """IAM denied the signer's role the action on the resource."""
+
+    status = 403
+    message_key = "Message"
+
+
 def error_response(error: ServiceError, request_id: str | None = None,
                    close: bool = False) -> Response:
     """``error`` as Lambda sends it: status, ``x-amzn-ErrorType`` and the JSON body."""

@@ -27,11 +27,12 @@ _INSTEAD = {
 
 
 def _pattern(uri: str) -> tuple[re.Pattern[str], str]:
-    """The path's regular expression (``{Name}`` a segment, ``{Name+}`` the rest) and
-    the query the operation requires (``find=LayerVersion``), if any."""
+    """The path's regular expression (``{Name}`` a segment, ``{Name+}`` the rest, each a
+    group of that name) and the query the operation requires (``find=LayerVersion``), if
+    any."""
     path, _, query = uri.partition("?")
-    regex = re.sub(r"\\\{[^}+]+\\\+\\\}", ".+", re.escape(path))
-    regex = re.sub(r"\\\{[^}]+\\\}", "[^/]+", regex)
+    regex = re.sub(r"\\\{([^}+]+)\\\+\\\}", r"(?P<\1>.+)", re.escape(path))
+    regex = re.sub(r"\\\{([^}]+)\\\}", r"(?P<\1>[^/]+)", regex)
     return re.compile(regex + "/?"), query
 
 
@@ -53,7 +54,19 @@ def not_implemented(name: str) -> NotImplementedException:
 
 def operation(method: str, path: str, query: str) -> str | None:
     """The Lambda operation that ``method`` on ``path`` (with ``query``) is, if any."""
+    found = operation_of(method, path, query)
+    return None if found is None else found[0]
+
+
+def operation_of(method: str, path: str, query: str) -> tuple[str, dict[str, str]] | None:
+    """The Lambda operation that ``method`` on ``path`` (with ``query``) is, with its
+    path's members (``FunctionName``: as sent, percent-encoded), if any."""
     for name, wanted, pattern, required in _COMPILED:
-        if method == wanted and pattern.fullmatch(path) and required in query:
-            return name
+        if method == wanted and required in query and (match := pattern.fullmatch(path)):
+            return name, match.groupdict()
     return None
+
+
+def operation_names() -> list[str]:
+    """Every operation of Lambda's API."""
+    return list(_OPERATIONS)

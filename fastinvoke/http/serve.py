@@ -38,6 +38,8 @@ from ..apigw.url_configs import FunctionUrls
 from ..autopublish import publish_aliases
 from ..config import FunctionConfig
 from ..endpoint.server import ZmqEndpoint, ZmqListener
+from ..iam.credentials import LIFETIME_S
+from ..iam.roles import RoleSpec
 from ..invoker import Invoker
 from ..reloading import Reloader
 from ..sam import Template
@@ -48,6 +50,7 @@ from .api import LambdaApi
 from .functions import Functions
 from .layer_store import LayerStore
 from .metrics import Metrics
+from .role_auth import RoleAuthorizer
 from .server import HttpServer, Limits, bind
 from .sigv4 import Verifier
 
@@ -82,6 +85,10 @@ class ServeOptions:
     api_port: int | None = 3000  # where to serve them (None: not at all)
     # Hot reload: the template to watch (with its functions' files), and how to read it.
     watch: tuple[Path, Callable[[], Template]] | None = None
+    # Roles: functions get their role's credentials, and what they sign is checked.
+    iam: bool = False
+    roles: list[RoleSpec] = field(default_factory=list)  # a template's and a roles file's
+    credentials_lifetime_s: float = LIFETIME_S
 
 
 def check_exposure(host: str, keys: dict[str, str] | None) -> str | None:
@@ -119,6 +126,17 @@ def _zmq_exposed(host: str) -> str:
     return (f"refusing to serve ZeroMQ on {host}: the endpoint has no authentication. "
             "Bind it to 127.0.0.1 (or ipc://PATH) and reach other machines over HTTP "
             "with --auth sigv4")
+
+
+def local_url(listening: socket.socket) -> str:
+    """The URL a process of this machine reaches ``listening`` at (a wildcard address
+    is reached on loopback)."""
+    host, port = listening.getsockname()[:2]
+    if host in ("0.0.0.0", ""):
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    return f"http://{_host_port(host, port)}"
 
 
 def is_loopback(host: str) -> bool:
@@ -248,7 +266,13 @@ async def _serve(options: ServeOptions, sockets: list[socket.socket],
     invoker = Invoker(options.state_dir, max_workers=options.max_workers,
                       memory_budget_mb=options.memory_budget_mb, region=options.region,
                       sandbox=options.sandbox, ray_address=options.ray_address,
-                      overcommit=options.overcommit, sqs_endpoint=options.sqs_endpoint)
+                      overcommit=options.overcommit, sqs_endpoint=options.sqs_endpoint,
+                      iam=options.iam, credentials_lifetime_s=options.credentials_lifetime_s)
+    # Where a function's boto3 finds this server (AWS_ENDPOINT_URL_LAMBDA): known before
+    # any function starts, the socket being bound already.
+    invoker.endpoint_url = local_url(sockets[0])
+    for role in options.roles:
+        invoker.put_role(role.arn, role.policies, role.managed)
     endpoint: ZmqEndpoint | None = None
     # The event sources that invoke by themselves: stopped before the Invoker closes.
     scheduler = Scheduler(invoker.invoke, options.schedules)
@@ -277,7 +301,9 @@ async def _serve(options: ServeOptions, sockets: list[socket.socket],
         for name, (auth, mode, cors) in options.function_urls.items():
             urls.put(name, auth, mode, cors)
         await asyncio.to_thread(mappings.start, options.sqs_mappings)
-        api = LambdaApi(invoker, functions, Metrics(invoker), verifier, urls, mappings)
+        roles = None if invoker.credentials is None else RoleAuthorizer(
+            invoker.credentials, invoker.roles, options.region, invoker.account_id)
+        api = LambdaApi(invoker, functions, Metrics(invoker), verifier, urls, mappings, roles)
         server = HttpServer(api, options.limits)
         port = urls.port = await server.listen(sockets)
         servers = [server]

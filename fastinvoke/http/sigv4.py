@@ -104,6 +104,12 @@ class Verifier:
         return match["key"]
 
 
+def access_key_of(request: Request) -> str | None:
+    """The access key id a request says it is signed with, if it is signed."""
+    match = _AUTHORIZATION.match(request.headers.get("authorization", ""))
+    return None if match is None else match["key"]
+
+
 def canonical_request(request: Request, signed_headers: list[str]) -> str:
     pairs = sorted(pair.partition("=")[::2] for pair in request.query.split("&") if pair)
     headers = request.headers

@@ -83,6 +83,7 @@ class FunctionPool:
         self.init_timed_out = False
         self.init_error: dict | None = None
         self.inits = 0  # Inits ended (ready or failed): a watcher knows a new one ended
+        self.renew_at_ns = 0  # when its environments' credentials are renewed (0: never)
         self.init_output_at = 0  # where its template's output starts in its Init log
         self.init_output = b""  # what its last Init printed
         self.workers: dict[bytes, WorkerRecord] = {}

@@ -28,6 +28,7 @@ from ..runtime.faults import exit_reason
 from .alarm import Alarm
 from .budget import MemoryBudget
 from .cgroups import Instance
+from .environment import Environment
 from .failures import fail_queue
 from .hop import Hop
 from .lifecycle import Workers
@@ -51,7 +52,7 @@ class Supervisor:
                  budget: MemoryBudget, cgroups: Instance | None = None,
                  cpu_limits: str = "proportional", memory_limits: bool = True,
                  spare_workers: bool = True, sandbox: bool = True,
-                 denied: Sequence[str] = ()) -> None:
+                 denied: Sequence[str] = (), environment: Environment | None = None) -> None:
         self._hop = hop
         self.lock = hop.lock
         self.cgroups = cgroups
@@ -59,7 +60,7 @@ class Supervisor:
         self._selector = selectors.DefaultSelector()
         self._selector.register(self.alarm.fd, selectors.EVENT_READ, None)
         self.templates = Templates(hop, self.alarm, self._selector, state_dir, region,
-                                   sandbox, denied)
+                                   sandbox, denied, environment)
         self._warned: set[str] = set()
         self.budget = budget
         self.workers = Workers(hop, self.alarm, self.templates, self.budget,
@@ -171,6 +172,13 @@ class Supervisor:
         for pool in self.pools.values():
             if pool.state == "booting":
                 wake_at = min(wake_at, pool.init_deadline_ns)
+            elif pool.renew_at_ns:
+                if now >= pool.renew_at_ns:  # its credentials near their expiry
+                    pool.renew_at_ns = 0
+                    self.renew(pool)
+                    wake_at = min(wake_at, pool.init_deadline_ns)
+                else:
+                    wake_at = min(wake_at, pool.renew_at_ns)
         self.alarm.wake_at_ns = wake_at
         if watch and hop.replies_waiting():
             return 0.0  # the last look: a reply published before the doorbell rang

@@ -26,7 +26,7 @@ from ..runtime.faults import exit_reason
 from ..runtime.freeze import children
 from ..runtime.sandbox import LAYERS_ROOT, TASK_ROOT
 from .alarm import Alarm
-from .environment import function_environment
+from .environment import Environment, function_environment, renewal_due
 from .failures import finish_init_failed
 from .hop import Hop
 from .layers import opt_root
@@ -49,7 +49,9 @@ class Templates:
 
     def __init__(self, hop: Hop, alarm: Alarm, selector: selectors.BaseSelector,
                  state_dir: str, region: str, sandbox: bool,
-                 denied: Sequence[str] = ()) -> None:
+                 denied: Sequence[str] = (), environment: Environment | None = None) -> None:
+        """``environment`` gives a function's environment variables of the server's own
+        (its role's credentials and when they expire, the server's endpoint)."""
         self._hop = hop
         self._alarm = alarm
         self._selector = selector
@@ -64,6 +66,7 @@ class Templates:
         # Whether templates report the pids the server signals (see ``worker_pid``).
         self.same_pids = not sandbox or os.geteuid() == 0
         self._to_spawn: deque[tuple[FunctionPool, int]] = deque()  # with its generation
+        self._environment = environment
         self._buffers: dict[int, bytes] = {}
 
     # -- asking for Init (lock held) ----------------------------------------------------------
@@ -152,6 +155,7 @@ class Templates:
                          uid, config.ephemeral_storage_mb, self.denied, opt, config.debug_port)
         task_root = TASK_ROOT if self.sandbox else code_dir
         init_log = self.init_log(pool)
+        served, expires = self._environment(config) if self._environment else ({}, None)
         try:
             with open(init_log, "ab") as output:
                 init_from = os.fstat(output.fileno()).st_size  # where this Init's output starts
@@ -160,7 +164,7 @@ class Templates:
                      wire.encode_boot(boot).decode()],
                     cwd=code_dir, env=function_environment(
                         config, self.region, task_root,
-                        (LAYERS_ROOT if self.sandbox else opt) if opt else ""),
+                        (LAYERS_ROOT if self.sandbox else opt) if opt else "", served),
                     stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
                     pass_fds=(to_template.fileno(), from_template), start_new_session=True,
                 )
@@ -182,6 +186,7 @@ class Templates:
                 return
             pool.template = process
             pool.init_output_at = init_from
+            pool.renew_at_ns = 0 if expires is None else renewal_due(expires)
             self.close(pool)  # a template whose Init failed: its end not yet read
             pool.control = control
 
