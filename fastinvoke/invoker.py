@@ -49,6 +49,8 @@ from .ledger import Ledger
 from .limits import MIN_MEMORY_MB
 from .logstore import LogEvent
 from .metering import Bill, Prices, Usage
+from .metricfilters import MetricFilters
+from .metricfilters import Series as MetricSeries
 from .pool.budget import MemoryBudget
 from .pool.cgroups import CPU_MODES, detect
 from .pool.records import Batch, FunctionPool, Invocation
@@ -181,7 +183,7 @@ class Invoker:
         self.credentials = Credentials(credentials_lifetime_s) if iam else None
         self.endpoint_url: str | None = None  # a server's, given to its functions
         self._unknown_roles: set[str] = set()
-        self._ledger = Ledger(self.state_dir, billing)
+        self._ledger = Ledger(self.state_dir, billing, self._log_group_exists)
         # On a cluster, Ray places workers by memory (``ClusterSupervisor.check``).
         budget = MemoryBudget(memory_budget_mb if ray_address is None else sys.maxsize)
         self._admission = Admission(account_limit, max_workers, budget)
@@ -743,6 +745,17 @@ class Invoker:
         self._ledger.store.flush()
         return self._ledger.emf.snapshot()
 
+    @property
+    def metric_filters(self) -> MetricFilters:
+        """The log groups' CloudWatch metric filters: ``put``, ``describe``, ``delete``
+        (kept in the state dir's ``metric_filters.json``)."""
+        return self._ledger.metric_filters
+
+    def metric_filter_metrics(self) -> list[tuple[MetricSeries, int, float, float, float]]:
+        """What the metric filters have published: (series, count, sum, min, max) each."""
+        self._ledger.store.flush()
+        return self._ledger.metric_filters.snapshot()
+
     def bill(self, prices: dict[str, Prices] | None = None) -> Bill:
         """What the invocations so far would cost on Lambda, free tier applied, exact
         (with a persistent state dir: every run's, deleted functions' included).
@@ -766,6 +779,11 @@ class Invoker:
     def log_events(self, name: str, **query: Any) -> list[LogEvent]:
         """The function's log lines as the store keeps them (see ``LogStore.events``)."""
         return self._ledger.events(self._log_group(name), **query)
+
+    def _log_group_exists(self, group: str) -> bool:
+        """A group with events, or a function's (whose first invocation will make it)."""
+        return group in self._ledger.store.groups() or any(
+            pool.config.log_group_name == group for pool in self._functions.all_pools())
 
     def _log_group(self, name: str) -> str:
         """The function's log group (its LoggingConfig's, else ``/aws/lambda/<name>``)."""

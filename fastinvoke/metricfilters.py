@@ -124,15 +124,17 @@ class MetricFilters:
         try:
             saved = load_json(path, MetricFilterList, MetricFilterList())
         except msgspec.DecodeError as exc:
-            _log.warning("%s is not a list of metric filters (%s): none applies", path, exc)
+            _log.warning("%s is not a list of metric filters (%s): none applies, and the next "
+                         "put or delete rewrites it", path, exc)
             return
         for metric_filter in saved.metric_filters:
             try:
                 self._filters.setdefault(metric_filter.log_group_name, {})[
                     metric_filter.filter_name] = _Compiled(metric_filter)
             except InvalidParameterException as exc:
-                _log.warning("metric filter %r of %s in %s is left out: %s",
-                             metric_filter.filter_name, metric_filter.log_group_name, path, exc)
+                _log.warning("metric filter %r of %s in %s is left out (and out of the file "
+                             "from the next put or delete): %s", metric_filter.filter_name,
+                             metric_filter.log_group_name, path, exc)
 
     def put(self, metric_filter: MetricFilter) -> MetricFilter:
         """Create or replace (by group and name) a filter; CloudWatch's errors if it

@@ -34,13 +34,19 @@ def snapshot(invoker: Invoker) -> dict[str, Any]:
             "cost_usd": _usd(cost.get(config.qualified_name, Decimal(0))),
         })
     series, invalid = invoker.emf_metrics()
-    metrics = [{"log_group": one.log_group, "namespace": one.namespace, "metric": one.metric,
-                "unit": one.unit, "dimensions": dict(one.dimensions), "count": count,
-                "sum": total, "min": low, "max": high}
-               for one, count, total, low, high in series]
     return {"time_ms": time.time_ns() // 1_000_000, "functions": functions,
             "bill": {"gross_usd": _usd(bill.gross_cost), "usd": _usd(bill.cost)},
-            "emf": {"metrics": metrics, "invalid_lines": sum(invalid.values())}}
+            "emf": {"metrics": [_figures(*row) for row in series],
+                    "invalid_lines": sum(invalid.values())},
+            "metric_filters": [{"filter": row[0].filter_name, **_figures(*row)}
+                               for row in invoker.metric_filter_metrics()]}
+
+
+def _figures(one: Any, count: int, total: float, low: float, high: float) -> dict[str, Any]:
+    """A metric series (EMF's or a metric filter's) and its count, sum, min and max."""
+    return {"log_group": one.log_group, "namespace": one.namespace, "metric": one.metric,
+            "unit": one.unit, "dimensions": dict(one.dimensions), "count": count,
+            "sum": total, "min": low, "max": high}
 
 
 def _usd(amount: Decimal) -> str:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, generate_latest
 from prometheus_client.metrics_core import (
@@ -100,6 +101,7 @@ class _InvokerCollector(Collector):
         yield from (gb_seconds, concurrent, peak, workers, duration)
         yield from _bill(self.invoker)
         yield from _emf(self.invoker)
+        yield from _metric_filters(self.invoker)
 
 
 def _pools(invoker: Invoker) -> Iterator[tuple[str, str, str | None]]:
@@ -120,15 +122,8 @@ def _emf(invoker: Invoker) -> Iterator[Metric]:
     """The metrics functions logged in the Embedded Metric Format: a summary per series
     (its log group, namespace, metric, unit and dimensions as labels)."""
     series, invalid = invoker.emf_metrics()
-    emf = Metric("fastinvoke_emf", "Metrics functions logged in CloudWatch's Embedded "
-                 "Metric Format", "summary")
-    for one, count, total, _, _ in series:
-        labels = {"log_group": one.log_group, "namespace": one.namespace,
-                  "metric": one.metric, "unit": one.unit,
-                  **{_label(name): value for name, value in one.dimensions}}
-        emf.add_sample("fastinvoke_emf_count", labels, count)
-        emf.add_sample("fastinvoke_emf_sum", labels, total)
-    yield emf
+    yield _summary("fastinvoke_emf", "Metrics functions logged in CloudWatch's Embedded "
+                   "Metric Format", [({}, *row) for row in series])
     refused = CounterMetricFamily("fastinvoke_emf_invalid_lines",
                                   "Log lines with _aws that are not valid EMF (kept as logs)",
                                   labels=["log_group"])
@@ -137,12 +132,36 @@ def _emf(invoker: Invoker) -> Iterator[Metric]:
     yield refused
 
 
+def _metric_filters(invoker: Invoker) -> Iterator[Metric]:
+    """What CloudWatch metric filters published from the log events: a summary per
+    series (its log group, filter, namespace, metric, unit and dimensions as labels)."""
+    yield _summary("fastinvoke_metric_filter", "Metrics CloudWatch metric filters published "
+                   "from the functions' log events",
+                   [({"filter": one.filter_name}, one, *figures)
+                    for one, *figures in invoker.metric_filter_metrics()])
+
+
+def _summary(name: str, text: str,
+             rows: list[tuple[dict[str, str], Any, int, float, float, float]]) -> Metric:
+    """A summary (count and sum) per series: ``rows`` of (labels of its own, series with
+    log_group, namespace, metric, unit and dimensions, count, sum, min, max)."""
+    summary = Metric(name, text, "summary")
+    for own, one, count, total, _, _ in rows:
+        labels = {"log_group": one.log_group, **own, "namespace": one.namespace,
+                  "metric": one.metric, "unit": one.unit,
+                  **{_label(dimension): value for dimension, value in one.dimensions}}
+        summary.add_sample(f"{name}_count", labels, count)
+        summary.add_sample(f"{name}_sum", labels, total)
+    return summary
+
+
 def _label(name: str) -> str:
     """A dimension's name as a Prometheus label (letters, digits, _; not a leading digit
     nor a name of ours)."""
     label = re.sub(r"[^a-zA-Z0-9_]", "_", name)
     label = "_" + label if label[:1].isdigit() or not label else label
-    return "dim_" + label if label in ("log_group", "namespace", "metric", "unit") else label
+    return "dim_" + label if label in ("log_group", "filter", "namespace", "metric",
+                                       "unit") else label
 
 
 def _bill(invoker: Invoker) -> Iterator[Metric]:
