@@ -25,8 +25,14 @@ from .iam.roles import RoleSpec
 from .iam.sam_roles import read_role
 from .runtime.launch import runtime_family
 from .sources.mappings import Mapping
+from .sources.s3 import Subscription
 from .sources.schedules import Schedule
-from .sources.template import WIRED_TYPES, read_schedules, read_sqs_mappings
+from .sources.template import (
+    WIRED_TYPES,
+    read_s3_subscriptions,
+    read_schedules,
+    read_sqs_mappings,
+)
 from .versions import check_alias_name
 
 StrPath = str | os.PathLike[str]
@@ -94,6 +100,8 @@ class Template:
     schedules: list[Schedule] = field(default_factory=list)  # Schedule, ScheduleV2 events
     schedule_errors: list[str] = field(default_factory=list)  # those EventBridge would refuse
     sqs_mappings: list[Mapping] = field(default_factory=list)  # of its SQS events
+    # Of its S3 events and its buckets' LambdaConfigurations.
+    s3_subscriptions: list[Subscription] = field(default_factory=list)
     # Function name -> (its AutoPublishAlias, VersionDescription).
     aliases: dict[str, tuple[str, str]] = field(default_factory=dict)
     roles: list[RoleSpec] = field(default_factory=list)  # its functions' (serve --iam)
@@ -535,6 +543,8 @@ def load_template(
     out.schedules, out.schedule_errors = read_schedules(
         stack, served, stack.known["AWS::Region"], stack.known["AWS::AccountId"])
     out.sqs_mappings = read_sqs_mappings(stack, served)
+    out.s3_subscriptions = read_s3_subscriptions(stack, doc["Resources"], served,
+                                                 str(stack.known["AWS::StackName"]))
     return out
 
 

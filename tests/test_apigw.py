@@ -373,7 +373,6 @@ def test_the_server_log_says_why_a_route_failed(tmp_path: Path) -> None:
     assert "GET /java -> Java (Java.Coffee): ResourceNotFoundException" in err
     assert "note: Java skipped: runtime java21 is not supported" in err
     assert "RestApi: Auth authorizers are not enforced locally" in err
-    assert "Echo: Events Bucket (S3) ignored" in err
 
 
 # -- CORS --------------------------------------------------------------------------------------

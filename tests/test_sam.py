@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import function_resource
+from helpers import FUNCTIONS, function_resource
 from http_server import Server
 
 from fastinvoke import sam
@@ -264,14 +264,14 @@ def test_events_and_other_unused_properties_are_noted(tmp_path: Path) -> None:
           Nightly:
             Type: Schedule
             Properties: {Schedule: rate(1 day)}
-          Uploads:
-            Type: S3
-            Properties: {Bucket: my-bucket, Events: s3:ObjectCreated:*}
+          Orders:
+            Type: Kinesis
+            Properties: {Stream: arn:aws:kinesis:us-east-1:123456789012:stream/orders}
     """), tmp_path)
     assert fn.name == "Fn" and fn.handler == "app.handler"
     events = [n for n in template.notes if "Events" in n]
     assert events == [  # the Api event is a route (test_apigw), Nightly a schedule
-        "Fn: Events Uploads (S3) ignored: these events are not wired locally; "
+        "Fn: Events Orders (Kinesis) ignored: these events are not wired locally; "
         "invoke the function directly"
     ]
     assert [route.key for route in template.routes] == ["GET /hello"]
@@ -636,3 +636,58 @@ Resources:
         code, err = server.stop()
     assert code == 0, err
     assert "note: Gone skipped: " in err
+
+
+def test_a_templates_s3_events_are_read_with_their_bucket_and_rules(tmp_path: Path) -> None:
+    template = tmp_path / "template.yaml"
+    template.write_text(f"""
+Resources:
+  Uploads:
+    Type: AWS::S3::Bucket
+  Named:
+    Type: AWS::S3::Bucket
+    Properties:
+      BucketName: named-logs
+      NotificationConfiguration:
+        LambdaConfigurations:
+          - Event: s3:ObjectRemoved:*
+            Function: !GetAtt Fn.Arn
+            Filter: {{S3Key: {{Rules: [{{Name: Suffix, Value: .log}}]}}}}
+{function_resource("Fn", "fn", "echo.handler", '''      Events:
+        Up:
+          Type: S3
+          Properties:
+            Bucket: !Ref Uploads
+            Events: s3:ObjectCreated:*
+            Filter: {S3Key: {Rules: [{Name: prefix, Value: in/}]}}
+        NotOurs:
+          Type: S3
+          Properties: {Bucket: some-bucket, Events: s3:ObjectCreated:*}
+        Unknown:
+          Type: S3
+          Properties: {Bucket: !Ref Uploads, Events: [s3:ObjectCreated:Put, s3:Nope]}
+        TwoPrefixes:
+          Type: S3
+          Properties:
+            Bucket: !Ref Uploads
+            Events: s3:ObjectCreated:*
+            Filter: {S3Key: {Rules: [{Name: prefix, Value: a}, {Name: prefix, Value: b}]}}
+''', code=FUNCTIONS)}""")
+    read = load_template(template, parameters={"AWS::StackName": "Shop"})
+    assert [(s.source, s.function, s.bucket, s.events, s.prefix, s.suffix)
+            for s in read.s3_subscriptions] == [
+        ("Fn.Up", "fn", "shop-uploads", ("s3:ObjectCreated:*",), "in/", ""),
+        ("Named.LambdaConfigurations[0]", "fn", "named-logs", ("s3:ObjectRemoved:*",), "",
+         ".log")]
+    ids = {s.configuration_id for s in read.s3_subscriptions}
+    assert len(ids) == 2 and ids == {
+        s.configuration_id for s in load_template(template).s3_subscriptions}  # stable
+    notes = [note for note in read.notes if note.startswith("Fn: event")]
+    assert notes == [
+        "Fn: event NotOurs: not subscribed: Bucket must be a Ref to an AWS::S3::Bucket of "
+        "this template (as SAM requires)",
+        "Fn: event Unknown: not subscribed: 's3:Nope' is not an S3 event type (such as "
+        "s3:ObjectCreated:*, s3:ObjectRemoved:Delete)",
+        "Fn: event TwoPrefixes: not subscribed: more than one prefix rule in "
+        "Filter.S3Key.Rules"]
+    assert not any("(S3) ignored" in note for note in read.notes)

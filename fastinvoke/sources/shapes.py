@@ -10,6 +10,7 @@ import uuid
 from typing import Any
 
 from ..config import ACCOUNT_ID
+from .s3 import Change, event_time
 
 
 def iso_time(seconds: float) -> str:
@@ -78,23 +79,6 @@ def scheduled_event(rule_arn: str, fired_at: float) -> dict[str, Any]:
 
 def s3_put_event(bucket: str, key: str, size: int, region: str) -> dict[str, Any]:
     """An S3 ``ObjectCreated:Put`` notification with one record."""
-    return {"Records": [{
-        "eventVersion": "2.1",
-        "eventSource": "aws:s3",
-        "awsRegion": region,
-        "eventTime": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime()),
-        "eventName": "ObjectCreated:Put",
-        "userIdentity": {"principalId": "EXAMPLE"},
-        "requestParameters": {"sourceIPAddress": "127.0.0.1"},
-        "responseElements": {"x-amz-request-id": "EXAMPLE123456789",
-                             "x-amz-id-2": "EXAMPLE123/5678abcdefghijklambdaisawesome"},
-        "s3": {
-            "s3SchemaVersion": "1.0",
-            "configurationId": "testConfigRule",
-            "bucket": {"name": bucket, "ownerIdentity": {"principalId": "EXAMPLE"},
-                       "arn": f"arn:aws:s3:::{bucket}"},
-            "object": {"key": key, "size": size,
-                       "eTag": hashlib.md5(key.encode(), usedforsecurity=False).hexdigest(),
-                       "sequencer": "0A1B2C3D4E5F678901"},
-        },
-    }]}
+    change = Change("ObjectCreated:Put", bucket, key, region, event_time(time.time()), size,
+                    hashlib.md5(key.encode(), usedforsecurity=False).hexdigest())
+    return {"Records": [change.record("testConfigRule")]}
