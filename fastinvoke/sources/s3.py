@@ -11,7 +11,6 @@ listing (``s3poll``); both end in ``Notifier.deliver``.
 from __future__ import annotations
 
 import base64
-import itertools
 import sys
 import threading
 import time
@@ -83,15 +82,17 @@ class Subscription:
                f"{self.function}"
 
 
-_sequence = itertools.count()
-_sequence_lock = threading.Lock()
+_last_sequencer = 0
+_sequencer_lock = threading.Lock()
 
 
 def new_sequencer() -> str:
-    """A ``sequencer`` later than every one this process gave before (S3's are hexadecimal
-    text that sorts in the order of a key's changes)."""
-    with _sequence_lock:
-        return f"{time.time_ns() + next(_sequence):018X}"
+    """A ``sequencer`` greater than every one this process gave before, even if the clock
+    steps back (S3's are hexadecimal text that sorts in the order of a key's changes)."""
+    global _last_sequencer
+    with _sequencer_lock:
+        _last_sequencer = max(time.time_ns(), _last_sequencer + 1)
+        return f"{_last_sequencer:018X}"
 
 
 def event_time(seconds: float) -> str:
