@@ -28,6 +28,7 @@ from .limits import MAX_TIMEOUT_S
 from .readouts import billing_command, logs_command
 from .result import InvokeResult
 from .sam import Template, load_template
+from .sources.mappings import Mapping
 from .sources.samples import TYPES as SAMPLE_TYPES
 from .sources.samples import sample
 from .stack import deploy
@@ -97,6 +98,13 @@ def _parser() -> argparse.ArgumentParser:
                        help="read the SQS queues of event source mappings (the template's SQS "
                        "events, CreateEventSourceMapping) at this endpoint: AWS's, or any "
                        "SQS-compatible server's; needs pip install 'fastinvoke[sqs]'")
+    serve.add_argument("--dynamodb-endpoint", metavar="URL",
+                       help="read the DynamoDB streams of event source mappings (the "
+                       "template's DynamoDB events, CreateEventSourceMapping) at this endpoint; "
+                       "needs pip install 'fastinvoke[streams]'")
+    serve.add_argument("--kinesis-endpoint", metavar="URL",
+                       help="read the Kinesis streams of event source mappings at this "
+                       "endpoint; needs pip install 'fastinvoke[streams]'")
     serve.add_argument("--schedules", action="store_true",
                        help="fire the template's Schedule and ScheduleV2 events (Event "
                        "invocations at EventBridge's times) while serving")
@@ -378,11 +386,15 @@ def _serve(args: argparse.Namespace) -> int:
     if refusal is not None:
         print(f"fastinvoke: {refusal}", file=sys.stderr)
         return 2
-    if args.sqs_endpoint is not None:
+    for flag, endpoint, extra in (("--sqs-endpoint", args.sqs_endpoint, "sqs"),
+                                  ("--dynamodb-endpoint", args.dynamodb_endpoint, "streams"),
+                                  ("--kinesis-endpoint", args.kinesis_endpoint, "streams")):
+        if endpoint is None:
+            continue
         try:
-            import boto3  # noqa: F401 - the SQS client the pollers use
+            import boto3  # noqa: F401 - the client the pollers use
         except ImportError:
-            print("fastinvoke: --sqs-endpoint needs boto3: pip install 'fastinvoke[sqs]'",
+            print(f"fastinvoke: {flag} needs boto3: pip install 'fastinvoke[{extra}]'",
                   file=sys.stderr)
             return 2
     if args.debug is not None and args.template is None:
@@ -391,6 +403,7 @@ def _serve(args: argparse.Namespace) -> int:
         return 2
     functions, event_configs, routes, function_urls, schedules = [], {}, [], {}, []
     sqs_mappings, unloadable, aliases = [], {}, {}
+    stream_mappings: list[Mapping] = []
     if args.template is not None:
         template = _template(args, **{"AWS::Region": args.region})
         _print_notes(template)
@@ -407,9 +420,14 @@ def _serve(args: argparse.Namespace) -> int:
         routes, function_urls = template.routes, template.url_configs
         sqs_mappings, unloadable = template.sqs_mappings, template.unloadable
         aliases = template.aliases
-        if sqs_mappings and args.sqs_endpoint is None:
-            print(f"note: the template's {len(sqs_mappings)} SQS events are read only with "
-                  "--sqs-endpoint URL", file=sys.stderr)
+        stream_mappings = template.stream_mappings
+        for kind, endpoint in (("SQS", args.sqs_endpoint), ("DynamoDB", args.dynamodb_endpoint),
+                               ("Kinesis", args.kinesis_endpoint)):
+            count = sum(mapping.kind == kind.lower()
+                        for mapping in (*sqs_mappings, *stream_mappings))
+            if count and endpoint is None:
+                print(f"note: the template's {count} {kind} events are read only with "
+                      f"--{kind.lower()}-endpoint URL", file=sys.stderr)
         if args.schedules:
             for error in template.schedule_errors:
                 print(f"fastinvoke serve: schedule {error}", file=sys.stderr)
@@ -430,6 +448,8 @@ def _serve(args: argparse.Namespace) -> int:
         region=args.region, sandbox=args.sandbox, ray_address=args.ray_address,
         overcommit=args.overcommit, routes=routes, api_port=args.api_port,
         function_urls=function_urls, schedules=schedules, sqs_endpoint=args.sqs_endpoint,
+        dynamodb_endpoint=args.dynamodb_endpoint, kinesis_endpoint=args.kinesis_endpoint,
+        stream_mappings=stream_mappings,
         sqs_mappings=sqs_mappings, unloadable=unloadable, aliases=aliases,
         layers=layer_dirs(args.layer), iam=args.iam, roles=roles,
         credentials_lifetime_s=args.credentials_lifetime,

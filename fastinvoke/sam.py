@@ -27,11 +27,13 @@ from .runtime.launch import runtime_family
 from .sources.mappings import Mapping
 from .sources.s3 import Subscription
 from .sources.schedules import Schedule
+from .sources.stream_sources import LATEST_LABEL
 from .sources.template import (
     WIRED_TYPES,
     read_s3_subscriptions,
     read_schedules,
     read_sqs_mappings,
+    read_stream_mappings,
 )
 from .versions import check_alias_name
 
@@ -61,6 +63,7 @@ _NO = "not emulated locally"
 _ARN_RESOURCES = {
     "AWS::SQS::Queue": ("sqs", "QueueName"), "AWS::SNS::Topic": ("sns", "TopicName"),
     "AWS::Events::EventBus": ("events", "Name"), "AWS::IAM::Role": ("iam", "RoleName"),
+    "AWS::Kinesis::Stream": ("kinesis", "Name"),
     SERVERLESS: ("lambda", "FunctionName"), LAMBDA: ("lambda", "FunctionName"),
 }  # fmt: skip
 _IGNORED = {  # property (SAM and CloudFormation names) -> why it has no effect here
@@ -105,6 +108,7 @@ class Template:
     # Function name -> (its AutoPublishAlias, VersionDescription).
     aliases: dict[str, tuple[str, str]] = field(default_factory=dict)
     roles: list[RoleSpec] = field(default_factory=list)  # its functions' (serve --iam)
+    stream_mappings: list[Mapping] = field(default_factory=list)  # its DynamoDB, Kinesis events
 
 
 class _NotLocal(Exception):
@@ -216,6 +220,8 @@ class _Stack:
     def _get_att(self, arg: Any) -> str:
         name, attribute = arg.split(".", 1) if isinstance(arg, str) else arg
         kind = (self.resources.get(name) or {}).get("Type")
+        if kind == "AWS::DynamoDB::Table" and attribute == "StreamArn":
+            return self.table_stream_arn(name)
         if attribute != "Arn" or kind not in _ARN_RESOURCES:
             raise _NotLocal(f"Fn::GetAtt {name}.{attribute} has no value until the stack is "
                             "deployed")
@@ -234,7 +240,17 @@ class _Stack:
             return f"arn:aws:events:{region}:{account}:event-bus/{name}"
         if service == "iam":
             return f"arn:aws:iam::{account}:role/{name}"
+        if service == "kinesis":
+            return f"arn:aws:kinesis:{region}:{account}:stream/{name}"
         return f"arn:aws:{service}:{region}:{account}:{name}"
+
+    def table_stream_arn(self, lid: str) -> str:
+        """A table's stream: the one the table has when it is read (its label ``latest``,
+        looked up at the DynamoDB endpoint by ``sources.stream_sources``)."""
+        table = (self.resources[lid].get("Properties") or {}).get("TableName", lid)
+        table = table if isinstance(table, str) else lid
+        region, account = self.known["AWS::Region"], self.known["AWS::AccountId"]
+        return f"arn:aws:dynamodb:{region}:{account}:table/{table}/stream/{LATEST_LABEL}"
 
     def role_arn(self, lid: str) -> str:
         return self.arn_of(lid, "AWS::IAM::Role")
@@ -543,6 +559,7 @@ def load_template(
     out.schedules, out.schedule_errors = read_schedules(
         stack, served, stack.known["AWS::Region"], stack.known["AWS::AccountId"])
     out.sqs_mappings = read_sqs_mappings(stack, served)
+    out.stream_mappings = read_stream_mappings(stack, served)
     out.s3_subscriptions = read_s3_subscriptions(stack, doc["Resources"], served,
                                                  str(stack.known["AWS::StackName"]))
     return out

@@ -264,14 +264,14 @@ def test_events_and_other_unused_properties_are_noted(tmp_path: Path) -> None:
           Nightly:
             Type: Schedule
             Properties: {Schedule: rate(1 day)}
-          Orders:
-            Type: Kinesis
-            Properties: {Stream: arn:aws:kinesis:us-east-1:123456789012:stream/orders}
+          Audit:
+            Type: CloudWatchLogs
+            Properties: {LogGroupName: audit, FilterPattern: ERROR}
     """), tmp_path)
     assert fn.name == "Fn" and fn.handler == "app.handler"
     events = [n for n in template.notes if "Events" in n]
     assert events == [  # the Api event is a route (test_apigw), Nightly a schedule
-        "Fn: Events Orders (Kinesis) ignored: these events are not wired locally; "
+        "Fn: Events Audit (CloudWatchLogs) ignored: these events are not wired locally; "
         "invoke the function directly"
     ]
     assert [route.key for route in template.routes] == ["GET /hello"]

@@ -87,7 +87,7 @@ def test_the_mapping_operations(endpoint: str, tmp_path: Path) -> None:
         with pytest.raises(client.exceptions.InvalidParameterValueException,
                            match="fastinvoke maps SQS queues"):
             client.create_event_source_mapping(
-                EventSourceArn="arn:aws:kinesis:us-east-1:123456789012:stream/s",
+                EventSourceArn="arn:aws:mq:us-east-1:123456789012:broker:b:b-1234",
                 FunctionName="echo")
         with pytest.raises(client.exceptions.ResourceNotFoundException):
             client.create_event_source_mapping(EventSourceArn=ARN + "ops", FunctionName="nope")

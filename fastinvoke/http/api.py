@@ -98,7 +98,7 @@ class LambdaApi:
                  roles: RoleAuthorizer | None = None) -> None:
         self.invoker = invoker
         self.stopping = False  # the server stops: the dashboard's event streams end
-        self.mappings = mappings or Mappings(invoker.state_dir, None)
+        self.mappings = mappings or Mappings(invoker.state_dir, {})
         self.functions = functions
         self.layers = functions.layers
         self.metrics = metrics

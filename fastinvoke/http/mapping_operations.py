@@ -1,5 +1,6 @@
 """The Lambda API's event source mapping operations (2015-03-31): Create, Get, Update,
-Delete and ListEventSourceMappings, as botocore's model defines them, for SQS queues."""
+Delete and ListEventSourceMappings, as botocore's model defines them, for SQS queues,
+DynamoDB streams and Kinesis streams."""
 
 from __future__ import annotations
 
@@ -10,21 +11,38 @@ from typing import Any
 import msgspec
 
 from ..errors import InvalidParameterValueException
-from ..sources.mappings import Mapping
+from ..sources.mappings import SQS, Mapping, source_kind
 from . import bodies
 from .messages import Request, Response, json_response
 from .names import parse_function_name
 from .operation import ApiContext
 
 _REPORT = "ReportBatchItemFailures"
+STREAM_BATCH_SIZE = 100  # a stream mapping's BatchSize when none is given (a queue's: 10)
+_STREAM_MEMBERS = {  # MappingBody's members of stream sources -> Mapping fields
+    "starting_position": "starting_position",
+    "starting_position_timestamp": "starting_timestamp",
+    "bisect_batch_on_function_error": "bisect",
+    "maximum_retry_attempts": "max_retries",
+    "maximum_record_age_in_seconds": "max_record_age_s",
+    "parallelization_factor": "parallelization",
+}
 
 
 class ScalingConfig(msgspec.Struct, rename="pascal"):
     maximum_concurrency: int | None = None
 
 
+class OnFailure(msgspec.Struct, rename="pascal"):
+    destination: str | None = None
+
+
+class DestinationConfig(msgspec.Struct, rename="pascal"):
+    on_failure: OnFailure | None = None
+
+
 class MappingBody(msgspec.Struct, rename="pascal"):
-    """Members of Create and Update; those of stream sources are accepted and unused."""
+    """Members of Create and Update."""
 
     event_source_arn: str | None = None
     function_name: str | None = None
@@ -33,6 +51,13 @@ class MappingBody(msgspec.Struct, rename="pascal"):
     maximum_batching_window_in_seconds: int | None = None
     function_response_types: list[str] | None = None
     scaling_config: ScalingConfig | None = None
+    starting_position: str | None = None
+    starting_position_timestamp: float | None = None
+    bisect_batch_on_function_error: bool | None = None
+    maximum_retry_attempts: int | None = None
+    maximum_record_age_in_seconds: int | None = None
+    parallelization_factor: int | None = None
+    destination_config: DestinationConfig | None = None
 
 
 async def create_event_source_mapping(api: ApiContext, request: Request, segment: str | None,
@@ -40,8 +65,11 @@ async def create_event_source_mapping(api: ApiContext, request: Request, segment
     body = bodies.decode(request.body, MappingBody)
     if body.event_source_arn is None or body.function_name is None:
         raise InvalidParameterValueException("EventSourceArn and FunctionName are required")
+    changes = _changes(body)
+    if source_kind(body.event_source_arn) != SQS:
+        changes.setdefault("batch_size", STREAM_BATCH_SIZE)
     mapping = Mapping(str(uuid.uuid4()), _function(api, body.function_name),
-                      body.event_source_arn, **_changes(body))
+                      body.event_source_arn, **changes)
     created = await asyncio.to_thread(api.mappings.create, mapping)
     return json_response(_shape(api, created, "Creating"), 202)
 
@@ -99,6 +127,12 @@ def _changes(body: MappingBody) -> dict[str, Any]:
         changes["report_failures"] = _REPORT in body.function_response_types
     if body.scaling_config is not None:
         changes["max_concurrency"] = body.scaling_config.maximum_concurrency
+    for member, field in _STREAM_MEMBERS.items():
+        if (value := getattr(body, member)) is not None:
+            changes[field] = value
+    if body.destination_config is not None:
+        failure = body.destination_config.on_failure
+        changes["on_failure"] = failure.destination if failure else None
     return changes
 
 
@@ -107,7 +141,7 @@ def _shape(api: ApiContext, mapping: Mapping, state: str | None = None) -> dict[
         "UUID": mapping.uuid,
         "BatchSize": mapping.batch_size,
         "MaximumBatchingWindowInSeconds": mapping.window_s,
-        "EventSourceArn": mapping.queue_arn,
+        "EventSourceArn": mapping.source_arn,
         "FunctionArn": api.invoker.function_arn(mapping.function),
         "LastModified": mapping.last_modified,
         "LastProcessingResult": mapping.last_result,
@@ -117,4 +151,16 @@ def _shape(api: ApiContext, mapping: Mapping, state: str | None = None) -> dict[
     }
     if mapping.max_concurrency is not None:
         shape["ScalingConfig"] = {"MaximumConcurrency": mapping.max_concurrency}
+    if mapping.kind != SQS:
+        shape.update({
+            "StartingPosition": mapping.starting_position,
+            "BisectBatchOnFunctionError": mapping.bisect,
+            "MaximumRetryAttempts": mapping.max_retries,
+            "MaximumRecordAgeInSeconds": mapping.max_record_age_s,
+            "ParallelizationFactor": mapping.parallelization,
+            "DestinationConfig": {"OnFailure": {"Destination": mapping.on_failure}
+                                  if mapping.on_failure else {}},
+        })
+        if mapping.starting_timestamp is not None:
+            shape["StartingPositionTimestamp"] = mapping.starting_timestamp
     return shape

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import errno
+import functools
 import ipaddress
 import re
 import signal
@@ -42,10 +43,13 @@ from ..iam.credentials import LIFETIME_S
 from ..iam.roles import RoleSpec
 from ..invoker import Invoker
 from ..reloading import Reloader
+from ..result import InvokeResult
 from ..sam import Template
-from ..sources.mappings import Mapping, Mappings
+from ..sources.mappings import DYNAMODB, KINESIS, SQS, Mapping, Mappings
 from ..sources.schedules import Schedule, Scheduler
 from ..sources.sqs import Poller
+from ..sources.stream_sources import stream_source
+from ..sources.streams import Checkpoints, StreamPoller, failure_sender
 from .api import LambdaApi
 from .functions import Functions
 from .layer_store import LayerStore
@@ -80,6 +84,9 @@ class ServeOptions:
     function_urls: dict[str, tuple[str, str, Cors | None]] = field(default_factory=dict)
     schedules: list[Schedule] = field(default_factory=list)  # to fire while serving
     sqs_endpoint: str | None = None  # where the SQS queues of mappings are read
+    dynamodb_endpoint: str | None = None  # where the DynamoDB streams of mappings are read
+    kinesis_endpoint: str | None = None  # where the Kinesis streams of mappings are read
+    stream_mappings: list[Mapping] = field(default_factory=list)  # a template's
     sqs_mappings: list[Mapping] = field(default_factory=list)  # a template's
     unloadable: dict[str, str] = field(default_factory=dict)  # a template's: name -> why
     api_port: int | None = 3000  # where to serve them (None: not at all)
@@ -300,7 +307,8 @@ async def _serve(options: ServeOptions, sockets: list[socket.socket],
         urls = FunctionUrls(invoker.state_dir, options.region)
         for name, (auth, mode, cors) in options.function_urls.items():
             urls.put(name, auth, mode, cors)
-        await asyncio.to_thread(mappings.start, options.sqs_mappings)
+        await asyncio.to_thread(mappings.start, [*options.sqs_mappings,
+                                                 *options.stream_mappings])
         roles = None if invoker.credentials is None else RoleAuthorizer(
             invoker.credentials, invoker.roles, options.region, invoker.account_id)
         api = LambdaApi(invoker, functions, Metrics(invoker), verifier, urls, mappings, roles)
@@ -375,17 +383,28 @@ async def _serve(options: ServeOptions, sockets: list[socket.socket],
 
 
 def _mappings(invoker: Invoker, options: ServeOptions) -> Mappings:
-    """The event source mappings, polled at ``--sqs-endpoint`` (none without it)."""
-    endpoint = options.sqs_endpoint
-    if endpoint is None:
-        return Mappings(invoker.state_dir, None)
+    """The event source mappings, each kind polled at its endpoint (``--sqs-endpoint``,
+    ``--dynamodb-endpoint``, ``--kinesis-endpoint``; not at all without it)."""
     mappings: Mappings
+    pollers: dict[str, Callable[[Mapping], Callable[[], None]]] = {}
 
-    def poll(mapping: Mapping) -> Callable[[], None]:
-        return Poller(mapping, endpoint, lambda function, event: invoker.invoke(function, event),
-                      mappings.record).stop
+    def invoke(function: str, event: bytes) -> InvokeResult:
+        return invoker.invoke(function, event)
 
-    mappings = Mappings(invoker.state_dir, poll)
+    if (queues := options.sqs_endpoint) is not None:
+        pollers[SQS] = lambda mapping: Poller(mapping, queues, invoke, mappings.record).stop
+    send_failure = failure_sender(invoker.state_dir, options.sqs_endpoint)
+
+    def read_stream(mapping: Mapping, endpoint: str) -> Callable[[], None]:
+        return StreamPoller(mapping, stream_source(mapping, endpoint), invoke, mappings.record,
+                            Checkpoints(invoker.state_dir, mapping.uuid), send_failure,
+                            invoker.function_arn(mapping.function)).stop
+
+    for kind, endpoint in ((DYNAMODB, options.dynamodb_endpoint),
+                           (KINESIS, options.kinesis_endpoint)):
+        if endpoint is not None:
+            pollers[kind] = functools.partial(read_stream, endpoint=endpoint)
+    mappings = Mappings(invoker.state_dir, pollers)
     return mappings
 
 

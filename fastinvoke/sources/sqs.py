@@ -15,7 +15,6 @@ reported once a minute, never stopping the server.
 
 from __future__ import annotations
 
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -26,11 +25,11 @@ import msgspec
 from ..errors import ServiceError
 from ..result import InvokeResult
 from .mappings import Mapping
+from .reports import Reporter
 from .shapes import sqs_record
 
 DEFAULT_POLLERS = 5
 _WAIT_S = 1  # long-poll wait: how soon a poller notices it is stopped
-_REPORT_EVERY_S = 60.0
 _MAX_BACKOFF_S = 30.0
 
 
@@ -80,10 +79,10 @@ class Poller:
         self._stopped = threading.Event()
         self._queue_url: str | None = None
         self._url_lock = threading.Lock()
-        self._reported = 0.0
-        self._client = sqs_client(endpoint, mapping.queue_arn.split(":")[3])
+        self._report = Reporter(f"fastinvoke: SQS mapping {mapping.uuid} of {mapping.function}")
+        self._client = sqs_client(endpoint, mapping.source_arn.split(":")[3])
         self._threads = [threading.Thread(target=self._run, daemon=True,
-                                          name=f"fastinvoke-sqs-{mapping.queue_name}")
+                                          name=f"fastinvoke-sqs-{mapping.source_name}")
                          for _ in range(mapping.max_concurrency or DEFAULT_POLLERS)]
         for thread in self._threads:
             thread.start()
@@ -99,7 +98,7 @@ class Poller:
             try:
                 messages = self._batch()
             except Exception as error:  # noqa: BLE001 - any failure of the endpoint: retried
-                self._report(f"cannot read {self.mapping.queue_arn} at {self.endpoint}: "
+                self._report(f"cannot read {self.mapping.source_arn} at {self.endpoint}: "
                              f"{error}; retrying")
                 if self._stopped.wait(backoff):
                     return
@@ -112,7 +111,7 @@ class Poller:
     def _url(self) -> str:
         with self._url_lock:
             if self._queue_url is None:
-                _, _, _, _, account, name = self.mapping.queue_arn.split(":")
+                _, _, _, _, account, name = self.mapping.source_arn.split(":")
                 self._queue_url = self._client.get_queue_url(
                     QueueName=name, QueueOwnerAWSAccountId=account)["QueueUrl"]
             return self._queue_url
@@ -138,7 +137,7 @@ class Poller:
     def _process(self, messages: list[dict[str, Any]]) -> None:
         mapping = self.mapping
         event = msgspec.json.encode(
-            {"Records": [sqs_record(mapping.queue_arn, message) for message in messages]})
+            {"Records": [sqs_record(mapping.source_arn, message) for message in messages]})
         try:
             result = self._invoke(mapping.function, event)
         except ServiceError as error:  # throttled, deleted...: the messages come back later
@@ -149,7 +148,7 @@ class Poller:
             return
         done = messages
         if mapping.report_failures:
-            failed = _failed_ids(result.payload)
+            failed = failed_ids(result.payload)
             if failed is None:
                 self._record(mapping.uuid, "PROBLEM: Function response malformed")
                 return
@@ -164,15 +163,9 @@ class Poller:
                 {"Id": str(number), "ReceiptHandle": message["ReceiptHandle"]}
                 for number, message in enumerate(chunk)])
 
-    def _report(self, text: str) -> None:
-        now = time.monotonic()
-        if now - self._reported >= _REPORT_EVERY_S:  # at most once a minute a mapping
-            self._reported = now
-            print(f"fastinvoke: SQS mapping {self.mapping.uuid} of {self.mapping.function}: "
-                  f"{text}", file=sys.stderr, flush=True)
 
 
-def _failed_ids(payload: bytes) -> set[str] | None:
+def failed_ids(payload: bytes) -> set[str] | None:
     """The ``itemIdentifier``s of a ``{"batchItemFailures": [...]}`` answer (an empty or
     null answer: none failed); None for an answer of another shape."""
     try:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -14,7 +15,8 @@ from .s3 import EVENT_TYPES, Subscription
 from .schedules import Schedule, ScheduleError
 
 SCHEDULE_TYPES = ("Schedule", "ScheduleV2")
-WIRED_TYPES = (*SCHEDULE_TYPES, "SQS", "S3")  # beyond Api and HttpApi
+STREAM_TYPES = ("DynamoDB", "Kinesis")
+WIRED_TYPES = (*SCHEDULE_TYPES, "SQS", "S3", *STREAM_TYPES)  # beyond Api and HttpApi
 BUCKET = "AWS::S3::Bucket"
 _BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")  # S3's bucket naming rules
 Functions = dict[str, tuple[str, dict[str, Any]]]  # logical id -> (name, properties)
@@ -86,6 +88,42 @@ def read_sqs_mappings(stack: Resolver, functions: Functions) -> list[Mapping]:
         except (InvalidParameterValueException, ValueError) as why:
             stack.note(lid, f"event {name}: not mapped: {why}")
     return mappings
+
+
+def read_stream_mappings(stack: Resolver, functions: Functions) -> list[Mapping]:
+    """The template's ``DynamoDB`` and ``Kinesis`` events as event source mappings (one
+    Lambda would refuse is noted, not made)."""
+    mappings: list[Mapping] = []
+    for lid, function, name, event in _events(functions, STREAM_TYPES):
+        properties = event.get("Properties") or {}
+        for key in ("FilterCriteria", "TumblingWindowInSeconds", "KafkaBootstrapServers"):
+            if key in properties:
+                stack.note(lid, f"event {name}: {key} ignored locally: every record reaches "
+                           "the function, batch by batch")
+        value = functools.partial(stack.get, lid, properties)
+        failure = value("DestinationConfig") or {}
+        failure = failure.get("OnFailure") if isinstance(failure, dict) else None
+        source = f"{lid}.{name}"
+        try:
+            mappings.append(check(Mapping(
+                template_uuid(source, function), function, str(value("Stream") or ""),
+                int(value("BatchSize") or 100), int(value("MaximumBatchingWindowInSeconds") or 0),
+                "ReportBatchItemFailures" in (value("FunctionResponseTypes") or []),
+                enabled=value("Enabled") is not False, source=source,
+                starting_position=value("StartingPosition"),
+                starting_timestamp=value("StartingPositionTimestamp"),
+                bisect=bool(value("BisectBatchOnFunctionError")),
+                max_retries=int(_given(value("MaximumRetryAttempts"), -1)),
+                max_record_age_s=int(_given(value("MaximumRecordAgeInSeconds"), -1)),
+                parallelization=int(value("ParallelizationFactor") or 1),
+                on_failure=failure.get("Destination") if isinstance(failure, dict) else None)))
+        except (InvalidParameterValueException, ValueError, TypeError) as why:
+            stack.note(lid, f"event {name}: not mapped: {why}")
+    return mappings
+
+
+def _given(value: Any, default: int) -> Any:
+    return default if value is None else value
 
 
 def read_s3_subscriptions(stack: Resolver, resources: dict[str, Any],
