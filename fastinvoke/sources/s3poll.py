@@ -18,7 +18,6 @@ not have, is retried with back-off and reported once a minute, never stopping th
 from __future__ import annotations
 
 import os
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -27,9 +26,9 @@ from typing import Any
 import msgspec
 
 from ..jsonfile import load_json, save_json
+from .reports import Reporter
 from .s3 import Change, event_time
 
-_REPORT_EVERY_S = 60.0
 _MAX_BACKOFF_S = 30.0
 LISTINGS = "s3-listings"
 
@@ -95,7 +94,7 @@ class BucketPoller:
         self._path = os.path.join(state_dir, LISTINGS, f"{bucket}.json")
         self._client = s3_client(endpoint, region)
         self._stopped = threading.Event()
-        self._reported = -_REPORT_EVERY_S
+        self._report = Reporter(f"fastinvoke: S3 bucket {bucket} at {endpoint}")
         self._thread = threading.Thread(target=self._run, daemon=True,
                                         name=f"fastinvoke-s3-{bucket}")
 
@@ -138,10 +137,3 @@ class BucketPoller:
                 listing[obj["Key"]] = Seen(obj["ETag"].strip('"'),
                                            obj["LastModified"].timestamp(), obj["Size"])
         return listing
-
-    def _report(self, text: str) -> None:
-        now = time.monotonic()
-        if now - self._reported >= _REPORT_EVERY_S:  # at most once a minute a bucket
-            self._reported = now
-            print(f"fastinvoke: S3 bucket {self.bucket} at {self.endpoint}: {text}",
-                  file=sys.stderr, flush=True)
