@@ -154,9 +154,10 @@ def subreaper() -> Iterator[None]:
         _reap_zombie_children(descendants(os.getpid(), include_zombies=True))
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def moto_endpoint() -> Iterator[str]:
-    """The endpoint of one real moto server (SQS, S3, SNS...) for the session's tests."""
+    """The endpoint of a real moto server (SQS, S3, SNS...) for a module's tests: stopped
+    after them, so later tests that count this process's children do not see it."""
     with sqs_server() as url:
         yield url
 
