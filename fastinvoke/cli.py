@@ -105,6 +105,13 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--kinesis-endpoint", metavar="URL",
                        help="read the Kinesis streams of event source mappings at this "
                        "endpoint; needs pip install 'fastinvoke[streams]'")
+    serve.add_argument("--s3-endpoint", metavar="URL",
+                       help="poll the buckets of the template's S3 events at this endpoint, "
+                       "for an S3-compatible store that posts no webhooks (without it, stores "
+                       "post their notifications to /s3-events); needs pip install "
+                       "'fastinvoke[s3]'")
+    serve.add_argument("--s3-poll-interval", type=float, default=1.0, metavar="SECONDS",
+                       help="how often --s3-endpoint's buckets are listed (default 1)")
     serve.add_argument("--schedules", action="store_true",
                        help="fire the template's Schedule and ScheduleV2 events (Event "
                        "invocations at EventBridge's times) while serving")
@@ -387,6 +394,7 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"fastinvoke: {refusal}", file=sys.stderr)
         return 2
     for flag, endpoint, extra in (("--sqs-endpoint", args.sqs_endpoint, "sqs"),
+                                  ("--s3-endpoint", args.s3_endpoint, "s3"),
                                   ("--dynamodb-endpoint", args.dynamodb_endpoint, "streams"),
                                   ("--kinesis-endpoint", args.kinesis_endpoint, "streams")):
         if endpoint is None:
@@ -397,12 +405,21 @@ def _serve(args: argparse.Namespace) -> int:
             print(f"fastinvoke: {flag} needs boto3: pip install 'fastinvoke[{extra}]'",
                   file=sys.stderr)
             return 2
+    if args.s3_endpoint is not None and not args.s3_endpoint.startswith(("http://",
+                                                                         "https://")):
+        print(f"fastinvoke: --s3-endpoint {args.s3_endpoint}: give the store's URL, such as "
+              "http://127.0.0.1:9000", file=sys.stderr)
+        return 2
+    if args.s3_poll_interval <= 0:
+        print(f"fastinvoke: --s3-poll-interval {args.s3_poll_interval}: give a number of "
+              "seconds above 0", file=sys.stderr)
+        return 2
     if args.debug is not None and args.template is None:
         print("fastinvoke: --debug names a function of --template FILE: give both",
               file=sys.stderr)
         return 2
     functions, event_configs, routes, function_urls, schedules = [], {}, [], {}, []
-    sqs_mappings, unloadable, aliases = [], {}, {}
+    sqs_mappings, unloadable, aliases, s3_subscriptions = [], {}, {}, []
     stream_mappings: list[Mapping] = []
     if args.template is not None:
         template = _template(args, **{"AWS::Region": args.region})
@@ -419,7 +436,7 @@ def _serve(args: argparse.Namespace) -> int:
             functions = debugged
         routes, function_urls = template.routes, template.url_configs
         sqs_mappings, unloadable = template.sqs_mappings, template.unloadable
-        aliases = template.aliases
+        aliases, s3_subscriptions = template.aliases, template.s3_subscriptions
         stream_mappings = template.stream_mappings
         for kind, endpoint in (("SQS", args.sqs_endpoint), ("DynamoDB", args.dynamodb_endpoint),
                                ("Kinesis", args.kinesis_endpoint)):
@@ -451,6 +468,8 @@ def _serve(args: argparse.Namespace) -> int:
         dynamodb_endpoint=args.dynamodb_endpoint, kinesis_endpoint=args.kinesis_endpoint,
         stream_mappings=stream_mappings,
         sqs_mappings=sqs_mappings, unloadable=unloadable, aliases=aliases,
+        s3_subscriptions=s3_subscriptions, s3_endpoint=args.s3_endpoint,
+        s3_poll_interval_s=args.s3_poll_interval,
         layers=layer_dirs(args.layer), iam=args.iam, roles=roles,
         credentials_lifetime_s=args.credentials_lifetime,
         watch=(args.template, lambda: _template(args, **{"AWS::Region": args.region}))

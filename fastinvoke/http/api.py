@@ -28,7 +28,8 @@ from ..invoker import Invoker
 from ..payloads import check_log_type
 from ..requests import new_request_id
 from ..sources.mappings import Mappings
-from . import bodies, observe, shapes
+from ..sources.s3 import Notifier
+from . import bodies, observe, s3_webhook, shapes
 from . import dashboard_routes as dashboard
 from .errors import UnknownOperationException
 from .functions import FunctionRecord, Functions
@@ -95,8 +96,10 @@ class LambdaApi:
     def __init__(self, invoker: Invoker, functions: Functions, metrics: Metrics,
                  verifier: Verifier | None = None, urls: FunctionUrls | None = None,
                  mappings: Mappings | None = None,
-                 roles: RoleAuthorizer | None = None) -> None:
+                 roles: RoleAuthorizer | None = None,
+                 notifier: Notifier | None = None) -> None:
         self.invoker = invoker
+        self.notifier = notifier or Notifier([], invoker.invoke)  # S3 events' subscriptions
         self.stopping = False  # the server stops: the dashboard's event streams end
         self.mappings = mappings or Mappings(invoker.state_dir, {})
         self.functions = functions
@@ -128,6 +131,8 @@ class LambdaApi:
             self.roles.authorize(request)
         elif self.verifier is not None:
             self.verifier.verify(request)
+        if request.path == s3_webhook.PATH:
+            return await s3_webhook.receive(self.notifier, request, self.invoker.region)
         if request.method == "GET" and request.path.startswith("/logs/"):
             return await asyncio.to_thread(observe.log_events, self.invoker, request.path,
                                            _query(request.query))

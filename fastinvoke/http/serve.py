@@ -46,10 +46,13 @@ from ..reloading import Reloader
 from ..result import InvokeResult
 from ..sam import Template
 from ..sources.mappings import DYNAMODB, KINESIS, SQS, Mapping, Mappings
+from ..sources.s3 import Notifier, Subscription
+from ..sources.s3poll import BucketPoller, forget_others
 from ..sources.schedules import Schedule, Scheduler
 from ..sources.sqs import Poller
 from ..sources.stream_sources import stream_source
 from ..sources.streams import Checkpoints, StreamPoller, failure_sender
+from . import s3_webhook
 from .api import LambdaApi
 from .functions import Functions
 from .layer_store import LayerStore
@@ -88,6 +91,9 @@ class ServeOptions:
     kinesis_endpoint: str | None = None  # where the Kinesis streams of mappings are read
     stream_mappings: list[Mapping] = field(default_factory=list)  # a template's
     sqs_mappings: list[Mapping] = field(default_factory=list)  # a template's
+    s3_subscriptions: list[Subscription] = field(default_factory=list)  # a template's
+    s3_endpoint: str | None = None  # poll the subscribed buckets there (else: webhooks)
+    s3_poll_interval_s: float = 1.0
     unloadable: dict[str, str] = field(default_factory=dict)  # a template's: name -> why
     api_port: int | None = 3000  # where to serve them (None: not at all)
     # Hot reload: the template to watch (with its functions' files), and how to read it.
@@ -285,7 +291,9 @@ async def _serve(options: ServeOptions, sockets: list[socket.socket],
     scheduler = Scheduler(invoker.invoke, options.schedules)
     mappings = _mappings(invoker, options)
     reloader: Reloader | None = None
+    pollers: list[BucketPoller] = []
     try:
+        notifier, pollers = _s3_events(invoker, options)
         functions = Functions(invoker, LayerStore(invoker.state_dir, options.region,
                                                   invoker.account_id, options.layers))
         for name, reason in options.unloadable.items():
@@ -311,7 +319,8 @@ async def _serve(options: ServeOptions, sockets: list[socket.socket],
                                                  *options.stream_mappings])
         roles = None if invoker.credentials is None else RoleAuthorizer(
             invoker.credentials, invoker.roles, options.region, invoker.account_id)
-        api = LambdaApi(invoker, functions, Metrics(invoker), verifier, urls, mappings, roles)
+        api = LambdaApi(invoker, functions, Metrics(invoker), verifier, urls, mappings, roles,
+                        notifier=notifier)
         server = HttpServer(api, options.limits)
         port = urls.port = await server.listen(sockets)
         servers = [server]
@@ -326,6 +335,8 @@ async def _serve(options: ServeOptions, sockets: list[socket.socket],
             endpoint = ZmqEndpoint(invoker, listener)
             endpoint.start(loop)
         scheduler.start()
+        for poller in pollers:
+            poller.start()
         stop, now = asyncio.Event(), asyncio.Event()
 
         def on_signal(signum: int) -> None:
@@ -350,6 +361,7 @@ async def _serve(options: ServeOptions, sockets: list[socket.socket],
             print(f"fastinvoke: the function URL of {name}: {urls.url(urls.get(name))}",
                   flush=True)
         _say_schedules(scheduler)
+        _say_s3_events(notifier, url, options.s3_endpoint)
         await stop.wait()
         api.stopping = True
         for each in servers:
@@ -374,6 +386,8 @@ async def _serve(options: ServeOptions, sockets: list[socket.socket],
             reloader.stop()
         serverfile.withdraw(invoker.state_dir)
         scheduler.stop()
+        for poller in pollers:
+            await asyncio.to_thread(poller.stop)
         await asyncio.to_thread(mappings.stop)
         if endpoint is not None:
             endpoint.close()
@@ -406,6 +420,29 @@ def _mappings(invoker: Invoker, options: ServeOptions) -> Mappings:
             pollers[kind] = functools.partial(read_stream, endpoint=endpoint)
     mappings = Mappings(invoker.state_dir, pollers)
     return mappings
+
+
+def _s3_events(invoker: Invoker, options: ServeOptions) -> tuple[Notifier, list[BucketPoller]]:
+    """Where the template's S3 events come from: the webhook, or with ``--s3-endpoint``
+    a poller for each subscribed bucket (which the webhook then refuses)."""
+    endpoint = options.s3_endpoint
+    buckets = sorted({subscription.bucket for subscription in options.s3_subscriptions})
+    notifier = Notifier(options.s3_subscriptions, invoker.invoke, buckets if endpoint else ())
+    if endpoint is None:
+        return notifier, []
+    forget_others(invoker.state_dir, buckets)
+    return notifier, [BucketPoller(bucket, endpoint, options.region,
+                                   invoker.state_dir, options.s3_poll_interval_s,
+                                   notifier.deliver) for bucket in buckets]
+
+
+def _say_s3_events(notifier: Notifier, url: str, endpoint: str | None) -> None:
+    if not notifier.subscriptions:
+        return
+    where = f"polling {endpoint}" if endpoint is not None else \
+        f"from a store's webhook at POST {url}{s3_webhook.PATH}"
+    print(f"fastinvoke: S3 events ({where})\n  " + "\n  ".join(
+        subscription.describe() for subscription in notifier.subscriptions), flush=True)
 
 
 def _say_schedules(scheduler: Scheduler) -> None:
