@@ -25,6 +25,7 @@ from .iam.policy import MalformedPolicyDocumentException
 from .iam.roles import Roles, RoleSpec, read_roles_file
 from .invoker import Invoker
 from .limits import MAX_TIMEOUT_S
+from .metricfilter_command import parser as metric_filter_parser
 from .readouts import billing_command, logs_command
 from .result import InvokeResult
 from .sam import Template, load_template
@@ -35,8 +36,11 @@ from .stack import deploy
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = _parser()
-    args = parser.parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments[:2] == ["logs", "metric-filter"]:  # actions of logs, not a function's name
+        args = metric_filter_parser().parse_args(arguments[2:])
+    else:
+        args = _parser().parse_args(arguments)
     try:
         return int(args.run(args))
     except FastInvokeError as exc:
@@ -163,9 +167,10 @@ def _parser() -> argparse.ArgumentParser:
     serve.set_defaults(run=_serve)
 
     show = commands.add_parser(
-        "logs", help="print a function's log lines",
+        "logs", help="print a function's log lines; logs metric-filter put|list|delete",
         description="Print a function's log lines (START, its output, END, REPORT) from a "
-        "state directory's log store, oldest first.")
+        "state directory's log store, oldest first. `fastinvoke logs metric-filter "
+        "put|list|delete` manages the CloudWatch metric filters of its log group.")
     show.add_argument("name", help="the function's name (its LoggingConfig's log group is "
                       "read), or a log group: /aws/lambda/NAME, /my/group")
     _add_state_dir(show)

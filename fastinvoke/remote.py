@@ -6,13 +6,14 @@ from __future__ import annotations
 import http.client
 import json
 import time
-from typing import TypeVar
+from typing import Any, TypeVar
 from urllib.parse import quote, urlencode, urlsplit
 
 import msgspec
 
 from .client import ZmqClient
 from .errors import InvalidParameterValueException, ServiceException, service_error
+from .logserrors import logs_error
 from .result import InvokeResult
 
 _RETRY_S = 0.1
@@ -46,6 +47,23 @@ def get_json(endpoint: str, path: str, kind: type[T],
     response, body = _request(endpoint, "GET", target, None, {}, 0.0)
     _raise_error(endpoint, response, body)
     return msgspec.json.decode(body, type=kind)
+
+
+def call_logs(endpoint: str, operation: str, document: dict[str, Any]) -> dict[str, Any]:
+    """One CloudWatch Logs operation of the server (its JSON protocol: ``X-Amz-Target:
+    Logs_20140328.<operation>``); the error it answers with is raised as CloudWatch's."""
+    response, body = _request(endpoint, "POST", "/", msgspec.json.encode(document), {
+        "X-Amz-Target": f"Logs_20140328.{operation}",
+        "Content-Type": "application/x-amz-json-1.1"}, 0.0)
+    error_type = response.getheader("x-amzn-ErrorType")
+    if error_type is not None:
+        try:
+            message = json.loads(body).get("message", "")
+        except (ValueError, AttributeError):
+            message = body.decode("utf-8", "replace")[:200]
+        raise logs_error(error_type.split(":")[0], message)
+    _raise_error(endpoint, response, body)  # another program's answer
+    return json.loads(body or b"{}")
 
 
 def _request(endpoint: str, method: str, path: str, body: bytes | None,

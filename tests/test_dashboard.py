@@ -1,7 +1,7 @@
 """The dashboard of ``fastinvoke serve`` in a real browser (Debian's chromium, driven by
 Playwright): under load its figures move, pushed by the server, and settle on what
-``/metrics`` says; the log tail shows the chosen function's lines through a CloudWatch
-filter; a screenshot is kept in the test's directory."""
+``/metrics`` says, and so does a metric filter's count; the log tail shows the chosen
+function's lines through a CloudWatch filter; a screenshot is kept in the test's directory."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import threading
 import urllib.request
 from pathlib import Path
 
+import boto3
 import pytest
 from http_server import serving
 from prometheus_client.parser import text_string_to_metric_families
@@ -33,6 +34,11 @@ def _invocations(url: str, function: str) -> float:
 def test_the_dashboard_shows_live_figures_and_logs(tmp_path: Path) -> None:
     with serving(tmp_path) as server:
         client = server.client()
+        boto3.client("logs", endpoint_url=server.url, region_name="us-east-1",
+                     aws_access_key_id="local", aws_secret_access_key="local").put_metric_filter(
+            logGroupName="/aws/lambda/printer", filterName="dashboard-lines",
+            filterPattern='"dashboard line"', metricTransformations=[{
+                "metricName": "Lines", "metricNamespace": "Dashboard", "metricValue": "1"}])
         stop = threading.Event()
 
         def load() -> None:
@@ -62,6 +68,13 @@ def test_the_dashboard_shows_live_figures_and_logs(tmp_path: Path) -> None:
                     timeout=10_000)
                 rate = float(page.text_content('tr[data-function="printer"] td:nth-child(2)'))
                 assert rate >= 0
+                # The metric filter's row counts the printed lines and the warnings.
+                filtered = '#metric-filters tbody tr td:nth-child(7)'
+                page.wait_for_function(
+                    f"document.querySelector('{filtered}')?.textContent == '{2 * expected}'",
+                    timeout=10_000)
+                assert page.text_content('#metric-filters tbody tr td:nth-child(2)') == \
+                    "dashboard-lines"
                 page.fill("#filter", '"dashboard line"')
                 page.click('tr[data-function="printer"]')
                 page.wait_for_function(

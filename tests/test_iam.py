@@ -161,7 +161,12 @@ def _template(path: Path, code: dict[str, str]) -> Path:
                                      "            FunctionName: !Ref Callee\n"),
         function_resource("Callee", "Callee", "app.handler", code=code["callee"]),
         function_resource("Other", "Other", "app.handler", code=code["other"]),
-        function_resource("Creds", "Creds", "app.handler", code=code["credentials"]),
+        function_resource("Creds", "Creds", "app.handler", code=code["credentials"],
+                          properties="      Policies:\n        - Statement:\n"
+                                     "            - Effect: Allow\n"
+                                     "              Action: logs:DescribeMetricFilters\n"
+                                     "              Resource: !Sub arn:aws:logs:${AWS::Region}:"
+                                     "${AWS::AccountId}:log-group:/aws/lambda/*\n"),
     )))
     return template
 
@@ -224,6 +229,24 @@ def test_a_role_invokes_what_it_is_allowed_and_is_denied_the_rest(
         with pytest.raises(ClientError) as mismatch:
             wrong.invoke(FunctionName="Other", Payload=b"{}")
         assert mismatch.value.response["Error"]["Code"] == "InvalidSignatureException"
+        # CloudWatch Logs' operations: signed for logs, decided on the log group's ARN.
+        logs = boto3.client("logs", endpoint_url=server.url, region_name="us-east-1",
+                            aws_access_key_id=seen["AWS_ACCESS_KEY_ID"],
+                            aws_secret_access_key=seen["AWS_SECRET_ACCESS_KEY"],
+                            aws_session_token=seen["AWS_SESSION_TOKEN"],
+                            config=Config(retries={"max_attempts": 0}))
+        assert logs.describe_metric_filters(logGroupName="/aws/lambda/Other")[
+            "metricFilters"] == []
+        with pytest.raises(ClientError) as denied_logs:
+            logs.put_metric_filter(
+                logGroupName="/aws/lambda/Other", filterName="errors", filterPattern="ERROR",
+                metricTransformations=[{"metricName": "Errors", "metricNamespace": "App",
+                                        "metricValue": "1"}])
+        assert denied_logs.value.response["Error"]["Code"] == "AccessDeniedException"
+        assert denied_logs.value.response["Error"]["Message"].endswith(
+            "logs:PutMetricFilter on resource: arn:aws:logs:us-east-1:123456789012:log-group:"
+            "/aws/lambda/Other because no identity-based policy allows the "
+            "logs:PutMetricFilter action")
     finally:
         status, err = server.stop()
     assert status == 0, err

@@ -22,6 +22,7 @@ from ..errors import (
     InvalidParameterValueException,
     InvalidRequestContentException,
     ResourceNotFoundException,
+    ServiceError,
     ValidationException,
 )
 from ..invoker import Invoker
@@ -29,7 +30,7 @@ from ..payloads import check_log_type
 from ..requests import new_request_id
 from ..sources.mappings import Mappings
 from ..sources.s3 import Notifier
-from . import bodies, observe, s3_webhook, shapes
+from . import bodies, logs_api, observe, s3_webhook, shapes
 from . import dashboard_routes as dashboard
 from .errors import UnknownOperationException
 from .functions import FunctionRecord, Functions
@@ -127,10 +128,18 @@ class LambdaApi:
             return _OPEN[request.path](self)
         if request.method == "GET" and request.path in dashboard.PATHS and not url_host:
             return dashboard.answer(request.path, self.invoker, lambda: self.stopping)
-        if self.roles is not None and self.roles.applies(request):
-            self.roles.authorize(request)
-        elif self.verifier is not None:
-            self.verifier.verify(request)
+        logs_operation = logs_api.operation_of(request)  # CloudWatch Logs' metric filters
+        try:
+            if self.roles is not None and self.roles.applies(request):
+                self.roles.authorize(request)
+            elif self.verifier is not None:
+                self.verifier.verify(request, service="logs" if logs_operation else None)
+        except ServiceError as error:
+            if logs_operation is None:
+                raise
+            raise logs_api.Refused(error) from None
+        if logs_operation is not None:
+            return await asyncio.to_thread(logs_api.answer, self.invoker, request)
         if request.path == s3_webhook.PATH:
             return await s3_webhook.receive(self.notifier, request, self.invoker.region)
         if request.method == "GET" and request.path.startswith("/logs/"):

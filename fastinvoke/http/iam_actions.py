@@ -12,14 +12,15 @@ from urllib.parse import parse_qs, unquote
 
 from ..iam.lambda_actions import action_of
 from .lambda_model import operation_of
+from .messages import Request
 from .names import parse_function_name
 
 
-def action_and_resource(method: str, path: str, query: str, *, region: str,
-                        account: str) -> tuple[str, str]:
+def action_and_resource(request: Request, *, region: str, account: str) -> tuple[str, str]:
     """``(lambda:Action, resource ARN or "*")`` of a request; ``("lambda:Unknown", "*")``
     when it is no Lambda operation (the request is then answered 404 anyway)."""
-    found = operation_of(method, path, query)
+    query = request.query
+    found = operation_of(request.method, request.path, query)
     if found is None:
         return "lambda:Unknown", "*"
     name, members = found

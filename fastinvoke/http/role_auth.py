@@ -8,6 +8,7 @@ from __future__ import annotations
 from ..iam.credentials import Credentials, Expired, Session
 from ..iam.policy import Decision, evaluate
 from ..iam.roles import Roles
+from . import logs_api
 from .errors import AccessDeniedException, ExpiredTokenException, UnrecognizedClientException
 from .iam_actions import action_and_resource
 from .messages import Request
@@ -41,10 +42,11 @@ class RoleAuthorizer:
                                         "expired") from None
         if session is None:
             raise UnrecognizedClientException(_INVALID)
+        logs = logs_api.operation_of(request) is not None
         Verifier({session.access_key_id: self.credentials.secret_of(session.access_key_id)},
-                 "lambda", self.region).verify(request)
-        action, resource = action_and_resource(request.method, request.path, request.query,
-                                               region=self.region, account=self.account)
+                 "logs" if logs else "lambda", self.region).verify(request)
+        action, resource = (logs_api.action_and_resource if logs else action_and_resource)(
+            request, region=self.region, account=self.account)
         if action == "lambda:Unknown":
             return session  # no operation: the request is answered 404
         role = self.roles.get(session.role_arn)

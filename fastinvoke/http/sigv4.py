@@ -65,8 +65,11 @@ class Verifier:
         self.service = service
         self.region = region
 
-    def verify(self, request: Request, now: float | None = None) -> str:
-        """Return the access key id that signed ``request``, or raise AWS's 403 error."""
+    def verify(self, request: Request, now: float | None = None,
+               service: str | None = None) -> str:
+        """Return the access key id that signed ``request`` for ``service`` (by default
+        the verifier's), or raise AWS's 403 error."""
+        service = service or self.service
         header = request.headers.get("authorization")
         if header is None:
             raise MissingAuthenticationTokenException("Missing Authentication Token")
@@ -79,9 +82,9 @@ class Verifier:
         if match["region"] != self.region:
             raise InvalidSignatureException(
                 f"Credential should be scoped to a valid region, not '{match['region']}'. ")
-        if match["service"] != self.service:
+        if match["service"] != service:
             raise InvalidSignatureException(
-                f"Credential should be scoped to correct service: '{self.service}'. ")
+                f"Credential should be scoped to correct service: '{service}'. ")
         secret = self.keys.get(match["key"])
         if secret is None:
             raise UnrecognizedClientException("The security token included in the request is "
@@ -90,7 +93,7 @@ class Verifier:
         signed = match["headers"].split(";")
         if "host" not in signed or not stamp.startswith(match["date"]):
             raise IncompleteSignatureException(
-                f"The credential scope must be <date>/{self.region}/{self.service}/aws4_request "
+                f"The credential scope must be <date>/{self.region}/{service}/aws4_request "
                 "for the X-Amz-Date of the request, and the Host header must be signed")
         _check_time(stamp, time.time() if now is None else now)
         scope = f"{match['date']}/{match['region']}/{match['service']}/aws4_request"
