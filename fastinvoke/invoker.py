@@ -237,9 +237,9 @@ class Invoker:
                  managed: Iterable[str] = ()) -> Role:
         """Know ``role`` (a name in this account, or an ARN) with these identity-based
         ``policies`` (IAM policy documents: a list, or policy name -> document) and AWS
-        ``managed`` policies; a function whose ``role`` it is gets its credentials from
-        its next environment on.  A document IAM would refuse raises
-        ``MalformedPolicyDocumentException``, saying where."""
+        ``managed`` policies, which decide from now on what the credentials of the
+        functions whose ``role`` it is may do (put again: replaced).  A document IAM would
+        refuse raises ``MalformedPolicyDocumentException``, saying where."""
         return self.roles.put(role, policies, tuple(managed))
 
     def role_arn(self, config: FunctionConfig) -> str:
