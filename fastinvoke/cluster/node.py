@@ -83,7 +83,9 @@ class Node:
             if engine.idle_behind() and engine.dispatcher.spin_for_reply(SPIN_NS):
                 events = {replies: zmq.POLLIN, **dict(poller.poll(0))}
             elif held:
-                wait_ms = max(0, held_until - monotonic_ns()) / 1e6
+                # Whole milliseconds, rounded up: zmq truncates a fraction to 0, and the
+                # loop would spin until the hold ends, taking the workers' CPU.
+                wait_ms = max(0, -(-(held_until - monotonic_ns()) // 1_000_000))
                 events = dict(poller.poll(wait_ms))
             else:
                 events = dict(poller.poll(BEAT_S * 1000))
