@@ -248,9 +248,11 @@ class Slots:
             if done.slot != slot.id:
                 self._close_lane(slot, done.slot)  # nothing waits: no more ahead of time
             return
-        if len(slot.lanes) == 1:
+        if len(slot.lanes) <= protocol.PIPELINE_DEPTH:  # some closed while nothing waited
+            open_now = set(slot.lanes)
             for number in range(1, protocol.PIPELINE_DEPTH + 1):
-                self._open_lane(slot, slot.id + b"+%d" % number)
+                if (lane := slot.id + b"+%d" % number) not in open_now:
+                    self._open_lane(slot, lane)
         self._hop.dispatch_queued(pool)
 
     def node_lost(self, node: NodeLink) -> None:
