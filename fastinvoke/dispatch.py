@@ -84,6 +84,8 @@ class Dispatcher:
         self._poller.register(self.fd, select.POLLIN)
         self._poller.register(self._wake_fd, select.POLLIN)
         self._loops: dict[asyncio.AbstractEventLoop, int] = {}
+        # Invocations ended on another thread, by loop: resolved in one call on it.
+        self._to_resolve: dict[asyncio.AbstractEventLoop, list[Invocation]] = {}
         # Invocations nobody waits for (Event): while there are any, the supervisor
         # thread reads the replies too, since no caller will; unless a loop of the
         # dispatcher's owner always reads them (a Ray node's engine).
@@ -323,10 +325,26 @@ class Dispatcher:
             if invocation.loop_thread == threading.get_ident():
                 _resolve(invocation)
             else:
-                invocation.loop.call_soon_threadsafe(_resolve, invocation)
+                self._resolve_on_loop(invocation)
         elif invocation.callback is not None:
             self.unattended -= 1
             invocation.callback(invocation)
+
+    def _resolve_on_loop(self, invocation: Invocation) -> None:
+        """Have ``invocation``'s loop resolve its future, from another thread (lock
+        held): one wake-up of the loop for all the invocations that end before it runs."""
+        loop = invocation.loop
+        pending = self._to_resolve.get(loop)
+        if pending is None:
+            loop.call_soon_threadsafe(self._resolve_pending, loop)
+            pending = self._to_resolve[loop] = []
+        pending.append(invocation)
+
+    def _resolve_pending(self, loop: asyncio.AbstractEventLoop) -> None:
+        with self.lock:
+            pending = self._to_resolve.pop(loop)
+        for invocation in pending:
+            _resolve(invocation)
 
     # -- waiting --------------------------------------------------------------------------
 
