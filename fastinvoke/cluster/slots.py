@@ -239,21 +239,28 @@ class Slots:
         if slot is None:
             return
         if slot.generation != pool.generation:  # its configuration changed meanwhile
-            if done.slot != slot.id:
-                self._close_lane(slot, done.slot)
+            self._close_idle_lanes(slot)
             if self._idle(slot):
                 self.release(slot)
             return
-        if not pool.queue:
-            if done.slot != slot.id:
-                self._close_lane(slot, done.slot)  # nothing waits: no more ahead of time
-            return
-        if len(slot.lanes) <= protocol.PIPELINE_DEPTH:  # some closed while nothing waited
-            open_now = set(slot.lanes)
-            for number in range(1, protocol.PIPELINE_DEPTH + 1):
-                if (lane := slot.id + b"+%d" % number) not in open_now:
-                    self._open_lane(slot, lane)
-        self._hop.dispatch_queued(pool)
+        if pool.queue:
+            if len(slot.lanes) <= protocol.PIPELINE_DEPTH:  # some closed while nothing waited
+                open_now = set(slot.lanes)
+                for number in range(1, protocol.PIPELINE_DEPTH + 1):
+                    if (lane := slot.id + b"+%d" % number) not in open_now:
+                        self._open_lane(slot, lane)
+            self._hop.dispatch_queued(pool)
+        if not pool.queue:  # nothing waits: no invocation goes ahead of time
+            for each in pool.workers.values():
+                self._close_idle_lanes(each)
+
+    def _close_idle_lanes(self, slot: Slot) -> None:
+        """Close ``slot``'s extra lanes that carry nothing (some were opened for a
+        backlog that other lanes took), so that an idle slot is one idle worker."""
+        is_idle = self._hop.core.is_idle
+        for lane in slot.lanes[1:]:
+            if is_idle(lane):
+                self._close_lane(slot, lane)
 
     def node_lost(self, node: NodeLink) -> None:
         """``node`` stopped answering: end what it ran, and place its slots again."""
