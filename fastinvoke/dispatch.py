@@ -61,7 +61,11 @@ class Dispatcher:
     the lock held.  The pool's ``Workers`` and its supervisor's ``Alarm`` come with
     ``attach``: they are made with this dispatcher, which they need too."""
 
-    def __init__(self, admission: Admission, account: Callable[[Invocation], None]) -> None:
+    def __init__(self, admission: Admission, account: Callable[[Invocation], None],
+                 cpus: float | None = None) -> None:
+        """``cpus``: the cores busy workers may leave a spinning one (or caller) beside
+        them (None: this machine's)."""
+        self.cpus = _CPUS if cpus is None else min(cpus, _CPUS)
         self.fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)  # every worker writes it
         self.bell = Doorbell()
         self.links: dict[bytes, Link | RemoteLink] = {}
@@ -425,13 +429,13 @@ class Dispatcher:
         """How long a lone waiting caller spins: twice the function's recent round trip,
         when that is short and a core is spare beside the workers kept busy."""
         average = invocation.pool.round_trip_ns or MAX_CALLER_SPIN_NS
-        if average >= MAX_CALLER_SPIN_NS or self._busy_workers(invocation) >= _CPUS:
+        if average >= MAX_CALLER_SPIN_NS or self._busy_workers(invocation) >= self.cpus:
             return 0
         return 2 * average
 
     def _worker_spin(self, invocation: Invocation) -> int:
         """How the worker sent ``invocation`` waits for its next request after replying."""
-        if self._busy_workers(invocation) >= _CPUS:  # with the front-end, one too many
+        if self._busy_workers(invocation) >= self.cpus:  # with the front-end, one too many
             return wire.SPIN_NEVER
         batch = invocation.batch
         if invocation.pool.queue or (batch is not None and batch.pending):

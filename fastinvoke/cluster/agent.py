@@ -30,8 +30,11 @@ class NodeAgent:
         from .protocol import decode_start, encode_start
 
         self.stop()
+        node_id = ray.get_runtime_context().get_node_id()
+        cpus = next((node["Resources"].get("CPU", 0.0) for node in ray.nodes()
+                     if node["NodeID"] == node_id), 0.0)
         start = encode_start(msgspec.structs.replace(
-            decode_start(start), host=ray.util.get_node_ip_address()))
+            decode_start(start), host=ray.util.get_node_ip_address(), cpus=cpus))
         self._process = process = subprocess.Popen(
             [sys.executable, "-m", "fastinvoke.cluster.node"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, start_new_session=True)

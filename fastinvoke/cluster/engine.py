@@ -45,7 +45,11 @@ class Engine:
         self.state_dir = tempfile.mkdtemp(prefix=f"fastinvoke-node-{settings.run}-")
         budget = MemoryBudget(None)
         # No throttling here: the front-end admitted every invocation it sends.
-        self.dispatcher = Dispatcher(Admission(sys.maxsize, None, budget), _unmetered)
+        # The node's process runs beside the workers that Ray reserved the node's CPUs
+        # for: one CPU of them is its own, the others the workers may spin on (Ray's
+        # count: on a machine shared by several nodes, the machine's is too many).
+        self.dispatcher = Dispatcher(Admission(sys.maxsize, None, budget), _unmetered,
+                                     settings.cpus - 1 if settings.cpus else None)
         self.dispatcher.replies_read_elsewhere = True  # by the owner's loop, always
         groups = None
         if settings.memory_limits or settings.cpu_limits != "off":

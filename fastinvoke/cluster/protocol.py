@@ -119,6 +119,7 @@ class Start(msgspec.Struct, gc=False):
     sandbox: bool
     region: str
     orphan_after_s: float  # exit when the front-end has been silent this long
+    cpus: float = 0  # the CPUs Ray offers on the node (set by its agent; 0: the machine's)
 
 
 ToNode = Deploy | Resize | Run | Recycle | Undeploy | Several | Ping
