@@ -63,8 +63,9 @@ class Dispatcher:
 
     def __init__(self, admission: Admission, account: Callable[[Invocation], None],
                  cpus: float | None = None) -> None:
-        """``cpus``: the cores busy workers may leave a spinning one (or caller) beside
-        them (None: this machine's)."""
+        """``cpus``: the cores its workers run on (None: this machine's); a worker
+        spins for its next request, and a caller for its answer, only while fewer
+        workers than that are busy."""
         self.cpus = _CPUS if cpus is None else min(cpus, _CPUS)
         self.fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)  # every worker writes it
         self.bell = Doorbell()
