@@ -148,6 +148,14 @@ def read_line(process: subprocess.Popen[bytes], timeout: float = 30.0,
     return line
 
 
+def stderr_line_with(process: subprocess.Popen[bytes], text: str,
+                     timeout: float = 30.0) -> str:
+    """The first line ``process`` writes to its stderr pipe that contains ``text`` (each
+    line waited for at most ``timeout``)."""
+    while text not in (line := read_line(process, timeout, process.stderr).decode()):
+        pass
+    return line
+
 def processes_mentioning(text: str) -> set[int]:
     """Every live process whose command line holds ``text`` (a state directory: its
     templates and workers name it), whoever its parent is now."""

@@ -22,7 +22,7 @@ import pytest
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
-from helpers import function_resource, read_line, wait_until
+from helpers import function_resource, read_line, stderr_line_with, wait_until
 from http_server import ROOT, Server
 from sqs_server import client, free_port
 
@@ -319,9 +319,7 @@ def test_a_store_that_is_down_is_reported_and_serving_goes_on(tmp_path: Path) ->
     server = Server(tmp_path / "state", "--s3-endpoint", down,
                     template=s3_template(tmp_path, "uploads-down"))
     try:
-        line = read_line(server.process, timeout=30, stream=server.process.stderr).decode()
-        while "S3 bucket" not in line:
-            line = read_line(server.process, timeout=30, stream=server.process.stderr).decode()
+        line = stderr_line_with(server.process, "S3 bucket")
         assert line.startswith(f"fastinvoke: S3 bucket uploads-down at {down}: cannot list it: ")
         assert line.rstrip().endswith("retrying")
         lambda_client = server.client()

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import function_resource, read_line, wait_until
+from helpers import function_resource, stderr_line_with, wait_until
 from http_server import Server, serving
 from sqs_server import free_port, sqs
 
@@ -166,9 +166,7 @@ def test_an_endpoint_that_is_down_is_reported_and_serving_goes_on(tmp_path: Path
     down = f"http://127.0.0.1:{free_port()}"
     server = Server(tmp_path / "state", "--sqs-endpoint", down, template=template)
     try:
-        line = read_line(server.process, timeout=30, stream=server.process.stderr).decode()
-        while "SQS mapping" not in line:
-            line = read_line(server.process, timeout=30, stream=server.process.stderr).decode()
+        line = stderr_line_with(server.process, "SQS mapping")
         assert f"of worker: cannot read {ARN}{tmp_path.name}-jobs at {down}" in line
         assert line.rstrip().endswith("retrying")
         client = server.client()

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
-from helpers import function_resource, read_line, wait_until
+from helpers import function_resource, stderr_line_with, wait_until
 from http_server import Server
 from sqs_server import client, free_port
 
@@ -44,6 +44,25 @@ def _table(endpoint: str, name: str) -> Any:
     return dynamodb
 
 
+def _table_template(directory: Path, lid: str, table: str, batch_size: int,
+                    record_to: Path) -> Path:
+    """A template whose function ``lid`` reads, from its start, the stream of the
+    template's own table ``table`` (logical id ``<lid>Table``)."""
+    template = directory / "template.yaml"
+    template.write_text("Resources:\n" + function_resource(
+        lid, table, "stream_batch.handler", record_to=record_to, properties=f"""\
+      Events:
+        Changes:
+          Type: DynamoDB
+          Properties:
+            Stream: !GetAtt {lid}Table.StreamArn
+            StartingPosition: TRIM_HORIZON
+            BatchSize: {batch_size}
+""") + f"  {lid}Table:\n    Type: AWS::DynamoDB::Table\n    Properties:\n"
+        f"      TableName: {table}\n")
+    return template
+
+
 def _put(dynamodb: Any, table: str, *ids: str) -> None:
     for item in ids:
         dynamodb.put_item(TableName=table, Item={"id": {"S": item}})
@@ -52,22 +71,7 @@ def _put(dynamodb: Any, table: str, *ids: str) -> None:
 def test_a_dynamodb_stream_is_delivered_in_order_and_resumed_after_a_restart(
         tmp_path: Path, moto_endpoint: str) -> None:
     record_to = tmp_path / "batches.jsonl"
-    template = tmp_path / "template.yaml"
-    template.write_text("Resources:\n" + function_resource(
-        "Orders", "orders", "stream_batch.handler", record_to=record_to, properties="""\
-      Events:
-        Changes:
-          Type: DynamoDB
-          Properties:
-            Stream: !GetAtt OrdersTable.StreamArn
-            StartingPosition: TRIM_HORIZON
-            BatchSize: 2
-""") + """\
-  OrdersTable:
-    Type: AWS::DynamoDB::Table
-    Properties:
-      TableName: orders
-""")
+    template = _table_template(tmp_path, "Orders", "orders", 2, record_to)
     endpoint = moto_endpoint
     dynamodb = _table(endpoint, "orders")
     _put(dynamodb, "orders", "1", "2", "3", "4", "5")
@@ -258,9 +262,7 @@ def test_an_endpoint_that_is_down_is_reported_and_serving_goes_on(tmp_path: Path
     down = f"http://127.0.0.1:{free_port()}"
     server = Server(tmp_path / "state", "--kinesis-endpoint", down, template=template)
     try:
-        line = read_line(server.process, timeout=30, stream=server.process.stderr).decode()
-        while "stream mapping" not in line:
-            line = read_line(server.process, timeout=30, stream=server.process.stderr).decode()
+        line = stderr_line_with(server.process, "stream mapping")
         assert "of echo: cannot list the shards of " \
             "arn:aws:kinesis:us-east-1:123456789012:stream/nowhere" in line
         assert line.rstrip().endswith("retrying")
@@ -275,17 +277,7 @@ def test_a_killed_server_redelivers_at_most_the_batch_in_flight(tmp_path: Path,
     """At least once: a server killed (SIGKILL) mid-stream runs again, on restart, at most
     the batch whose checkpoint it had not written; nothing is lost or reordered."""
     record_to = tmp_path / "batches.jsonl"
-    template = tmp_path / "template.yaml"
-    template.write_text("Resources:\n" + function_resource(
-        "Killed", "killed", "stream_batch.handler", record_to=record_to, properties="""\
-      Events:
-        Changes:
-          Type: DynamoDB
-          Properties:
-            Stream: !GetAtt KilledTable.StreamArn
-            StartingPosition: TRIM_HORIZON
-            BatchSize: 10
-""") + "  KilledTable:\n    Type: AWS::DynamoDB::Table\n    Properties:\n      TableName: killed\n")
+    template = _table_template(tmp_path, "Killed", "killed", 10, record_to)
     dynamodb = _table(moto_endpoint, "killed")
     sent = [str(number) for number in range(200)]
     _put(dynamodb, "killed", *sent)
