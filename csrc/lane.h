@@ -1,8 +1,10 @@
-/* One direction of a worker's shared-memory link: a single message slot in a memfd.
+/* One direction of a worker's shared-memory link: a message slot in a memfd (requests),
+ * or a ring of them (replies: see *ring* below).
  *
  * The file is a header page followed by the data area.  One process writes (the front-end
- * for requests, the worker for replies), one reads.  Request and reply alternate, so a
- * slot never holds more than one unread message and needs no ring.
+ * for requests, the worker for replies), one reads.  The front-end sends a request only
+ * once the worker has taken the last one, so a request slot never holds more than one
+ * unread message.
  *
  * Publishing: the writer copies the message into the data area, stores its length, then
  * increments ``seq`` (release).  A reader that sees ``seq`` move reads a whole message: a
@@ -24,6 +26,17 @@
  * mapping first (``capacity`` in the header says how much the file holds); the reader
  * grows its own mapping when it sees a larger capacity.  The header page is a mapping of
  * its own that never moves, so a thread may spin on it while another grows the data.
+ *
+ * A *ring* (``ring`` set when the file is made: a worker's replies) holds several
+ * messages, so that a worker given invocations ahead never waits for the front-end to
+ * take one reply before it publishes the next.  Then ``seq`` counts the bytes written
+ * and ``taken`` the bytes read; each message is a frame (its length in 8 bytes, then
+ * the message, padded to 8) at ``seq`` modulo the capacity (a power of two), wrapping
+ * around.  A writer finding too little room waits (``EAGAIN``); one whose message is
+ * larger than the whole ring grows it once the reader has taken everything, so no unread
+ * frame ever moves.  Readiness, sleeping and ``taken`` keep their meaning: a message
+ * waits while ``seq`` differs from what the reader has seen; ``taken == seq`` when every
+ * one was read.
  */
 #ifndef FASTINVOKE_LANE_H
 #define FASTINVOKE_LANE_H
@@ -45,7 +58,8 @@ typedef struct {
     uint64_t seq;       /* messages published */
     uint64_t length;    /* bytes of the latest message */
     uint64_t capacity;  /* bytes of the data area the file holds */
-    char pad0[40];
+    uint32_t ring;      /* it holds several messages (see above) */
+    char pad0[36];
     uint64_t taken;     /* the reader's ack: seq of the last message it copied out */
     char pad1[56];
     uint32_t sleeping;  /* the reader may be asleep on its eventfd */
@@ -56,6 +70,7 @@ typedef struct {
     char *data;         /* the data area's mapping */
     size_t mapped;      /* bytes of data mapped */
     int fd;             /* the memfd */
+    int ring;           /* the header's ``ring``, read once */
     uint64_t seen;      /* reader: seq of the last message read; writer: last published */
 } fi_lane;
 
@@ -92,6 +107,7 @@ static inline int fi_lane_map(fi_lane *lane, int fd, int reader) {
     lane->data = data;
     lane->mapped = size;
     lane->fd = fd;
+    lane->ring = h->ring != 0;
     lane->seen = __atomic_load_n(reader ? &h->taken : &h->seq, __ATOMIC_ACQUIRE);
     return 0;
 }
@@ -149,6 +165,79 @@ static inline int fi_lane_publish(fi_lane *lane, const char *data, uint64_t leng
         }
     }
     return 0;
+}
+
+/* Ring: the bytes a frame of a ``length``-byte message takes. */
+static inline uint64_t fi_ring_frame(uint64_t length) {
+    return (8 + length + 7) & ~(uint64_t)7;
+}
+
+/* Ring writer: append ``length`` bytes as one message and publish it; 0, EAGAIN (no room
+ * until the reader takes some: nothing written) or an errno. */
+static inline int fi_ring_publish(fi_lane *lane, const char *data, uint64_t length,
+                                  int wake_fd, const uint32_t *wake_flag) {
+    fi_lane_header *h = lane->h;
+    uint64_t need = fi_ring_frame(length);
+    uint64_t head = lane->seen;
+    uint64_t tail = __atomic_load_n(&h->taken, __ATOMIC_ACQUIRE);
+    uint64_t capacity = h->capacity;
+    if (need > capacity - (head - tail)) {
+        if (head != tail || need <= capacity)
+            return EAGAIN;
+        uint64_t grown = capacity * 2;
+        while (grown < need)
+            grown *= 2;
+        if (ftruncate(lane->fd, (off_t)(FI_LANE_HEADER + grown)) != 0)
+            return errno;
+        int err = fi_lane_cover(lane, grown);
+        if (err)
+            return err;
+        /* Published with the next seq: a reader loads it only after seeing that move. */
+        __atomic_store_n(&h->capacity, grown, __ATOMIC_RELEASE);
+        capacity = grown;
+    }
+    uint64_t mask = capacity - 1, at = (head + 8) & mask, first = capacity - at;
+    memcpy(lane->data + (head & mask), &length, 8);  /* 8-aligned: never wraps */
+    if (length <= first) {
+        memcpy(lane->data + at, data, length);
+    } else {
+        memcpy(lane->data + at, data, first);
+        memcpy(lane->data, data + first, length - first);
+    }
+    lane->seen = head + need;
+    __atomic_store_n(&h->seq, lane->seen, __ATOMIC_SEQ_CST);
+    if (__atomic_load_n(wake_flag, __ATOMIC_SEQ_CST)) {
+        uint64_t one = 1;
+        while (write(wake_fd, &one, sizeof one) < 0 && errno == EINTR) {
+        }
+    }
+    return 0;
+}
+
+/* Ring reader: the next message's length, the ring mapped whole (0 or an errno in *err). */
+static inline uint64_t fi_ring_peek(fi_lane *lane, int *err) {
+    uint64_t capacity = __atomic_load_n(&lane->h->capacity, __ATOMIC_ACQUIRE);
+    uint64_t length;
+    *err = fi_lane_cover(lane, capacity);
+    if (*err)
+        return 0;
+    memcpy(&length, lane->data + (lane->seen & (capacity - 1)), 8);
+    return length;
+}
+
+/* Ring reader: copy the next message (``length`` bytes, from fi_ring_peek) out, and
+ * take it. */
+static inline void fi_ring_take(fi_lane *lane, char *out, uint64_t length) {
+    uint64_t capacity = lane->h->capacity;  /* as fi_ring_peek loaded it */
+    uint64_t mask = capacity - 1, at = (lane->seen + 8) & mask, first = capacity - at;
+    if (length <= first) {
+        memcpy(out, lane->data + at, length);
+    } else {
+        memcpy(out, lane->data + at, first);
+        memcpy(out + first, lane->data, length - first);
+    }
+    lane->seen += fi_ring_frame(length);
+    __atomic_store_n(&lane->h->taken, lane->seen, __ATOMIC_RELEASE);
 }
 
 /* Reader: whether a message is waiting. */

@@ -1,5 +1,5 @@
-# The local hop: one worker's link to the front-end, two single-slot lanes in shared memory
-# (lane.h) with eventfd wake-ups.  The front-end makes the files (``lane_file``) and an
+# The local hop: one worker's link to the front-end, two lanes in shared memory (lane.h: a
+# request slot and a reply ring) with eventfd wake-ups.  The front-end makes the files (``lane_file``) and an
 # eventfd per worker before the fork; both ends wrap them in a ``Link``.
 #
 #   front-end: Link(in_fd=reply lane, out_fd=request lane, sleep_fd=-1, wake_fd=worker's eventfd)
@@ -25,15 +25,18 @@ cdef extern from "<sys/mman.h>" nogil:
 cdef extern from "<unistd.h>" nogil:
     ssize_t pwrite(int fd, const void *buf, size_t count, long offset)
     int ftruncate(int fd, long length)
+    int usleep(unsigned int usec)
 
 cdef extern from "lane.h" nogil:
     ctypedef struct fi_lane_header:
         unsigned long long capacity
+        unsigned int ring
         unsigned int sleeping
     ctypedef struct fi_lane:
         fi_lane_header *h
         char *data
         int fd
+        int ring
         unsigned long long seen
     int FI_LANE_HEADER
     int fi_lane_map(fi_lane *lane, int fd, int reader)
@@ -49,6 +52,10 @@ cdef extern from "lane.h" nogil:
     int fi_lane_spin(fi_lane *lane, unsigned long long spin_ns)
     int fi_lane_sleep(fi_lane *lane, int wake_fd)
     int fi_lane_taken(fi_lane *lane)
+    int fi_ring_publish(fi_lane *lane, const char *data, unsigned long long length,
+                        int wake_fd, const unsigned int *wake_flag)
+    unsigned long long fi_ring_peek(fi_lane *lane, int *err)
+    void fi_ring_take(fi_lane *lane, char *out, unsigned long long length)
     unsigned long long fi_now_ns()
     void fi_pause()
     int FI_SPIN_ALONE_NS
@@ -60,17 +67,22 @@ from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from libc.string cimport memset
 
 LANE_CAPACITY = 64 * 1024  # a lane's first data area; larger messages grow it
+# A writer waiting for room in a ring spins (yielding the CPU) this long, then naps.
+DEF _ROOM_SPIN_NS = 2_000_000
 
 
-def lane_file(unsigned long long capacity=LANE_CAPACITY):
+def lane_file(unsigned long long capacity=LANE_CAPACITY, bint ring=False):
     """A new lane: a memfd (close-on-exec) holding an initialised header and ``capacity``
-    bytes of data area."""
+    bytes of data area; a ring (``lane.h``) if ``ring``, whose capacity is a power of two."""
     cdef fi_lane_header header
+    if ring and (capacity < 16 or capacity & (capacity - 1)):
+        raise ValueError(f"a ring's capacity is a power of two, not {capacity}")
     cdef int fd = memfd_create(b"fastinvoke-lane", MFD_CLOEXEC)
     if fd < 0:
         raise os_error(errno, "memfd_create")
     memset(&header, 0, sizeof(header))
     header.capacity = capacity
+    header.ring = ring
     if (ftruncate(fd, FI_LANE_HEADER + capacity) != 0
             or pwrite(fd, &header, sizeof(header), 0) != sizeof(header)):
         err = errno
@@ -152,12 +164,35 @@ cdef class Link:
         cdef int err
         if self.closed:
             raise OSError(EBADF, "send on a closed link")
-        err = fi_lane_publish(&self.outbound, PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data),
-                              self.wake_fd, self.wake_flag)
+        if self.outbound.ring:
+            err = self._append(data)
+        else:
+            err = fi_lane_publish(&self.outbound, PyBytes_AS_STRING(data),
+                                  PyBytes_GET_SIZE(data), self.wake_fd, self.wake_flag)
         if err:
             raise os_error(err, "Link.send")
         if self.max_spin_ns:  # only a spinning end adapts to when the answer follows
             self.sent_ns = fi_now_ns()
+
+    cdef int _append(self, bytes data):
+        """Append ``data`` to the outbound ring, waiting (without the GIL) while it has no
+        room: spin, yielding the CPU, then nap, so a reader that stopped costs no CPU."""
+        cdef const char *bytes_ = PyBytes_AS_STRING(data)
+        cdef unsigned long long length = PyBytes_GET_SIZE(data), started = 0
+        cdef int err = fi_ring_publish(&self.outbound, bytes_, length, self.wake_fd,
+                                       self.wake_flag)
+        if err != EAGAIN:
+            return err
+        with nogil:
+            started = fi_now_ns()
+            while err == EAGAIN:
+                if fi_now_ns() - started < _ROOM_SPIN_NS:
+                    sched_yield()
+                else:
+                    usleep(100)
+                err = fi_ring_publish(&self.outbound, bytes_, length, self.wake_fd,
+                                      self.wake_flag)
+        return err
 
     cpdef object take(self):
         """The waiting message as bytes, or None when none waits."""
@@ -165,6 +200,13 @@ cdef class Link:
         cdef unsigned long long length
         if self.closed or not fi_lane_ready(&self.inbound):
             return None
+        if self.inbound.ring:
+            length = fi_ring_peek(&self.inbound, &err)
+            if err:
+                raise os_error(err, "Link.take: mremap")
+            data = PyBytes_FromStringAndSize(NULL, length)
+            fi_ring_take(&self.inbound, PyBytes_AS_STRING(data), length)
+            return data
         length = fi_lane_peek(&self.inbound, &err)
         if err:
             raise os_error(err, "Link.take: mremap")

@@ -1,8 +1,8 @@
 """The dispatcher: routes invocations to idle workers over their shared-memory links.
 
 Bookkeeping (idle stacks, the table of requests in flight, deadlines) lives in
-``_core.Dispatcher``; the links themselves in ``_core.Link`` (two single-slot lanes in
-shared memory per worker).  This module owns the links and the waiting.
+``_core.Dispatcher``; the links themselves in ``_core.Link`` (a request slot and a reply
+ring in shared memory per worker).  This module owns the links and the waiting.
 
 Wake-ups.  A worker that publishes a reply (or its Hello) writes the dispatcher's one
 eventfd (``fd``) while the doorbell (``bell``) counts a waiter, so one poll, or one asyncio
@@ -193,7 +193,7 @@ class Dispatcher:
         its request lane, its reply lane, its own eventfd, the dispatcher's eventfd and
         its doorbell."""
         requests = lane_file()
-        replies = lane_file()
+        replies = lane_file(ring=True)  # replies need not wait for each other
         wake = os.eventfd(0, os.EFD_CLOEXEC)
         link = Link(replies, requests, -1, wake, worker)
         self.links[worker] = link
@@ -233,20 +233,18 @@ class Dispatcher:
         """Take every reply and Hello waiting in the links (lock held)."""
         decode = wire.decode_from_worker
         for link in ready_links(self._link_list):
-            data = link.take()
-            if data is None:
-                continue
-            try:
-                message = decode(data)
-            except ValueError:
-                continue  # not one of ours: dropped
-            kind = type(message)
-            if kind is wire.Reply:
-                self._on_reply(link.worker, message)
-            elif kind is wire.Chunk:
-                self._on_chunk(link.worker, message)
-            else:
-                self._on_hello(link.worker, message)
+            while (data := link.take()) is not None:  # a ring may hold several
+                try:
+                    message = decode(data)
+                except ValueError:
+                    continue  # not one of ours: dropped
+                kind = type(message)
+                if kind is wire.Reply:
+                    self._on_reply(link.worker, message)
+                elif kind is wire.Chunk:
+                    self._on_chunk(link.worker, message)
+                else:
+                    self._on_hello(link.worker, message)
 
     def _on_reply(self, worker: bytes, reply: wire.Reply) -> None:
         invocation = self.core.finish(reply.request_id, worker)

@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import uuid
 from collections import OrderedDict
 from decimal import Decimal
@@ -405,3 +406,63 @@ def test_a_request_sent_again_has_only_its_new_deadline() -> None:
     assert core.next_deadline() == 500
     assert core.expired(200) == []
     assert core.expired(500) == [("r1", b"w2", "e1")]
+
+
+# -- Reply ring ----------------------------------------------------------------------------
+
+
+def _ring_pair(capacity: int) -> tuple[_core.Link, _core.Link]:
+    """A worker's end (it writes the ring) and the front-end's (it reads it)."""
+    ring = _core.lane_file(capacity, ring=True)
+    requests = _core.lane_file()
+    wake = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+    reader = _core.Link(os.dup(ring), os.dup(requests), -1, os.eventfd(0), b"w")
+    writer = _core.Link(requests, ring, os.eventfd(0), wake)
+    return writer, reader
+
+
+def test_a_ring_holds_many_messages_in_order_across_its_end() -> None:
+    writer, reader = _ring_pair(512)
+    messages = [os.urandom(size) for size in (0, 1, 7, 8, 9, 60, 100, 33, 120, 5) * 9]
+    taken: list[bytes] = []
+    pending = list(messages)
+    while pending:
+        # Three at a time (at most 3 * 128 bytes of frames, within the 512 the ring
+        # holds: the writer never waits), so the frames wrap around its end again and again.
+        for message in pending[:3]:
+            writer.send(message)
+        del pending[:3]
+        assert not writer.delivered()
+        while (data := reader.take()) is not None:
+            taken.append(data)
+        assert writer.delivered()
+    assert taken == messages
+    for link in (writer, reader):
+        link.close()  # and the fds each was given
+
+
+def test_a_message_larger_than_the_ring_grows_it_once_it_is_empty() -> None:
+    writer, reader = _ring_pair(64)
+    writer.send(b"small")
+    big = os.urandom(10_000)
+    done: list[int] = []
+
+    def send_big() -> None:  # waits for room: the small one must be taken first
+        writer.send(big)
+        done.append(1)
+
+    thread = threading.Thread(target=send_big)
+    thread.start()
+    assert wait_until(lambda: thread.is_alive(), timeout=1)
+    assert reader.take() == b"small"
+    thread.join(timeout=10)
+    assert done == [1]
+    assert reader.take() == big
+    assert reader.take() is None
+    for link in (writer, reader):
+        link.close()  # and the fds each was given
+
+
+def test_a_ring_capacity_is_a_power_of_two() -> None:
+    with pytest.raises(ValueError, match="power of two"):
+        _core.lane_file(100, ring=True)
