@@ -8,7 +8,8 @@ cdef class Dispatcher:
     """Who is idle, what is in flight, and when it must end.
 
     Invariants: a known worker is either idle (in its function's idle stack) or busy
-    with exactly one request; a request is in flight exactly while it is in the pending
+    with exactly one request (others sent to it ahead are not in flight until it begins
+    them: ``hand_over``); a request is in flight exactly while it is in the pending
     table, whose entry names the worker it was sent to, so a reply is accepted only from
     that worker (a late reply from a killed worker never matches another request).  The
     deadline heap may still hold ended requests; they are skipped when they surface.
@@ -80,6 +81,19 @@ cdef class Dispatcher:
                 self._idle[function] = [worker]
             else:
                 (<list>stack).append(worker)
+        return item[1]
+
+    cpdef object hand_over(self, str request_id, bytes worker, str next_id,
+                           long long deadline_ns, object entry):
+        """End ``request_id`` on a reply from ``worker``, which goes on with ``next_id``
+        (sent to it ahead, begun now): ``finish`` then ``begin``, the worker never idle
+        between.  Returns the ended request's entry, or None as ``finish`` does (then
+        nothing begins)."""
+        cdef tuple item = self._pending.get(request_id)
+        if item is None or item[0] != worker:
+            return None
+        del self._pending[request_id]
+        self.begin(next_id, worker, deadline_ns, entry)
         return item[1]
 
     cpdef object drop_worker(self, bytes worker):

@@ -2,7 +2,8 @@
 
 Bookkeeping (idle stacks, the table of requests in flight, deadlines) lives in
 ``_core.Dispatcher``; the links themselves in ``_core.Link`` (a request slot and a reply
-ring in shared memory per worker).  This module owns the links and the waiting.
+ring in shared memory per worker).  This module owns the links and the waiting; what a
+busy worker is sent ahead of need is ``pool.ahead``'s.
 
 Wake-ups.  A worker that publishes a reply (or its Hello) writes the dispatcher's one
 eventfd (``fd``) while the doorbell (``bell``) counts a waiter, so one poll, or one asyncio
@@ -35,6 +36,7 @@ from typing import TYPE_CHECKING
 from . import wire
 from ._core import Dispatcher as CoreDispatcher
 from ._core import Doorbell, Link, lane_file, monotonic_ns, ready_links, spin_any
+from .pool.ahead import Ahead
 from .pool.failures import take_cold_start
 from .pool.output import take
 from .pool.records import Batch, FunctionPool, Invocation
@@ -96,6 +98,7 @@ class Dispatcher:
         # dispatcher's owner always reads them (a Ray node's engine).
         self.unattended = 0
         self.replies_read_elsewhere = False
+        self._ahead = Ahead()  # invocations sent to busy workers ahead of need
         self._capacity_waiter: Callable[[], None] | None = None
 
     def attach(self, workers: Workers | Slots, alarm: Alarm) -> None:
@@ -145,17 +148,53 @@ class Dispatcher:
         worker = self.core.pop_idle(pool.name)
         if worker is None:
             pool.queue.append(invocation)
-            self.workers.grow(pool)
+            busy = self._ahead.free_worker(pool) if self._ahead.lane_free else None
+            if busy is None or not self._send_ahead(busy, pool):
+                self.workers.grow(pool)
         else:
             self._send(worker, invocation)
             if not self.core.has_idle(pool.name):
                 self.workers.keep_spare(pool)  # the next one must not wait for a fork
 
     def _send(self, worker: bytes, invocation: Invocation) -> None:
+        """Send ``invocation`` to idle ``worker``: alone, or first of a batch of those
+        waiting behind it (``pool.ahead``)."""
+        pool = invocation.pool
+        count = (self._ahead.wanted(worker, pool)
+                 if pool.queue and invocation.on_chunk is None else 0)
+        ahead = self._ahead.take(pool, count) if count else []
+        first = self._header(invocation, False)
         now = monotonic_ns()
-        deadline_ns = now + invocation.timeout_ns + self.workers.deadline_slack_ns
-        invocation.started_ns = now
-        message = wire.encode_header(wire.Invoke(
+        deadline_ns = self._deadline(invocation, now)
+        self.core.begin(invocation.request_id, worker, deadline_ns, invocation)
+        if invocation.on_chunk is not None:  # its response may be streamed
+            self._streams[invocation.request_id] = invocation
+        if ahead:
+            self._ahead.sent(worker, invocation.request_id, ahead)
+            message = wire.Batch([first, *(self._header(each, True) for each in ahead)])
+        else:
+            self._ahead.sent_one(worker)
+            message = first
+        self.links[worker].send(wire.encode_header(message))
+        self._began(invocation, now, deadline_ns)
+
+    def _send_ahead(self, worker: bytes, pool: FunctionPool) -> bool:
+        """Send busy ``worker``, whose request lane is free, a batch of ``pool``'s
+        waiting invocations to begin after its own; whether any went."""
+        record = pool.workers.get(worker)
+        if record is None or record.generation != pool.generation:
+            self._ahead.lane_free.pop(worker, None)  # it ends after what it has
+            return False
+        ahead = self._ahead.take(pool, self._ahead.wanted(worker, pool))
+        if not ahead:
+            return False
+        self._ahead.sent(worker, ahead[0].request_id, ahead)
+        self.links[worker].send(wire.encode_header(
+            wire.Batch([self._header(each, True) for each in ahead])))
+        return True
+
+    def _header(self, invocation: Invocation, marked: bool) -> wire.Invoke:
+        return wire.Invoke(
             invocation.request_id,
             (time.time_ns() + invocation.timeout_ns) // 1_000_000,
             invocation.invoked_arn,
@@ -163,13 +202,17 @@ class Dispatcher:
             invocation.client_context,
             invocation.identity,
             invocation.trace_id,
-            self._worker_spin(invocation),
+            wire.SPIN_NEVER if marked else self._worker_spin(invocation),
             invocation.on_chunk is not None,
-        ))
-        self.core.begin(invocation.request_id, worker, deadline_ns, invocation)
-        if invocation.on_chunk is not None:  # its response may be streamed
-            self._streams[invocation.request_id] = invocation
-        self.links[worker].send(message)
+            marked,
+        )
+
+    def _deadline(self, invocation: Invocation, now: int) -> int:
+        return now + invocation.timeout_ns + self.workers.deadline_slack_ns
+
+    def _began(self, invocation: Invocation, now: int, deadline_ns: int) -> None:
+        """``invocation`` began on its worker at ``now`` (in the core already)."""
+        invocation.started_ns = now
         invocation.pool.meter.began()
         if deadline_ns < self.alarm.wake_at_ns:
             self.alarm.ring()
@@ -205,12 +248,29 @@ class Dispatcher:
         by other means, and complete through ``complete``)."""
         self.links[worker] = link
 
-    def delivered(self, worker: bytes) -> bool:
-        """Whether ``worker`` took the last request sent to it (True without a link)."""
+    def delivered(self, worker: bytes, request_id: str | None = None) -> bool:
+        """Whether ``worker`` took the last request sent to it (True without a link); or,
+        given ``request_id`` that it was running, whether it took that one: only the
+        first of the last batch it was sent may not have been."""
+        if request_id is not None and self._ahead.head.get(worker, request_id) != request_id:
+            return True
         link = self.links.get(worker)
         return link is None or link.delivered()
 
+    def take_back(self, worker: bytes) -> None:
+        """``worker`` ends: what it was sent ahead and did not begin waits again, first
+        in its queue, for another (lock held)."""
+        items = self._ahead.take_back(worker)
+        if items:
+            pool = items[0].pool
+            pool.queue.extendleft(reversed(items))
+            self.dispatch_queued(pool)
+            if pool.queue:
+                self.workers.grow(pool)
+
     def close_link(self, worker: bytes) -> None:
+        self.take_back(worker)
+        self._ahead.forget(worker)
         link = self.links.pop(worker, None)
         if type(link) is Link:
             self._link_list.remove(link)
@@ -247,9 +307,20 @@ class Dispatcher:
                     self._on_hello(link.worker, message)
 
     def _on_reply(self, worker: bytes, reply: wire.Reply) -> None:
-        invocation = self.core.finish(reply.request_id, worker)
+        # The worker goes on with what it was sent ahead, unless it retires (then it ran
+        # none of it: ``take_back`` below).
+        following = None if reply.retire else self._ahead.following(worker)
+        if following is None:
+            invocation = self.core.finish(reply.request_id, worker)
+        else:
+            now = monotonic_ns()
+            deadline_ns = self._deadline(following, now)
+            invocation = self.core.hand_over(reply.request_id, worker, following.request_id,
+                                             deadline_ns, following)
         if invocation is None:
             return  # timed out already, or its worker was killed: nobody waits for it
+        if following is not None:
+            self._ahead.begun(worker)
         pool = invocation.pool
         record = pool.workers.get(worker)
         round_trip = monotonic_ns() - invocation.started_ns
@@ -261,20 +332,35 @@ class Dispatcher:
         invocation.duration_ns = reply.duration_ns
         invocation.max_rss_kb = reply.max_rss_kb
         if record is not None:
-            invocation.log = take(record)  # printed before the reply: all in the pipe
+            # Printed before the reply: all in the pipe; up to the next one's mark when
+            # that one may have begun meanwhile.
+            invocation.log = take(record, following is not None)
             take_cold_start(record, invocation)
             if reply.init_ns and not invocation.cold:
                 invocation.cold = True  # its runtime had ended; Init ran again in this call
                 invocation.init_ns = reply.init_ns
             budget = self.workers.budget
-            if (reply.retire or record.generation != pool.generation
+            if following is not None:
+                record.last_used_ns = monotonic_ns()  # it runs the next already
+            elif (reply.retire or record.generation != pool.generation
                     or (budget.starved and not pool.queue and budget.wants_room(pool))):
                 # Asked to; or its configuration changed; or its memory is wanted elsewhere.
                 self.workers.stop(record)
+                self.take_back(worker)  # not to it: it is no longer idle
             else:
                 record.state = "idle"
                 record.last_used_ns = monotonic_ns()
         self.complete(invocation)  # first: it ends this one's concurrency before the next
+        if following is None:
+            self._ahead.lane_free.pop(worker, None)
+        else:
+            self._began(following, now, deadline_ns)  # after: never two at once
+            if self._ahead.head.get(worker) == reply.request_id:
+                # It took the last batch it was sent (it answered that batch's first):
+                # its lane is free for the next, which it will find as it ends this one.
+                self._ahead.lane_free[worker] = pool
+                if pool.queue:
+                    self._send_ahead(worker, pool)
         if pool.queue:
             self.dispatch_queued(pool)
 
@@ -290,6 +376,8 @@ class Dispatcher:
         if record is None:
             self.send_stop(worker)
             return
+        if hello.batches:
+            self._ahead.capable.add(worker)
         self.core.add_worker(worker, record.pool.name)
         self.dispatch_queued(record.pool)
 

@@ -4,12 +4,16 @@ Two channels carry them:
 
 * **front-end <-> worker** (the worker's link: ``_core.Link``, a request and a reply slot
   in shared memory with eventfd wake-ups; or any transport with the same ``send(bytes)`` /
-  ``recv() -> bytes``).  One message a slot; the event and the result travel inside it as
+  ``recv() -> bytes``).  One message a frame; the event and the result travel inside it as
   opaque ``bin`` fields, never decoded on the way::
 
       worker -> front-end   Hello
-      front-end -> worker   Invoke(..., event bytes)  |  Stop
+      front-end -> worker   Invoke(..., event bytes)  |  Batch([Invoke, ...])  |  Stop
       worker -> front-end   Reply(..., result bytes)   (its output: a pipe, see pool.output)
+
+  A ``Batch`` (only to a worker whose Hello says it takes them) carries invocations that
+  waited: the worker runs them in order, one Reply each, so it goes from one to the next
+  without waiting for the front-end.
 
 * **front-end <-> template** (a socket for requests, each Fork with the new worker's link
   fds attached; a pipe for reports; one JSON message a line; ids are ``str`` there)::
@@ -27,15 +31,21 @@ from __future__ import annotations
 
 import msgspec
 
-PROTOCOL = 4
+PROTOCOL = 5
 
 SPIN_NEVER, SPIN_ADAPTIVE, SPIN_BUSY = 0, 1, 2
+
+# Written by a worker into its output pipe before it runs an invocation marked for it (one
+# it may begin before the front-end has taken the last one's output): where one
+# invocation's lines end and the next one's begin.
+OUTPUT_MARK = b"\x00\x1bfastinvoke:next-invocation\x1b\x00"
 
 
 class Hello(msgspec.Struct, tag="hello", array_like=True, gc=False):
     protocol: int
     pid: int
     init_ns: int  # the Init duration this worker's first invocation reports
+    batches: bool = False  # it runs a Batch (a runtime's bridge does not)
 
 
 class Invoke(msgspec.Struct, tag="invoke", array_like=True, gc=False):
@@ -51,6 +61,13 @@ class Invoke(msgspec.Struct, tag="invoke", array_like=True, gc=False):
     # wait for this function: as long as it may).
     spin: int = SPIN_ADAPTIVE
     stream: bool = False  # the caller takes a streamed response part by part (Chunk)
+    marked: bool = False  # write OUTPUT_MARK before running it
+
+
+class Batch(msgspec.Struct, tag="batch", array_like=True, gc=False):
+    """Invocations to run one after the other, each answered as it ends."""
+
+    items: list[Invoke]
 
 
 class Stop(msgspec.Struct, tag="stop", array_like=True, gc=False):
@@ -148,7 +165,7 @@ class Exited(msgspec.Struct, tag="exited", gc=False):
     system_us: int
 
 
-ToWorker = Invoke | Stop
+ToWorker = Invoke | Batch | Stop
 FromWorker = Hello | Reply | Chunk
 ToTemplate = Fork | Shutdown
 FromTemplate = Ready | InitFailed | Unconfined | Forked | ForkFailed | Exited

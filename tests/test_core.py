@@ -80,6 +80,21 @@ def test_a_request_is_finished_only_by_the_worker_it_was_sent_to() -> None:
     assert sorted(core.idle_workers("f")) == [b"w1", b"w2"]
 
 
+def test_hand_over_ends_a_request_and_begins_the_next_on_its_worker() -> None:
+    core = _core.Dispatcher()
+    core.add_worker(b"w", "f")
+    worker = core.pop_idle("f")
+    core.begin("r1", worker, 10, "e1")
+    assert core.hand_over("r1", b"other", "r2", 20, "e2") is None  # not its worker's reply
+    assert core.busy_worker("r2") is None
+    assert core.hand_over("r1", worker, "r2", 20, "e2") == "e1"
+    # Never idle in between: nothing else can be sent to it.
+    assert core.busy_worker("r2") == worker and core.in_flight == 1 and not core.has_idle("f")
+    assert core.expired(15) == []  # r1's deadline (10) passed with r1
+    assert core.expired(20) == [("r2", worker, "e2")]
+    assert core.finish("r2", worker) == "e2" and core.pop_idle("f") == worker
+
+
 def test_drop_worker_returns_its_request_in_flight() -> None:
     core = _core.Dispatcher()
     for worker in (b"w3", b"w2", b"w1"):

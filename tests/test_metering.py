@@ -82,7 +82,9 @@ def test_counters_are_exact_after_100000_invocations() -> None:
         assert figures["mb_ms"] == 1024 * 100 * count
         assert figures["gb_seconds"] == Decimal(10_000)  # 1 GB x 0.1 s x 100,000, exactly
         assert figures["concurrent"] == 0 and 1 <= figures["peak_concurrent"] <= 2
-        assert 0 < figures["p50_us"] <= figures["p90_us"] <= figures["p99_us"]
+        # Run back to back (sent ahead to busy workers), an echo may take under 1 us.
+        assert figures["duration_ns"] > 0
+        assert 0 <= figures["p50_us"] <= figures["p90_us"] <= figures["p99_us"]
 
 
 def test_the_bill_applies_prices_tiers_and_the_free_tier() -> None:

@@ -215,7 +215,7 @@ class Workers:
         hop = self._hop
         hop.collect()  # a reply it published before it ended still counts
         found = hop.core.drop_worker(record.id)
-        if found is not None and not hop.delivered(record.id):
+        if found is not None and not hop.delivered(record.id, found[0]):
             hop.resend(found[1])  # it never began: another worker runs it
         elif found is not None:
             oom = record.group is not None and exited.signal == signal.SIGKILL \
@@ -271,6 +271,7 @@ class Workers:
             record.state = "killed"
             _kill(record.pid)
             finish_timed_out(self._hop, invocation, record)
+            self._hop.take_back(worker)  # what it was sent ahead: to another worker
 
     def stop_idle(self, now: int) -> None:
         """Stop workers kept warm, unused, for the keep-warm time (not provisioned ones)."""

@@ -5,7 +5,8 @@ holds.  What a function prints leaves its environment as it is written: it is ne
 buffered in the worker (whose memory is the function's, limited and reported as Max
 Memory Used) nor written where the function could read another's.  At each reply the
 dispatcher takes what is left in the pipe, which is the rest of that invocation's output
-(it was written before the reply was published); meanwhile a thread drains pipes that
+(it was written before the reply was published; a worker that begins the next invocation
+at once marks where its output starts: ``pool.ahead``); meanwhile a thread drains pipes that
 have data, so a worker that prints more than a pipe holds never waits for its reply to
 be read.
 """
@@ -17,11 +18,14 @@ import fcntl
 import os
 import select
 import threading
+import time
 
 from .._core import drain
+from ..wire import OUTPUT_MARK
 from .records import WorkerRecord
 
 _PIPE_BYTES = 1 << 20  # what a worker may print before the thread must drain its pipe
+_ROUND_S = 0.001
 
 
 class Outputs:
@@ -72,6 +76,10 @@ class Outputs:
                     if _drain_into(record) and self._records.get(fd) is record:
                         del self._records[fd]  # the worker is gone: nothing more comes
                         self._epoll.unregister(fd)
+            # At most one round a millisecond: every reply takes its output anyway, and
+            # a worker running invocations back to back marks each one's start, which
+            # would wake this thread as often; a pipe fills in no less than that.
+            time.sleep(_ROUND_S)
 
     def stop(self) -> None:
         os.write(self._stop_w, b"x")
@@ -83,15 +91,27 @@ class Outputs:
         os.close(self._stop_w)
 
 
-def take(record: WorkerRecord) -> bytes:
-    """Everything ``record``'s worker printed and nobody took yet (any thread)."""
+def take(record: WorkerRecord, to_mark: bool = False) -> bytes:
+    """Everything ``record``'s worker printed and nobody took yet (any thread); with
+    ``to_mark``, only what it printed before the next invocation's mark (``wire.
+    OUTPUT_MARK``, written before it begins one it was sent ahead): the rest is the next
+    one's.  A mark not written yet is the next take's to drop."""
     with record.output_lock:
         _drain_into(record)
         output = record.output
-        if not output:
-            return b""
-        data = output[0] if len(output) == 1 else b"".join(output)
+        data = b"".join(output)
         output.clear()
+        if record.mark_owed and (at := data.find(OUTPUT_MARK)) >= 0:
+            data = data[:at] + data[at + len(OUTPUT_MARK):]
+            record.mark_owed = False
+        if to_mark:
+            at = data.find(OUTPUT_MARK)
+            if at < 0:
+                record.mark_owed = True
+            else:
+                if at + len(OUTPUT_MARK) < len(data):
+                    output.append(data[at + len(OUTPUT_MARK):])
+                data = data[:at]
         return data
 
 

@@ -34,7 +34,7 @@ class WorkerRecord:
 
     __slots__ = ("id", "pool", "pid", "state", "cold", "init_ns", "output_fd", "output",
                  "output_lock", "last_used_ns", "provisioned", "group", "log_stream",
-                 "generation")
+                 "generation", "mark_owed")
 
     def __init__(self, worker_id: bytes, pool: FunctionPool, provisioned: bool) -> None:
         self.id = worker_id
@@ -51,6 +51,7 @@ class WorkerRecord:
         self.group: Group | None = None  # its cgroup(s), when the machine lets us make them
         self.log_stream = log_stream_name(pool.config.version)
         self.generation = pool.generation  # the configuration it was forked with
+        self.mark_owed = False  # its output has a mark to come that no one's lines precede
 
 
 class FunctionPool:

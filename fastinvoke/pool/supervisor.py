@@ -93,8 +93,9 @@ class Supervisor:
         """Stop ``pool``'s template and workers."""
         self.pools.pop(pool.name, None)
         pool.deleted = True
-        fail_queue(self._hop, pool, "Runtime.ExitError", "the function was deleted")
+        # Its workers first: what they were sent ahead goes back to the queue, failed next.
         self.workers.crash_all(pool, "the function was deleted")
+        fail_queue(self._hop, pool, "Runtime.ExitError", "the function was deleted")
         self.templates.close_all(pool)
 
     def renew(self, pool: FunctionPool) -> None:

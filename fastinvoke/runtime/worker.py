@@ -135,7 +135,7 @@ def run(
     pipe; ``peak`` an open file of the cgroup's peak memory, or -1."""
     os.environ["AWS_LAMBDA_LOG_STREAM_NAME"] = LambdaContext.log_stream_name = log_stream
     redirect_output(output)
-    link.send(wire.encode_header(wire.Hello(wire.PROTOCOL, os.getpid(), init_ns)))
+    link.send(wire.encode_header(wire.Hello(wire.PROTOCOL, os.getpid(), init_ns, True)))
     try:
         _serve(link, handler, peak)
     finally:
@@ -145,7 +145,6 @@ def run(
 def _serve(link: Link, handler: Any, peak: int) -> None:
     """The invoke loop.  ``peak``: an fd of the cgroup's peak-memory file, or -1 (then
     Max Memory Used is the process's own peak RSS)."""
-    global _request_id
     send, recv = link.send, link.recv
     decode, encode = wire.decode_to_worker, wire.encode_header
     trace = _TraceId()
@@ -157,25 +156,43 @@ def _serve(link: Link, handler: Any, peak: int) -> None:
         message = decode(recv(spin, hold_gil))
         if stopped:
             freeze.resume(stopped)
-        if type(message) is wire.Stop:
+        kind = type(message)
+        if kind is wire.Stop:
             return
-        spin = message.spin
-        _request_id = request_id = message.request_id
-        trace.caller, trace.text = message.trace_id, None  # a new one per invocation
-        started = monotonic_ns()
-        payload, error_type = _invoke(handler, message)
-        duration = monotonic_ns() - started
-        if error_type is None and len(payload) > RESPONSE_PAYLOAD_LIMIT:
-            payload, error_type = response_too_large()
-        # A worker whose Init failed asks to be retired: the next invocation gets a
-        # fresh worker that retries Init, as Lambda re-initialises.  (Exiting here
-        # instead would race the reply against the template's exit report.)
-        reply = wire.Reply(request_id, duration, error_type, memory_used_kb(peak, max_rss_kb()),
-                           payload, isinstance(handler, Exception))
-        send(encode(reply))
-        _request_id = ""
+        if kind is wire.Batch:
+            for item in message.items:  # each answered as it ends (replies are a ring)
+                reply = _run_one(handler, item, trace, peak)
+                send(encode(reply))
+                if reply.retire:
+                    break  # the rest never ran: the front-end sends them to another worker
+            spin = item.spin
+        else:
+            send(encode(_run_one(handler, message, trace, peak)))
+            spin = message.spin
         hold_gil = freeze.threads_left()
         stopped = freeze.stop_children()
+
+
+def _run_one(handler: Any, message: wire.Invoke, trace: _TraceId, peak: int) -> wire.Reply:
+    """Run one invocation; its Reply."""
+    global _request_id
+    if message.marked:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.write(1, wire.OUTPUT_MARK)
+    _request_id = request_id = message.request_id
+    trace.caller, trace.text = message.trace_id, None  # a new one per invocation
+    started = monotonic_ns()
+    payload, error_type = _invoke(handler, message)
+    duration = monotonic_ns() - started
+    if error_type is None and len(payload) > RESPONSE_PAYLOAD_LIMIT:
+        payload, error_type = response_too_large()
+    _request_id = ""
+    # A worker whose Init failed asks to be retired: the next invocation gets a fresh
+    # worker that retries Init, as Lambda re-initialises.  (Exiting here instead would
+    # race the reply against the template's exit report.)
+    return wire.Reply(request_id, duration, error_type, memory_used_kb(peak, max_rss_kb()),
+                      payload, isinstance(handler, Exception))
 
 
 _TRACE_KEY = b"_X_AMZN_TRACE_ID"
