@@ -202,7 +202,7 @@ class Dispatcher:
             invocation.client_context,
             invocation.identity,
             invocation.trace_id,
-            wire.SPIN_NEVER if marked else self._worker_spin(invocation),
+            self._worker_spin(invocation),
             invocation.on_chunk is not None,
             marked,
         )
@@ -323,9 +323,10 @@ class Dispatcher:
             self._ahead.begun(worker)
         pool = invocation.pool
         record = pool.workers.get(worker)
-        round_trip = monotonic_ns() - invocation.started_ns
-        pool.round_trip_ns = ((3 * pool.round_trip_ns + round_trip) >> 2
-                              if pool.round_trip_ns else round_trip)
+        if not invocation.ahead:  # begun as the last replied: not a round trip
+            round_trip = monotonic_ns() - invocation.started_ns
+            pool.round_trip_ns = ((3 * pool.round_trip_ns + round_trip) >> 2
+                                  if pool.round_trip_ns else round_trip)
         invocation.payload = reply.payload
         invocation.error_type = reply.error_type
         invocation.outcome = 0 if reply.error_type is None else 1

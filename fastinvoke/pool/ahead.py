@@ -16,7 +16,8 @@ ran).  Each is *marked*: the worker writes ``wire.OUTPUT_MARK`` into its output 
 running it, so the lines printed before it began, and only those, go to the invocation
 before it (``output.take``).
 
-Only workers whose Hello says they run batches (Python's; a runtime's bridge does not);
+Only invocations an event loop or the Event queue waits for (``_batchable``), only
+workers whose Hello says they run batches (Python's; a runtime's bridge does not);
 only while the function has as many workers as it may, all of them up (so an invocation
 never waits behind another where Lambda would have started an environment for it); and
 only for a function whose invocations have lately been short (``SHORT_NS``): there the
@@ -35,6 +36,15 @@ from .records import FunctionPool, Invocation
 LIMIT = 16
 # Only for a function whose recent round trips average below this.
 SHORT_NS = 1_000_000
+
+
+def _batchable(invocation: Invocation) -> bool:
+    """Not a streamed one (its own message per part), nor one a thread waits for: a
+    batch's replies come in a burst, and a burst of sleeping threads to wake costs the
+    front-end more than the worker's wake-ups it saves (an event loop or the Event queue
+    takes a burst in one go)."""
+    return invocation.on_chunk is None and (
+        invocation.future is not None or invocation.callback is not None)
 
 
 class Ahead:
@@ -57,16 +67,18 @@ class Ahead:
 
     def take(self, pool: FunctionPool, count: int) -> list[Invocation]:
         """Up to ``count`` invocations from the front of ``pool``'s queue that may be
-        batched (not a streamed one, which has its own message per part)."""
+        batched (``_batchable``)."""
         queue = pool.queue
         items = []
-        while queue and len(items) < count and queue[0].on_chunk is None:
+        while queue and len(items) < count and _batchable(queue[0]):
             items.append(queue.popleft())
         return items
 
     def sent(self, worker: bytes, head: str, ahead: list[Invocation]) -> None:
         """A batch went to ``worker``, its first request ``head``; ``ahead`` of it are
         not begun yet."""
+        for invocation in ahead:
+            invocation.ahead = True
         self.backlog.setdefault(worker, deque()).extend(ahead)
         self.batches += 1
         self.head[worker] = head
@@ -97,6 +109,8 @@ class Ahead:
         self.head.pop(worker, None)
         self.lane_free.pop(worker, None)
         backlog = self.backlog.pop(worker, None)
+        for invocation in backlog or ():
+            invocation.ahead = False  # it may go alone to another worker
         return list(backlog) if backlog else []
 
     def forget(self, worker: bytes) -> None:

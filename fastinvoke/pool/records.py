@@ -113,7 +113,7 @@ class Invocation:
         "request_id", "pool", "event", "timeout_ns", "invoked_arn", "client_context",
         "identity", "trace_id", "done", "payload", "error_type", "outcome", "log",
         "duration_ns", "max_rss_kb", "init_ns", "cold", "billed_ms", "log_entry",
-        "sem", "waiting", "future", "loop", "loop_thread", "callback", "started_ns",
+        "sem", "waiting", "future", "loop", "loop_thread", "callback", "started_ns", "ahead",
         "log_stream", "source", "batch", "service_error", "on_chunk",
     )
 
@@ -145,6 +145,7 @@ class Invocation:
         self.loop_thread = 0
         self.callback: Callable[[Invocation], None] | None = None
         self.started_ns = 0
+        self.ahead = False  # sent to a busy worker ahead of need (``pool.ahead``)
         self.log_stream = pool.init_stream
         self.source: Any = None  # what the submitter keeps with it (the queued Event)
         self.batch: Batch | None = None
