@@ -1,6 +1,7 @@
 # The local hop: one worker's link to the front-end, two lanes in shared memory (lane.h: a
-# request slot and a reply ring) with eventfd wake-ups.  The front-end makes the files (``lane_file``) and an
-# eventfd per worker before the fork; both ends wrap them in a ``Link``.
+# request slot and a reply ring) with eventfd wake-ups.  The front-end makes the files
+# (``lane_file``) and an eventfd per worker before the fork; both ends wrap them in a
+# ``Link``.
 #
 #   front-end: Link(in_fd=reply lane, out_fd=request lane, sleep_fd=-1, wake_fd=worker's eventfd)
 #   worker:    Link(in_fd=request lane, out_fd=reply lane, sleep_fd=its eventfd,
