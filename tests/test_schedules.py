@@ -171,7 +171,8 @@ def test_serve_fires_a_templates_schedule(tmp_path: Path) -> None:
         assert line.startswith("Ticker.EveryMinute cron(* * * * ? *) (Europe/Paris) -> ticker, "
                                "next "), line
         record = tmp_path / "record.jsonl"
-        wait_until(record.exists, timeout=75)
+        # The destination creates the file, then appends its line: wait for a whole one.
+        wait_until(lambda: record.exists() and record.read_text().endswith("\n"), timeout=75)
         event = json.loads(record.read_text().splitlines()[0])["event"]
         assert event["resources"] == [
             "arn:aws:scheduler:us-east-1:123456789012:schedule/default/TickerEveryMinute"]
