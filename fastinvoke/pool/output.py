@@ -99,7 +99,11 @@ def take(record: WorkerRecord, to_mark: bool = False) -> bytes:
     with record.output_lock:
         _drain_into(record)
         output = record.output
-        data = b"".join(output)
+        if not output:  # the usual case: nothing printed since the last take
+            if to_mark:
+                record.mark_owed = True
+            return b""
+        data = output[0] if len(output) == 1 else b"".join(output)
         output.clear()
         if record.mark_owed and (at := data.find(OUTPUT_MARK)) >= 0:
             data = data[:at] + data[at + len(OUTPUT_MARK):]
