@@ -75,6 +75,30 @@ def test_a_remote_worker_keeps_its_state(make_cluster_invoker: MakeInvoker,
     assert not any("Init Duration" in report for report in reports[1:])
 
 
+def niceness(pid: int) -> int:
+    with open(f"/proc/{pid}/stat") as file:
+        return int(file.read().rpartition(")")[2].split()[16])
+
+
+def test_remote_workers_run_at_the_nodes_priority_not_rays(
+        make_cluster_invoker: MakeInvoker, make_function: MakeFunction) -> None:
+    """Ray starts its workers, the node agents among them, at niceness 15; the node
+    process and the workers it forks return to the raylet's (the test's own here)."""
+    invoker = make_cluster_invoker()
+    name = make_function("counter.handler", invoker=invoker)
+    pid = document(invoker.invoke(name, {}))["pid"]
+    ancestors = []
+    while pid > 1:
+        ancestors.append(pid)
+        with open(f"/proc/{pid}/stat") as file:
+            pid = int(file.read().rpartition(")")[2].split()[1])
+    agent = next(pid for pid in ancestors if cmdline(pid).startswith(b"ray::NodeAgent"))
+    assert niceness(agent) > os.getpriority(os.PRIO_PROCESS, 0)  # as Ray made it
+    below_agent = ancestors[:ancestors.index(agent)]  # the worker up to the node process
+    assert [niceness(pid) for pid in below_agent] == \
+        [os.getpriority(os.PRIO_PROCESS, 0)] * len(below_agent)
+
+
 def test_a_function_no_node_can_hold_is_refused(make_cluster_invoker: MakeInvoker,
                                                 make_function: MakeFunction) -> None:
     invoker = make_cluster_invoker()

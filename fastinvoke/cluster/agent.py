@@ -11,6 +11,7 @@ one for a new node process.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -33,8 +34,11 @@ class NodeAgent:
         node_id = ray.get_runtime_context().get_node_id()
         cpus = next((node["Resources"].get("CPU", 0.0) for node in ray.nodes()
                      if node["NodeID"] == node_id), 0.0)
+        # This actor's parent is the node's raylet, which runs at the node's own priority.
+        niceness = os.getpriority(os.PRIO_PROCESS, os.getppid())
         start = encode_start(msgspec.structs.replace(
-            decode_start(start), host=ray.util.get_node_ip_address(), cpus=cpus))
+            decode_start(start), host=ray.util.get_node_ip_address(), cpus=cpus,
+            niceness=niceness))
         self._process = process = subprocess.Popen(
             [sys.executable, "-m", "fastinvoke.cluster.node"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, start_new_session=True)

@@ -12,6 +12,7 @@ nothing behind.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import threading
 import time
@@ -136,6 +137,24 @@ class Node:
         self.context.term()
 
 
+def _return_to_priority(niceness: int | None) -> None:
+    """Run at the node's own priority, not at the niceness Ray gives its workers (15):
+    behind every other process of the node, functions would wait whenever it is busy.
+    Before any thread starts: a niceness is per thread, and inherited by new ones and by
+    the templates and workers this process forks."""
+    current = os.getpriority(os.PRIO_PROCESS, 0)
+    if niceness is None or niceness >= current:
+        return
+    try:
+        os.setpriority(os.PRIO_PROCESS, 0, niceness)
+    except PermissionError:
+        _log.warning("fastinvoke node: Ray started this node's agent at niceness %d and "
+                     "this process may not return to the node's %d (that takes root or "
+                     "CAP_SYS_NICE): its functions run behind every other process here. "
+                     "Start Ray with RAY_worker_niceness=%d to avoid it",
+                     current, niceness, niceness)
+
+
 def main() -> None:
     logging.basicConfig(stream=sys.stderr, level=logging.WARNING,
                         format="%(asctime)s %(name)s: %(message)s")
@@ -143,6 +162,7 @@ def main() -> None:
     if start.protocol != protocol.PROTOCOL:
         sys.exit(f"fastinvoke node: protocol {start.protocol} asked, {protocol.PROTOCOL} "
                  "spoken: install the same fastinvoke on every node")
+    _return_to_priority(start.niceness)
     node = Node(start)
     try:
         sys.stdout.write(node.endpoint + "\n")

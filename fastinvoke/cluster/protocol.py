@@ -120,6 +120,9 @@ class Start(msgspec.Struct, gc=False):
     region: str
     orphan_after_s: float  # exit when the front-end has been silent this long
     cpus: float = 0  # the CPUs Ray offers on the node (set by its agent; 0: the machine's)
+    # The node's own priority (its raylet's niceness, set by its agent), which the node
+    # process returns to: Ray starts its workers, the agent among them, at niceness 15.
+    niceness: int | None = None
 
 
 ToNode = Deploy | Resize | Run | Recycle | Undeploy | Several | Ping
