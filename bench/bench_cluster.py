@@ -105,14 +105,34 @@ def _throughput(sizes: Sizes, **options: Any) -> dict[str, Any]:
     with _invoker(**options) as inv:
         warm = [ADD_EVENT] * 256
         warm_workers(inv, lambda: uvloop.run(ainvoke_all(inv, "add", warm, [None] * 256)))
+        busy_started = _machine_busy_ns()
         elapsed = uvloop.run(ainvoke_all(inv, "add", events, results))
+        busy_ns = _machine_busy_ns() - busy_started
         check_workers(inv)
         nodes = inv.placement("add")
     wrong = sum(result != answer for result, answer in zip(results, answers, strict=True))
     if wrong:
         raise AssertionError(f"{wrong} of {len(results)} answers are wrong")
-    return {"metrics": {"inv_per_s": len(events) / (elapsed / 1e9)},
-            "samples": len(events), "checked": f"workers by node: {sorted(nodes.values())}"}
+    cpu_ns = busy_ns / len(events)
+    # What the same CPU per invocation would allow with every core busy: the path's cost,
+    # apart from how well its processes' wake-ups keep the cores busy.
+    full_use = os.cpu_count() * 1e9 / cpu_ns
+    return {"metrics": {"inv_per_s": len(events) / (elapsed / 1e9),
+                        "cpu_us_per_call": cpu_ns / 1e3},
+            "samples": len(events),
+            "checked": f"workers by node: {sorted(nodes.values())}; the machine's CPU busy "
+                       f"{busy_ns / elapsed:.0%} of a core; at full use of its "
+                       f"{os.cpu_count()} cores, {full_use:,.0f} inv/s"}
+
+
+def _machine_busy_ns() -> int:
+    """CPU time every core of the machine has spent busy (``/proc/stat``: all but idle
+    and iowait), in ns: the nodes, their workers and Ray's servers are not all this
+    process's descendants on a real cluster, and Ray may start processes meanwhile."""
+    with open("/proc/stat") as stat:
+        ticks = [int(field) for field in stat.readline().split()[1:]]
+    idle = ticks[3] + ticks[4]
+    return (sum(ticks[:8]) - idle) * 1_000_000_000 // os.sysconf("SC_CLK_TCK")
 
 
 
