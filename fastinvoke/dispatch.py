@@ -45,7 +45,7 @@ if TYPE_CHECKING:
     from .admission import Admission
     from .cluster.slots import Slots
     from .pool.alarm import Alarm
-    from .pool.hop import RemoteLink
+    from .pool.hop import RemoteAnswers, RemoteLink
     from .pool.lifecycle import Workers
 
 # A lone waiting caller spins on its worker's reply for up to twice the function's recent
@@ -98,6 +98,7 @@ class Dispatcher:
         # dispatcher's owner always reads them (a Ray node's engine).
         self.unattended = 0
         self.replies_read_elsewhere = False
+        self.remote_answers: RemoteAnswers | None = None  # a Ray cluster's, lent to loops
         self._ahead = Ahead()  # invocations sent to busy workers ahead of need
         self._capacity_waiter: Callable[[], None] | None = None
 
@@ -442,6 +443,8 @@ class Dispatcher:
 
     def wait(self, invocation: Invocation) -> None:
         """Block until ``invocation`` is done (any thread)."""
+        if self.remote_answers is not None:
+            self.remote_answers.leave_thread()
         lock = self.lock
         sem = None
         while True:
@@ -555,13 +558,16 @@ class Dispatcher:
             self.unwatch(loop)
 
     def watch(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Have ``loop`` read the replies (its thread), until as many ``unwatch`` calls."""
+        """Have ``loop`` read the replies, and a cluster's answers (``remote_answers``),
+        until as many ``unwatch`` calls (its thread)."""
         watchers = self._loops.get(loop, 0)
         if watchers == 0:
             self.bell.raise_()  # a loop cannot spin: it needs every reply's wake-up
             loop.add_reader(self.fd, self._pump)
             if self.replies_waiting():  # published before the bell rang: nobody was woken
                 loop.call_soon(self._pump)
+            if self.remote_answers is not None:
+                self.remote_answers.lend(loop)
         self._loops[loop] = watchers + 1
 
     def unwatch(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -571,6 +577,8 @@ class Dispatcher:
         else:
             loop.remove_reader(self.fd)
             self.bell.lower()
+            if self.remote_answers is not None:
+                self.remote_answers.take_back(loop)
 
     def _pump(self) -> None:
         self.clear_wake_up()

@@ -24,6 +24,8 @@ from helpers import MakeFunction, MakeInvoker, descendants, document, wait_until
 from http_server import serving
 from prometheus_client.parser import text_string_to_metric_families
 
+from fastinvoke import Invoker
+from fastinvoke.cluster.link import LOST_AFTER_S
 from fastinvoke.errors import InvalidParameterValueException, ServiceException
 
 ray = pytest.importorskip("ray", reason="Ray is not installed: pip install -e '.[test]'")
@@ -386,3 +388,109 @@ def test_versions_and_aliases_run_on_the_cluster(make_cluster_invoker: MakeInvok
     assert document(invoker.invoke(name, {}, qualifier="1"))["count"] == 2
     assert sum(invoker.placement(name, "1").values()) == 1
     assert invoker.meter(name, "1")["invocations"] == 2
+
+
+# -- the reading of the nodes' answers, lent to an event loop --------------------------------
+
+def gated_function(make_cluster_invoker: MakeInvoker,
+                   make_function: MakeFunction) -> tuple[Invoker, str, Any]:
+    """An invoker, a function on its 6 GiB node that answers once its event's gate file
+    exists, and the invoker's relay."""
+    invoker = make_cluster_invoker()
+    name = make_function("gate.handler", invoker=invoker, memory_mb=640)
+    return invoker, name, invoker._dispatcher.remote_answers
+
+
+async def gated_calls_lent(invoker: Invoker, name: str, gate: Path) -> list[asyncio.Future]:
+    """Three calls waiting for ``gate``, once the relay has lent the running loop the
+    reading of their answers (it hands it over on its own thread; 10 s at most)."""
+    gated = [asyncio.ensure_future(invoker.ainvoke(name, {"gate": str(gate)}))
+             for _ in range(3)]
+    relay, loop = invoker._dispatcher.remote_answers, asyncio.get_running_loop()
+    deadline = time.monotonic() + 10
+    while relay.lent_to is not loop:
+        assert time.monotonic() < deadline, "the relay never lent the reading to the loop"
+        await asyncio.sleep(0.001)
+    return gated
+
+
+def test_a_loop_awaiting_answers_reads_them_and_gives_the_reading_back(
+        make_cluster_invoker: MakeInvoker, make_function: MakeFunction,
+        tmp_path: Path) -> None:
+    """While a loop awaits invocations it reads the nodes' answers itself; once it awaits
+    none, the relay thread reads them again: a synchronous caller is answered."""
+    invoker, name, relay = gated_function(make_cluster_invoker, make_function)
+    gate = tmp_path / "gate"
+
+    async def run() -> list[Any]:
+        gated = await gated_calls_lent(invoker, name, gate)
+        gate.touch()
+        return [document(answer) for answer in await asyncio.gather(*gated)]
+
+    assert asyncio.run(run()) == ["through"] * 3
+    assert relay.lent_to is None
+    assert document(invoker.invoke(name, {"gate": "/"})) == "through"
+
+
+def test_a_synchronous_call_on_the_loops_thread_is_answered(
+        make_cluster_invoker: MakeInvoker, make_function: MakeFunction,
+        tmp_path: Path) -> None:
+    """invoke() on the thread of the loop that reads the answers blocks that loop: the
+    reading goes back to the relay thread first, which answers it and the loop's own."""
+    invoker, name, relay = gated_function(make_cluster_invoker, make_function)
+    gate = tmp_path / "gate"
+
+    async def run() -> list[Any]:
+        gated = await gated_calls_lent(invoker, name, gate)
+        assert document(invoker.invoke(name, {"gate": "/"})) == "through"
+        assert relay.lent_to is None
+        gate.touch()
+        return [document(answer) for answer in await asyncio.gather(*gated)]
+
+    assert asyncio.run(run()) == ["through"] * 3
+    assert invoker.meter(name)["invocations"] == 4
+
+
+def test_a_loop_that_stops_with_the_reading_gives_it_back(
+        make_cluster_invoker: MakeInvoker, make_function: MakeFunction,
+        tmp_path: Path) -> None:
+    """A loop that stops running while its calls are outstanding reads no more: the relay
+    takes the reading back, so another thread is answered meanwhile, and the stopped
+    loop's calls when it runs again."""
+    invoker, name, relay = gated_function(make_cluster_invoker, make_function)
+    gate = tmp_path / "gate"
+    loop = asyncio.new_event_loop()
+    try:
+        gated = loop.run_until_complete(gated_calls_lent(invoker, name, gate))
+        answers: list[Any] = []
+        caller = threading.Thread(
+            target=lambda: answers.append(document(invoker.invoke(name, {"gate": "/"}))))
+        caller.start()
+        caller.join(timeout=30)
+        assert answers == ["through"]
+        assert relay.lent_to is None
+        gate.touch()
+        done = loop.run_until_complete(asyncio.wait_for(asyncio.gather(*gated), 30))
+        assert [document(answer) for answer in done] == ["through"] * 3
+    finally:
+        loop.close()
+
+
+def test_a_blocked_loop_with_the_reading_does_not_lose_its_nodes(
+        make_cluster_invoker: MakeInvoker, make_function: MakeFunction,
+        tmp_path: Path) -> None:
+    """A loop that blocks (here in a plain sleep) while it has the reading leaves the
+    nodes' beats unread: the relay takes the reading back before the silence would
+    declare a node lost, so the calls are answered, not failed."""
+    invoker, name, relay = gated_function(make_cluster_invoker, make_function)
+    gate = tmp_path / "gate"
+
+    async def run() -> list[Any]:
+        gated = await gated_calls_lent(invoker, name, gate)
+        gate.touch()
+        time.sleep(LOST_AFTER_S * 2)  # noqa: ASYNC251 - the loop blocked, on purpose
+        assert relay.lent_to is None
+        return [document(answer) for answer in await asyncio.gather(*gated)]
+
+    assert asyncio.run(run()) == ["through"] * 3
+    assert invoker.meter(name)["errors"] == 0

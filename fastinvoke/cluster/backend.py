@@ -38,9 +38,10 @@ from ..pool.failures import fail_queue
 from ..pool.hop import Hop
 from ..pool.records import FunctionPool
 from . import protocol
-from .link import Keys, NodeLink, Relay, RemoteNode
+from .link import Keys, NodeLink, RemoteNode
 from .local import LocalNode
 from .placement import Ray, check, refusal, worker_resources
+from .relay import Relay
 from .slots import STARVED_NS, Slots
 
 _log = logging.getLogger("fastinvoke")
@@ -79,6 +80,7 @@ class ClusterSupervisor:
         self._context = zmq.Context(1)
         self._relay = Relay(self.lock, self.workers.finished, self.workers.recycled,
                             self._lost)
+        hop.remote_answers = self._relay
         self._stopping = False
         self._next_scan_ns = 0
         self._starting: dict[str, object] = {}  # node id -> its agent's start call

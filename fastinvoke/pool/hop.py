@@ -12,6 +12,8 @@ import threading
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
+    import asyncio
+
     from .._core import Dispatcher as CoreDispatcher
     from .._core import Doorbell
     from .records import FunctionPool, Invocation
@@ -23,6 +25,15 @@ class RemoteLink(Protocol):
     def send(self, message: bytes) -> None: ...
 
 
+class RemoteAnswers(Protocol):
+    """Answers that arrive on sockets, not in lanes (a Ray cluster's nodes'), which an
+    asyncio loop awaiting invocations may read itself while it does (``cluster.relay``)."""
+
+    def lend(self, loop: asyncio.AbstractEventLoop) -> None: ...
+    def take_back(self, loop: asyncio.AbstractEventLoop) -> None: ...
+    def leave_thread(self) -> None: ...
+
+
 class Hop(Protocol):
     lock: threading.Lock  # the one lock of the front-end's bookkeeping
     core: CoreDispatcher  # idle stacks, requests in flight, deadlines
@@ -30,6 +41,7 @@ class Hop(Protocol):
     bell: Doorbell  # raised while someone sleeps on ``fd``
     unattended: int  # invocations in flight that no caller waits for (Event)
     replies_read_elsewhere: bool  # a loop of the owner reads every reply (no need to)
+    remote_answers: RemoteAnswers | None
 
     def open_link(self, worker: bytes) -> tuple[int, int, int, int, int]: ...
     def add_link(self, worker: bytes, link: RemoteLink) -> None: ...
