@@ -19,6 +19,8 @@ Groups are ``/aws/lambda/<function>``, streams ``YYYY/MM/DD/[$LATEST]<32 hex>`` 
 page on it.  Writing stays off the invoke hot path: ``append`` puts the entry on a deque, and a
 writer thread splits entries into lines and commits them in batches (one transaction every
 ~50 ms or 1,000 appends); ``flush`` waits for that.  Reads see committed events only.
+Past a backlog of 50,000 appends, ``append`` waits for the writer: memory stays bounded
+however fast invocations end (unless writing fails, when nothing waits: see ``_insert``).
 """
 
 from __future__ import annotations
@@ -49,6 +51,11 @@ from .sqlitedb import connect, enable_wal
 RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827,
                   2192, 2557, 2922, 3288, 3653)  # what CloudWatch's PutRetentionPolicy accepts
 _BATCH = 1000  # queued appends per transaction at most; this many wake the writer early
+# Appends queued at most (some 20 MB): beyond, ``append`` waits until the writer has
+# committed a batch more, so invocations that end faster than their lines are written (a
+# load test's) go at the writer's pace instead of queueing lines without bound.
+BACKLOG = 50_000
+_ROOM = BACKLOG - _BATCH  # the backlog at which a waiting append goes on
 _INTERVAL_S, _PURGE_EVERY_S = 0.05, 60.0  # group commit period; retention purge period
 _PAGE = 1000  # events per query while following
 _DAY_MS = 86_400_000
@@ -130,6 +137,8 @@ class LogStore:
         # Items: (group, stream, entries) to insert, or (fn, future) to run in order with them.
         self._queue: deque[tuple[Any, ...]] = deque()
         self._wake = threading.Event()
+        self._room = threading.Condition()  # notified as the writer brings the backlog down
+        self._failing = False  # the last insert failed: appends do not wait for the writer
         self._closed = False
         self._close_lock = threading.Lock()
         self._read_lock = threading.Lock()
@@ -157,8 +166,19 @@ class LogStore:
         if self._closed:
             raise RuntimeError("LogStore is closed")
         self._queue.append((group, stream, entries))  # atomic: no lock on the hot path
-        if len(self._queue) >= _BATCH and not self._wake.is_set():
-            self._wake.set()
+        queued = len(self._queue)
+        if queued >= _BATCH:
+            if not self._wake.is_set():
+                self._wake.set()
+            if queued >= BACKLOG and not self._failing:
+                self._wait_for_room()
+
+    def _wait_for_room(self) -> None:
+        """Wait until the writer has committed a batch more (or fails, or the store
+        closes): a wait as long as one transaction, not a stall."""
+        with self._room:
+            while len(self._queue) > _ROOM and not self._failing and not self._closed:
+                self._room.wait(0.1)
 
     def flush(self, timeout: float | None = None) -> None:
         """Block until everything appended before this call is committed."""
@@ -194,6 +214,8 @@ class LogStore:
             if not self._closed:
                 self._closed = True  # refuse appends, then the writer drains the queue and ends
                 self._wake.set()
+                with self._room:  # an append waiting for room waits no more
+                    self._room.notify_all()
                 self._writer.join()
                 with self._read_lock:
                     self._rconn.close()
@@ -228,6 +250,9 @@ class LogStore:
             try:  # the thread must outlive any error, or flush() would wait for ever
                 while self._queue:
                     self._write_batch()
+                    if len(self._queue) <= _ROOM:
+                        with self._room:
+                            self._room.notify_all()
                 if time.monotonic() >= next_purge:
                     next_purge = time.monotonic() + _PURGE_EVERY_S
                     with self._transaction() as conn:
@@ -279,8 +304,13 @@ class LogStore:
                     rows += [(gid, sid, ts, rid, message) for ts, rid, message in events]
                 with self._transaction() as conn:
                     conn.executemany(_INSERT, rows)
+                self._failing = False
                 return
             except sqlite3.Error as exc:
+                if not self._failing:
+                    self._failing = True
+                    with self._room:  # nobody waits for a writer that cannot write
+                        self._room.notify_all()
                 # Busy (another process writing) or a full disk: keep the lines and retry;
                 # give up only if closing and it keeps failing, or close would never end.
                 if self._closed and attempt >= 20:

@@ -14,6 +14,7 @@ import pytest
 from fastinvoke import logs
 from fastinvoke.filterpatterns import compile_filter
 from fastinvoke.logstore import (
+    BACKLOG,
     RETENTION_DAYS,
     LogEntry,
     LogEvent,
@@ -392,3 +393,41 @@ def test_close_is_idempotent_and_final(tmp_path: Path) -> None:
         store.append(GROUP, STREAM, [LogEntry(0, "r", "late\n")])
     with pytest.raises(RuntimeError, match="closed"):
         store.purge()
+
+
+# -- backlog ----------------------------------------------------------------------------------
+
+def test_appends_beyond_the_backlog_wait_for_the_writer(store: LogStore) -> None:
+    """Entries appended faster than they are written queue up to the backlog, then each
+    append waits until the writer has caught up: memory stays bounded, nothing is lost."""
+    total = 2 * BACKLOG + 1_000
+    most = 0
+    for number in range(total):
+        store.append(GROUP, STREAM, [LogEntry(1_000, f"r-{number}", f"line {number}\n")])
+        most = max(most, len(store._queue))
+    assert most <= BACKLOG
+    store.flush()
+    assert len(store.events(GROUP, limit=total + 1)) == total
+
+
+def test_appends_do_not_wait_for_a_writer_that_cannot_write(tmp_path: Path) -> None:
+    """While another connection holds the database (the writer's inserts fail once its
+    busy timeout passes), appends beyond the backlog go on, and are written once it can."""
+    path = tmp_path / "logs.db"
+    with LogStore(path) as store:
+        holder = sqlite3.connect(path, isolation_level=None)
+        holder.execute("BEGIN EXCLUSIVE")
+        total = BACKLOG + 1_000
+
+        def append_all() -> None:
+            for number in range(total):
+                store.append(GROUP, STREAM, [LogEntry(1_000, f"r-{number}", "x\n")])
+
+        appender = threading.Thread(target=append_all)
+        appender.start()
+        appender.join(timeout=60)
+        holder.execute("ROLLBACK")
+        holder.close()
+        assert not appender.is_alive(), "appends waited for a writer that cannot write"
+        store.flush()
+        assert len(store.events(GROUP, limit=total + 1)) == total
