@@ -26,6 +26,7 @@ however fast invocations end (unless writing fails, when nothing waits: see ``_i
 from __future__ import annotations
 
 import atexit
+import functools
 import itertools
 import logging
 import os
@@ -74,6 +75,17 @@ CREATE INDEX IF NOT EXISTS events_by_time ON events (group_id, timestamp_ms);
 COMMIT;"""
 _INSERT = ("INSERT INTO events (group_id, stream_id, timestamp_ms, request_id, message) "
            "VALUES (?, ?, ?, ?, ?)")
+# Rows go in by the hundred, not one statement each: the sqlite3 module releases the GIL
+# around every statement, and a writer that must take it back for each row (executemany)
+# waits up to the interpreter's switch interval each time while the front-end's loop is
+# busy. 199 rows of 5 values stay within SQLite's smallest limit of 999 variables.
+_VALUES_PER_INSERT = 199 * 5
+
+
+@functools.cache
+def _insert_rows(count: int) -> str:
+    """An INSERT of ``count`` events."""
+    return _INSERT + ", (?, ?, ?, ?, ?)" * (count - 1)
 _GROUP_ID = "(SELECT id FROM groups WHERE name = ?)"
 _SELECT = ("SELECT e.seq, e.timestamp_ms, s.name, e.request_id, e.message FROM events e "
            f"JOIN streams s ON s.id = e.stream_id WHERE e.group_id = {_GROUP_ID}")
@@ -298,12 +310,15 @@ class LogStore:
     def _insert(self, lines: list[tuple[str, str, list[tuple[int, str, str]]]]) -> None:
         for attempt in itertools.count():
             try:
-                rows = []
+                values: list[int | str] = []
                 for group, stream, events in lines:
                     gid, sid = self._ids.get((group, stream)) or self._stream_ids(group, stream)
-                    rows += [(gid, sid, ts, rid, message) for ts, rid, message in events]
+                    for ts, rid, message in events:
+                        values += (gid, sid, ts, rid, message)
                 with self._transaction() as conn:
-                    conn.executemany(_INSERT, rows)
+                    for start in range(0, len(values), _VALUES_PER_INSERT):
+                        chunk = values[start:start + _VALUES_PER_INSERT]
+                        conn.execute(_insert_rows(len(chunk) // 5), chunk)
                 self._failing = False
                 return
             except sqlite3.Error as exc:
