@@ -80,15 +80,15 @@ _INSERT = ("INSERT INTO events (group_id, stream_id, timestamp_ms, request_id, m
 # waits up to the interpreter's switch interval each time while the front-end's loop is
 # busy. 199 rows of 5 values stay within SQLite's smallest limit of 999 variables.
 _VALUES_PER_INSERT = 199 * 5
+_GROUP_ID = "(SELECT id FROM groups WHERE name = ?)"
+_SELECT = ("SELECT e.seq, e.timestamp_ms, s.name, e.request_id, e.message FROM events e "
+           f"JOIN streams s ON s.id = e.stream_id WHERE e.group_id = {_GROUP_ID}")
 
 
 @functools.cache
 def _insert_rows(count: int) -> str:
     """An INSERT of ``count`` events."""
     return _INSERT + ", (?, ?, ?, ?, ?)" * (count - 1)
-_GROUP_ID = "(SELECT id FROM groups WHERE name = ?)"
-_SELECT = ("SELECT e.seq, e.timestamp_ms, s.name, e.request_id, e.message FROM events e "
-           f"JOIN streams s ON s.id = e.stream_id WHERE e.group_id = {_GROUP_ID}")
 
 
 class LogEntry(msgspec.Struct, frozen=True, gc=False):
