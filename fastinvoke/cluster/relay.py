@@ -18,8 +18,11 @@ lock held, and a side touches the sockets only while it is its turn:
   gives the loop its turn (``lent_to``) and has it add its readers;
 * ``take_back(loop)`` (the loop's thread, when it awaits no more invocations): the loop
   removes its readers and the relay thread polls again;
-* a synchronous wait on the loop's own thread (it would block the reader it waits for),
-  and a loop that stopped running or closed while it had the turn, take it back too.
+* a synchronous wait on the loop's own thread (it would block the reader it waits for)
+  takes it back too, and so does the relay thread from a loop that stopped running or
+  closed with the turn, or left a node's beats unread for ``READ_LATE_S`` (a blocked
+  loop: else the node would be found lost).  The loop then has it again only once it
+  has awaited nothing in between.
 """
 
 from __future__ import annotations
