@@ -136,9 +136,10 @@ def _throughput(sizes: Sizes, **options: Any) -> dict[str, Any]:
 
 
 def _machine_busy_ns() -> int:
-    """CPU time every core of the machine has spent busy (``/proc/stat``: all but idle
-    and iowait), in ns: the nodes, their workers and Ray's servers are not all this
-    process's descendants on a real cluster, and Ray may start processes meanwhile."""
+    """CPU time every core of this machine has spent busy (``/proc/stat``: all but idle
+    and iowait), in ns: everything a local cluster runs, which is not all this process's
+    descendants, and Ray may start processes meanwhile.  On a real cluster
+    (``FASTINVOKE_BENCH_RAY_ADDRESS``) it is the front-end's machine alone."""
     with open("/proc/stat") as stat:
         ticks = [int(field) for field in stat.readline().split()[1:]]
     idle = ticks[3] + ticks[4]
