@@ -87,7 +87,7 @@ def test_remote_workers_run_at_the_nodes_priority_not_rays(
     """Ray starts its workers, the node agents among them, at niceness 15; the node
     process and the workers it forks return to the raylet's (the test's own here)."""
     invoker = make_cluster_invoker()
-    name = make_function("counter.handler", invoker=invoker)
+    name = make_function("counter.handler", invoker=invoker, memory_mb=640)  # not the head
     pid = document(invoker.invoke(name, {}))["pid"]
     ancestors = []
     while pid > 1:
