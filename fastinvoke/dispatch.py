@@ -171,12 +171,10 @@ class Dispatcher:
         if invocation.on_chunk is not None:  # its response may be streamed
             self._streams[invocation.request_id] = invocation
         if ahead:
-            self._ahead.sent(worker, invocation.request_id, ahead)
-            message = wire.Batch([first, *(self._header(each, True) for each in ahead)])
+            self._send_batch(worker, invocation.request_id, [first], ahead)
         else:
             self._ahead.sent_one(worker)
-            message = first
-        self.links[worker].send(wire.encode_header(message))
+            self.links[worker].send(wire.encode_header(first))
         self._began(invocation, now, deadline_ns)
 
     def _send_ahead(self, worker: bytes, pool: FunctionPool) -> bool:
@@ -189,10 +187,17 @@ class Dispatcher:
         ahead = self._ahead.take(pool, self._ahead.wanted(worker, pool))
         if not ahead:
             return False
-        self._ahead.sent(worker, ahead[0].request_id, ahead)
-        self.links[worker].send(wire.encode_header(
-            wire.Batch([self._header(each, True) for each in ahead])))
+        self._send_batch(worker, ahead[0].request_id, [], ahead)
         return True
+
+    def _send_batch(self, worker: bytes, head: str, headers: list[wire.Invoke],
+                    ahead: list[Invocation]) -> None:
+        """Send ``worker`` one message: ``headers`` (what it begins now, if anything),
+        then ``ahead``, marked, to begin as each one before it replies; ``head`` is the
+        message's first request."""
+        self._ahead.sent(worker, head, ahead)
+        headers += (self._header(each, True) for each in ahead)
+        self.links[worker].send(wire.encode_header(wire.Batch(headers)))
 
     def _header(self, invocation: Invocation, marked: bool) -> wire.Invoke:
         return wire.Invoke(

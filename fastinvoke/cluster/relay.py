@@ -105,8 +105,7 @@ class Relay:
                 self._detach(loop)  # closing from the loop's own thread
             # Else its readers stay on a loop that reads no more (ours is the turn no
             # longer): it is closing or ends with them.
-            self.lent_to = self._wanted = None
-            self._attached.clear()
+            self._to_relay()
         self._close_retired()
         os.close(self._wake_fd)
 
@@ -128,7 +127,7 @@ class Relay:
                 return
             if self.lent_to is loop:
                 self._detach(loop)
-            self._wanted = self.lent_to = None
+            self._to_relay()
         self._wake()
 
     def leave_thread(self) -> None:
@@ -157,6 +156,11 @@ class Relay:
         """Remove ``loop``'s readers (its thread, lock held)."""
         for fd in self._attached.values():
             loop.remove_reader(fd)
+
+    def _to_relay(self) -> None:
+        """The reading returns to the relay thread (lock held): no loop has it or asks
+        for it.  Readers left on a loop check whose turn it is before they read."""
+        self.lent_to = self._wanted = None
         self._attached.clear()
 
     def _loop_read(self, loop: asyncio.AbstractEventLoop, link: RemoteNode, fd: int) -> None:
@@ -177,8 +181,7 @@ class Relay:
         try:
             loop.call_soon_threadsafe(*call)
         except RuntimeError:  # the loop is closed
-            self.lent_to = self._wanted = None
-            self._attached.clear()
+            self._to_relay()
 
     def _wake(self) -> None:
         os.eventfd_write(self._wake_fd, 1)
@@ -248,8 +251,7 @@ class Relay:
         unread_since = time.monotonic() - READ_LATE_S
         if (loop.is_closed() or not loop.is_running()
                 or any(link.up and link.last_heard < unread_since for link in self.links)):
-            self.lent_to = self._wanted = None
-            self._attached.clear()
+            self._to_relay()
 
     def _receive(self, link: RemoteNode) -> tuple[list[protocol.Done],
                                                   list[protocol.Recycled]]:
