@@ -15,6 +15,7 @@ import time
 
 import zmq
 
+from ..channel import DONTWAIT, open_channel
 from . import protocol
 
 LOST_AFTER_S = 1.5  # silence after which a node is lost (it beats every 0.25 s)
@@ -64,13 +65,16 @@ class RemoteNode(NodeLink):
         self.last_heard = time.monotonic()
         self.tx = _client(context, keys, b"tx", endpoint)
         self.rx = _client(context, keys, b"rx", endpoint)
+        # Their invoke-path calls, made on libzmq directly.
+        self.sending = open_channel(self.tx)
+        self.receiving = open_channel(self.rx)
         self._held: list[protocol.ToNode] | None = None  # while the relay holds sends
 
     def send(self, message: protocol.ToNode) -> None:
         if self._held is not None:
             self._held.append(message)
         else:
-            self.tx.send(protocol.encode(message), zmq.NOBLOCK)
+            self.sending.send(protocol.encode(message), DONTWAIT)
 
     def hold(self) -> None:
         """Keep what is sent from now until ``flush``, to send it as one frame."""
@@ -82,7 +86,7 @@ class RemoteNode(NodeLink):
             self.send(held[0] if len(held) == 1 else protocol.Several(held))
 
     def send_bytes(self, data: bytes) -> None:
-        self.tx.send(data, zmq.NOBLOCK)
+        self.sending.send(data, DONTWAIT)
 
     def close(self) -> None:
         self.tx.close(linger=0)

@@ -20,7 +20,8 @@ import time
 import zmq
 import zmq.auth.thread
 
-from .._core import monotonic_ns
+from .._core import Channel, monotonic_ns
+from ..channel import DONTWAIT, SNDMORE, PyzmqChannel, open_channel
 from . import protocol
 from .engine import Engine
 
@@ -70,6 +71,7 @@ class Node:
         """Until the agent ends or closes our stdin (the front-end's stop), or the
         front-end falls silent."""
         socket, engine = self.socket, self.engine
+        channel = open_channel(socket)  # the invoke path's calls, on libzmq directly
         engine.loop_thread = threading.get_ident()
         replies, outbox_fd = engine.dispatcher.fd, engine.outbox_fd
         poller = zmq.Poller()
@@ -94,11 +96,9 @@ class Node:
                 return  # the agent ended (or closed our stdin to stop us)
             if socket in events:
                 heard = time.monotonic()
-                while True:
-                    try:
-                        _, frame = socket.recv_multipart(zmq.NOBLOCK)
-                    except zmq.Again:
-                        break
+                while channel.readable():
+                    channel.recv(DONTWAIT)  # the sender's routing id: only ours gets in
+                    frame = channel.recv(DONTWAIT)
                     try:
                         engine.handle(decode(frame))
                     except Exception:
@@ -115,15 +115,15 @@ class Node:
                     if type(record) is protocol.Done:
                         held.append(record)
                     else:
-                        socket.send_multipart((FRONT_END, encode(record)))
+                        _send(channel, encode(record))
             if held and (len(held) >= HOLD_AT_MOST or monotonic_ns() >= held_until
                          or not engine.answers_can_wait()):
-                socket.send_multipart((FRONT_END, encode(protocol.Finished(held))))
+                _send(channel, encode(protocol.Finished(held)))
                 held = []
                 engine.answers_sent()
             now = time.monotonic()
             if now >= next_beat:
-                socket.send_multipart((FRONT_END, beat))
+                _send(channel, beat)
                 next_beat = now + BEAT_S
             if now - heard > self.orphan_after_s:
                 _log.warning("fastinvoke node: the front-end has been silent for %.0f s; "
@@ -135,6 +135,12 @@ class Node:
         self._auth.stop()
         self.socket.close()
         self.context.term()
+
+
+def _send(channel: Channel | PyzmqChannel, data: bytes) -> None:
+    """Send ``data`` to the front-end's receiving socket."""
+    channel.send(FRONT_END, SNDMORE)
+    channel.send(data)
 
 
 def _return_to_priority(niceness: int | None) -> None:

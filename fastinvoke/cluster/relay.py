@@ -36,6 +36,7 @@ from collections.abc import Callable
 
 import zmq
 
+from ..channel import DONTWAIT
 from . import protocol
 from .link import LOST_AFTER_S, RemoteNode
 
@@ -173,7 +174,7 @@ class Relay:
                 # does not consume.
                 loop.remove_reader(fd)
                 return
-            while link.rx.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+            while link.receiving.readable():
                 self._answered(link, *self._receive(link))
 
     def _call_on(self, loop: asyncio.AbstractEventLoop, *call: object) -> None:
@@ -256,15 +257,12 @@ class Relay:
     def _receive(self, link: RemoteNode) -> tuple[list[protocol.Done],
                                                   list[protocol.Recycled]]:
         """Every message waiting on ``link``'s socket (whoever has the reading)."""
-        decode, rx = protocol.decode_from_node, link.rx
+        decode, rx = protocol.decode_from_node, link.receiving
         done: list[protocol.Done] = []
         recycled: list[protocol.Recycled] = []
         heard = False
-        while True:
-            try:
-                message = decode(rx.recv(zmq.NOBLOCK))
-            except zmq.Again:
-                break
+        while rx.readable():
+            message = decode(rx.recv(DONTWAIT))
             heard = True
             kind = type(message)
             if kind is protocol.Finished:
