@@ -8,14 +8,18 @@ DEF _CHUNK = 65536
 
 def drain(int fd):
     """Read all the non-blocking pipe ``fd`` holds now: ``(data, ended)``, ``ended`` once
-    every writer has closed it."""
+    every writer has closed it (seen by a read that finds the pipe empty: a short read
+    returns without one, having emptied the pipe)."""
     cdef char buf[_CHUNK]
     cdef ssize_t n
     chunks = []
     while True:
         with nogil:
             n = read(fd, buf, _CHUNK)
-        if n > 0:
+        if 0 < n < _CHUNK:
+            chunks.append(buf[:n])
+            return (chunks[0] if len(chunks) == 1 else b"".join(chunks)), False
+        elif n > 0:
             chunks.append(buf[:n])
         elif n == 0:
             return b"".join(chunks), True

@@ -25,7 +25,16 @@ from ..wire import OUTPUT_MARK
 from .records import WorkerRecord
 
 _PIPE_BYTES = 1 << 20  # what a worker may print before the thread must drain its pipe
+# The thread's rounds: every reply takes its invocation's output anyway, so the thread
+# matters only for a worker that prints much while it runs.  After a round that found at
+# least _MUCH in a pipe it rounds again in _ROUND_S (a pipe fills in no less than that);
+# otherwise in _QUIET_ROUND_S: what wakes it then is mostly the marks of invocations run
+# back to back, and a round as often as each would take the CPU and the GIL from the
+# dispatcher for nothing.  A pipe of 64 KB (where a larger one is refused) takes _MUCH
+# several times before it is full.
 _ROUND_S = 0.001
+_QUIET_ROUND_S = 0.02
+_MUCH = 8192
 
 
 class Outputs:
@@ -66,6 +75,7 @@ class Outputs:
 
     def _run(self) -> None:
         while True:
+            most = 0  # the most one pipe held this round
             for fd, _ in self._epoll.poll():
                 if fd == self._stop_r:
                     return
@@ -73,13 +83,12 @@ class Outputs:
                 if record is None:
                     continue
                 with record.output_lock:
-                    if _drain_into(record) and self._records.get(fd) is record:
+                    read, ended = _drain_into(record)
+                    if ended and self._records.get(fd) is record:
                         del self._records[fd]  # the worker is gone: nothing more comes
                         self._epoll.unregister(fd)
-            # At most one round a millisecond: every reply takes its output anyway, and
-            # a worker running invocations back to back marks each one's start, which
-            # would wake this thread as often; a pipe fills in no less than that.
-            time.sleep(_ROUND_S)
+                most = max(most, read)
+            time.sleep(_ROUND_S if most >= _MUCH else _QUIET_ROUND_S)
 
     def stop(self) -> None:
         os.write(self._stop_w, b"x")
@@ -119,12 +128,12 @@ def take(record: WorkerRecord, to_mark: bool = False) -> bytes:
         return data
 
 
-def _drain_into(record: WorkerRecord) -> bool:
-    """Move what the pipe holds into ``record.output`` (its lock held); True once the
-    worker's end is closed."""
+def _drain_into(record: WorkerRecord) -> tuple[int, bool]:
+    """Move what the pipe holds into ``record.output`` (its lock held): how many bytes,
+    and whether the worker's end is closed."""
     if record.output_fd < 0:
-        return True
+        return 0, True
     data, ended = drain(record.output_fd)
     if data:
         record.output.append(data)
-    return ended
+    return len(data), ended
