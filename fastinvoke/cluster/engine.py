@@ -13,6 +13,7 @@ front-end (``local``).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import os
@@ -22,7 +23,7 @@ import tempfile
 import threading
 import zipfile
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import msgspec
 
@@ -60,7 +61,6 @@ class Engine:
             sandbox=settings.sandbox, denied=denied)
         self.dispatcher.attach(self.supervisor.workers, self.supervisor.alarm)
         self.supervisor.start()
-        self.dispatcher.bell.raise_()  # workers always wake the owner's loop
         self.pools: dict[str, FunctionPool] = {}
         self._generations: dict[str, int] = {}
         self._code: dict[str, str] = {}  # code sha256 -> its unpacked directory
@@ -208,11 +208,26 @@ class Engine:
         return bool(self.dispatcher.core.in_flight) and not any(
             pool.queue for pool in self.pools.values())
 
-    def collect(self) -> None:
-        """Take the workers' replies (the owner's loop, woken on ``dispatcher.fd``)."""
-        self.dispatcher.clear_wake_up()
+    def collect(self, woken: bool) -> None:
+        """Take the workers' replies (the owner's loop; ``woken``: on ``dispatcher.fd``).
+        A worker writes that fd only while the loop sleeps (the dispatcher's doorbell
+        rung, ``sleep``): the loop takes what waits in the lanes on every turn."""
+        if woken:
+            self.dispatcher.clear_wake_up()
         with self.dispatcher.lock:
             self.dispatcher.collect()
+
+    @contextlib.contextmanager
+    def sleep(self) -> Iterator[bool]:
+        """Around the owner's loop's wait: the workers' replies wake it meanwhile.
+        Yields whether it may sleep at all: False when a reply was published before
+        the doorbell rang (its worker then woke nobody)."""
+        bell = self.dispatcher.bell
+        bell.raise_()
+        try:
+            yield not self.dispatcher.replies_waiting()
+        finally:
+            bell.lower()
 
     def clear_outbox_fd(self) -> None:
         try:  # noqa: SIM105 - on every wake-up: suppress() would add a context manager

@@ -50,13 +50,13 @@ class LocalNode(NodeLink):
         for fd in (replies, outbox_fd, self._stop_fd):
             poller.register(fd, select.POLLIN)
         while True:
-            for fd, _ in poller.poll():
-                if fd == self._stop_fd:
-                    return
-                if fd == replies:
-                    engine.collect()
-                else:
-                    engine.clear_outbox_fd()
+            with engine.sleep() as may_sleep:
+                events = dict(poller.poll(None if may_sleep else 0))
+            if self._stop_fd in events:
+                return
+            engine.collect(replies in events)
+            if outbox_fd in events:
+                engine.clear_outbox_fd()
             if outbox:
                 with self._lock:
                     while outbox:

@@ -84,14 +84,14 @@ class Node:
         held_until = 0
         while True:
             if engine.idle_behind() and engine.dispatcher.spin_for_reply(SPIN_NS):
-                events = {replies: zmq.POLLIN, **dict(poller.poll(0))}
-            elif held:
+                events = dict(poller.poll(0))
+            else:
                 # Whole milliseconds, rounded up: zmq truncates a fraction to 0, and the
                 # loop would spin until the hold ends, taking the workers' CPU.
-                wait_ms = max(0, -(-(held_until - monotonic_ns()) // 1_000_000))
-                events = dict(poller.poll(wait_ms))
-            else:
-                events = dict(poller.poll(BEAT_S * 1000))
+                wait_ms = (max(0, -(-(held_until - monotonic_ns()) // 1_000_000)) if held
+                           else BEAT_S * 1000)
+                with engine.sleep() as may_sleep:
+                    events = dict(poller.poll(wait_ms if may_sleep else 0))
             if stdin in events:
                 return  # the agent ended (or closed our stdin to stop us)
             if socket in events:
@@ -103,8 +103,7 @@ class Node:
                         engine.handle(decode(frame))
                     except Exception:
                         _log.exception("fastinvoke node: a message failed; the node goes on")
-            if replies in events:
-                engine.collect()
+            engine.collect(replies in events)
             if outbox_fd in events:
                 engine.clear_outbox_fd()
             if outbox:
