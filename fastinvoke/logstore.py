@@ -26,7 +26,6 @@ however fast invocations end (unless writing fails, when nothing waits: see ``_i
 from __future__ import annotations
 
 import atexit
-import functools
 import itertools
 import logging
 import os
@@ -47,7 +46,7 @@ from .emf import EmfMetrics
 from .filterpatterns import MATCH_FUNCTION, Match, compile_filter
 from .logs import InvocationLog, LogRecord, split_lines
 from .metricfilters import MetricFilters
-from .sqlitedb import connect, enable_wal
+from .sqlitedb import connect, enable_wal, execute_grouped
 
 RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827,
                   2192, 2557, 2922, 3288, 3653)  # what CloudWatch's PutRetentionPolicy accepts
@@ -73,22 +72,11 @@ CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY AUTOINCREMENT,
 CREATE INDEX IF NOT EXISTS events_by_group ON events (group_id, seq);
 CREATE INDEX IF NOT EXISTS events_by_time ON events (group_id, timestamp_ms);
 COMMIT;"""
-_INSERT = ("INSERT INTO events (group_id, stream_id, timestamp_ms, request_id, message) "
-           "VALUES (?, ?, ?, ?, ?)")
-# Rows go in by the hundred, not one statement each: the sqlite3 module releases the GIL
-# around every statement, and a writer that must take it back for each row (executemany)
-# waits up to the interpreter's switch interval each time while the front-end's loop is
-# busy. 199 rows of 5 values stay within SQLite's smallest limit of 999 variables.
-_VALUES_PER_INSERT = 199 * 5
+# Rows go in by the hundred (execute_grouped), not one statement each.
+_INSERT = "INSERT INTO events (group_id, stream_id, timestamp_ms, request_id, message) VALUES "
 _GROUP_ID = "(SELECT id FROM groups WHERE name = ?)"
 _SELECT = ("SELECT e.seq, e.timestamp_ms, s.name, e.request_id, e.message FROM events e "
            f"JOIN streams s ON s.id = e.stream_id WHERE e.group_id = {_GROUP_ID}")
-
-
-@functools.cache
-def _insert_rows(count: int) -> str:
-    """An INSERT of ``count`` events."""
-    return _INSERT + ", (?, ?, ?, ?, ?)" * (count - 1)
 
 
 class LogEntry(msgspec.Struct, frozen=True, gc=False):
@@ -316,9 +304,7 @@ class LogStore:
                     for ts, rid, message in events:
                         values += (gid, sid, ts, rid, message)
                 with self._transaction() as conn:
-                    for start in range(0, len(values), _VALUES_PER_INSERT):
-                        chunk = values[start:start + _VALUES_PER_INSERT]
-                        conn.execute(_insert_rows(len(chunk) // 5), chunk)
+                    execute_grouped(conn, _INSERT, "(?, ?, ?, ?, ?)", "", values, 5)
                 self._failing = False
                 return
             except sqlite3.Error as exc:
