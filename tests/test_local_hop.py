@@ -635,7 +635,17 @@ def test_an_idle_pool_uses_no_cpu(make_invoker: MakeInvoker, make_function: Make
 def _lanes_match_workers(own_eventfds: int) -> bool:
     workers = pool_processes()[1]
     return (len(lane_fds()) == 2 * len(workers)
-            and eventfd_count() == own_eventfds + len(workers))
+            and eventfd_count() == own_eventfds + len(workers)
+            and all(_link_made(pid) for pid in workers))
+
+
+def _link_made(pid: int) -> bool:
+    """Whether worker ``pid`` has made its link: the doorbell fd it was forked with is
+    mapped and closed (a worker just forked, a spare say, still holds it)."""
+    try:
+        return fds_to(pid, DOORBELL) == {}
+    except FileNotFoundError:
+        return False  # it ended meanwhile: the next look no longer counts it
 
 
 def _check_lanes(own_eventfds: int) -> set[int]:
@@ -643,11 +653,13 @@ def _check_lanes(own_eventfds: int) -> set[int]:
     one eventfd each besides the Invoker's own; every worker holds its own two lanes and
     two eventfds (its own, the front-end's) and maps the front-end's doorbell; no template
     keeps any of them.  Returns the live workers.  (Waits, bounded, for a worker still
-    starting: the front-end makes its lanes before the template forks it.)"""
+    starting: the front-end makes its lanes before the template forks it, and the worker
+    closes the doorbell's fd once it has mapped it.)"""
     wait_until(lambda: _lanes_match_workers(own_eventfds), timeout=10, message=lambda: (
         f"the front-end holds {len(lane_fds())} lane fds and "
         f"{eventfd_count() - own_eventfds} worker eventfds for "
-        f"{len(pool_processes()[1])} live workers"))
+        f"{len(pool_processes()[1])} live workers; workers still holding the doorbell's "
+        f"fd: {[pid for pid in pool_processes()[1] if not _link_made(pid)]}"))
     templates, workers = pool_processes()
     ours = set(lane_fds().values())
     assert len(ours) == 2 * len(workers)
