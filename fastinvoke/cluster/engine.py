@@ -13,7 +13,6 @@ front-end (``local``).
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import io
 import os
@@ -23,7 +22,8 @@ import tempfile
 import threading
 import zipfile
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import msgspec
 
@@ -211,21 +211,21 @@ class Engine:
     def collect(self, woken: bool) -> None:
         """Take the workers' replies (the owner's loop; ``woken``: on ``dispatcher.fd``).
         A worker writes that fd only while the loop sleeps (the dispatcher's doorbell
-        rung, ``sleep``): the loop takes what waits in the lanes on every turn."""
+        rung, ``wait``): the loop takes what waits in the lanes on every turn."""
         if woken:
             self.dispatcher.clear_wake_up()
         with self.dispatcher.lock:
             self.dispatcher.collect()
 
-    @contextlib.contextmanager
-    def sleep(self) -> Iterator[bool]:
-        """Around the owner's loop's wait: the workers' replies wake it meanwhile.
-        Yields whether it may sleep at all: False when a reply was published before
-        the doorbell rang (its worker then woke nobody)."""
+    def wait(self, poll: Callable[[float | None], list[tuple[Any, int]]],
+             timeout: float | None) -> list[tuple[Any, int]]:
+        """The owner's loop's wait, ``poll(timeout)``, which the workers' replies end
+        meanwhile; ``poll(0)`` when a reply was published before the doorbell rang (its
+        worker then woke nobody)."""
         bell = self.dispatcher.bell
         bell.raise_()
         try:
-            yield not self.dispatcher.replies_waiting()
+            return poll(0 if self.dispatcher.replies_waiting() else timeout)
         finally:
             bell.lower()
 

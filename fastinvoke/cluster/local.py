@@ -50,8 +50,7 @@ class LocalNode(NodeLink):
         for fd in (replies, outbox_fd, self._stop_fd):
             poller.register(fd, select.POLLIN)
         while True:
-            with engine.sleep() as may_sleep:
-                events = dict(poller.poll(None if may_sleep else 0))
+            events = dict(engine.wait(poller.poll, None))
             if self._stop_fd in events:
                 return
             engine.collect(replies in events)

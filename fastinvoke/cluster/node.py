@@ -90,8 +90,7 @@ class Node:
                 # loop would spin until the hold ends, taking the workers' CPU.
                 wait_ms = (max(0, -(-(held_until - monotonic_ns()) // 1_000_000)) if held
                            else BEAT_S * 1000)
-                with engine.sleep() as may_sleep:
-                    events = dict(poller.poll(wait_ms if may_sleep else 0))
+                events = dict(engine.wait(poller.poll, wait_ms))
             if stdin in events:
                 return  # the agent ended (or closed our stdin to stop us)
             if socket in events:
